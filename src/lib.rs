@@ -1,0 +1,17 @@
+//! sessctl keeps several OAuth accounts ("slots") healthy: a daemon refreshes each slot's
+//! tokens before they expire and keeps them in the OS keychain; a CLI talks to it over a
+//! local socket. This crate is the library behind the one `sessctl` binary.
+
+pub mod client;
+pub mod config;
+pub mod daemon;
+pub mod error;
+pub mod fsutil;
+pub mod logging;
+pub mod oauth;
+pub mod paths;
+pub mod protocol;
+pub mod secret;
+pub mod slot_name;
+pub mod state;
+pub mod store;

@@ -1,0 +1,2 @@
+//! The `sessctl` binary (being written).
+fn main() {}
