@@ -8,7 +8,10 @@ use std::path::Path;
 /// Writes `bytes` to `path` atomically with mode 0600: a reader sees the old file or the
 /// new one, never a torn mix, even after a crash.
 pub fn write_atomic_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    todo!("helper: temp file in the same dir (O_EXCL, 0600), write, fsync, rename, fsync dir {path:?} {}", bytes.len())
+    todo!(
+        "helper: temp file in the same dir (O_EXCL, 0600), write, fsync, rename, fsync dir {path:?} {}",
+        bytes.len()
+    )
 }
 
 /// Creates `dir` (and parents) and makes sure `dir` itself is mode 0700.

@@ -1,1 +1,339 @@
-//! (being written)
+//! The socket protocol between the CLI and the daemon: newline-delimited JSON, one request
+//! and one reply per line, at most [`MAX_FRAME_BYTES`]. Every frame carries
+//! [`PROTOCOL_VERSION`]; replies are `{"v":1,"ok":{...}}` or
+//! `{"v":1,"error":{"code":"...","message":"..."}}` with a typed [`ErrorCode`].
+//! Readable by hand: `echo '{"v":1,"type":"status"}' | socat - UNIX:$XDG_RUNTIME_DIR/sessctl/sessctl.sock`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::CredentialStoreKind;
+use crate::secret::Secret;
+use crate::state::SlotState;
+
+/// The protocol version. Bump it on any incompatible change of a request or reply; the one
+/// place this number is written.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest request or reply line accepted, newline included: far above any real request
+/// (a login carries one refresh token), small enough that a stuck or hostile client cannot
+/// make the daemon buffer without bound.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// A request line: the protocol version and the request itself.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RequestFrame {
+    pub v: u32,
+    #[serde(flatten)]
+    pub request: Request,
+}
+
+/// What a client asks of the daemon. Variants are verbs; each payload is one struct.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    Ping,
+    Status,
+    Token(SlotRef),
+    Refresh(RefreshRequest),
+    Login(LoginRequest),
+    Logout(SlotRef),
+    Shutdown,
+}
+
+/// A request about one slot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotRef {
+    pub name: String,
+}
+
+/// `refresh NAME` (`name: Some`) or `refresh --all` (`name: None`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub name: Option<String>,
+}
+
+/// Create or update a slot from a refresh token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub name: String,
+    pub provider: String,
+    pub refresh_token: Secret,
+}
+
+/// A reply line: exactly one of `ok` and `error` is present.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReplyFrame {
+    pub v: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ok: Option<Response>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorReply>,
+}
+
+impl ReplyFrame {
+    /// Frames a daemon result.
+    pub fn new(result: Result<Response, ErrorReply>) -> Self {
+        match result {
+            Ok(ok) => ReplyFrame {
+                v: PROTOCOL_VERSION,
+                ok: Some(ok),
+                error: None,
+            },
+            Err(error) => ReplyFrame {
+                v: PROTOCOL_VERSION,
+                ok: None,
+                error: Some(error),
+            },
+        }
+    }
+}
+
+/// A successful reply, one variant per request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    Pong(Pong),
+    Status(StatusReport),
+    Token(TokenReply),
+    Refresh(RefreshReport),
+    Login(LoginReply),
+    Logout(LogoutReply),
+    ShuttingDown,
+}
+
+/// A failed request: a machine-readable code and a sentence for people.
+#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ErrorReply {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ErrorReply {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ErrorReply {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The line is not a request this daemon understands.
+    BadRequest,
+    /// Client and daemon speak different protocol versions.
+    VersionMismatch,
+    /// The request line is over [`MAX_FRAME_BYTES`].
+    FrameTooLarge,
+    /// The request did not arrive in time.
+    Timeout,
+    /// The connecting process belongs to another user.
+    PermissionDenied,
+    UnknownSlot,
+    UnknownProvider,
+    InvalidName,
+    /// The slot needs a new login (its server-side session is gone).
+    SlotInactive,
+    /// A token request failed for a reason that may pass (network, 5xx, 429).
+    RefreshFailed,
+    /// The refresh token given to `login` was refused or could not be redeemed.
+    LoginFailed,
+    /// The credential store cannot be reached.
+    StoreUnavailable,
+    /// A newer login or write overtook this one.
+    Conflict,
+    ShuttingDown,
+    Internal,
+    /// A code this client does not know (from a newer daemon).
+    #[serde(other)]
+    Unknown,
+}
+
+/// Reply to `ping`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pong {
+    pub version: String,
+    pub protocol: u32,
+    pub pid: u32,
+}
+
+/// Reply to `status`: the public `status --json` schema (documented in the README).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub version: String,
+    pub pid: u32,
+    /// True when at least one slot exists and none is active or degraded.
+    pub all_inactive: bool,
+    pub credential_store: CredentialStoreKind,
+    /// Set while the credential store cannot be reached (tokens are held in memory).
+    pub credential_store_error: Option<String>,
+    pub slots: Vec<SlotStatus>,
+}
+
+/// One slot in `status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SlotStatus {
+    pub name: String,
+    pub provider: String,
+    pub account: Option<String>,
+    pub state: SlotState,
+    pub reason: Option<String>,
+    pub access_token_expires_at: Option<DateTime<Utc>>,
+    pub last_refresh_at: Option<DateTime<Utc>>,
+    pub last_refresh_error: Option<String>,
+    pub next_refresh_at: Option<DateTime<Utc>>,
+    pub refreshes: u64,
+}
+
+/// Reply to `token`: the only reply that carries a token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenReply {
+    pub access_token: Secret,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Set when a refresh was due but failed and the still-valid current token is returned.
+    pub warning: Option<String>,
+}
+
+/// Reply to `refresh`: one result per slot refreshed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshReport {
+    pub results: Vec<SlotRefreshResult>,
+}
+
+/// How one slot's refresh ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SlotRefreshResult {
+    pub name: String,
+    pub ok: bool,
+    pub state: SlotState,
+    pub error: Option<ErrorReply>,
+}
+
+/// Reply to `login`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginReply {
+    pub name: String,
+    pub account: Option<String>,
+    /// False when an existing slot was replaced.
+    pub created: bool,
+    pub warning: Option<String>,
+}
+
+/// Reply to `logout`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogoutReply {
+    pub name: String,
+    /// True when the provider confirmed the revocation.
+    pub revoked: bool,
+    /// Why revocation or deletion did not fully happen, if it did not.
+    pub warning: Option<String>,
+}
+
+/// Parses one request line. The version is checked before the request itself, so a client
+/// from another version gets `version_mismatch`, not a confusing parse error.
+pub fn parse_request(line: &[u8]) -> Result<Request, ErrorReply> {
+    let value: serde_json::Value = serde_json::from_slice(line)
+        .map_err(|e| ErrorReply::new(ErrorCode::BadRequest, format!("not JSON: {e}")))?;
+    let Some(object) = value.as_object() else {
+        return Err(ErrorReply::new(
+            ErrorCode::BadRequest,
+            "a request must be a JSON object",
+        ));
+    };
+    match object.get("v").and_then(serde_json::Value::as_u64) {
+        Some(v) if v == u64::from(PROTOCOL_VERSION) => {}
+        Some(v) => {
+            return Err(ErrorReply::new(
+                ErrorCode::VersionMismatch,
+                format!(
+                    "this daemon (sessctl {}) speaks protocol {PROTOCOL_VERSION}, the client speaks {v}; restart the daemon after upgrading (sessctl shutdown, then start it again)",
+                    env!("CARGO_PKG_VERSION")
+                ),
+            ));
+        }
+        None => {
+            return Err(ErrorReply::new(
+                ErrorCode::BadRequest,
+                "missing protocol version \"v\"",
+            ));
+        }
+    }
+    serde_json::from_value::<RequestFrame>(value)
+        .map(|frame| frame.request)
+        .map_err(|e| ErrorReply::new(ErrorCode::BadRequest, format!("bad request: {e}")))
+}
+
+/// Serializes a frame as one line, newline included.
+pub fn to_line<T: Serialize>(frame: &T) -> Vec<u8> {
+    // Serializing our own types to a Vec cannot fail (no maps with non-string keys).
+    let mut line = serde_json::to_vec(frame).unwrap_or_else(|_| b"{}".to_vec());
+    line.push(b'\n');
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_round_trips_through_a_line() {
+        let frame = RequestFrame {
+            v: PROTOCOL_VERSION,
+            request: Request::Token(SlotRef {
+                name: "work".into(),
+            }),
+        };
+        let line = to_line(&frame);
+        assert!(line.ends_with(b"\n"));
+        let parsed = parse_request(&line[..line.len() - 1]).unwrap();
+        assert!(matches!(parsed, Request::Token(SlotRef { name }) if name == "work"));
+    }
+
+    #[test]
+    fn another_protocol_version_is_named_as_such() {
+        let err = parse_request(br#"{"v":99,"type":"frobnicate"}"#).unwrap_err();
+        assert_eq!(err.code, ErrorCode::VersionMismatch);
+        assert!(err.message.contains("99"), "{}", err.message);
+    }
+
+    #[test]
+    fn malformed_requests_are_bad_requests() {
+        for line in [
+            &b"not json"[..],
+            b"[1,2]",
+            b"{}",
+            br#"{"v":1}"#,
+            br#"{"v":1,"type":"nope"}"#,
+            br#"{"v":1,"type":"token"}"#,
+            br#"{"v":1,"type":"token","name":7}"#,
+            br#"{"v":"1","type":"ping"}"#,
+            b"\xff\xfe",
+        ] {
+            let err = parse_request(line).unwrap_err();
+            assert_eq!(err.code, ErrorCode::BadRequest, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn replies_carry_ok_or_a_typed_error() {
+        let ok = String::from_utf8(to_line(&ReplyFrame::new(Ok(Response::ShuttingDown)))).unwrap();
+        assert_eq!(ok, "{\"v\":1,\"ok\":{\"type\":\"shutting_down\"}}\n");
+        let err = ReplyFrame::new(Err(ErrorReply::new(ErrorCode::UnknownSlot, "no slot x")));
+        let text = String::from_utf8(to_line(&err)).unwrap();
+        assert!(text.contains("\"code\":\"unknown_slot\""), "{text}");
+    }
+
+    #[test]
+    fn an_unknown_error_code_from_a_newer_daemon_still_parses() {
+        let frame: ReplyFrame =
+            serde_json::from_str(r#"{"v":1,"error":{"code":"brand_new","message":"m"}}"#).unwrap();
+        assert_eq!(frame.error.unwrap().code, ErrorCode::Unknown);
+    }
+}

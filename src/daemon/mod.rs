@@ -1,1 +1,123 @@
-//! (being written)
+//! `sessctl daemon`: start-up and shutdown. Takes the single-instance lock, cleans up a
+//! socket left by a crashed daemon, binds the socket (0600 in a 0700 directory), loads the
+//! state file, then runs the socket server, the manager and the state writer until a
+//! `shutdown` request or SIGTERM/SIGINT.
+
+mod alerts;
+mod handlers;
+mod jobs;
+mod lock;
+mod manager;
+mod results;
+pub mod schedule;
+mod server;
+mod slot;
+mod state_writer;
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+
+use tokio::net::UnixListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::fsutil;
+use crate::oauth::OAuthClient;
+use crate::paths::Paths;
+use crate::state::StateFile;
+use crate::store::CredentialStore;
+
+use self::jobs::JobContext;
+use self::manager::{Manager, ManagerParts};
+
+/// Commands queued between the socket server and the manager before senders wait.
+const COMMAND_QUEUE: usize = 1024;
+
+/// Runs the daemon in the foreground until it is told to stop.
+pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
+    fsutil::create_private_dir(&paths.runtime_dir)
+        .map_err(|e| Error::io("create runtime directory", &paths.runtime_dir, e))?;
+    fsutil::create_private_dir(&paths.state_dir)
+        .map_err(|e| Error::io("create state directory", &paths.state_dir, e))?;
+    let _lock = lock::InstanceLock::acquire(&paths.lock_file)?;
+    let listener = bind_socket(&paths)?;
+    let state = StateFile::load(&paths.state_file)?;
+    let store = CredentialStore::open(config.credential_store, paths.credentials_file.clone());
+    let oauth = OAuthClient::new()
+        .map_err(|e| Error::io("start", "HTTP client", std::io::Error::other(e)))?;
+    tracing::info!(
+        pid = std::process::id(),
+        socket = %paths.socket.display(),
+        store = ?config.credential_store,
+        slots = state.slots.len(),
+        "sessctl daemon {} started",
+        env!("CARGO_PKG_VERSION")
+    );
+
+    let (results_tx, results_rx) = mpsc::unbounded_channel();
+    let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (state_tx, state_rx) = watch::channel(state.clone());
+
+    let writer = tokio::spawn(state_writer::run(
+        paths.state_file.clone(),
+        state.revision,
+        state_rx,
+        results_tx.clone(),
+    ));
+    let server = tokio::spawn(server::serve(listener, commands_tx, shutdown_rx.clone()));
+    tokio::spawn(forward_signals(shutdown_tx.clone()));
+
+    let manager = Manager::new(ManagerParts {
+        config: Arc::new(config),
+        state,
+        jobs: JobContext {
+            oauth,
+            store,
+            results: results_tx,
+        },
+        state_tx,
+    });
+    manager.run(commands_rx, results_rx, shutdown_rx).await;
+
+    let _ = shutdown_tx.send(true);
+    let _ = server.await;
+    let _ = std::fs::remove_file(&paths.socket);
+    // The manager dropped its snapshot sender: the writer saves the last state and ends.
+    let _ = writer.await;
+    tracing::info!("sessctl daemon stopped");
+    Ok(())
+}
+
+/// Binds the socket, replacing a stale one. Only called with the instance lock held, so a
+/// socket file that exists now was left by a daemon that is gone.
+fn bind_socket(paths: &Paths) -> Result<UnixListener, Error> {
+    match std::fs::remove_file(&paths.socket) {
+        Ok(()) => tracing::info!("removed a stale socket left by an earlier daemon"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("remove stale socket", &paths.socket, e)),
+    }
+    let listener = UnixListener::bind(&paths.socket)
+        .map_err(|e| Error::io("bind socket", &paths.socket, e))?;
+    std::fs::set_permissions(&paths.socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::io("set permissions of", &paths.socket, e))?;
+    Ok(listener)
+}
+
+/// Turns SIGTERM and SIGINT into a graceful shutdown.
+async fn forward_signals(shutdown: watch::Sender<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot listen for signals; stop the daemon with `sessctl shutdown`");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+    let _ = shutdown.send(true);
+}

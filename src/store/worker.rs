@@ -42,3 +42,13 @@ impl CredentialStore {
         todo!("helper {slot} {generation}")
     }
 }
+
+impl CredentialStore {
+    /// Opens the configured kind of store.
+    pub fn open(kind: StoreKind, credentials_file: std::path::PathBuf) -> Self {
+        match kind {
+            StoreKind::Keychain => Self::spawn(Box::new(super::KeychainBackend)),
+            StoreKind::File => Self::spawn(Box::new(super::FileBackend::new(credentials_file))),
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The command line: clap types, one file per subcommand, and the exit codes. Errors gain
+//! context here (anyhow) and map to the distinct exit codes of [`exit`].
+
+mod daemon;
+pub mod exit;
+mod login;
+mod logout;
+mod ping;
+mod refresh;
+mod shutdown;
+mod status;
+mod token;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::paths::Paths;
+
+/// sessctl keeps several OAuth accounts healthy: a daemon refreshes every slot's tokens
+/// before they expire and keeps them in the OS keychain.
+#[derive(Debug, Parser)]
+#[command(name = "sessctl", version, about, long_about = None)]
+pub struct Cli {
+    /// Config file (default: $XDG_CONFIG_HOME/sessctl/config.yaml).
+    #[arg(long, global = true, env = "SESSCTL_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon in the foreground (what systemd and launchd start).
+    Daemon,
+    /// Show every slot's health; exit 0 all active, 1 some degraded or inactive, 2 none
+    /// active, 3 daemon unreachable.
+    Status {
+        /// Print the JSON schema documented in the README.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a valid access token for slot NAME (refreshing first when it is due).
+    Token {
+        /// The slot.
+        name: String,
+    },
+    /// Refresh slot NAME (or every slot) now and report the outcome.
+    Refresh {
+        /// The slot (omit with --all).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        name: Option<String>,
+        /// Refresh every slot.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Create or update slot NAME from a refresh token read on stdin.
+    Login {
+        /// The slot: 1-32 characters of a-z, 0-9, '_' and '-'.
+        name: String,
+        /// The provider (a name under `providers:` in the config, or the built-in `claude`).
+        #[arg(long)]
+        provider: String,
+        /// Read the refresh token from stdin.
+        #[arg(long)]
+        refresh_token_stdin: bool,
+    },
+    /// Revoke slot NAME's refresh token at the provider and delete the slot.
+    Logout {
+        /// The slot.
+        name: String,
+    },
+    /// Check that the daemon answers.
+    Ping,
+    /// Stop the daemon.
+    Shutdown,
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let paths = Paths::resolve(cli.config)?;
+    match cli.command {
+        Command::Daemon => daemon::run(&paths),
+        Command::Status { json } => status::run(&paths, json),
+        Command::Token { name } => token::run(&paths, name),
+        Command::Refresh { name, .. } => refresh::run(&paths, name),
+        Command::Login {
+            name,
+            provider,
+            refresh_token_stdin,
+        } => login::run(&paths, name, provider, refresh_token_stdin),
+        Command::Logout { name } => logout::run(&paths, name),
+        Command::Ping => ping::run(&paths),
+        Command::Shutdown => shutdown::run(&paths),
+    }
+}

@@ -1,0 +1,222 @@
+//! The manager's command handlers, one per request that touches slots. Each answers at once
+//! or parks the caller on the slot's job; a small task outside the manager turns the job's
+//! outcome into the reply, so the manager never waits for anyone.
+
+use chrono::Utc;
+use tokio::sync::oneshot;
+
+use crate::protocol::{
+    ErrorCode, ErrorReply, LoginRequest, RefreshReport, Response, SlotRefreshResult, TokenReply,
+};
+use crate::slot_name;
+
+use super::manager::Manager;
+use super::schedule;
+use super::slot::{SlotOutcome, Waiter};
+
+/// A token within this long of expiry is not handed out as "still valid" after a failed
+/// refresh: the caller could not use it before it dies.
+const MIN_USABLE_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
+
+type Reply = oneshot::Sender<Result<Response, ErrorReply>>;
+
+impl Manager {
+    /// `token NAME`: the current access token, refreshed first when it is due.
+    pub(super) fn handle_token(&mut self, name: String, reply: Reply) {
+        let Some(slot) = self.slots.get_mut(&name) else {
+            let _ = reply.send(Err(unknown_slot(&name)));
+            return;
+        };
+        if let Some(refusal) = slot.refusal() {
+            let _ = reply.send(Err(refusal));
+            return;
+        }
+        if slot.job.is_none()
+            && let Some(tokens) = slot.creds.tokens()
+            && !schedule::is_due(tokens, self.config.refresh_before_expiry, Utc::now())
+        {
+            let _ = reply.send(Ok(Response::Token(TokenReply {
+                access_token: tokens.access_token.clone(),
+                expires_at: tokens.expires_at,
+                warning: None,
+            })));
+            return;
+        }
+        let (tx, rx) = oneshot::channel();
+        slot.waiters.push(Waiter {
+            reply: tx,
+            token_only: true,
+        });
+        tokio::spawn(async move {
+            let result = match rx.await {
+                Ok(outcome) => token_reply(outcome),
+                Err(_) => Err(shutting_down()),
+            };
+            let _ = reply.send(result);
+        });
+        self.start_next_job(&name, false);
+    }
+
+    /// `refresh NAME` / `refresh --all`: joins or starts each slot's refresh and reports
+    /// every outcome once all have ended.
+    pub(super) fn handle_refresh(&mut self, name: Option<String>, reply: Reply) {
+        let names: Vec<String> = match name {
+            Some(name) if self.slots.contains_key(&name) => vec![name],
+            Some(name) => {
+                let _ = reply.send(Err(unknown_slot(&name)));
+                return;
+            }
+            None => self.slots.keys().cloned().collect(),
+        };
+        let mut pending = Vec::new();
+        for name in names {
+            let Some(slot) = self.slots.get_mut(&name) else {
+                continue;
+            };
+            let (tx, rx) = oneshot::channel();
+            if let Some(refusal) = slot.refusal() {
+                let _ = tx.send(slot.outcome(Err(refusal)));
+            } else {
+                slot.waiters.push(Waiter {
+                    reply: tx,
+                    token_only: false,
+                });
+                self.start_next_job(&name, false);
+            }
+            pending.push(rx);
+        }
+        tokio::spawn(async move {
+            let mut results = Vec::new();
+            for rx in pending {
+                let Ok(outcome) = rx.await else {
+                    let _ = reply.send(Err(shutting_down()));
+                    return;
+                };
+                results.push(SlotRefreshResult {
+                    name: outcome.name,
+                    ok: outcome.result.is_ok(),
+                    state: outcome.state,
+                    error: outcome.result.err(),
+                });
+            }
+            let _ = reply.send(Ok(Response::Refresh(RefreshReport { results })));
+        });
+    }
+
+    /// `login`: checks the request, then redeems the refresh token in a job.
+    pub(super) fn handle_login(&mut self, login: LoginRequest, reply: Reply) {
+        if let Err(message) = slot_name::validate(&login.name) {
+            let _ = reply.send(Err(ErrorReply::new(ErrorCode::InvalidName, message)));
+            return;
+        }
+        let Some(provider) = self.config.providers.get(&login.provider).cloned() else {
+            let known: Vec<&str> = self.config.providers.keys().map(String::as_str).collect();
+            let _ = reply.send(Err(ErrorReply::new(
+                ErrorCode::UnknownProvider,
+                format!(
+                    "no provider named {:?}; configured providers: {}",
+                    login.provider,
+                    known.join(", ")
+                ),
+            )));
+            return;
+        };
+        if login.refresh_token.expose().trim().is_empty() {
+            let _ = reply.send(Err(ErrorReply::new(
+                ErrorCode::BadRequest,
+                "the refresh token is empty",
+            )));
+            return;
+        }
+        let generation = self.allocate_generation();
+        let token = crate::secret::Secret::new(login.refresh_token.expose().trim());
+        tracing::info!(
+            slot = login.name,
+            provider = provider.name,
+            generation,
+            "login started"
+        );
+        self.jobs
+            .login(login.name, provider, token, generation, reply);
+    }
+
+    /// `logout NAME`: waits for a running job (its outcome may rotate the refresh token
+    /// that must be revoked), then revokes and deletes.
+    pub(super) fn handle_logout(&mut self, name: String, reply: Reply) {
+        let Some(slot) = self.slots.get_mut(&name) else {
+            let _ = reply.send(Err(unknown_slot(&name)));
+            return;
+        };
+        slot.logouts.push(reply);
+        self.start_next_job(&name, false);
+    }
+
+    /// Removes an idle slot and starts its logout job.
+    pub(super) fn start_logout(&mut self, name: &str) {
+        let Some(mut slot) = self.slots.remove(name) else {
+            return;
+        };
+        let gone = || {
+            ErrorReply::new(
+                ErrorCode::UnknownSlot,
+                format!("slot {name} was logged out"),
+            )
+        };
+        slot.resolve_waiters(Err(gone()));
+        let mut logouts = slot.logouts.drain(..);
+        let Some(first) = logouts.next() else {
+            return;
+        };
+        for extra in logouts {
+            let _ = extra.send(Err(gone()));
+        }
+        self.persist();
+        let provider = self.config.providers.get(&slot.record.provider).cloned();
+        let tokens = slot.creds.tokens().cloned();
+        self.jobs.logout(
+            slot.name.clone(),
+            slot.record.generation,
+            provider,
+            tokens,
+            first,
+        );
+    }
+}
+
+/// Turns a slot outcome into the `token` reply: the fresh token, or the still-valid old
+/// one with a warning when the refresh failed transiently, or the error.
+fn token_reply(outcome: SlotOutcome) -> Result<Response, ErrorReply> {
+    let usable = outcome
+        .expires_at
+        .is_none_or(|at| at - Utc::now() > MIN_USABLE_LIFETIME);
+    match (outcome.result, outcome.access_token) {
+        (Ok(()), Some(access_token)) => Ok(Response::Token(TokenReply {
+            access_token,
+            expires_at: outcome.expires_at,
+            warning: None,
+        })),
+        (Err(error), Some(access_token)) if usable && error.code == ErrorCode::RefreshFailed => {
+            Ok(Response::Token(TokenReply {
+                access_token,
+                expires_at: outcome.expires_at,
+                warning: Some(format!(
+                    "refresh failed, returning the current token: {}",
+                    error.message
+                )),
+            }))
+        }
+        (Err(error), _) => Err(error),
+        (Ok(()), None) => Err(ErrorReply::new(
+            ErrorCode::Internal,
+            "no token is held for this slot",
+        )),
+    }
+}
+
+fn unknown_slot(name: &str) -> ErrorReply {
+    ErrorReply::new(ErrorCode::UnknownSlot, format!("no slot named {name:?}"))
+}
+
+fn shutting_down() -> ErrorReply {
+    ErrorReply::new(ErrorCode::ShuttingDown, "the daemon is shutting down")
+}

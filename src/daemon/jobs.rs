@@ -1,0 +1,288 @@
+//! The I/O the manager delegates: token requests, credential store reads and writes,
+//! revocation. Each job runs as its own task and reports a [`JobResult`] tagged with the
+//! slot's generation; the manager drops results of an older generation. A refresh job
+//! writes the rotated tokens to the store itself, before reporting: the new refresh token
+//! is persisted before anything else is done with it.
+
+use chrono::Utc;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::Provider;
+use crate::oauth::{self, OAuthClient, TokenGrant, TokenOutcome};
+use crate::protocol::{ErrorCode, ErrorReply, LogoutReply, Response};
+use crate::secret::Secret;
+use crate::store::{CredentialStore, StoreError, StoredCredentials, Tokens, WriteCondition};
+
+use super::schedule::delta;
+
+/// What a job reports back to the manager.
+pub enum JobResult {
+    Loaded {
+        name: String,
+        generation: u64,
+        result: Result<Option<StoredCredentials>, StoreError>,
+    },
+    Refreshed {
+        name: String,
+        generation: u64,
+        outcome: RefreshOutcome,
+    },
+    Written {
+        name: String,
+        generation: u64,
+        result: Result<StoredCredentials, StoreError>,
+    },
+    LoggedIn(Box<LoginResult>),
+    /// The state file could not be saved (`Ok` clears an earlier error).
+    StateSaved(Result<(), String>),
+}
+
+/// How a refresh job ended.
+pub enum RefreshOutcome {
+    /// New tokens, written to the store.
+    Stored(StoredCredentials),
+    /// New tokens the store could not take: the only copy is in this value.
+    Unsaved { tokens: Tokens, error: StoreError },
+    /// New tokens refused by the store's compare-and-set: something newer is stored.
+    Conflict(StoreError),
+    Transient {
+        error: String,
+        retry_after: Option<std::time::Duration>,
+    },
+    Permanent {
+        reason: oauth::PermanentReason,
+        error: String,
+    },
+}
+
+/// What a login job learned.
+pub struct LoginResult {
+    pub name: String,
+    pub provider: String,
+    pub generation: u64,
+    pub reply: oneshot::Sender<Result<Response, ErrorReply>>,
+    pub result: Result<LoginSuccess, ErrorReply>,
+}
+
+/// A redeemed login: the tokens, who they belong to, and whether the store took them.
+pub struct LoginSuccess {
+    pub tokens: Tokens,
+    pub account: Option<String>,
+    pub stored: Result<StoredCredentials, StoreError>,
+}
+
+/// Everything a job needs, cheap to clone.
+#[derive(Clone)]
+pub struct JobContext {
+    pub oauth: OAuthClient,
+    pub store: CredentialStore,
+    pub results: mpsc::UnboundedSender<JobResult>,
+}
+
+impl JobContext {
+    fn report(&self, result: JobResult) {
+        // The manager is gone only during shutdown; nothing is left to tell then.
+        let _ = self.results.send(result);
+    }
+
+    /// Reads a slot's item from the store.
+    pub fn load(&self, name: String, generation: u64) {
+        let ctx = self.clone();
+        tokio::spawn(async move {
+            let result = ctx.store.load(&name).await;
+            ctx.report(JobResult::Loaded {
+                name,
+                generation,
+                result,
+            });
+        });
+    }
+
+    /// Redeems `current.refresh_token` once, stores the result with `condition`, reports.
+    pub fn refresh(
+        &self,
+        name: String,
+        generation: u64,
+        provider: Provider,
+        current: Tokens,
+        condition: WriteCondition,
+    ) {
+        let ctx = self.clone();
+        tokio::spawn(async move {
+            let outcome = match ctx.oauth.refresh(&provider, &current.refresh_token).await {
+                TokenOutcome::Refreshed(grant) => {
+                    let tokens = rotated_tokens(grant, &current);
+                    match ctx
+                        .store
+                        .compare_and_set(&name, condition, tokens.clone())
+                        .await
+                    {
+                        Ok(item) => RefreshOutcome::Stored(item),
+                        Err(e @ StoreError::Conflict { .. }) => RefreshOutcome::Conflict(e),
+                        Err(error) => RefreshOutcome::Unsaved { tokens, error },
+                    }
+                }
+                TokenOutcome::Transient { error, retry_after } => {
+                    RefreshOutcome::Transient { error, retry_after }
+                }
+                TokenOutcome::Permanent { reason, error } => {
+                    RefreshOutcome::Permanent { reason, error }
+                }
+            };
+            ctx.report(JobResult::Refreshed {
+                name,
+                generation,
+                outcome,
+            });
+        });
+    }
+
+    /// Retries writing tokens the store could not take earlier.
+    pub fn write(&self, name: String, generation: u64, tokens: Tokens, condition: WriteCondition) {
+        let ctx = self.clone();
+        tokio::spawn(async move {
+            let result = ctx.store.compare_and_set(&name, condition, tokens).await;
+            ctx.report(JobResult::Written {
+                name,
+                generation,
+                result,
+            });
+        });
+    }
+
+    /// Redeems a login's refresh token, learns the account, stores the tokens as a new
+    /// login of `generation`.
+    pub fn login(
+        &self,
+        name: String,
+        provider: Provider,
+        refresh_token: Secret,
+        generation: u64,
+        reply: oneshot::Sender<Result<Response, ErrorReply>>,
+    ) {
+        let ctx = self.clone();
+        tokio::spawn(async move {
+            let result = ctx
+                .redeem_login(&name, &provider, refresh_token, generation)
+                .await;
+            ctx.report(JobResult::LoggedIn(Box::new(LoginResult {
+                name,
+                provider: provider.name.clone(),
+                generation,
+                reply,
+                result,
+            })));
+        });
+    }
+
+    async fn redeem_login(
+        &self,
+        name: &str,
+        provider: &Provider,
+        refresh_token: Secret,
+        generation: u64,
+    ) -> Result<LoginSuccess, ErrorReply> {
+        let login_failed = |e: String| ErrorReply::new(ErrorCode::LoginFailed, e);
+        let grant = match self.oauth.refresh(provider, &refresh_token).await {
+            TokenOutcome::Refreshed(grant) => grant,
+            TokenOutcome::Permanent { error, .. } => {
+                return Err(login_failed(format!(
+                    "the provider refused this refresh token: {error}"
+                )));
+            }
+            TokenOutcome::Transient { error, .. } => {
+                return Err(login_failed(format!(
+                    "could not redeem the refresh token (try again): {error}"
+                )));
+            }
+        };
+        let mut account = grant.account_email.clone().or_else(|| {
+            grant
+                .id_token
+                .as_ref()
+                .and_then(oauth::account_from_id_token)
+        });
+        let placeholder = Tokens {
+            access_token: Secret::new(""),
+            refresh_token: refresh_token.clone(),
+            expires_at: None,
+            obtained_at: Utc::now(),
+            scopes: provider.scopes.clone(),
+        };
+        let tokens = rotated_tokens(grant, &placeholder);
+        if account.is_none() {
+            match self.oauth.userinfo(provider, &tokens.access_token).await {
+                Ok(found) => account = found,
+                Err(e) => tracing::warn!(slot = name, "could not learn the account: {e}"),
+            }
+        }
+        let stored = self
+            .store
+            .compare_and_set(
+                name,
+                WriteCondition::NewLogin { generation },
+                tokens.clone(),
+            )
+            .await;
+        Ok(LoginSuccess {
+            tokens,
+            account,
+            stored,
+        })
+    }
+
+    /// Revokes the refresh token (when the provider can), deletes the item, replies.
+    pub fn logout(
+        &self,
+        name: String,
+        generation: u64,
+        provider: Option<Provider>,
+        tokens: Option<Tokens>,
+        reply: oneshot::Sender<Result<Response, ErrorReply>>,
+    ) {
+        let ctx = self.clone();
+        tokio::spawn(async move {
+            let mut warnings = Vec::new();
+            let mut revoked = false;
+            match (&provider, &tokens) {
+                (Some(provider), Some(tokens)) => {
+                    match ctx.oauth.revoke(provider, &tokens.refresh_token).await {
+                        Ok(done) => revoked = done,
+                        Err(e) => warnings.push(format!("revocation failed: {e}")),
+                    }
+                    if provider.revoke_url.is_none() {
+                        warnings.push(format!(
+                            "provider {} has no revoke_url; the token was not revoked at the server",
+                            provider.name
+                        ));
+                    }
+                }
+                _ => warnings.push("no credentials were held; nothing to revoke".to_owned()),
+            }
+            if let Err(e) = ctx.store.delete(&name, generation).await {
+                warnings.push(format!("the credential item was not deleted: {e}"));
+            }
+            tracing::info!(slot = name, revoked, "logged out");
+            let _ = reply.send(Ok(Response::Logout(LogoutReply {
+                name,
+                revoked,
+                warning: (!warnings.is_empty()).then(|| warnings.join("; ")),
+            })));
+        });
+    }
+}
+
+/// The tokens after a successful grant: a provider that does not rotate keeps the old
+/// refresh token; one that sends no scope keeps the old scopes.
+fn rotated_tokens(grant: TokenGrant, current: &Tokens) -> Tokens {
+    let now = Utc::now();
+    Tokens {
+        access_token: grant.access_token,
+        refresh_token: grant
+            .refresh_token
+            .unwrap_or_else(|| current.refresh_token.clone()),
+        expires_at: grant.expires_in.map(|d| now + delta(d)),
+        obtained_at: now,
+        scopes: grant.scope.unwrap_or_else(|| current.scopes.clone()),
+    }
+}

@@ -1,0 +1,315 @@
+//! The manager: the single owner of every slot's state. One task runs [`Manager::run`], a
+//! `select!` over client commands, job results and the next deadline. It never awaits I/O:
+//! token requests, keychain calls and revocations run as jobs ([`super::jobs`]) whose
+//! results come back tagged with the slot's generation. At most one job runs per slot,
+//! which is the single flight: every caller wanting a refresh waits on that job.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::Config;
+use crate::protocol::{
+    ErrorCode, ErrorReply, PROTOCOL_VERSION, Pong, Request, Response, StatusReport,
+};
+use crate::state::{SlotState, StateFile};
+use crate::store::StoreKind;
+
+use super::alerts::Alerts;
+use super::jobs::{JobContext, JobResult};
+use super::schedule;
+use super::slot::{Creds, Job, Slot, Stored};
+
+/// A client request with the channel its reply goes back on.
+pub struct Command {
+    pub request: Request,
+    pub reply: oneshot::Sender<Result<Response, ErrorReply>>,
+}
+
+/// The state owner. See the module docs.
+pub struct Manager {
+    pub(super) config: Arc<Config>,
+    pub(super) slots: BTreeMap<String, Slot>,
+    pub(super) next_generation: u64,
+    pub(super) jobs: JobContext,
+    pub(super) store_kind: StoreKind,
+    /// Set while the credential store is unreachable.
+    pub(super) store_error: Option<String>,
+    /// Set while the state file cannot be saved.
+    pub(super) state_error: Option<String>,
+    pub(super) alerts: Alerts,
+    state_tx: watch::Sender<StateFile>,
+}
+
+/// What the manager needs from its surroundings.
+pub struct ManagerParts {
+    pub config: Arc<Config>,
+    pub state: StateFile,
+    pub jobs: JobContext,
+    pub state_tx: watch::Sender<StateFile>,
+}
+
+impl Manager {
+    /// A manager over the slots of `state`; their credentials load when it runs.
+    pub fn new(parts: ManagerParts) -> Self {
+        let now = Utc::now();
+        let slots = parts
+            .state
+            .slots
+            .into_iter()
+            .map(|(name, record)| (name.clone(), Slot::from_record(name, record, now)))
+            .collect();
+        let store_kind = parts.jobs.store.kind();
+        Manager {
+            config: parts.config,
+            slots,
+            next_generation: parts.state.next_generation,
+            jobs: parts.jobs,
+            store_kind,
+            store_error: None,
+            state_error: None,
+            alerts: Alerts::default(),
+            state_tx: parts.state_tx,
+        }
+    }
+
+    /// Serves until `shutdown` turns true, a `shutdown` request arrives, or every command
+    /// sender is gone.
+    pub async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut results: mpsc::UnboundedReceiver<JobResult>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        loop {
+            let now = Utc::now();
+            self.start_due_work(now);
+            let sleep = schedule::sleep_for(self.earliest_deadline(), now);
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => {
+                        if self.handle(command) == Flow::Stop {
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+                Some(result) = results.recv() => self.on_result(result),
+                _ = shutdown.changed() => break,
+                () = tokio::time::sleep(sleep) => {}
+            }
+        }
+        tracing::info!("manager stopping");
+        self.persist();
+    }
+
+    fn handle(&mut self, command: Command) -> Flow {
+        let Command { request, reply } = command;
+        match request {
+            Request::Ping => {
+                let _ = reply.send(Ok(Response::Pong(Pong {
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                    protocol: PROTOCOL_VERSION,
+                    pid: std::process::id(),
+                })));
+            }
+            Request::Status => {
+                let _ = reply.send(Ok(Response::Status(self.status())));
+            }
+            Request::Token(slot) => self.handle_token(slot.name, reply),
+            Request::Refresh(target) => self.handle_refresh(target.name, reply),
+            Request::Login(login) => self.handle_login(login, reply),
+            Request::Logout(slot) => self.handle_logout(slot.name, reply),
+            Request::Shutdown => {
+                tracing::info!("shutdown requested");
+                let _ = reply.send(Ok(Response::ShuttingDown));
+                return Flow::Stop;
+            }
+        }
+        Flow::Continue
+    }
+
+    /// The `status` reply.
+    pub(super) fn status(&self) -> StatusReport {
+        StatusReport {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            pid: std::process::id(),
+            all_inactive: self.all_inactive(),
+            credential_store: self.store_kind,
+            credential_store_error: self.store_error.clone(),
+            slots: self.slots.values().map(Slot::status).collect(),
+        }
+    }
+
+    /// True when there are slots and every one is inactive.
+    pub(super) fn all_inactive(&self) -> bool {
+        !self.slots.is_empty()
+            && self
+                .slots
+                .values()
+                .all(|s| s.record.state == SlotState::Inactive)
+    }
+
+    /// Starts whatever is due for idle slots: credential loads, store write retries,
+    /// scheduled refreshes. Compares against the wall clock, so time spent suspended counts.
+    fn start_due_work(&mut self, now: DateTime<Utc>) {
+        let due: Vec<String> = self
+            .slots
+            .values()
+            .filter(|slot| slot.job.is_none())
+            .filter(|slot| deadline(slot).is_some_and(|at| at <= now))
+            .map(|slot| slot.name.clone())
+            .collect();
+        for name in due {
+            self.start_next_job(&name, true);
+        }
+    }
+
+    /// The earliest moment some idle slot has work to start.
+    fn earliest_deadline(&self) -> Option<DateTime<Utc>> {
+        self.slots
+            .values()
+            .filter(|slot| slot.job.is_none())
+            .filter_map(deadline)
+            .min()
+    }
+
+    /// Hands the current slots to the state writer (it writes the newest snapshot; it
+    /// owns the revision).
+    pub(super) fn persist(&mut self) {
+        let snapshot = StateFile {
+            format: 1,
+            revision: 0,
+            next_generation: self.next_generation,
+            slots: self
+                .slots
+                .iter()
+                .map(|(name, slot)| (name.clone(), slot.record.clone()))
+                .collect(),
+        };
+        self.state_tx.send_replace(snapshot);
+        self.alerts.observe(&self.slots);
+    }
+
+    /// Starts the job a slot needs next, if it is idle: load, write, logout or refresh.
+    /// `scheduled` says whether the timer asked (then a refresh starts when its time has
+    /// come) or a caller did (then one starts when a waiter wants it).
+    pub(super) fn start_next_job(&mut self, name: &str, scheduled: bool) {
+        let Some(slot) = self.slots.get_mut(name) else {
+            return;
+        };
+        if slot.job.is_some() {
+            return;
+        }
+        if !slot.logouts.is_empty() {
+            self.start_logout(name);
+            return;
+        }
+        let now = Utc::now();
+        match &slot.creds {
+            Creds::NotLoaded { .. } => {
+                slot.job = Some(Job::Loading);
+                self.jobs.load(slot.name.clone(), slot.record.generation);
+            }
+            Creds::Missing => {
+                slot.resolve_waiters(Err(ErrorReply::new(
+                    ErrorCode::SlotInactive,
+                    format!("slot {name} has no stored credentials; log in again"),
+                )));
+            }
+            Creds::Present {
+                tokens,
+                stored: Stored::No { retry_at, .. },
+            } if scheduled && *retry_at <= now => {
+                let condition = slot.creds.write_condition();
+                if let Some(condition) = condition {
+                    slot.job = Some(Job::Writing);
+                    self.jobs.write(
+                        slot.name.clone(),
+                        slot.record.generation,
+                        tokens.clone(),
+                        condition,
+                    );
+                }
+            }
+            Creds::Present { tokens, .. } => {
+                if let Some(refusal) = slot.refusal() {
+                    slot.resolve_waiters(Err(refusal));
+                    return;
+                }
+                let due = schedule::is_due(tokens, self.config.refresh_before_expiry, now);
+                let wanted = slot.waiters.iter().any(|w| !w.token_only || due);
+                let timed = scheduled && slot.next_refresh_at.is_some_and(|at| at <= now);
+                if wanted || timed {
+                    self.start_refresh(name);
+                } else {
+                    slot.resolve_waiters(Ok(()));
+                }
+            }
+        }
+    }
+
+    /// Starts the one refresh job of a slot whose credentials are present.
+    fn start_refresh(&mut self, name: &str) {
+        let Some(slot) = self.slots.get_mut(name) else {
+            return;
+        };
+        let (Some(tokens), Some(condition)) = (slot.creds.tokens(), slot.creds.write_condition())
+        else {
+            return;
+        };
+        let Some(provider) = self.config.providers.get(&slot.record.provider) else {
+            let error = format!(
+                "provider {} is not in the configuration",
+                slot.record.provider
+            );
+            slot.record.state = SlotState::Degraded;
+            slot.record.reason = Some("unknown_provider".into());
+            slot.record.last_refresh_error = Some(error.clone());
+            slot.next_refresh_at = None;
+            slot.resolve_waiters(Err(ErrorReply::new(ErrorCode::UnknownProvider, error)));
+            self.persist();
+            return;
+        };
+        tracing::debug!(slot = name, "refreshing");
+        slot.job = Some(Job::Refreshing);
+        self.jobs.refresh(
+            name.to_owned(),
+            slot.record.generation,
+            provider.clone(),
+            tokens.clone(),
+            condition,
+        );
+    }
+
+    /// Hands out a new login generation (never reused).
+    pub(super) fn allocate_generation(&mut self) -> u64 {
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        self.persist();
+        generation
+    }
+}
+
+/// When an idle slot next has work of its own (not counting callers).
+fn deadline(slot: &Slot) -> Option<DateTime<Utc>> {
+    match &slot.creds {
+        Creds::NotLoaded { retry_at, .. } => Some(*retry_at),
+        Creds::Missing => None,
+        Creds::Present {
+            stored: Stored::No { retry_at, .. },
+            ..
+        } => Some(*retry_at),
+        Creds::Present { .. } if slot.record.state == SlotState::Inactive => None,
+        Creds::Present { .. } => slot.next_refresh_at,
+    }
+}
+
+/// Whether the manager loop goes on.
+#[derive(Debug, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Stop,
+}

@@ -1,0 +1,383 @@
+//! The manager's handling of job results. A result for a slot that is gone, or for an older
+//! generation of it (a re-login or logout happened meanwhile), is dropped: its tokens
+//! belong to a login that no longer exists, and the store's compare-and-set has already
+//! refused to write them.
+
+use chrono::{DateTime, Utc};
+
+use crate::protocol::{ErrorCode, ErrorReply, LoginReply, Response};
+use crate::state::{SlotRecord, SlotState};
+use crate::store::{StoreError, StoredCredentials, WriteCondition};
+
+use super::jobs::{JobResult, LoginResult, RefreshOutcome};
+use super::manager::Manager;
+use super::schedule::{self, delta};
+use super::slot::{Creds, Slot, Stored};
+
+/// `reason` of a slot whose newest tokens are only in memory.
+const STORE_UNAVAILABLE: &str = "credential_store_unavailable";
+
+impl Manager {
+    /// Applies one job result.
+    pub(super) fn on_result(&mut self, result: JobResult) {
+        match result {
+            JobResult::Loaded {
+                name,
+                generation,
+                result,
+            } => self.on_loaded(&name, generation, result),
+            JobResult::Refreshed {
+                name,
+                generation,
+                outcome,
+            } => self.on_refreshed(&name, generation, outcome),
+            JobResult::Written {
+                name,
+                generation,
+                result,
+            } => self.on_written(&name, generation, result),
+            JobResult::LoggedIn(login) => self.on_logged_in(*login),
+            JobResult::StateSaved(result) => {
+                if let Err(e) = &result {
+                    tracing::error!("{e}");
+                }
+                self.state_error = result.err();
+            }
+        }
+    }
+
+    /// The slot a result is for, if it still exists at that generation; marks it idle.
+    fn current(&mut self, name: &str, generation: u64, what: &str) -> Option<&mut Slot> {
+        match self.slots.get_mut(name) {
+            Some(slot) if slot.record.generation == generation => {
+                slot.job = None;
+                Some(slot)
+            }
+            _ => {
+                tracing::info!(slot = name, generation, "dropping {what} of an older login");
+                None
+            }
+        }
+    }
+
+    fn on_loaded(
+        &mut self,
+        name: &str,
+        generation: u64,
+        result: Result<Option<StoredCredentials>, StoreError>,
+    ) {
+        let refresh_before_expiry = self.config.refresh_before_expiry;
+        let Some(slot) = self.current(name, generation, "a credential load") else {
+            return;
+        };
+        let now = Utc::now();
+        let mut store_error = None;
+        match result {
+            Ok(Some(item)) => {
+                if item.generation != slot.record.generation {
+                    tracing::warn!(
+                        slot = name,
+                        stored = item.generation,
+                        recorded = slot.record.generation,
+                        "the store holds another login than the state file records; using the store's"
+                    );
+                    slot.record.generation = item.generation;
+                }
+                slot.creds = Creds::Present {
+                    stored: Stored::from_item(&item),
+                    tokens: item.tokens,
+                };
+                if slot.record.state == SlotState::Degraded {
+                    slot.record.state = SlotState::Active;
+                    slot.record.reason = None;
+                }
+                schedule_next(slot, refresh_before_expiry);
+            }
+            Ok(None) => {
+                slot.creds = Creds::Missing;
+                if slot.record.state != SlotState::Inactive {
+                    slot.deactivate(
+                        "credentials_missing",
+                        "the credential store has no item for this slot; log in again".into(),
+                    );
+                }
+            }
+            Err(StoreError::Unavailable(e)) => {
+                let attempt = match slot.creds {
+                    Creds::NotLoaded { attempt, .. } => attempt + 1,
+                    _ => 1,
+                };
+                slot.creds = Creds::NotLoaded {
+                    attempt,
+                    retry_at: retry_time(now, attempt),
+                };
+                if slot.record.state != SlotState::Inactive {
+                    slot.record.state = SlotState::Degraded;
+                    slot.record.reason = Some(STORE_UNAVAILABLE.into());
+                    slot.record.last_refresh_error = Some(e.clone());
+                }
+                tracing::warn!(slot = name, "cannot load credentials: {e}");
+                store_error = Some(e);
+            }
+            Err(e) => {
+                slot.creds = Creds::Missing;
+                slot.deactivate("credentials_unreadable", e.to_string());
+                tracing::error!(slot = name, "{e}");
+            }
+        }
+        self.store_error = store_error;
+        self.persist();
+        self.start_next_job(name, false);
+    }
+
+    fn on_refreshed(&mut self, name: &str, generation: u64, outcome: RefreshOutcome) {
+        let refresh_before_expiry = self.config.refresh_before_expiry;
+        let Some(slot) = self.current(name, generation, "a refresh result") else {
+            return;
+        };
+        let now = Utc::now();
+        // Some(new value) when this outcome tells us about the store's health.
+        let mut store_health: Option<Option<String>> = None;
+        let result = match outcome {
+            RefreshOutcome::Stored(item) => {
+                slot.creds = Creds::Present {
+                    stored: Stored::from_item(&item),
+                    tokens: item.tokens,
+                };
+                mark_refreshed(&mut slot.record, now);
+                slot.failures = 0;
+                schedule_next(slot, refresh_before_expiry);
+                store_health = Some(None);
+                tracing::info!(slot = name, "refreshed");
+                Ok(())
+            }
+            RefreshOutcome::Unsaved { tokens, error } => {
+                let condition = slot.creds.write_condition();
+                slot.creds = Creds::Present {
+                    tokens,
+                    stored: Stored::No {
+                        condition: condition.unwrap_or(WriteCondition::NewLogin { generation }),
+                        attempt: 1,
+                        retry_at: retry_time(now, 1),
+                    },
+                };
+                mark_refreshed(&mut slot.record, now);
+                slot.failures = 0;
+                slot.record.state = SlotState::Degraded;
+                slot.record.reason = Some(STORE_UNAVAILABLE.into());
+                slot.record.last_refresh_error = Some(error.to_string());
+                schedule_next(slot, refresh_before_expiry);
+                tracing::error!(
+                    slot = name,
+                    "refreshed, but the new tokens could not be stored; holding them in memory and retrying: {error}"
+                );
+                store_health = Some(Some(error.to_string()));
+                Ok(())
+            }
+            RefreshOutcome::Conflict(error) => {
+                tracing::warn!(slot = name, "{error}; reloading the newer stored item");
+                slot.creds = Creds::NotLoaded {
+                    attempt: 0,
+                    retry_at: now,
+                };
+                Err(ErrorReply::new(ErrorCode::Conflict, error.to_string()))
+            }
+            RefreshOutcome::Transient { error, retry_after } => {
+                slot.failures += 1;
+                let wait = schedule::backoff(slot.failures, retry_after, fastrand::f64());
+                slot.record.state = SlotState::Degraded;
+                slot.record.reason = Some("refresh_failed".into());
+                slot.record.last_refresh_error = Some(error.clone());
+                slot.next_refresh_at = Some(now + delta(wait));
+                tracing::warn!(
+                    slot = name,
+                    failures = slot.failures,
+                    retry_in_ms = wait.as_millis() as u64,
+                    "refresh failed: {error}"
+                );
+                Err(ErrorReply::new(ErrorCode::RefreshFailed, error))
+            }
+            RefreshOutcome::Permanent { reason, error } => {
+                slot.deactivate(reason.as_str(), error.clone());
+                tracing::error!(
+                    slot = name,
+                    reason = reason.as_str(),
+                    "slot deactivated, log in again: {error}"
+                );
+                Err(slot
+                    .refusal()
+                    .unwrap_or_else(|| ErrorReply::new(ErrorCode::SlotInactive, error)))
+            }
+        };
+        slot.resolve_waiters(result);
+        if let Some(health) = store_health {
+            self.store_error = health;
+        }
+        self.persist();
+        self.start_next_job(name, false);
+    }
+
+    fn on_written(
+        &mut self,
+        name: &str,
+        generation: u64,
+        result: Result<StoredCredentials, StoreError>,
+    ) {
+        let Some(slot) = self.current(name, generation, "a credential write") else {
+            return;
+        };
+        let now = Utc::now();
+        match result {
+            Ok(item) => {
+                if let Creds::Present { stored, .. } = &mut slot.creds {
+                    *stored = Stored::from_item(&item);
+                }
+                if slot.record.reason.as_deref() == Some(STORE_UNAVAILABLE) {
+                    slot.record.state = SlotState::Active;
+                    slot.record.reason = None;
+                    slot.record.last_refresh_error = None;
+                }
+                tracing::info!(slot = name, "held tokens are now stored");
+                self.store_error = None;
+            }
+            Err(StoreError::Unavailable(e)) => {
+                if let Creds::Present {
+                    stored:
+                        Stored::No {
+                            attempt, retry_at, ..
+                        },
+                    ..
+                } = &mut slot.creds
+                {
+                    *attempt += 1;
+                    *retry_at = retry_time(now, *attempt);
+                }
+                tracing::warn!(slot = name, "credential store still unavailable: {e}");
+                self.store_error = Some(e);
+            }
+            Err(e) => {
+                tracing::error!(slot = name, "{e}; reloading the stored item");
+                slot.creds = Creds::NotLoaded {
+                    attempt: 0,
+                    retry_at: now,
+                };
+            }
+        }
+        self.persist();
+        self.start_next_job(name, false);
+    }
+
+    fn on_logged_in(&mut self, login: LoginResult) {
+        let LoginResult {
+            name,
+            provider,
+            generation,
+            reply,
+            result,
+        } = login;
+        let success = match result {
+            Ok(success) => success,
+            Err(error) => {
+                tracing::warn!(slot = name, "login failed: {}", error.message);
+                let _ = reply.send(Err(error));
+                return;
+            }
+        };
+        let newer = self
+            .slots
+            .get(&name)
+            .is_some_and(|slot| slot.record.generation > generation);
+        let now = Utc::now();
+        let (stored, warning) = match success.stored {
+            Ok(_) if newer => (Err(()), None),
+            Err(StoreError::Conflict { .. }) => (Err(()), None),
+            Ok(item) => (Ok(Stored::from_item(&item)), None),
+            Err(e) => {
+                self.store_error = Some(e.to_string());
+                (
+                    Ok(Stored::No {
+                        condition: WriteCondition::NewLogin { generation },
+                        attempt: 1,
+                        retry_at: retry_time(now, 1),
+                    }),
+                    Some(format!(
+                        "logged in, but the tokens could not be stored yet ({e}); the daemon holds them in memory and keeps retrying"
+                    )),
+                )
+            }
+        };
+        let Ok(stored) = stored else {
+            let _ = reply.send(Err(ErrorReply::new(
+                ErrorCode::Conflict,
+                format!("a newer login of slot {name} finished first; this one was discarded"),
+            )));
+            return;
+        };
+        let old = self.slots.remove(&name);
+        let mut record = SlotRecord {
+            provider,
+            account: success.account.clone(),
+            state: SlotState::Active,
+            reason: None,
+            generation,
+            created_at: old.as_ref().map_or(now, |o| o.record.created_at),
+            last_refresh_at: Some(now),
+            last_refresh_error: None,
+            refreshes: 0,
+        };
+        if warning.is_some() {
+            record.state = SlotState::Degraded;
+            record.reason = Some(STORE_UNAVAILABLE.into());
+        }
+        let mut slot = Slot::from_record(name.clone(), record, now);
+        slot.creds = Creds::Present {
+            tokens: success.tokens,
+            stored,
+        };
+        schedule_next(&mut slot, self.config.refresh_before_expiry);
+        let created = old.is_none();
+        if let Some(mut old) = old {
+            // Callers waiting on the old login get the new one's token; a logout queued
+            // against the old login is overtaken by this login.
+            slot.waiters.append(&mut old.waiters);
+            for logout in old.logouts.drain(..) {
+                let _ = logout.send(Err(ErrorReply::new(
+                    ErrorCode::Conflict,
+                    format!("slot {name} was logged in again before the logout ran"),
+                )));
+            }
+        }
+        tracing::info!(slot = name, generation, account = ?success.account, "logged in");
+        self.slots.insert(name.clone(), slot);
+        self.persist();
+        let _ = reply.send(Ok(Response::Login(LoginReply {
+            name: name.clone(),
+            account: success.account,
+            created,
+            warning,
+        })));
+        self.start_next_job(&name, false);
+    }
+}
+
+/// Records a successful refresh.
+fn mark_refreshed(record: &mut SlotRecord, now: DateTime<Utc>) {
+    record.state = SlotState::Active;
+    record.reason = None;
+    record.last_refresh_at = Some(now);
+    record.last_refresh_error = None;
+    record.refreshes += 1;
+}
+
+/// Sets the slot's next refresh from its tokens' expiry.
+fn schedule_next(slot: &mut Slot, refresh_before_expiry: std::time::Duration) {
+    slot.next_refresh_at = slot
+        .creds
+        .tokens()
+        .map(|t| schedule::next_refresh_at(t, refresh_before_expiry, fastrand::f64()));
+}
+
+/// When to retry a store operation after `attempt` failures.
+fn retry_time(now: DateTime<Utc>, attempt: u32) -> DateTime<Utc> {
+    now + delta(schedule::backoff(attempt, None, fastrand::f64()))
+}

@@ -1,0 +1,332 @@
+//! Turns a token endpoint's reply into a typed outcome. Pure: no I/O, so every rule is
+//! unit-tested. The rules (RFC 6749 §5.2 plus what real providers do):
+//! - 200 with a JSON body holding a non-empty `access_token`: refreshed.
+//! - 400/401 with `error=invalid_grant`: the server-side session is gone (permanent).
+//! - 400/401 with `error=invalid_client` or `unauthorized_client`: the client is refused
+//!   (permanent).
+//! - everything else (5xx, 429, other 4xx, a 200 that does not parse, network errors):
+//!   transient. A transient outcome never deactivates a slot.
+//!
+//! Error texts never contain the reply body: a provider may echo a token back.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use crate::secret::Secret;
+
+/// Longest `Retry-After` honoured; a provider asking for more is capped so a slot is never
+/// parked for days by one header.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(6 * 3600);
+
+/// What a token request came to.
+#[derive(Debug)]
+pub enum TokenOutcome {
+    Refreshed(TokenGrant),
+    /// May pass: retry later (`retry_after` from the server, if it said).
+    Transient {
+        error: String,
+        retry_after: Option<Duration>,
+    },
+    /// Will not pass by retrying: the slot needs a new login.
+    Permanent {
+        reason: PermanentReason,
+        error: String,
+    },
+}
+
+/// Why a slot cannot be refreshed any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PermanentReason {
+    /// `invalid_grant`: the refresh token or its grant was revoked or expired.
+    SessionExpired,
+    /// `invalid_client` / `unauthorized_client`: the provider refuses our client.
+    ClientRejected,
+}
+
+impl PermanentReason {
+    /// The `reason` string of `status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PermanentReason::SessionExpired => "session_expired",
+            PermanentReason::ClientRejected => "client_rejected",
+        }
+    }
+}
+
+/// A successful token response.
+#[derive(Debug, Clone)]
+pub struct TokenGrant {
+    pub access_token: Secret,
+    /// A rotated refresh token, when the provider sent one.
+    pub refresh_token: Option<Secret>,
+    pub expires_in: Option<Duration>,
+    pub scope: Option<Vec<String>>,
+    pub id_token: Option<Secret>,
+    /// The account's e-mail when the token response itself names it (Claude does, under
+    /// `account.email_address`).
+    pub account_email: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawGrant {
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+    expires_in: Option<serde_json::Value>,
+    scope: Option<String>,
+    id_token: Option<String>,
+    account: Option<RawAccount>,
+}
+
+#[derive(Deserialize)]
+struct RawAccount {
+    email_address: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawError {
+    error: Option<String>,
+}
+
+/// Classifies a token endpoint reply. `retry_after` is the raw `Retry-After` header.
+pub fn classify_reply(
+    status: u16,
+    retry_after: Option<&str>,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> TokenOutcome {
+    let retry_after = retry_after.and_then(|v| parse_retry_after(v, now));
+    match status {
+        200 => parse_grant(body),
+        400 | 401 => {
+            let code = serde_json::from_slice::<RawError>(body)
+                .ok()
+                .and_then(|e| e.error);
+            match code.as_deref() {
+                Some("invalid_grant") => TokenOutcome::Permanent {
+                    reason: PermanentReason::SessionExpired,
+                    error: format!(
+                        "HTTP {status}: invalid_grant (the server-side session is gone)"
+                    ),
+                },
+                Some(c @ ("invalid_client" | "unauthorized_client")) => TokenOutcome::Permanent {
+                    reason: PermanentReason::ClientRejected,
+                    error: format!("HTTP {status}: {c} (the provider refuses this client)"),
+                },
+                Some(other) => TokenOutcome::Transient {
+                    error: format!("HTTP {status}: {}", printable(other)),
+                    retry_after,
+                },
+                None => TokenOutcome::Transient {
+                    error: format!("HTTP {status} without an OAuth error code"),
+                    retry_after,
+                },
+            }
+        }
+        429 => TokenOutcome::Transient {
+            error: "HTTP 429: rate limited".into(),
+            retry_after,
+        },
+        _ => TokenOutcome::Transient {
+            error: format!("HTTP {status}"),
+            retry_after,
+        },
+    }
+}
+
+fn parse_grant(body: &[u8]) -> TokenOutcome {
+    let transient = |error: &str| TokenOutcome::Transient {
+        error: format!("HTTP 200 but {error}"),
+        retry_after: None,
+    };
+    let Ok(raw) = serde_json::from_slice::<RawGrant>(body) else {
+        return transient("the token response is not a JSON object of the expected shape");
+    };
+    let Some(access_token) = raw.access_token.filter(|t| !t.is_empty()) else {
+        return transient("the token response has no access_token");
+    };
+    let expires_in = match raw.expires_in {
+        None | Some(serde_json::Value::Null) => None,
+        Some(value) => match seconds(&value) {
+            Some(secs) => Some(Duration::from_secs(secs)),
+            None => return transient("the token response has an unreadable expires_in"),
+        },
+    };
+    TokenOutcome::Refreshed(TokenGrant {
+        access_token: Secret::new(access_token),
+        refresh_token: raw.refresh_token.filter(|t| !t.is_empty()).map(Secret::new),
+        expires_in,
+        scope: raw
+            .scope
+            .map(|s| s.split_whitespace().map(str::to_owned).collect()),
+        id_token: raw.id_token.map(Secret::new),
+        account_email: raw.account.and_then(|a| a.email_address),
+    })
+}
+
+/// `expires_in` as a number or a numeric string (some providers send `"3600"`).
+fn seconds(value: &serde_json::Value) -> Option<u64> {
+    match value {
+        serde_json::Value::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// `Retry-After`: delta seconds or an HTTP date (RFC 9110 §10.2.3), capped.
+pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let value = value.trim();
+    let wait = if let Ok(secs) = value.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else {
+        let at = DateTime::parse_from_rfc2822(value).ok()?;
+        (at.with_timezone(&Utc) - now)
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+/// An error code from the wire, trimmed to something safe to log.
+fn printable(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(64)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-23T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn classify(status: u16, body: &str) -> TokenOutcome {
+        classify_reply(status, None, body.as_bytes(), now())
+    }
+
+    #[test]
+    fn a_full_token_response_is_refreshed() {
+        let body = r#"{"access_token":"at","refresh_token":"rt2","expires_in":3600,"scope":"a b","token_type":"Bearer","account":{"email_address":"a@b.c"}}"#;
+        let TokenOutcome::Refreshed(grant) = classify(200, body) else {
+            panic!("expected refreshed")
+        };
+        assert_eq!(grant.access_token.expose(), "at");
+        assert_eq!(grant.refresh_token.unwrap().expose(), "rt2");
+        assert_eq!(grant.expires_in, Some(Duration::from_secs(3600)));
+        assert_eq!(grant.scope.unwrap(), vec!["a", "b"]);
+        assert_eq!(grant.account_email.as_deref(), Some("a@b.c"));
+    }
+
+    #[test]
+    fn expires_in_as_a_string_is_accepted_and_absent_is_unknown() {
+        let TokenOutcome::Refreshed(g) = classify(200, r#"{"access_token":"a","expires_in":"60"}"#)
+        else {
+            panic!()
+        };
+        assert_eq!(g.expires_in, Some(Duration::from_secs(60)));
+        let TokenOutcome::Refreshed(g) = classify(200, r#"{"access_token":"a"}"#) else {
+            panic!()
+        };
+        assert_eq!(g.expires_in, None);
+        assert!(g.refresh_token.is_none());
+    }
+
+    #[test]
+    fn invalid_grant_means_the_session_expired() {
+        for status in [400, 401] {
+            let outcome = classify(
+                status,
+                r#"{"error":"invalid_grant","error_description":"x"}"#,
+            );
+            assert!(matches!(
+                outcome,
+                TokenOutcome::Permanent {
+                    reason: PermanentReason::SessionExpired,
+                    ..
+                }
+            ));
+        }
+    }
+
+    #[test]
+    fn a_refused_client_is_permanent() {
+        for code in ["invalid_client", "unauthorized_client"] {
+            let outcome = classify(401, &format!(r#"{{"error":"{code}"}}"#));
+            assert!(matches!(
+                outcome,
+                TokenOutcome::Permanent {
+                    reason: PermanentReason::ClientRejected,
+                    ..
+                }
+            ));
+        }
+    }
+
+    #[test]
+    fn server_errors_rate_limits_and_junk_are_transient() {
+        for (status, body) in [
+            (500, "oops"),
+            (502, ""),
+            (503, r#"{"error":"invalid_grant"}"#),
+            (429, ""),
+            (400, "<html>proxy error</html>"),
+            (400, r#"{"error":"invalid_request"}"#),
+            (403, "forbidden"),
+            (200, "not json"),
+            (200, r#"{"token_type":"Bearer"}"#),
+            (200, r#"{"access_token":""}"#),
+            (200, r#"{"access_token":"a","expires_in":"soon"}"#),
+            (200, r#"["access_token"]"#),
+            (302, ""),
+        ] {
+            let outcome = classify(status, body);
+            assert!(
+                matches!(outcome, TokenOutcome::Transient { .. }),
+                "{status} {body:?} gave {outcome:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn errors_never_echo_the_body() {
+        let TokenOutcome::Transient { error, .. } =
+            classify(200, r#"{"refresh_token":"SECRET-RT","expires_in":1}"#)
+        else {
+            panic!()
+        };
+        assert!(!error.contains("SECRET-RT"), "{error}");
+        let TokenOutcome::Transient { error, .. } =
+            classify(400, r#"{"error":"x\u0000y\nSECRET"}"#)
+        else {
+            panic!()
+        };
+        assert!(!error.contains('\n'), "{error}");
+    }
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_a_date_and_capped() {
+        let outcome = classify_reply(429, Some("7"), b"", now());
+        let TokenOutcome::Transient { retry_after, .. } = outcome else {
+            panic!()
+        };
+        assert_eq!(retry_after, Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Mon, 23 Nov 2026 12:01:00 GMT", now()),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            parse_retry_after("Mon, 23 Nov 2026 11:00:00 GMT", now()),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("99999999", now()), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("soon", now()), None);
+    }
+}

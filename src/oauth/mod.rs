@@ -1,0 +1,208 @@
+//! Talking to a provider: the refresh-token grant, revocation (RFC 7009) and userinfo.
+//! Every call has a 30 s timeout. Nothing here touches slot state or the credential
+//! store; callers get typed outcomes ([`TokenOutcome`]) and decide.
+
+mod classify;
+mod identity;
+
+pub use classify::{
+    MAX_RETRY_AFTER, PermanentReason, TokenGrant, TokenOutcome, classify_reply, parse_retry_after,
+};
+pub use identity::account_from_id_token;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+
+use crate::config::{Provider, TokenRequestFormat};
+use crate::secret::Secret;
+
+/// Time allowed for any one request to a provider, connection included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Largest response body read from a provider; a token response is a few KiB.
+const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// An HTTP client for providers. Cheap to clone (one connection pool).
+#[derive(Clone)]
+pub struct OAuthClient {
+    http: reqwest::Client,
+}
+
+impl OAuthClient {
+    /// Builds the client (rustls, 30 s timeout, no redirects: a token endpoint that
+    /// redirects is misconfigured and must not receive our refresh token twice).
+    pub fn new() -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("sessctl/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Self { http })
+    }
+
+    /// Redeems `refresh_token` once. The caller guarantees single flight: this function
+    /// sends the token exactly once and never retries.
+    pub async fn refresh(&self, provider: &Provider, refresh_token: &Secret) -> TokenOutcome {
+        let mut fields: Vec<(&str, &str)> = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.expose()),
+            ("client_id", &provider.client_id),
+        ];
+        if let Some(secret) = &provider.client_secret {
+            fields.push(("client_secret", secret.expose()));
+        }
+        let request = self.http.post(provider.token_url.clone());
+        let request = match provider.token_request {
+            TokenRequestFormat::Form => request.form(&fields),
+            TokenRequestFormat::Json => {
+                let body: serde_json::Map<String, serde_json::Value> = fields
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
+                    .collect();
+                request.json(&body)
+            }
+        };
+        let request = request
+            .headers(provider_headers(provider))
+            .header(reqwest::header::ACCEPT, "application/json");
+        match send(request).await {
+            Ok(reply) => classify_reply(
+                reply.status,
+                reply.retry_after.as_deref(),
+                &reply.body,
+                Utc::now(),
+            ),
+            Err(error) => TokenOutcome::Transient {
+                error,
+                retry_after: None,
+            },
+        }
+    }
+
+    /// Revokes a refresh token at the provider's `revoke_url` (RFC 7009). `Ok(false)` when
+    /// the provider has no revocation endpoint.
+    pub async fn revoke(
+        &self,
+        provider: &Provider,
+        refresh_token: &Secret,
+    ) -> Result<bool, String> {
+        let Some(url) = &provider.revoke_url else {
+            return Ok(false);
+        };
+        let mut fields = vec![
+            ("token", refresh_token.expose()),
+            ("token_type_hint", "refresh_token"),
+            ("client_id", provider.client_id.as_str()),
+        ];
+        if let Some(secret) = &provider.client_secret {
+            fields.push(("client_secret", secret.expose()));
+        }
+        let request = self
+            .http
+            .post(url.clone())
+            .form(&fields)
+            .headers(provider_headers(provider));
+        let reply = send(request).await?;
+        if reply.status == 200 {
+            Ok(true)
+        } else {
+            Err(format!(
+                "revocation endpoint answered HTTP {}",
+                reply.status
+            ))
+        }
+    }
+
+    /// Asks the provider's userinfo endpoint who the access token belongs to: the e-mail,
+    /// else the subject. `Ok(None)` when no userinfo endpoint is configured.
+    pub async fn userinfo(
+        &self,
+        provider: &Provider,
+        access_token: &Secret,
+    ) -> Result<Option<String>, String> {
+        let Some(url) = &provider.userinfo_url else {
+            return Ok(None);
+        };
+        let request = self
+            .http
+            .get(url.clone())
+            .bearer_auth(access_token.expose())
+            .headers(provider_headers(provider));
+        let reply = send(request).await?;
+        if reply.status != 200 {
+            return Err(format!("userinfo endpoint answered HTTP {}", reply.status));
+        }
+        let claims: serde_json::Value = serde_json::from_slice(&reply.body)
+            .map_err(|_| "userinfo reply is not JSON".to_owned())?;
+        Ok(identity::account_from_claims(&claims))
+    }
+}
+
+/// The parts of a reply the callers look at.
+struct Reply {
+    status: u16,
+    retry_after: Option<String>,
+    body: Vec<u8>,
+}
+
+/// Sends a request and reads at most [`MAX_BODY_BYTES`] of the reply. Errors are short
+/// texts without the request body.
+async fn send(request: reqwest::RequestBuilder) -> Result<Reply, String> {
+    let mut response = request.send().await.map_err(describe)?;
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(describe)? {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(format!("reply over {MAX_BODY_BYTES} bytes (HTTP {status})"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Reply {
+        status,
+        retry_after,
+        body,
+    })
+}
+
+/// A request error as a short sentence (reqwest's text names the URL, never the body).
+fn describe(error: reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "connection failed"
+    } else if error.is_body() || error.is_decode() {
+        "reply broken off"
+    } else {
+        "request failed"
+    };
+    let mut text = format!("{kind}: {error}");
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+/// The provider's extra headers (validated when the config was loaded).
+fn provider_headers(provider: &Provider) -> HeaderMap {
+    provider
+        .headers
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((
+                HeaderName::from_bytes(name.as_bytes()).ok()?,
+                HeaderValue::from_str(value).ok()?,
+            ))
+        })
+        .collect()
+}
