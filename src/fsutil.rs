@@ -62,10 +62,10 @@ fn parent_dir(path: &Path) -> &Path {
 
 /// Creates a fresh 0600 file next to `target`, refusing to open an existing one.
 fn create_temp_file(dir: &Path, target: &Path) -> io::Result<(PathBuf, File)> {
-    let base = target
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "file".to_owned());
+    let base = target.file_name().map_or_else(
+        || "file".to_owned(),
+        |name| name.to_string_lossy().into_owned(),
+    );
     let mut last_err = None;
     for _ in 0..TEMP_NAME_ATTEMPTS {
         let name = format!(

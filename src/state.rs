@@ -193,8 +193,10 @@ mod tests {
     }
 
     fn sample() -> StateFile {
-        let mut state = StateFile::default();
-        state.next_generation = 4;
+        let mut state = StateFile {
+            next_generation: 4,
+            ..StateFile::default()
+        };
         state.slots.insert(
             "work".to_owned(),
             SlotRecord {

@@ -235,7 +235,7 @@ mod tests {
         let mut backend = FileBackend::new(path.clone());
         match backend.load("work") {
             Err(StoreError::Unavailable(msg)) => {
-                assert!(msg.contains(&path.display().to_string()), "{msg}")
+                assert!(msg.contains(&path.display().to_string()), "{msg}");
             }
             other => panic!("expected Unavailable, got {other:?}"),
         }
