@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::fsutil;
+
 /// Health of a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -81,12 +83,222 @@ impl Default for StateFile {
 impl StateFile {
     /// Reads the state file; a missing file is an empty registry.
     pub fn load(path: &Path) -> Result<StateFile, StateError> {
-        todo!("helper {path:?}")
+        match read_if_exists(path)? {
+            None => Ok(StateFile::default()),
+            Some(text) => parse(path, &text),
+        }
     }
 
     /// Saves `self` if the file on disk is still at revision `self.revision` (or absent
     /// when that is 0), writing revision + 1; returns the new revision.
+    ///
+    /// The check and the rename are not atomic against another process; the daemon's
+    /// single-instance lock is what keeps other writers away. The check catches a file
+    /// edited or restored by hand while the daemon ran.
     pub fn save(&self, path: &Path) -> Result<u64, StateError> {
-        todo!("helper {path:?}")
+        let found = on_disk_revision(path)?;
+        if found != self.revision {
+            return Err(StateError::Conflict {
+                path: path.to_path_buf(),
+                expected: self.revision,
+                found,
+            });
+        }
+        let next = StateFile {
+            revision: self.revision + 1,
+            ..self.clone()
+        };
+        let mut bytes = serde_json::to_vec_pretty(&next).map_err(|err| StateError::Corrupt {
+            path: path.to_path_buf(),
+            message: format!("cannot serialize: {err}"),
+        })?;
+        bytes.push(b'\n');
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            fsutil::create_private_dir(dir).map_err(|source| StateError::Io {
+                action: "create the directory of",
+                path: path.to_path_buf(),
+                source,
+            })?;
+        }
+        fsutil::write_atomic_private(path, &bytes).map_err(|source| StateError::Io {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(next.revision)
+    }
+}
+
+/// The file's text, or `None` when it does not exist.
+fn read_if_exists(path: &Path) -> Result<Option<String>, StateError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(StateError::Io {
+            action: "read",
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, StateError> {
+    serde_json::from_str(text).map_err(|err| StateError::Corrupt {
+        path: path.to_path_buf(),
+        message: err.to_string(),
+    })
+}
+
+/// The revision of the file on disk; 0 when there is none.
+fn on_disk_revision(path: &Path) -> Result<u64, StateError> {
+    /// Only the compare-and-set key: a file whose other fields changed shape still has
+    /// a revision to compare.
+    #[derive(Deserialize)]
+    struct RevisionOnly {
+        revision: u64,
+    }
+    match read_if_exists(path)? {
+        None => Ok(0),
+        Some(text) => Ok(parse::<RevisionOnly>(path, &text)?.revision),
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    /// A unique directory under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!(
+                "sessctl-state-{name}-{}-{:x}",
+                std::process::id(),
+                fastrand::u64(..)
+            ));
+            TempDir(dir)
+        }
+        fn file(&self) -> PathBuf {
+            self.0.join("nested").join("state.json")
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn sample() -> StateFile {
+        let mut state = StateFile {
+            next_generation: 4,
+            ..StateFile::default()
+        };
+        state.slots.insert(
+            "work".to_owned(),
+            SlotRecord {
+                provider: "claude".to_owned(),
+                account: Some("me@example.com".to_owned()),
+                state: SlotState::Degraded,
+                reason: Some("store_unavailable".to_owned()),
+                generation: 3,
+                created_at: "2025-01-02T03:04:05Z".parse().unwrap(),
+                last_refresh_at: None,
+                last_refresh_error: Some("timeout".to_owned()),
+                refreshes: 7,
+            },
+        );
+        state
+    }
+
+    #[test]
+    fn a_missing_file_loads_as_an_empty_registry() {
+        let dir = TempDir::new("missing");
+        assert_eq!(StateFile::load(&dir.file()).unwrap(), StateFile::default());
+    }
+
+    #[test]
+    fn save_then_load_round_trips_and_bumps_the_revision() {
+        let dir = TempDir::new("roundtrip");
+        let mut state = sample();
+
+        assert_eq!(state.save(&dir.file()).unwrap(), 1);
+        let loaded = StateFile::load(&dir.file()).unwrap();
+        state.revision = 1;
+        assert_eq!(loaded, state);
+
+        assert_eq!(loaded.save(&dir.file()).unwrap(), 2);
+        assert_eq!(StateFile::load(&dir.file()).unwrap().revision, 2);
+    }
+
+    #[test]
+    fn the_file_is_0600_in_a_0700_directory() {
+        let dir = TempDir::new("mode");
+        sample().save(&dir.file()).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.file()), 0o600);
+        assert_eq!(mode(dir.file().parent().unwrap()), 0o700);
+    }
+
+    #[test]
+    fn a_stale_save_is_refused_and_the_newer_file_kept_byte_for_byte() {
+        let dir = TempDir::new("conflict");
+        let stale = StateFile::load(&dir.file()).unwrap();
+        let newer = StateFile::load(&dir.file()).unwrap();
+        newer.save(&dir.file()).unwrap();
+        let before = std::fs::read(dir.file()).unwrap();
+
+        let mut changed = stale.clone();
+        changed.next_generation = 99;
+        let err = changed.save(&dir.file()).unwrap_err();
+
+        assert!(matches!(
+            err,
+            StateError::Conflict {
+                expected: 0,
+                found: 1,
+                ..
+            }
+        ));
+        assert_eq!(std::fs::read(dir.file()).unwrap(), before);
+    }
+
+    #[test]
+    fn saving_a_nonzero_revision_over_a_missing_file_is_a_conflict() {
+        let dir = TempDir::new("vanished");
+        let mut state = sample();
+        state.revision = 5;
+        assert!(matches!(
+            state.save(&dir.file()),
+            Err(StateError::Conflict {
+                expected: 5,
+                found: 0,
+                ..
+            })
+        ));
+        assert!(!dir.file().exists());
+    }
+
+    #[test]
+    fn a_corrupt_file_is_an_error_on_load_and_save() {
+        let dir = TempDir::new("corrupt");
+        crate::fsutil::create_private_dir(dir.file().parent().unwrap()).unwrap();
+        std::fs::write(dir.file(), b"{\"revision\": 1, \"slots\": ").unwrap();
+
+        assert!(matches!(
+            StateFile::load(&dir.file()),
+            Err(StateError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            StateFile::default().save(&dir.file()),
+            Err(StateError::Corrupt { .. })
+        ));
+        assert_eq!(
+            std::fs::read(dir.file()).unwrap(),
+            b"{\"revision\": 1, \"slots\": "
+        );
     }
 }

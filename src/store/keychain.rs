@@ -1,11 +1,19 @@
 //! The OS keychain backend (keyring v4: macOS Keychain, Windows Credential Manager, Linux
 //! Secret Service). One item per slot: service `sessctl`, account = slot name, the
 //! password is the item's JSON.
+//!
+//! keyring's errors may carry the item's raw bytes (`BadEncoding`, `BadDataFormat`) or
+//! platform text we do not control, so they never reach our messages: each is mapped to
+//! its kind plus a description written here.
 
-use super::{CredentialBackend, StoreError, StoreKind, StoredCredentials};
+use super::{CredentialBackend, StoreError, StoreKind, StoredCredentials, describe_json_error};
 
 /// Keychain service name of every sessctl item.
 pub const KEYCHAIN_SERVICE: &str = "sessctl";
+
+/// What to say when keyring has no store at all (on Linux: no session bus, or nothing
+/// owning `org.freedesktop.secrets` on it).
+const NO_KEYCHAIN: &str = "no keychain reachable (on Linux: is a Secret Service such as gnome-keyring running on the session D-Bus?)";
 
 /// Items in the OS keychain.
 pub struct KeychainBackend;
@@ -14,13 +22,190 @@ impl CredentialBackend for KeychainBackend {
     fn kind(&self) -> StoreKind {
         StoreKind::Keychain
     }
+
     fn load(&mut self, slot: &str) -> Result<Option<StoredCredentials>, StoreError> {
-        todo!("helper {slot}")
+        match entry(slot, Op::Read)?.get_password() {
+            Ok(password) => decode_item(slot, &password).map(Some),
+            Err(keyring::Error::NoEntry) => Ok(None),
+            Err(err) => Err(map_error(slot, Op::Read, err)),
+        }
     }
+
     fn save(&mut self, slot: &str, item: &StoredCredentials) -> Result<(), StoreError> {
-        todo!("helper {slot} {item:?}")
+        let password = serde_json::to_string(item).map_err(|err| {
+            StoreError::Unavailable(format!(
+                "cannot serialize the item for slot {slot}: {}",
+                describe_json_error(&err)
+            ))
+        })?;
+        entry(slot, Op::Write)?
+            .set_password(&password)
+            .map_err(|err| map_error(slot, Op::Write, err))
     }
+
     fn delete(&mut self, slot: &str) -> Result<(), StoreError> {
-        todo!("helper {slot}")
+        match entry(slot, Op::Delete)?.delete_credential() {
+            Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
+            Err(err) => Err(map_error(slot, Op::Delete, err)),
+        }
+    }
+}
+
+/// The keychain operation that failed, for messages.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Read,
+    Write,
+    Delete,
+}
+
+impl Op {
+    fn verb(self) -> &'static str {
+        match self {
+            Op::Read => "read",
+            Op::Write => "write",
+            Op::Delete => "delete",
+        }
+    }
+}
+
+fn entry(slot: &str, op: Op) -> Result<keyring::Entry, StoreError> {
+    keyring::Entry::new(KEYCHAIN_SERVICE, slot).map_err(|err| map_error(slot, op, err))
+}
+
+/// Parses an item's password without ever quoting it.
+fn decode_item(slot: &str, password: &str) -> Result<StoredCredentials, StoreError> {
+    serde_json::from_str(password).map_err(|err| StoreError::Corrupt {
+        slot: slot.to_owned(),
+        message: format!(
+            "keychain item is not sessctl JSON: {}",
+            describe_json_error(&err)
+        ),
+    })
+}
+
+/// Maps a keyring error to ours, keeping only its kind: the payloads are dropped unread.
+fn map_error(slot: &str, op: Op, err: keyring::Error) -> StoreError {
+    use keyring::Error as K;
+    let verb = op.verb();
+    let corrupt = |message: &str| StoreError::Corrupt {
+        slot: slot.to_owned(),
+        message: message.to_owned(),
+    };
+    let unavailable = |what: &str| {
+        StoreError::Unavailable(format!(
+            "{what} (while trying to {verb} the item for slot {slot})"
+        ))
+    };
+    match err {
+        K::NoDefaultStore => StoreError::Unavailable(NO_KEYCHAIN.to_owned()),
+        K::NoStorageAccess(_) => unavailable("keychain is locked or access was denied"),
+        K::PlatformFailure(_) => unavailable("the keychain service failed"),
+        K::NoEntry => unavailable("the keychain has no such item"),
+        K::BadEncoding(_) => corrupt("keychain item is not valid UTF-8"),
+        K::BadDataFormat(..) => corrupt("keychain item data is malformed"),
+        K::Ambiguous(items) => corrupt(&format!(
+            "{} keychain items match service {KEYCHAIN_SERVICE} and this slot; remove all but one",
+            items.len()
+        )),
+        K::BadStoreFormat(_) => unavailable("the keychain's own data is malformed"),
+        K::TooLong(attribute, limit) => unavailable(&format!(
+            "the keychain refused the item: {attribute} is longer than {limit}"
+        )),
+        K::Invalid(attribute, _) => {
+            unavailable(&format!("the keychain refused the value of {attribute}"))
+        }
+        K::NotSupportedByStore(_) => unavailable("the keychain does not support this operation"),
+        _ => unavailable("unexpected keychain error"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_support::item;
+
+    fn platform(text: &str) -> Box<dyn std::error::Error + Send + Sync> {
+        Box::new(std::io::Error::other(text.to_owned()))
+    }
+
+    fn message(err: &StoreError) -> String {
+        err.to_string()
+    }
+
+    #[test]
+    fn no_store_explains_what_to_start() {
+        let err = map_error("work", Op::Read, keyring::Error::NoDefaultStore);
+        assert!(matches!(&err, StoreError::Unavailable(m) if m == NO_KEYCHAIN));
+    }
+
+    #[test]
+    fn locked_and_failing_keychains_are_unavailable_without_platform_text() {
+        let locked = map_error(
+            "work",
+            Op::Write,
+            keyring::Error::NoStorageAccess(platform("SECRET-locked")),
+        );
+        assert!(matches!(&locked, StoreError::Unavailable(_)));
+        assert!(message(&locked).contains("locked or access was denied"));
+        assert!(message(&locked).contains("slot work"));
+        assert!(!message(&locked).contains("SECRET"));
+
+        let failed = map_error(
+            "work",
+            Op::Delete,
+            keyring::Error::PlatformFailure(platform("SECRET-failure")),
+        );
+        assert!(matches!(&failed, StoreError::Unavailable(_)));
+        assert!(!message(&failed).contains("SECRET"));
+    }
+
+    #[test]
+    fn bad_item_bytes_are_corrupt_and_never_quoted() {
+        let encoding = map_error(
+            "work",
+            Op::Read,
+            keyring::Error::BadEncoding(b"SECRET\xff".to_vec()),
+        );
+        assert!(matches!(&encoding, StoreError::Corrupt { slot, .. } if slot == "work"));
+        assert!(!message(&encoding).contains("SECRET"));
+
+        let format = map_error(
+            "work",
+            Op::Read,
+            keyring::Error::BadDataFormat(b"SECRET".to_vec(), platform("SECRET")),
+        );
+        assert!(matches!(&format, StoreError::Corrupt { .. }));
+        assert!(!message(&format).contains("SECRET"));
+    }
+
+    #[test]
+    fn other_kinds_never_echo_their_payload() {
+        for err in [
+            keyring::Error::BadStoreFormat("SECRET".to_owned()),
+            keyring::Error::Invalid("target".to_owned(), "SECRET".to_owned()),
+            keyring::Error::NotSupportedByStore("SECRET".to_owned()),
+            keyring::Error::Ambiguous(Vec::new()),
+        ] {
+            let mapped = map_error("work", Op::Read, err);
+            assert!(!message(&mapped).contains("SECRET"), "{mapped}");
+        }
+    }
+
+    #[test]
+    fn an_item_round_trips_through_its_password_json() {
+        let stored = item(3, 2, "x");
+        let password = serde_json::to_string(&stored).unwrap();
+        assert_eq!(decode_item("work", &password).unwrap(), stored);
+    }
+
+    #[test]
+    fn an_unparseable_password_is_corrupt_and_not_quoted() {
+        let err = decode_item("work", "SECRET-not-json").unwrap_err();
+        assert!(matches!(&err, StoreError::Corrupt { .. }));
+        assert!(!message(&err).contains("SECRET"));
+
+        let wrong = decode_item("work", r#"{"generation":"SECRET"}"#).unwrap_err();
+        assert!(!message(&wrong).contains("SECRET"));
     }
 }

@@ -78,3 +78,110 @@ pub enum StoreError {
     #[error("credential item for slot {slot} is unreadable: {message}")]
     Corrupt { slot: String, message: String },
 }
+
+/// Describes why an item's JSON did not parse without quoting any of it: serde's "invalid
+/// type/value" messages echo the offending value, which may be a token.
+fn describe_json_error(err: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let position = if err.line() > 0 {
+        format!(" at line {} column {}", err.line(), err.column())
+    } else {
+        String::new()
+    };
+    match err.classify() {
+        Category::Io => format!("read error{position}"),
+        Category::Syntax => format!("invalid JSON{position}"),
+        Category::Eof => format!("truncated JSON{position}"),
+        Category::Data => {
+            let message = err.to_string();
+            let names_a_field = ["missing field", "unknown field", "duplicate field"]
+                .iter()
+                .any(|prefix| message.starts_with(prefix));
+            if names_a_field {
+                // These quote a field name from our own schema, never a value.
+                message
+            } else {
+                format!("a field has the wrong type or value{position}")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod test_support {
+    //! Helpers shared by the store's unit tests.
+
+    use std::path::PathBuf;
+
+    use super::{StoredCredentials, Tokens};
+    use crate::secret::Secret;
+
+    /// A unique directory under the system temp dir, removed on drop.
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new(name: &str) -> Self {
+            TempDir(std::env::temp_dir().join(format!(
+                "sessctl-{name}-{}-{:x}",
+                std::process::id(),
+                fastrand::u64(..)
+            )))
+        }
+
+        pub fn path(&self, relative: &str) -> PathBuf {
+            std::fs::create_dir_all(&self.0).unwrap();
+            self.0.join(relative)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Tokens whose values end in `tag`.
+    pub fn tokens(tag: &str) -> Tokens {
+        Tokens {
+            access_token: Secret::new(format!("access-{tag}")),
+            refresh_token: Secret::new(format!("refresh-{tag}")),
+            expires_at: Some("2030-01-01T00:00:00Z".parse().unwrap()),
+            obtained_at: "2029-12-31T23:00:00Z".parse().unwrap(),
+            scopes: vec!["user:inference".to_owned()],
+        }
+    }
+
+    /// A stored item of this generation and version.
+    pub fn item(generation: u64, version: u64, tag: &str) -> StoredCredentials {
+        StoredCredentials {
+            generation,
+            version,
+            tokens: tokens(tag),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_errors_never_quote_a_value() {
+        let wrong_type = serde_json::from_str::<StoredCredentials>(
+            r#"{"generation":"SECRET-VALUE","version":1}"#,
+        )
+        .unwrap_err();
+        let described = describe_json_error(&wrong_type);
+        assert!(!described.contains("SECRET"), "{described}");
+
+        let missing = serde_json::from_str::<StoredCredentials>(r#"{"generation":1}"#).unwrap_err();
+        assert!(describe_json_error(&missing).starts_with("missing field"));
+
+        let syntax = serde_json::from_str::<StoredCredentials>("{\"a\": SECRET}").unwrap_err();
+        let described = describe_json_error(&syntax);
+        assert!(
+            !described.contains("SECRET") && described.contains("line 1"),
+            "{described}"
+        );
+    }
+}

@@ -1,19 +1,80 @@
 //! The store worker: one thread that owns the backend and serializes every operation, so a
 //! compare-and-set cannot interleave with another write from this process.
+//!
+//! The compare-and-set rules live here, once, for every backend:
+//! - a refresh (`WriteCondition::Exact`) replaces only exactly the item it read;
+//! - a login (`WriteCondition::NewLogin`) replaces only an absent item or an older login;
+//! - a logout (`delete`) never removes a newer login.
+//!
+//! An item that cannot be parsed has no generation to protect: a login may replace it and
+//! a logout may remove it (both are explicit user actions and the only way out), but a
+//! refresh may not. A call whose future is dropped may still complete on the worker.
 
-use super::{CredentialBackend, StoreError, StoreKind, StoredCredentials, Tokens, WriteCondition};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+use tokio::sync::oneshot;
+
+use super::{
+    CredentialBackend, FileBackend, KeychainBackend, StoreError, StoreKind, StoredCredentials,
+    Tokens, WriteCondition,
+};
+
+/// What a caller sees when the worker thread is gone.
+const WORKER_STOPPED: &str = "credential store worker stopped";
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// One operation for the worker, with the channel its result goes back on.
+enum Request {
+    Load {
+        slot: String,
+        reply: Reply<Option<StoredCredentials>>,
+    },
+    CompareAndSet {
+        slot: String,
+        condition: WriteCondition,
+        tokens: Tokens,
+        reply: Reply<StoredCredentials>,
+    },
+    Delete {
+        slot: String,
+        generation: u64,
+        reply: Reply<()>,
+    },
+}
 
 /// A cheap, cloneable handle to the store worker thread.
 #[derive(Clone)]
 pub struct CredentialStore {
-    // helper: an mpsc sender of operations, each with a oneshot reply
+    requests: mpsc::Sender<Request>,
     kind: StoreKind,
 }
 
 impl CredentialStore {
-    /// Starts the worker thread that owns `backend`.
+    /// Starts the worker thread that owns `backend`. The thread ends when the last handle
+    /// is dropped.
     pub fn spawn(backend: Box<dyn CredentialBackend>) -> Self {
-        todo!("helper {}", backend.kind() == StoreKind::File)
+        let kind = backend.kind();
+        let (requests, inbox) = mpsc::channel();
+        let started = std::thread::Builder::new()
+            .name("sessctl-store".to_owned())
+            .spawn(move || serve(backend, inbox));
+        if let Err(err) = started {
+            // The inbox went down with the closure, so every call reports the worker stopped.
+            tracing::error!("cannot start the credential store thread: {err}");
+        }
+        CredentialStore { requests, kind }
+    }
+
+    /// Opens the store `kind`: the OS keychain, or the 0600 file `credentials_file`
+    /// (used only for [`StoreKind::File`]).
+    pub fn open(kind: StoreKind, credentials_file: PathBuf) -> Self {
+        match kind {
+            StoreKind::Keychain => Self::spawn(Box::new(KeychainBackend)),
+            StoreKind::File => Self::spawn(Box::new(FileBackend::new(credentials_file))),
+        }
     }
 
     /// Which kind of store is in use.
@@ -23,7 +84,8 @@ impl CredentialStore {
 
     /// Reads `slot`'s item.
     pub async fn load(&self, slot: &str) -> Result<Option<StoredCredentials>, StoreError> {
-        todo!("helper {slot}")
+        let slot = slot.to_owned();
+        self.call(|reply| Request::Load { slot, reply }).await
     }
 
     /// Writes `tokens` for `slot` if `condition` holds; returns the item as written.
@@ -33,22 +95,183 @@ impl CredentialStore {
         condition: WriteCondition,
         tokens: Tokens,
     ) -> Result<StoredCredentials, StoreError> {
-        todo!("helper {slot} {condition:?} {tokens:?}")
+        let slot = slot.to_owned();
+        self.call(|reply| Request::CompareAndSet {
+            slot,
+            condition,
+            tokens,
+            reply,
+        })
+        .await
     }
 
     /// Deletes `slot`'s item unless it belongs to a login newer than `generation`
     /// (a logout must not delete a re-login that overtook it).
     pub async fn delete(&self, slot: &str, generation: u64) -> Result<(), StoreError> {
-        todo!("helper {slot} {generation}")
+        let slot = slot.to_owned();
+        self.call(|reply| Request::Delete {
+            slot,
+            generation,
+            reply,
+        })
+        .await
+    }
+
+    /// Sends one request and waits for its reply.
+    async fn call<T>(&self, request: impl FnOnce(Reply<T>) -> Request) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(request(reply))
+            .map_err(|_| StoreError::Unavailable(WORKER_STOPPED.to_owned()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable(WORKER_STOPPED.to_owned()))?
     }
 }
 
-impl CredentialStore {
-    /// Opens the configured kind of store.
-    pub fn open(kind: StoreKind, credentials_file: std::path::PathBuf) -> Self {
-        match kind {
-            StoreKind::Keychain => Self::spawn(Box::new(super::KeychainBackend)),
-            StoreKind::File => Self::spawn(Box::new(super::FileBackend::new(credentials_file))),
+/// The worker thread's loop: one request at a time until every handle is gone.
+fn serve(mut backend: Box<dyn CredentialBackend>, inbox: mpsc::Receiver<Request>) {
+    let backend = backend.as_mut();
+    while let Ok(request) = inbox.recv() {
+        // A caller that gave up has dropped its receiver; its result is simply discarded.
+        match request {
+            Request::Load { slot, reply } => {
+                let _ = reply.send(guarded(|| backend.load(&slot)));
+            }
+            Request::CompareAndSet {
+                slot,
+                condition,
+                tokens,
+                reply,
+            } => {
+                let result = guarded(|| compare_and_set(backend, &slot, condition, tokens));
+                let _ = reply.send(result);
+            }
+            Request::Delete {
+                slot,
+                generation,
+                reply,
+            } => {
+                let _ = reply.send(guarded(|| delete(backend, &slot, generation)));
+            }
         }
     }
 }
+
+/// Runs one backend operation, turning a panic (in keyring, D-Bus, ...) into
+/// `Unavailable` so one bad call does not take the store down for good. Our backends keep
+/// no state between calls, so there is nothing a panic could leave half-changed.
+fn guarded<T>(op: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    catch_unwind(AssertUnwindSafe(op)).unwrap_or_else(|_| {
+        Err(StoreError::Unavailable(
+            "credential store backend panicked".to_owned(),
+        ))
+    })
+}
+
+fn compare_and_set(
+    backend: &mut dyn CredentialBackend,
+    slot: &str,
+    condition: WriteCondition,
+    tokens: Tokens,
+) -> Result<StoredCredentials, StoreError> {
+    let current = match (backend.load(slot), condition) {
+        (Ok(current), _) => current,
+        (Err(StoreError::Corrupt { message, .. }), WriteCondition::NewLogin { .. }) => {
+            tracing::warn!(
+                slot,
+                "replacing an unreadable credential item on login: {message}"
+            );
+            None
+        }
+        (Err(err), _) => return Err(err),
+    };
+    let (generation, version) = next_identity(slot, condition, current.as_ref())?;
+    let item = StoredCredentials {
+        generation,
+        version,
+        tokens,
+    };
+    backend.save(slot, &item)?;
+    Ok(item)
+}
+
+/// The generation and version to write under `condition` over `current`, or the conflict.
+fn next_identity(
+    slot: &str,
+    condition: WriteCondition,
+    current: Option<&StoredCredentials>,
+) -> Result<(u64, u64), StoreError> {
+    match (condition, current) {
+        (
+            WriteCondition::Exact {
+                generation,
+                version,
+            },
+            Some(found),
+        ) if found.generation == generation && found.version == version => {
+            let next = version.checked_add(1).ok_or_else(|| StoreError::Corrupt {
+                slot: slot.to_owned(),
+                message: "item version is at its maximum".to_owned(),
+            })?;
+            Ok((generation, next))
+        }
+        (WriteCondition::NewLogin { generation }, None) => Ok((generation, 1)),
+        (WriteCondition::NewLogin { generation }, Some(found)) if found.generation < generation => {
+            Ok((generation, 1))
+        }
+        (condition, found) => Err(conflict(slot, expected(condition), found)),
+    }
+}
+
+fn delete(
+    backend: &mut dyn CredentialBackend,
+    slot: &str,
+    generation: u64,
+) -> Result<(), StoreError> {
+    match backend.load(slot) {
+        Ok(None) => Ok(()),
+        Ok(Some(found)) if found.generation > generation => Err(conflict(
+            slot,
+            format!("generation {generation} or older"),
+            Some(&found),
+        )),
+        Ok(Some(_)) => backend.delete(slot),
+        Err(StoreError::Corrupt { message, .. }) => {
+            tracing::warn!(slot, "deleting an unreadable credential item: {message}");
+            backend.delete(slot)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// What `condition` needs, in words (identities only, never token values).
+fn expected(condition: WriteCondition) -> String {
+    match condition {
+        WriteCondition::Exact {
+            generation,
+            version,
+        } => {
+            format!("generation {generation} version {version}")
+        }
+        WriteCondition::NewLogin { generation } => {
+            format!("no item or a generation older than {generation}")
+        }
+    }
+}
+
+fn conflict(slot: &str, expected: String, found: Option<&StoredCredentials>) -> StoreError {
+    let found = match found {
+        Some(item) => format!("generation {} version {}", item.generation, item.version),
+        None => "no item".to_owned(),
+    };
+    StoreError::Conflict {
+        slot: slot.to_owned(),
+        expected,
+        found,
+    }
+}
+
+#[cfg(test)]
+#[path = "worker_tests.rs"]
+mod tests;
