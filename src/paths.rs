@@ -46,17 +46,23 @@ pub struct Paths {
 }
 
 /// The four base directories everything else is derived from.
+#[allow(clippy::struct_field_names)] // they are all directories; the suffix says so
 struct BaseLocations {
     config_dir: PathBuf,
     state_dir: PathBuf,
     cache_dir: PathBuf,
-    /// `None` when the platform has no per-user runtime directory (XDG_RUNTIME_DIR unset,
+    /// `None` when the platform has no per-user runtime directory (`XDG_RUNTIME_DIR` unset,
     /// or macOS): then `<state_dir>/run` is used.
     runtime_dir: Option<PathBuf>,
 }
 
 impl Paths {
     /// Resolves all paths; `config_override` comes from `--config` or `SESSCTL_CONFIG`.
+    /// Nothing is created or checked on disk.
+    ///
+    /// # Errors
+    /// [`crate::error::Error::NoHome`] when no home directory can be found (`$HOME` empty
+    /// or unset and no passwd entry).
     pub fn resolve(config_override: Option<PathBuf>) -> Result<Paths, crate::error::Error> {
         let dirs = ProjectDirs::from("", "", APP).ok_or(crate::error::Error::NoHome)?;
         Ok(Paths::from_base(platform_locations(&dirs), config_override))
