@@ -117,10 +117,13 @@ mod tests {
             next_refresh_at(&t, FIVE_MIN, 0.0),
             at("2026-01-01T00:55:00Z")
         );
-        // the jitter moves it earlier by at most a tenth of the margin
+        // the jitter moves it earlier by at most a tenth of the margin (30 s)
+        let latest_jitter = next_refresh_at(&t, FIVE_MIN, 0.999_999);
+        assert!(latest_jitter > at("2026-01-01T00:54:30Z"));
+        assert!(latest_jitter < at("2026-01-01T00:54:31Z"));
         assert_eq!(
-            next_refresh_at(&t, FIVE_MIN, 0.999_999),
-            at("2026-01-01T00:54:30Z")
+            next_refresh_at(&t, FIVE_MIN, 0.5),
+            at("2026-01-01T00:54:45Z")
         );
     }
 
