@@ -1,0 +1,168 @@
+//! The merged quota cache (`$XDG_CACHE_HOME/sessctl/quota.json`): every slot's latest usage
+//! windows in one file, written by the daemon atomically (0600) after every change and read
+//! by `sessctl statusline` without waking anything. Never holds a token.
+//!
+//! Staleness has two levels, checked independently: the cache as a whole (its `updated_at`)
+//! and each slot's own data (its `fetched_at`). A fresh cache over old slot data is stale.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::state::SlotState;
+
+/// The whole cache file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuotaCache {
+    /// When the daemon last wrote the file.
+    pub updated_at: DateTime<Utc>,
+    /// The daemon's `stale_after`, in seconds, so readers judge staleness the same way
+    /// without reading the config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_after_secs: Option<u64>,
+    pub slots: BTreeMap<String, SlotQuota>,
+}
+
+/// One slot's quota as last fetched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlotQuota {
+    pub account: Option<String>,
+    pub state: SlotState,
+    /// When this slot's windows were fetched; `None` before the first good fetch.
+    pub fetched_at: Option<DateTime<Utc>>,
+    /// Window name (`five_hour`, `seven_day`, ...) to its figures.
+    #[serde(default)]
+    pub windows: BTreeMap<String, Window>,
+    /// The last fetch's error, if it failed (the windows are then the last good data).
+    pub error: Option<String>,
+}
+
+/// One usage window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    /// Percent of the window used, 0-100.
+    pub utilization: f64,
+    pub resets_at: Option<DateTime<Utc>>,
+}
+
+/// Why the cache could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cannot read quota cache {path}: {source}")]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("quota cache {path} is unreadable: {message}")]
+    Corrupt {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    #[error("cannot write quota cache {path}: {source}")]
+    Write {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl QuotaCache {
+    /// Reads and parses the cache file.
+    pub fn read(path: &Path) -> Result<QuotaCache, CacheError> {
+        let bytes = std::fs::read(path).map_err(|source| CacheError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| CacheError::Corrupt {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Writes the cache atomically with mode 0600 (creating its 0700 directory).
+    pub fn write(&self, path: &Path) -> Result<(), CacheError> {
+        let write_error = |source| CacheError::Write {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            crate::fsutil::create_private_dir(dir).map_err(write_error)?;
+        }
+        let mut bytes =
+            serde_json::to_vec_pretty(self).map_err(|e| write_error(std::io::Error::other(e)))?;
+        bytes.push(b'\n');
+        crate::fsutil::write_atomic_private(path, &bytes).map_err(write_error)
+    }
+
+    /// The cache level: stale when the daemon has not written it for `stale_after`.
+    pub fn is_stale(&self, now: DateTime<Utc>, stale_after: Duration) -> bool {
+        older_than(Some(self.updated_at), now, stale_after)
+    }
+}
+
+impl SlotQuota {
+    /// The slot level: stale when its own data is older than `stale_after`, or missing
+    /// while the slot is active. Independent of the cache's `updated_at`.
+    pub fn is_stale(&self, now: DateTime<Utc>, stale_after: Duration) -> bool {
+        match self.fetched_at {
+            None => self.state != SlotState::Inactive,
+            at => older_than(at, now, stale_after),
+        }
+    }
+}
+
+fn older_than(at: Option<DateTime<Utc>>, now: DateTime<Utc>, limit: Duration) -> bool {
+    match at {
+        None => true,
+        Some(at) => (now - at).to_std().is_ok_and(|age| age > limit),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    const FIFTEEN_MIN: Duration = Duration::from_secs(900);
+
+    fn slot(fetched_at: Option<&str>, state: SlotState) -> SlotQuota {
+        SlotQuota {
+            account: Some("a@b.c".into()),
+            state,
+            fetched_at: fetched_at.map(at),
+            windows: BTreeMap::new(),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_fresh_cache_over_old_slot_data_is_flagged_at_the_slot_level() {
+        let now = at("2026-11-23T12:00:00Z");
+        let cache = QuotaCache {
+            updated_at: at("2026-11-23T11:59:00Z"),
+            stale_after_secs: None,
+            slots: BTreeMap::from([(
+                "work".to_owned(),
+                slot(Some("2026-11-23T01:00:00Z"), SlotState::Active),
+            )]),
+        };
+        assert!(!cache.is_stale(now, FIFTEEN_MIN));
+        assert!(cache.slots["work"].is_stale(now, FIFTEEN_MIN));
+    }
+
+    #[test]
+    fn missing_data_is_stale_only_for_slots_that_should_have_it() {
+        let now = at("2026-11-23T12:00:00Z");
+        assert!(slot(None, SlotState::Active).is_stale(now, FIFTEEN_MIN));
+        assert!(slot(None, SlotState::Degraded).is_stale(now, FIFTEEN_MIN));
+        assert!(!slot(None, SlotState::Inactive).is_stale(now, FIFTEEN_MIN));
+        assert!(!slot(Some("2026-11-23T11:50:00Z"), SlotState::Active).is_stale(now, FIFTEEN_MIN));
+    }
+}
