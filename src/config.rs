@@ -80,6 +80,19 @@ pub struct Provider {
     pub headers: BTreeMap<String, String>,
     /// Never ask the usage endpoint more often than this (180 s for claude, 60 s otherwise).
     pub usage_min_interval: Duration,
+    /// How to read usage windows from the usage reply: window name to JSON pointers.
+    /// Empty: Claude's shape (every top-level object with a numeric `utilization`).
+    pub usage_windows: BTreeMap<String, WindowMapping>,
+}
+
+/// Where one usage window's figures are in a usage reply (RFC 6901 JSON pointers).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowMapping {
+    /// Pointer to the percent used (a number, 0-100), e.g. `/limits/0/used_percent`.
+    pub utilization: String,
+    /// Pointer to the reset time (RFC 3339 text or epoch seconds), if the reply has one.
+    pub resets_at: Option<String>,
 }
 
 impl std::fmt::Debug for Provider {
@@ -97,6 +110,7 @@ impl std::fmt::Debug for Provider {
             .field("token_request", &self.token_request)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("usage_min_interval", &self.usage_min_interval)
+            .field("usage_windows", &self.usage_windows)
             .finish()
     }
 }
@@ -159,6 +173,7 @@ fn builtin_claude() -> Provider {
         token_request: TokenRequestFormat::Json,
         headers: BTreeMap::from([("anthropic-beta".to_owned(), "oauth-2025-04-20".to_owned())]),
         usage_min_interval: CLAUDE_USAGE_MIN_INTERVAL,
+        usage_windows: BTreeMap::new(),
     }
 }
 
@@ -497,6 +512,7 @@ struct RawProvider {
     token_request: Option<RawTokenRequest>,
     headers: Option<BTreeMap<String, String>>,
     usage_min_interval: Option<DurationField<false>>,
+    usage_windows: Option<BTreeMap<String, WindowMapping>>,
 }
 
 #[derive(Deserialize)]
@@ -564,6 +580,9 @@ fn build_provider(
         p.headers = check_headers(ctx, name, headers)?;
     }
     p.usage_min_interval = raw.usage_min_interval.map_or(p.usage_min_interval, |d| d.0);
+    if let Some(windows) = raw.usage_windows {
+        p.usage_windows = check_usage_windows(ctx, name, windows)?;
+    }
     check_provider(ctx, &p)?;
     Ok(p)
 }
@@ -590,7 +609,30 @@ fn new_provider(ctx: &Ctx, name: &str, raw: &RawProvider) -> Result<Provider, Co
         token_request: TokenRequestFormat::Form,
         headers: BTreeMap::new(),
         usage_min_interval: DEFAULT_USAGE_MIN_INTERVAL,
+        usage_windows: BTreeMap::new(),
     })
+}
+
+/// Window names follow the slot-name alphabet; pointers must be RFC 6901 (start with `/`).
+fn check_usage_windows(
+    ctx: &Ctx,
+    provider: &str,
+    windows: BTreeMap<String, WindowMapping>,
+) -> Result<BTreeMap<String, WindowMapping>, ConfigError> {
+    for (window, mapping) in &windows {
+        let at = ["providers", provider, "usage_windows", window.as_str()];
+        crate::slot_name::validate(window)
+            .map_err(|m| ctx.invalid(&at, m.replacen("slot name", "window name", 1)))?;
+        for pointer in std::iter::once(&mapping.utilization).chain(&mapping.resets_at) {
+            if !pointer.starts_with('/') {
+                return Err(ctx.invalid(
+                    &at,
+                    format!("{pointer:?} is not a JSON pointer (RFC 6901: it starts with '/')"),
+                ));
+            }
+        }
+    }
+    Ok(windows)
 }
 
 fn check_provider(ctx: &Ctx, p: &Provider) -> Result<(), ConfigError> {

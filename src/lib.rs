@@ -13,6 +13,7 @@ pub mod logging;
 pub mod oauth;
 pub mod paths;
 pub mod protocol;
+pub mod quota;
 pub mod secret;
 pub mod slot_name;
 pub mod state;

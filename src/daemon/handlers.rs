@@ -43,6 +43,7 @@ impl Manager {
             return;
         }
         let (tx, rx) = oneshot::channel();
+        tracing::debug!(slot = name, job = ?slot.job, "token caller waits for the slot's job");
         slot.waiters.push(Waiter {
             reply: tx,
             token_only: true,

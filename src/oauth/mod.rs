@@ -1,4 +1,5 @@
-//! Talking to a provider: the refresh-token grant, revocation (RFC 7009) and userinfo.
+//! Talking to a provider: the refresh-token grant, revocation (RFC 7009), userinfo and the
+//! usage endpoint.
 //! Every call has a 30 s timeout. Nothing here touches slot state or the credential
 //! store; callers get typed outcomes ([`TokenOutcome`]) and decide.
 
@@ -140,13 +141,34 @@ impl OAuthClient {
             .map_err(|_| "userinfo reply is not JSON".to_owned())?;
         Ok(identity::account_from_claims(&claims))
     }
+
+    /// GETs the provider's usage endpoint with `access_token`. The reply is returned raw;
+    /// [`crate::quota`] interprets it. `Ok(None)` when no usage endpoint is configured.
+    pub async fn usage(
+        &self,
+        provider: &Provider,
+        access_token: &Secret,
+    ) -> Result<Option<Reply>, String> {
+        let Some(url) = &provider.usage_url else {
+            return Ok(None);
+        };
+        let request = self
+            .http
+            .get(url.clone())
+            .bearer_auth(access_token.expose())
+            .headers(provider_headers(provider))
+            .header(reqwest::header::ACCEPT, "application/json");
+        send(request).await.map(Some)
+    }
 }
 
-/// The parts of a reply the callers look at.
-struct Reply {
-    status: u16,
-    retry_after: Option<String>,
-    body: Vec<u8>,
+/// The parts of a provider's reply callers look at.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    /// The raw `Retry-After` header.
+    pub retry_after: Option<String>,
+    pub body: Vec<u8>,
 }
 
 /// Sends a request and reads at most [`MAX_BODY_BYTES`] of the reply. Errors are short
