@@ -115,7 +115,8 @@ impl SlotQuota {
     }
 }
 
-fn older_than(at: Option<DateTime<Utc>>, now: DateTime<Utc>, limit: Duration) -> bool {
+/// True when `at` is missing or more than `limit` before `now`.
+pub fn older_than(at: Option<DateTime<Utc>>, now: DateTime<Utc>, limit: Duration) -> bool {
     match at {
         None => true,
         Some(at) => (now - at).to_std().is_ok_and(|age| age > limit),

@@ -174,7 +174,33 @@ pub struct StatusReport {
     pub credential_store: CredentialStoreKind,
     /// Set while the credential store cannot be reached (tokens are held in memory).
     pub credential_store_error: Option<String>,
+    /// The merged quota cache, judged at the cache level.
+    pub cache: CacheStatus,
     pub slots: Vec<SlotStatus>,
+}
+
+/// The quota cache file in `status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CacheStatus {
+    pub path: std::path::PathBuf,
+    /// The `updated_at` of the cache last written; `None` before the first write.
+    pub updated_at: Option<DateTime<Utc>>,
+    /// True when `updated_at` is older than `stale_after` (or missing).
+    pub stale: bool,
+    /// Set while the cache cannot be written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One slot's quota in `status`, judged at the slot level.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QuotaStatus {
+    pub windows: std::collections::BTreeMap<String, crate::cache::Window>,
+    pub fetched_at: Option<DateTime<Utc>>,
+    /// True when this slot's own data is older than `stale_after`, or missing while the
+    /// slot is active, whatever the cache's timestamp says.
+    pub stale: bool,
+    pub error: Option<String>,
 }
 
 /// One slot in `status`.
@@ -190,6 +216,8 @@ pub struct SlotStatus {
     pub last_refresh_error: Option<String>,
     pub next_refresh_at: Option<DateTime<Utc>>,
     pub refreshes: u64,
+    /// `None` when the slot's provider has no usage endpoint.
+    pub quota: Option<QuotaStatus>,
 }
 
 /// Reply to `token`: the only reply that carries a token.

@@ -25,13 +25,17 @@ pub fn run(paths: &Paths, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(exit_code(&report)))
 }
 
-/// 0 all active, 1 some degraded or inactive, 2 none active (none configured or all
-/// inactive).
+/// 0 all active with fresh quota data, 1 some degraded, inactive or stale, 2 none active
+/// (none configured or all inactive).
 pub fn exit_code(report: &StatusReport) -> u8 {
     let states = || report.slots.iter().map(|s| s.state);
+    let stale = report
+        .slots
+        .iter()
+        .any(|s| s.quota.as_ref().is_some_and(|q| q.stale));
     if report.slots.is_empty() || states().all(|s| s == SlotState::Inactive) {
         exit::NONE_ACTIVE
-    } else if states().all(|s| s == SlotState::Active) {
+    } else if states().all(|s| s == SlotState::Active) && !stale {
         exit::OK
     } else {
         exit::FAILED
@@ -55,17 +59,25 @@ pub fn render(report: &StatusReport, now: DateTime<Utc>) -> String {
     if let Some(error) = &report.credential_store_error {
         out.push_str(&format!("credential store problem: {error}\n"));
     }
+    if report.cache.stale && !report.slots.is_empty() {
+        out.push_str(&format!(
+            "quota cache {} is stale (updated {})\n",
+            report.cache.path.display(),
+            relative(report.cache.updated_at, now)
+        ));
+    }
     if report.slots.is_empty() {
         out.push_str(
             "no slots; add one with: sessctl login NAME --provider P --refresh-token-stdin\n",
         );
         return out;
     }
-    let rows: Vec<[String; 6]> = report.slots.iter().map(|s| row(s, now)).collect();
+    let rows: Vec<[String; 7]> = report.slots.iter().map(|s| row(s, now)).collect();
     let header = [
         "SLOT",
         "ACCOUNT",
         "STATE",
+        "QUOTA",
         "TOKEN EXPIRES",
         "NEXT REFRESH",
         "NOTE",
@@ -89,7 +101,7 @@ pub fn render(report: &StatusReport, now: DateTime<Utc>) -> String {
     out
 }
 
-fn row(slot: &SlotStatus, now: DateTime<Utc>) -> [String; 6] {
+fn row(slot: &SlotStatus, now: DateTime<Utc>) -> [String; 7] {
     let state = format!("{:?}", slot.state).to_lowercase();
     let note = match (slot.state, &slot.reason, &slot.last_refresh_error) {
         (SlotState::Inactive, reason, _) => format!(
@@ -109,10 +121,40 @@ fn row(slot: &SlotStatus, now: DateTime<Utc>) -> [String; 6] {
             slot.provider
         ),
         state,
+        quota(slot, now),
         relative(slot.access_token_expires_at, now),
         relative(slot.next_refresh_at, now),
         note,
     ]
+}
+
+/// "5h 16% 7d 42%", with the data's age when it is stale.
+fn quota(slot: &SlotStatus, now: DateTime<Utc>) -> String {
+    let Some(quota) = &slot.quota else {
+        return "-".into();
+    };
+    let mut parts: Vec<String> = quota
+        .windows
+        .iter()
+        .map(|(name, w)| format!("{} {:.0}%", short_window(name), w.utilization))
+        .collect();
+    if parts.is_empty() {
+        parts.push("no data".into());
+    }
+    if quota.stale {
+        parts.push(format!(
+            "STALE (fetched {})",
+            relative(quota.fetched_at, now)
+        ));
+    }
+    parts.join(" ")
+}
+
+/// `five_hour` -> `5h`, `seven_day` -> `7d`, `seven_day_opus` -> `7d-opus`; others as is.
+fn short_window(name: &str) -> String {
+    name.replace("five_hour", "5h")
+        .replace("seven_day", "7d")
+        .replace('_', "-")
 }
 
 /// "in 5m", "3m ago", "-".

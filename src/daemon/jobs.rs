@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::Provider;
 use crate::oauth::{self, OAuthClient, TokenGrant, TokenOutcome};
 use crate::protocol::{ErrorCode, ErrorReply, LogoutReply, Response};
+use crate::quota::{self, UsageOutcome};
 use crate::secret::Secret;
 use crate::store::{CredentialStore, StoreError, StoredCredentials, Tokens, WriteCondition};
 
@@ -33,8 +34,15 @@ pub enum JobResult {
         result: Result<StoredCredentials, StoreError>,
     },
     LoggedIn(Box<LoginResult>),
+    Usage {
+        name: String,
+        generation: u64,
+        outcome: UsageOutcome,
+    },
     /// The state file could not be saved (`Ok` clears an earlier error).
     StateSaved(Result<(), String>),
+    /// The quota cache was written (with this `updated_at`) or could not be.
+    CacheSaved(Result<chrono::DateTime<Utc>, String>),
 }
 
 /// How a refresh job ended.
@@ -130,6 +138,31 @@ impl JobContext {
                 }
             };
             ctx.report(JobResult::Refreshed {
+                name,
+                generation,
+                outcome,
+            });
+        });
+    }
+
+    /// Fetches a slot's usage with its access token.
+    pub fn usage(&self, name: String, generation: u64, provider: Provider, access_token: Secret) {
+        let ctx = self.clone();
+        tokio::spawn(async move {
+            let outcome = match ctx.oauth.usage(&provider, &access_token).await {
+                Ok(Some(reply)) => {
+                    quota::classify_usage(&reply, &provider.usage_windows, Utc::now())
+                }
+                Ok(None) => UsageOutcome::Failed {
+                    error: format!("provider {} has no usage_url", provider.name),
+                    retry_after: None,
+                },
+                Err(error) => UsageOutcome::Failed {
+                    error: format!("usage endpoint: {error}"),
+                    retry_after: None,
+                },
+            };
+            ctx.report(JobResult::Usage {
                 name,
                 generation,
                 outcome,

@@ -5,14 +5,17 @@
 //! which is the single flight: every caller wanting a refresh waits on that job.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::cache::QuotaCache;
 use crate::config::Config;
 use crate::protocol::{
-    ErrorCode, ErrorReply, PROTOCOL_VERSION, Pong, Request, Response, StatusReport,
+    CacheStatus, ErrorCode, ErrorReply, PROTOCOL_VERSION, Pong, QuotaStatus, Request, Response,
+    StatusReport,
 };
 use crate::state::{SlotState, StateFile};
 use crate::store::StoreKind;
@@ -41,6 +44,13 @@ pub struct Manager {
     pub(super) state_error: Option<String>,
     pub(super) alerts: Alerts,
     state_tx: watch::Sender<StateFile>,
+    cache_tx: watch::Sender<QuotaCache>,
+    pub(super) cache_path: PathBuf,
+    /// When the quota cache was last published (its `updated_at`).
+    pub(super) cache_published_at: DateTime<Utc>,
+    /// The `updated_at` of the last cache actually written, and the last write error.
+    pub(super) cache_written_at: Option<DateTime<Utc>>,
+    pub(super) cache_error: Option<String>,
 }
 
 /// What the manager needs from its surroundings.
@@ -49,17 +59,31 @@ pub struct ManagerParts {
     pub state: StateFile,
     pub jobs: JobContext,
     pub state_tx: watch::Sender<StateFile>,
+    pub cache_tx: watch::Sender<QuotaCache>,
+    pub cache_path: PathBuf,
+    /// The cache a previous daemon left: seeds each slot's last known quota.
+    pub previous_cache: Option<QuotaCache>,
 }
 
 impl Manager {
     /// A manager over the slots of `state`; their credentials load when it runs.
     pub fn new(parts: ManagerParts) -> Self {
         let now = Utc::now();
+        let mut previous = parts.previous_cache.map(|c| c.slots).unwrap_or_default();
         let slots = parts
             .state
             .slots
             .into_iter()
-            .map(|(name, record)| (name.clone(), Slot::from_record(name, record, now)))
+            .map(|(name, record)| {
+                let mut slot = Slot::from_record(name.clone(), record, now);
+                if let Some(old) = previous.remove(&name) {
+                    slot.quota.fetched_at = old.fetched_at;
+                    slot.quota.last_attempt_at = old.fetched_at;
+                    slot.quota.windows = old.windows;
+                    slot.quota.error = old.error;
+                }
+                (name, slot)
+            })
             .collect();
         let store_kind = parts.jobs.store.kind();
         Manager {
@@ -72,6 +96,11 @@ impl Manager {
             state_error: None,
             alerts: Alerts::default(),
             state_tx: parts.state_tx,
+            cache_tx: parts.cache_tx,
+            cache_path: parts.cache_path,
+            cache_published_at: DateTime::<Utc>::MIN_UTC,
+            cache_written_at: None,
+            cache_error: None,
         }
     }
 
@@ -133,13 +162,38 @@ impl Manager {
 
     /// The `status` reply.
     pub(super) fn status(&self) -> StatusReport {
+        let now = Utc::now();
+        let cache = self.cache_snapshot(now);
         StatusReport {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             pid: std::process::id(),
             all_inactive: self.all_inactive(),
             credential_store: self.store_kind,
             credential_store_error: self.store_error.clone(),
-            slots: self.slots.values().map(Slot::status).collect(),
+            cache: CacheStatus {
+                path: self.cache_path.clone(),
+                updated_at: self.cache_written_at,
+                stale: crate::cache::older_than(
+                    self.cache_written_at,
+                    now,
+                    self.config.stale_after,
+                ),
+                error: self.cache_error.clone(),
+            },
+            slots: self
+                .slots
+                .values()
+                .map(|slot| {
+                    let mut status = slot.status();
+                    status.quota = cache.slots.get(&slot.name).map(|q| QuotaStatus {
+                        windows: q.windows.clone(),
+                        fetched_at: q.fetched_at,
+                        stale: q.is_stale(now, self.config.stale_after),
+                        error: q.error.clone(),
+                    });
+                    status
+                })
+                .collect(),
         }
     }
 
@@ -165,15 +219,48 @@ impl Manager {
         for name in due {
             self.start_next_job(&name, true);
         }
+        let usage_due: Vec<String> = self
+            .slots
+            .values()
+            .filter(|slot| self.usage_deadline(slot).is_some_and(|at| at <= now))
+            .map(|slot| slot.name.clone())
+            .collect();
+        for name in usage_due {
+            self.start_usage_fetch(&name, now);
+        }
+        if now >= self.cache_heartbeat_at() {
+            self.publish_cache();
+        }
     }
 
-    /// The earliest moment some idle slot has work to start.
+    /// The earliest moment some slot has work of its own to start.
     fn earliest_deadline(&self) -> Option<DateTime<Utc>> {
-        self.slots
+        let refresh = self
+            .slots
             .values()
             .filter(|slot| slot.job.is_none())
-            .filter_map(deadline)
+            .filter_map(deadline);
+        let usage = self
+            .slots
+            .values()
+            .filter_map(|slot| self.usage_deadline(slot));
+        refresh
+            .chain(usage)
+            .chain(std::iter::once(self.cache_heartbeat_at()))
             .min()
+    }
+
+    /// The cache is rewritten at least this often even when nothing changed, so its
+    /// `updated_at` tells readers the daemon is alive (the cache-level staleness check).
+    fn cache_heartbeat_at(&self) -> DateTime<Utc> {
+        self.cache_published_at + schedule::delta(self.config.stale_after / 3)
+    }
+
+    /// Hands the quota cache as it stands to its writer.
+    pub(super) fn publish_cache(&mut self) {
+        let now = Utc::now();
+        self.cache_tx.send_replace(self.cache_snapshot(now));
+        self.cache_published_at = now;
     }
 
     /// Hands the current slots to the state writer (it writes the newest snapshot; it
@@ -191,6 +278,7 @@ impl Manager {
         };
         self.state_tx.send_replace(snapshot);
         self.alerts.observe(&self.slots);
+        self.publish_cache();
     }
 
     /// Starts the job a slot needs next, if it is idle: load, write, logout or refresh.
@@ -240,7 +328,8 @@ impl Manager {
                     return;
                 }
                 let due = schedule::is_due(tokens, self.config.refresh_before_expiry, now);
-                let wanted = slot.waiters.iter().any(|w| !w.token_only || due);
+                let wanted =
+                    slot.refresh_wanted || slot.waiters.iter().any(|w| !w.token_only || due);
                 let timed = scheduled && slot.next_refresh_at.is_some_and(|at| at <= now);
                 if wanted || timed {
                     self.start_refresh(name);
@@ -275,6 +364,7 @@ impl Manager {
         };
         tracing::debug!(slot = name, "refreshing");
         slot.job = Some(Job::Refreshing);
+        slot.refresh_wanted = false;
         self.jobs.refresh(
             name.to_owned(),
             slot.record.generation,

@@ -12,7 +12,8 @@ mod results;
 pub mod schedule;
 mod server;
 mod slot;
-mod state_writer;
+mod usage;
+mod writer;
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, watch};
 
+use crate::cache::QuotaCache;
 use crate::config::Config;
 use crate::error::Error;
 use crate::fsutil;
@@ -59,11 +61,22 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (state_tx, state_rx) = watch::channel(state.clone());
+    let previous_cache = QuotaCache::read(&paths.quota_cache).ok();
+    let (cache_tx, cache_rx) = watch::channel(previous_cache.clone().unwrap_or(QuotaCache {
+        updated_at: chrono::Utc::now(),
+        stale_after_secs: None,
+        slots: Default::default(),
+    }));
 
-    let writer = tokio::spawn(state_writer::run(
+    let writer = tokio::spawn(writer::state_file(
         paths.state_file.clone(),
         state.revision,
         state_rx,
+        results_tx.clone(),
+    ));
+    let cache_writer = tokio::spawn(writer::quota_cache(
+        paths.quota_cache.clone(),
+        cache_rx,
         results_tx.clone(),
     ));
     let server = tokio::spawn(server::serve(listener, commands_tx, shutdown_rx.clone()));
@@ -78,6 +91,9 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
             results: results_tx,
         },
         state_tx,
+        cache_tx,
+        cache_path: paths.quota_cache.clone(),
+        previous_cache,
     });
     manager.run(commands_rx, results_rx, shutdown_rx).await;
 
@@ -86,6 +102,7 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
     let _ = std::fs::remove_file(&paths.socket);
     // The manager dropped its snapshot sender: the writer saves the last state and ends.
     let _ = writer.await;
+    let _ = cache_writer.await;
     tracing::info!("sessctl daemon stopped");
     Ok(())
 }

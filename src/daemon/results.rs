@@ -37,6 +37,21 @@ impl Manager {
                 result,
             } => self.on_written(&name, generation, result),
             JobResult::LoggedIn(login) => self.on_logged_in(*login),
+            JobResult::Usage {
+                name,
+                generation,
+                outcome,
+            } => self.on_usage(&name, generation, outcome),
+            JobResult::CacheSaved(result) => match result {
+                Ok(updated_at) => {
+                    self.cache_written_at = Some(updated_at);
+                    self.cache_error = None;
+                }
+                Err(e) => {
+                    tracing::error!("{e}");
+                    self.cache_error = Some(e);
+                }
+            },
             JobResult::StateSaved(result) => {
                 if let Err(e) = &result {
                     tracing::error!("{e}");
@@ -209,11 +224,17 @@ impl Manager {
                     .unwrap_or_else(|| ErrorReply::new(ErrorCode::SlotInactive, error)))
             }
         };
+        let refreshed = result.is_ok();
+        if refreshed {
+            // The new token is what a usage 401 asked for.
+            slot.refresh_wanted = false;
+        }
         slot.resolve_waiters(result);
         if let Some(health) = store_health {
             self.store_error = health;
         }
         self.persist();
+        self.usage_after_refresh(name, refreshed);
         self.start_next_job(name, false);
     }
 

@@ -10,6 +10,8 @@ use crate::secret::Secret;
 use crate::state::{SlotRecord, SlotState};
 use crate::store::{StoredCredentials, Tokens, WriteCondition};
 
+use super::usage::QuotaState;
+
 /// Where a slot's credentials stand.
 #[derive(Debug)]
 pub enum Creds {
@@ -119,6 +121,10 @@ pub struct Slot {
     pub next_refresh_at: Option<DateTime<Utc>>,
     /// Consecutive transient refresh failures (drives the backoff).
     pub failures: u32,
+    /// Something other than a caller wants a refresh now (a 401 from the usage endpoint).
+    pub refresh_wanted: bool,
+    /// Quota data and fetch bookkeeping.
+    pub quota: QuotaState,
 }
 
 impl Slot {
@@ -136,6 +142,8 @@ impl Slot {
             logouts: Vec::new(),
             next_refresh_at: None,
             failures: 0,
+            refresh_wanted: false,
+            quota: QuotaState::default(),
         }
     }
 
@@ -188,6 +196,7 @@ impl Slot {
             last_refresh_error: self.record.last_refresh_error.clone(),
             next_refresh_at: self.next_refresh_at,
             refreshes: self.record.refreshes,
+            quota: None,
         }
     }
 
