@@ -1116,4 +1116,28 @@ mod tests {
         assert_eq!(format!("{doc:?}"), format!("{builtin:?}"));
         assert_eq!(doc.headers, builtin.headers, "Debug hides header values");
     }
+
+    #[test]
+    fn usage_windows_map_names_to_json_pointers() {
+        let base = "providers:\n  acme:\n    token_url: https://a.example/t\n    client_id: x\n    usage_windows:\n";
+        let c = parse(&format!(
+            "{base}      daily:\n        utilization: /limits/0/pct\n        resets_at: /limits/0/reset\n"
+        ))
+        .unwrap();
+        let w = &c.providers["acme"].usage_windows["daily"];
+        assert_eq!(w.utilization, "/limits/0/pct");
+        assert_eq!(w.resets_at.as_deref(), Some("/limits/0/reset"));
+        assert!(c.providers["claude"].usage_windows.is_empty());
+        let err = parse(&format!(
+            "{base}      daily:\n        utilization: limits.pct\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("providers.acme.usage_windows.daily"), "{err}");
+        assert!(err.contains("JSON pointer"), "{err}");
+        let err = parse(&format!("{base}      Daily:\n        utilization: /a\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("window name"), "{err}");
+    }
 }
