@@ -47,9 +47,15 @@ impl TestEnv {
     }
 
     fn run_sessctl(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
-        let mut cmd = self.command(SESSCTL);
+        self.run_cli(Path::new(SESSCTL), args, stdin)
+    }
+
+    /// Runs `program ARGS` like [`TestEnv::sessctl`] does: this env, a deadline, output captured.
+    pub fn run_cli(&self, program: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let mut cmd = self.command(program);
         cmd.args(args);
-        let what = format!("sessctl {}", args.join(" "));
+        let name = program.file_name().unwrap_or_default().to_string_lossy();
+        let what = format!("{name} {}", args.join(" "));
         output_with_deadline(cmd, stdin, CLI_TIMEOUT, &what)
     }
 
@@ -78,18 +84,25 @@ impl TestEnv {
     /// Starts `sessctl daemon EXTRA_ARGS...` and waits until `sessctl ping` succeeds. Its
     /// stdout and stderr go to `<root>/daemon-N.log`.
     pub fn start_daemon_with(&self, extra_args: &[&str]) -> Daemon<'_> {
+        self.start_daemon_of(Path::new(SESSCTL), extra_args)
+    }
+
+    /// [`TestEnv::start_daemon_with`] for another program with the same `daemon`/`ping`
+    /// interface (the harness's own tests use a shell script).
+    pub fn start_daemon_of(&self, program: &Path, extra_args: &[&str]) -> Daemon<'_> {
         let n = self.next_daemon.fetch_add(1, Ordering::Relaxed);
         let log_path = self.root().join(format!("daemon-{n}.log"));
         let log = File::create(&log_path).expect("create daemon log");
-        let mut cmd = self.command(SESSCTL);
+        let mut cmd = self.command(program);
         cmd.arg("daemon")
             .args(extra_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log);
-        let process = ChildGuard::spawn(cmd, "sessctl daemon");
+        let process = ChildGuard::spawn(cmd, "the daemon");
         let mut daemon = Daemon {
             env: self,
+            program: program.to_owned(),
             process,
             log_path,
         };
@@ -102,6 +115,7 @@ impl TestEnv {
 /// test is panicking). Borrows its [`TestEnv`], so it always goes first.
 pub struct Daemon<'env> {
     env: &'env TestEnv,
+    program: PathBuf,
     process: ChildGuard,
     log_path: PathBuf,
 }
@@ -145,7 +159,12 @@ impl Daemon<'_> {
                 // Drop prints the log.
                 panic!("sessctl daemon exited ({status}) before answering ping");
             }
-            if self.env.sessctl(&["ping"]).status.success() {
+            if self
+                .env
+                .run_cli(&self.program, &["ping"], None)
+                .status
+                .success()
+            {
                 return;
             }
             assert!(
