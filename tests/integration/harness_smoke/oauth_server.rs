@@ -208,3 +208,31 @@ fn held_token_request_completes_only_after_the_hold_is_released() {
     assert_eq!(request.join().expect("request thread"), 200);
     assert_eq!(server.stats().holding("token"), 0);
 }
+
+#[test]
+fn provider_yaml_names_this_servers_endpoints_and_takes_extra_keys() {
+    let server = OAuthServer::start();
+    let yaml = server.provider_yaml("test") + "    token_request: json\n";
+    let parsed: serde_yaml::Value = serde_yaml::from_str(&yaml).expect("valid YAML");
+    let provider = &parsed["providers"]["test"];
+    let base = server.base_url();
+    assert_eq!(
+        provider["token_url"].as_str(),
+        Some(&*format!("{base}/token"))
+    );
+    assert_eq!(provider["client_id"].as_str(), Some("sessctl-test"));
+    assert_eq!(
+        provider["revoke_url"].as_str(),
+        Some(&*format!("{base}/token/revocation"))
+    );
+    assert_eq!(
+        provider["userinfo_url"].as_str(),
+        Some(&*format!("{base}/me"))
+    );
+    assert_eq!(
+        provider["usage_url"].as_str(),
+        Some(&*format!("{base}/api/oauth/usage"))
+    );
+    assert_eq!(provider["scopes"].as_sequence().map(Vec::len), Some(3));
+    assert_eq!(provider["token_request"].as_str(), Some("json"));
+}

@@ -149,6 +149,8 @@ impl OAuthServer {
     }
 
     /// A sessctl config snippet (`providers:` with one provider called `name`) for this server.
+    /// It ends inside that provider's mapping, so more of its keys can be appended, indented by
+    /// four spaces (e.g. `"    token_request: json\n"`).
     pub fn provider_yaml(&self, name: &str) -> String {
         let base = &self.base_url;
         format!(
