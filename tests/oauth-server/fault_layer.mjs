@@ -86,7 +86,10 @@ export function countRequest(target, form) {
   }
 }
 
-/** Waits while the target is on hold. */
+/**
+ * Waits while the target is on hold. A request whose client gives up meanwhile still goes on to
+ * the provider when released, as a slow real server would still process it.
+ */
 export async function waitWhileHeld(target) {
   const hold = holds[target];
   if (!hold.on) return;
@@ -102,6 +105,8 @@ export async function waitWhileHeld(target) {
  *   {"status":429,"retry_after":"1"} ... with a Retry-After header
  *   {"status":200,"body":"not json"} reply with that raw body (an object body is sent as JSON)
  *   {"reset":true}                  destroy the socket without replying
+ *   {"drop_response":true}          pass through (a refresh really rotates), then destroy the
+ *                                   socket instead of sending the reply: the lost-response case
  */
 export async function applyFault(target, req, res) {
   const fault = faults[target].shift();
@@ -111,6 +116,14 @@ export async function applyFault(target, req, res) {
   if (fault.reset) {
     req.socket.destroy();
     return true;
+  }
+  if (fault.drop_response) {
+    // The provider answers with res.end(body); swallow that and cut the connection instead.
+    res.end = () => {
+      req.socket.destroy();
+      return res;
+    };
+    return false;
   }
   if (fault.status === undefined) return false;
   const headers = {};

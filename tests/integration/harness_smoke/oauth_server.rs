@@ -236,3 +236,52 @@ fn provider_yaml_names_this_servers_endpoints_and_takes_extra_keys() {
     assert_eq!(provider["scopes"].as_sequence().map(Vec::len), Some(3));
     assert_eq!(provider["token_request"].as_str(), Some("json"));
 }
+
+#[test]
+fn drop_response_fault_rotates_the_token_but_loses_the_reply() {
+    let server = OAuthServer::start();
+    let grant = server.grant("gina", "gina@example.com");
+    server.push_faults("token", vec![json!({"drop_response": true})]);
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("client_id", "sessctl-test"),
+        ("refresh_token", grant.refresh_token.as_str()),
+    ];
+    let lost = reqwest::blocking::Client::new()
+        .post(format!("{}/token", server.base_url()))
+        .form(&form)
+        .send();
+    assert!(lost.is_err(), "the reply is lost: {lost:?}");
+    let retry = server.refresh(&grant.refresh_token);
+    assert_eq!(
+        retry.body["error"], "invalid_grant",
+        "the lost request did rotate, so the old token is now a reuse"
+    );
+    assert!(!server.grant_exists(&grant.grant_id));
+}
+
+#[test]
+fn faults_apply_to_usage_and_userinfo_too() {
+    let server = OAuthServer::start();
+    let grant = server.grant("hank", "hank@example.com");
+    let access = server
+        .refresh(&grant.refresh_token)
+        .field("access_token")
+        .to_owned();
+    server.push_faults("usage", vec![json!({"status": 503})]);
+    server.push_faults("userinfo", vec![json!({"status": 200, "body": "<html>"})]);
+    assert_eq!(
+        server.get_with_bearer("/api/oauth/usage", &access).status,
+        503
+    );
+    assert_eq!(
+        server.get_with_bearer("/api/oauth/usage", &access).status,
+        200
+    );
+    let garbage = server.get_with_bearer("/me", &access);
+    assert_eq!((garbage.status, garbage.body.is_null()), (200, true));
+    assert_eq!(
+        server.get_with_bearer("/me", &access).body["email"],
+        "hank@example.com"
+    );
+}

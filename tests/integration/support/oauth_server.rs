@@ -189,7 +189,9 @@ impl OAuthServer {
 
     /// Queues faults for `target` (`token`, `revocation`, `usage`, `userinfo`), each consumed by
     /// one request: `{"status":500}`, `{"status":429,"retry_after":"1"}`,
-    /// `{"status":200,"body":"not json"}`, `{"reset":true}`, `{"delay_ms":N}`.
+    /// `{"status":200,"body":"not json"}`, `{"reset":true}`, `{"delay_ms":N}`, and
+    /// `{"drop_response":true}` (the provider processes the request, a refresh really rotates,
+    /// but the reply is lost: the connection is cut instead).
     #[allow(
         clippy::needless_pass_by_value,
         reason = "callers build the list inline with vec!"
