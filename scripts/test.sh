@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Runs sessctl's whole test suite on a Debian 12 machine, installing what the tests need.
+#
+#   scripts/test.sh [extra args for cargo test]     e.g. scripts/test.sh -- --nocapture
+#
+# The integration tests start their own private D-Bus session bus, an unlocked gnome-keyring
+# (the real Secret Service) and a real OAuth server (node-oidc-provider, tests/oauth-server/),
+# so this script makes sure those programs exist first:
+#   1. Debian packages for the bus, the keyring and its CLI (apt-get, only when one is missing);
+#   2. the OAuth server's npm packages (npm ci, only when node_modules is missing or stale);
+#   3. cargo test over every target, with Cargo.lock as committed (--locked).
+# Safe to run again: phases with nothing to do say so and move on. Works as root (CI) or with sudo.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+phase() { printf '\n==> %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# What the integration tests run: dbus-daemon and dbus-send (the private bus), gnome-keyring-daemon
+# (the Secret Service sessctl stores tokens in), secret-tool (to read what sessctl stored),
+# python3-dbusmock and notify-send (a fake notification server and a client to check it with).
+DEB_PACKAGES=(dbus dbus-bin dbus-daemon gnome-keyring libsecret-tools python3-dbusmock libnotify-bin)
+# The OAuth server needs Node.js 20 or newer (oidc-provider 9 uses modern JS and node APIs).
+NODE_MIN_MAJOR=20
+OAUTH_SERVER_DIR=tests/oauth-server
+# Written into node_modules after `npm ci`: the lock file's hash it was installed from.
+NPM_STAMP="$OAUTH_SERVER_DIR/node_modules/.installed-from-lock.sha256"
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    die "need root to run: $* (install sudo or run this script as root)"
+  fi
+}
+
+is_installed() {
+  [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]
+}
+
+install_debian_packages() {
+  phase "Debian packages: ${DEB_PACKAGES[*]}"
+  command -v dpkg-query >/dev/null 2>&1 || die "this script installs packages with apt; on a non-Debian system install the equivalents of: ${DEB_PACKAGES[*]}"
+  local missing=()
+  for pkg in "${DEB_PACKAGES[@]}"; do
+    is_installed "$pkg" || missing+=("$pkg")
+  done
+  if ! command -v node >/dev/null 2>&1; then
+    missing+=(nodejs)
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
+    missing+=(npm)
+  fi
+  if [ "${#missing[@]}" -eq 0 ]; then
+    echo "all installed"
+    return
+  fi
+  echo "installing: ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+check_node() {
+  local major
+  major="$(node -p 'process.versions.node.split(".")[0]')"
+  if [ "$major" -lt "$NODE_MIN_MAJOR" ]; then
+    die "node $(node --version) is too old for the test OAuth server; install Node.js $NODE_MIN_MAJOR or newer"
+  fi
+}
+
+install_oauth_server_packages() {
+  phase "OAuth server npm packages ($OAUTH_SERVER_DIR)"
+  check_node
+  local want have=""
+  want="$(sha256sum "$OAUTH_SERVER_DIR/package-lock.json" | cut -d' ' -f1)"
+  [ -f "$NPM_STAMP" ] && have="$(cat "$NPM_STAMP")"
+  if [ -d "$OAUTH_SERVER_DIR/node_modules" ] && [ "$have" = "$want" ]; then
+    echo "up to date with package-lock.json"
+    return
+  fi
+  npm ci --prefix "$OAUTH_SERVER_DIR" --no-audit --no-fund
+  echo "$want" >"$NPM_STAMP"
+}
+
+run_cargo_tests() {
+  phase "cargo test --all-targets --locked $*"
+  command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (https://rustup.rs)"
+  cargo test --all-targets --locked "$@"
+}
+
+install_debian_packages
+install_oauth_server_packages
+run_cargo_tests "$@"

@@ -1,0 +1,190 @@
+//! Running the real `sessctl` binary inside a [`TestEnv`]: the CLI with a deadline, the daemon
+//! as a [`Daemon`] handle (log captured, killed in Drop), and config/status conveniences.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Output, Stdio};
+use std::sync::atomic::Ordering;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::env::TestEnv;
+use super::process::{ChildGuard, output_with_deadline};
+
+/// The binary under test.
+pub const SESSCTL: &str = env!("CARGO_BIN_EXE_sessctl");
+/// A CLI call that takes longer than this is hung (every command is local).
+const CLI_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `sessctl daemon` gets to answer `sessctl ping`.
+const DAEMON_READY_DEADLINE: Duration = Duration::from_secs(20);
+/// Between readiness probes: each probe is a process spawn, so not too often.
+const DAEMON_POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+impl TestEnv {
+    /// `$XDG_CONFIG_HOME/sessctl/config.yaml`, sessctl's default config path.
+    pub fn config_path(&self) -> PathBuf {
+        self.config_dir().join("sessctl/config.yaml")
+    }
+
+    /// Writes `yaml` to [`TestEnv::config_path`].
+    pub fn write_config(&self, yaml: &str) {
+        let path = self.config_path();
+        fs::create_dir_all(path.parent().expect("config path has a parent"))
+            .expect("create config dir");
+        fs::write(&path, yaml).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    }
+
+    /// Runs `sessctl ARGS` with this env and no stdin; panics if it hangs.
+    pub fn sessctl(&self, args: &[&str]) -> Output {
+        self.run_sessctl(args, None)
+    }
+
+    /// Runs `sessctl ARGS` with `stdin` as its standard input.
+    pub fn sessctl_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        self.run_sessctl(args, Some(stdin.as_bytes()))
+    }
+
+    fn run_sessctl(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        self.run_cli(Path::new(SESSCTL), args, stdin)
+    }
+
+    /// Runs `program ARGS` like [`TestEnv::sessctl`] does: this env, a deadline, output captured.
+    pub fn run_cli(&self, program: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let mut cmd = self.command(program);
+        cmd.args(args);
+        let name = program.file_name().unwrap_or_default().to_string_lossy();
+        let what = format!("{name} {}", args.join(" "));
+        output_with_deadline(cmd, stdin, CLI_TIMEOUT, &what)
+    }
+
+    /// `sessctl status --json`, parsed; panics (showing stderr) if it fails.
+    pub fn status_json(&self) -> Value {
+        let out = self.sessctl(&["status", "--json"]);
+        assert!(
+            out.status.success(),
+            "sessctl status --json failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "sessctl status --json printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// Starts `sessctl daemon` and waits until `sessctl ping` succeeds.
+    pub fn start_daemon(&self) -> Daemon<'_> {
+        self.start_daemon_with(&[])
+    }
+
+    /// Starts `sessctl daemon EXTRA_ARGS...` and waits until `sessctl ping` succeeds. Its
+    /// stdout and stderr go to `<root>/daemon-N.log`.
+    pub fn start_daemon_with(&self, extra_args: &[&str]) -> Daemon<'_> {
+        self.start_daemon_of(Path::new(SESSCTL), extra_args)
+    }
+
+    /// [`TestEnv::start_daemon_with`] for another program with the same `daemon`/`ping`
+    /// interface (the harness's own tests use a shell script).
+    pub fn start_daemon_of(&self, program: &Path, extra_args: &[&str]) -> Daemon<'_> {
+        let n = self.next_daemon.fetch_add(1, Ordering::Relaxed);
+        let log_path = self.root().join(format!("daemon-{n}.log"));
+        let log = File::create(&log_path).expect("create daemon log");
+        let mut cmd = self.command(program);
+        cmd.arg("daemon")
+            .args(extra_args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log);
+        let process = ChildGuard::spawn(cmd, "the daemon");
+        let mut daemon = Daemon {
+            env: self,
+            program: program.to_owned(),
+            process,
+            log_path,
+        };
+        daemon.wait_until_ready();
+        daemon
+    }
+}
+
+/// A running `sessctl daemon`. Dropping it SIGKILLs and reaps it (and prints its log if the
+/// test is panicking). Borrows its [`TestEnv`], so it always goes first.
+pub struct Daemon<'env> {
+    env: &'env TestEnv,
+    program: PathBuf,
+    process: ChildGuard,
+    log_path: PathBuf,
+}
+
+impl Daemon<'_> {
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// Everything the daemon printed so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Path of the daemon's log file.
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// Simulates a crash: SIGKILL, then reap.
+    pub fn kill9(&mut self) {
+        self.process.kill();
+    }
+
+    /// Sends SIGTERM and waits (up to `timeout`) for a clean exit.
+    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        self.process.signal(libc::SIGTERM);
+        self.process.wait_timeout(timeout)
+    }
+
+    /// Waits (up to `timeout`) for the daemon to exit on its own.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        self.process.wait_timeout(timeout)
+    }
+
+    fn wait_until_ready(&mut self) {
+        let deadline = Instant::now() + DAEMON_READY_DEADLINE;
+        loop {
+            if let Some(status) = self.process.try_wait() {
+                // Drop prints the log.
+                panic!("sessctl daemon exited ({status}) before answering ping");
+            }
+            if self
+                .env
+                .run_cli(&self.program, &["ping"], None)
+                .status
+                .success()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sessctl daemon did not answer ping within {DAEMON_READY_DEADLINE:?}"
+            );
+            thread::sleep(DAEMON_POLL_INTERVAL);
+        }
+    }
+}
+
+impl Drop for Daemon<'_> {
+    fn drop(&mut self) {
+        self.process.kill();
+        if thread::panicking() {
+            eprintln!(
+                "--- sessctl daemon log ({}) ---\n{}",
+                self.log_path.display(),
+                self.log()
+            );
+        }
+    }
+}

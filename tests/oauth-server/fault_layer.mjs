@@ -1,0 +1,184 @@
+// The fault/hold layer in front of the provider. This is the one place the test server *mocks*:
+// it makes happen what a real server cannot be made to do on demand (5xx, 429, garbage bodies,
+// dropped connections, slowness, requests stuck in flight). It also counts requests per target
+// and converts JSON token bodies to form encoding. It never changes what the provider decides.
+import { parse as parseQuery, stringify as stringifyQuery } from 'node:querystring';
+
+import { HttpError, log, readBody, sendJson } from './http_util.mjs';
+
+/** The paths this layer knows, by target name. */
+export const TARGETS = {
+  '/token': 'token',
+  '/token/revocation': 'revocation',
+  '/api/oauth/usage': 'usage',
+  '/me': 'userinfo',
+};
+
+/** target -> queued faults, consumed one per request. */
+const faults = Object.fromEntries(Object.values(TARGETS).map((t) => [t, []]));
+/** target -> { on, waiters }: while on, requests to the target wait. */
+const holds = Object.fromEntries(Object.values(TARGETS).map((t) => [t, { on: false, waiters: [] }]));
+
+function freshStats() {
+  return {
+    token_requests: 0,
+    by_grant_type: {},
+    errors: {},
+    revocations: 0,
+    usage_requests: 0,
+    userinfo_requests: 0,
+    held: 0,
+  };
+}
+let stats = freshStats();
+
+/** The counters, plus how many requests are waiting on a hold right now, by target. */
+export function statsSnapshot() {
+  const holding = Object.fromEntries(Object.entries(holds).map(([t, h]) => [t, h.waiters.length]));
+  return { ...stats, holding };
+}
+
+export function resetStats() {
+  stats = freshStats();
+}
+
+/** Counts an error reply by its OAuth `error` code (the provider's, or `http_<status>` for ours). */
+export function countError(code) {
+  stats.errors[code] = (stats.errors[code] || 0) + 1;
+}
+
+/** Validates an admin body's `target` (default `token`). */
+export function targetOf(body) {
+  const target = body.target || 'token';
+  if (!(target in faults)) throw new HttpError(400, `unknown target ${target}; one of ${Object.keys(faults).join(', ')}`);
+  return target;
+}
+
+/** Appends faults to a target's queue; returns the queue length. */
+export function queueFaults(target, list) {
+  if (!Array.isArray(list)) throw new HttpError(400, 'faults must be an array');
+  faults[target].push(...list);
+  return faults[target].length;
+}
+
+/** Turns a hold on or off; turning it off releases every waiting request. */
+export function setHold(target, on) {
+  const hold = holds[target];
+  hold.on = Boolean(on);
+  if (!hold.on) {
+    for (const release of hold.waiters.splice(0)) release();
+  }
+}
+
+
+/** Counts a request to one of the four targets; token requests are counted by grant type too. */
+export function countRequest(target, form) {
+  if (target === 'token') {
+    stats.token_requests += 1;
+    const gty = (form && form.grant_type) || '(none)';
+    stats.by_grant_type[gty] = (stats.by_grant_type[gty] || 0) + 1;
+  } else if (target === 'revocation') {
+    stats.revocations += 1;
+  } else if (target === 'usage') {
+    stats.usage_requests += 1;
+  } else if (target === 'userinfo') {
+    stats.userinfo_requests += 1;
+  }
+}
+
+/**
+ * Waits while the target is on hold. A request whose client gives up meanwhile still goes on to
+ * the provider when released, as a slow real server would still process it.
+ */
+export async function waitWhileHeld(target) {
+  const hold = holds[target];
+  if (!hold.on) return;
+  stats.held += 1;
+  await new Promise((resolve) => { hold.waiters.push(resolve); });
+}
+
+/**
+ * Applies the next queued fault, if any. Returns true when the fault answered (or dropped)
+ * the request, false when the request should go on to the provider.
+ *   {"delay_ms":N}                  wait, then pass through (or apply the fault's other fields)
+ *   {"status":500}                  reply with that status and an OAuth error body
+ *   {"status":429,"retry_after":"1"} ... with a Retry-After header
+ *   {"status":200,"body":"not json"} reply with that raw body (an object body is sent as JSON)
+ *   {"reset":true}                  destroy the socket without replying
+ *   {"drop_response":true}          pass through (a refresh really rotates), then destroy the
+ *                                   socket instead of sending the reply: the lost-response case
+ */
+export async function applyFault(target, req, res) {
+  const fault = faults[target].shift();
+  if (!fault) return false;
+  log(`fault on ${target}:`, JSON.stringify(fault));
+  if (fault.delay_ms) await new Promise((resolve) => { setTimeout(resolve, fault.delay_ms); });
+  if (fault.reset) {
+    req.socket.destroy();
+    return true;
+  }
+  if (fault.drop_response) {
+    // The provider answers with res.end(body); swallow that and cut the connection instead.
+    res.end = () => {
+      req.socket.destroy();
+      return res;
+    };
+    return false;
+  }
+  if (fault.status === undefined) return false;
+  const headers = {};
+  if (fault.retry_after !== undefined) headers['retry-after'] = String(fault.retry_after);
+  let { body } = fault;
+  if (body === undefined) {
+    body = fault.status >= 400 ? { error: 'temporarily_unavailable', error_description: 'injected fault' } : {};
+  }
+  if (typeof body === 'string') {
+    headers['content-type'] = fault.content_type || 'text/plain';
+  } else {
+    headers['content-type'] = 'application/json';
+    body = JSON.stringify(body);
+  }
+  if (fault.status >= 400 && target === 'token') {
+    countError(fault.status === 429 ? 'http_429' : `http_${fault.status}`);
+  }
+  res.writeHead(fault.status, headers);
+  res.end(body);
+  return true;
+}
+
+/**
+ * Reads a /token body so it can be counted by grant type; a JSON object body (sessctl's
+ * `token_request: json` mode, as Claude's endpoint takes) is rewritten as form encoding.
+ * The provider then takes the already-read body from `req.body` (its documented fallback).
+ */
+export async function prepareTokenBody(req, res) {
+  const raw = await readBody(req);
+  const contentType = (req.headers['content-type'] || '').split(';')[0].trim().toLowerCase();
+  let formText = raw.toString('utf8');
+  if (contentType === 'application/json') {
+    let json;
+    try {
+      json = JSON.parse(formText);
+    } catch {
+      json = undefined;
+    }
+    if (!json || typeof json !== 'object' || Array.isArray(json)) {
+      countRequest('token', undefined);
+      countError('invalid_request');
+      sendJson(res, 400, { error: 'invalid_request', error_description: 'body is not a JSON object' });
+      return undefined;
+    }
+    formText = stringifyQuery(Object.fromEntries(Object.entries(json).map(([k, v]) => [k, formValue(v)])));
+    req.headers['content-type'] = 'application/x-www-form-urlencoded';
+  }
+  req.headers['content-length'] = String(Buffer.byteLength(formText));
+  req.body = formText;
+  return parseQuery(formText);
+}
+
+function formValue(value) {
+  if (typeof value === 'string') return value;
+  if (Array.isArray(value)) return value.join(' ');
+  if (value !== null && typeof value === 'object') return JSON.stringify(value);
+  return String(value);
+}

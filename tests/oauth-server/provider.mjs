@@ -1,0 +1,160 @@
+// node-oidc-provider, configured for sessctl's tests, plus the model-level operations the admin
+// API needs (minting and revoking grants as a finished login or a server-side logout would) and
+// GET /api/oauth/usage in Claude's shape. Token rotation, reuse detection, revocation and
+// userinfo are the provider's own behaviour, unmodified.
+import { generateKeyPairSync } from 'node:crypto';
+
+import Provider from 'oidc-provider';
+
+import { countError } from './fault_layer.mjs';
+import { HttpError, log, sendJson } from './http_util.mjs';
+
+export const CLIENT_ID = 'sessctl-test';
+const DEFAULT_SCOPE = 'openid email offline_access';
+
+/** Access token lifetime for tokens minted from now on (POST /admin/access-token-ttl). */
+let accessTokenTtl = 3600;
+/** account id -> email, filled by POST /admin/grant; findAccount knows only these. */
+const accounts = new Map();
+/** account id -> usage reply overrides (POST /admin/usage). */
+const usageByAccount = new Map();
+/** grant id -> Set of refresh token values (jti) issued under it, to answer GET /admin/grant/<id>. */
+const refreshTokensByGrant = new Map();
+
+export function setAccessTokenTtl(seconds) {
+  if (!Number.isInteger(seconds) || seconds < 1) throw new HttpError(400, 'seconds must be a positive integer');
+  accessTokenTtl = seconds;
+}
+
+/** Merges `fields` into `account`'s usage reply. */
+export function setUsage(account, fields) {
+  if (typeof account !== 'string') throw new HttpError(400, 'account is required');
+  usageByAccount.set(account, { ...usageByAccount.get(account), ...fields });
+}
+
+export function makeProvider(issuer) {
+  // A per-process signing key, so the provider does not fall back to its published dev keys.
+  // EC, not RSA: generating it is instant, where RSA-2048 adds ~0.2-0.5 s to every test's startup.
+  const signingKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
+
+  const provider = new Provider(issuer, {
+    clients: [{
+      client_id: CLIENT_ID,
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      // Native: loopback http redirects are allowed on any port (RFC 8252).
+      application_type: 'native',
+      redirect_uris: ['http://127.0.0.1/callback'],
+      id_token_signed_response_alg: 'ES256',
+    }],
+    async findAccount(_ctx, id) {
+      if (!accounts.has(id)) return undefined;
+      return {
+        accountId: id,
+        async claims() {
+          return { sub: id, email: accounts.get(id) };
+        },
+      };
+    },
+    scopes: ['openid', 'email', 'offline_access'],
+    claims: { openid: ['sub'], email: ['email'] },
+    // A reused refresh token gets invalid_grant and its whole grant is revoked: the hazard
+    // sessctl must never trigger.
+    rotateRefreshToken: true,
+    features: {
+      revocation: { enabled: true },
+      userinfo: { enabled: true },
+      devInteractions: { enabled: true },
+    },
+    ttl: {
+      AccessToken: () => accessTokenTtl,
+      RefreshToken: () => 14 * 24 * 60 * 60,
+      Grant: () => 14 * 24 * 60 * 60,
+      IdToken: () => 60 * 60,
+      Session: () => 14 * 24 * 60 * 60,
+      Interaction: () => 60 * 60,
+    },
+    jwks: { keys: [signingKey] },
+    cookies: { keys: ['sessctl-test-only-cookie-key'] },
+  });
+
+  provider.on('grant.error', (_ctx, err) => countError(err.error || 'unknown'));
+  provider.on('server_error', (_ctx, err) => {
+    log('server_error', err);
+    countError('server_error');
+  });
+  provider.on('refresh_token.saved', (token) => {
+    if (!token.grantId) return;
+    if (!refreshTokensByGrant.has(token.grantId)) refreshTokensByGrant.set(token.grantId, new Set());
+    refreshTokensByGrant.get(token.grantId).add(token.jti);
+  });
+  return provider;
+}
+
+/** Mints a grant and a refresh token for `account`, exactly as a finished login would. */
+export async function mintGrant(provider, { account, email, scope = DEFAULT_SCOPE }) {
+  if (typeof account !== 'string' || !account) throw new HttpError(400, 'account is required');
+  accounts.set(account, typeof email === 'string' ? email : `${account}@example.com`);
+  const grant = new provider.Grant({ accountId: account, clientId: CLIENT_ID });
+  grant.addOIDCScope(scope);
+  const grantId = await grant.save();
+  const client = await provider.Client.find(CLIENT_ID);
+  const refreshToken = new provider.RefreshToken({
+    accountId: account,
+    client,
+    grantId,
+    scope,
+    gty: 'authorization_code',
+    authTime: Math.floor(Date.now() / 1000),
+    expiresWithSession: false,
+  });
+  return { refresh_token: await refreshToken.save(), grant_id: grantId };
+}
+
+/** Kills a server-side session: the grant and every token issued under it. */
+export async function revokeGrant(provider, grantId) {
+  const existed = Boolean(await provider.Grant.find(grantId));
+  await Promise.all([
+    provider.AccessToken.revokeByGrantId(grantId),
+    provider.RefreshToken.revokeByGrantId(grantId),
+    provider.AuthorizationCode.revokeByGrantId(grantId),
+    provider.Grant.adapter.destroy(grantId),
+  ]);
+  return { revoked: existed };
+}
+
+/** True while the grant exists and at least one refresh token issued under it is still usable. */
+export async function grantExists(provider, grantId) {
+  if (!await provider.Grant.find(grantId)) return false;
+  for (const jti of refreshTokensByGrant.get(grantId) || []) {
+    const token = await provider.RefreshToken.find(jti);
+    if (token && token.isValid) return true;
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// GET /api/oauth/usage (Claude's quota endpoint shape)
+// ---------------------------------------------------------------------------------------------
+
+function usageReplyFor(account) {
+  const now = Date.now();
+  return {
+    five_hour: { utilization: 16.0, resets_at: new Date(now + 5 * 3600 * 1000).toISOString() },
+    seven_day: { utilization: 42.0, resets_at: new Date(now + 7 * 24 * 3600 * 1000).toISOString() },
+    seven_day_opus: null,
+    extra_key: 1,
+    ...usageByAccount.get(account),
+  };
+}
+
+export async function handleUsage(provider, req, res) {
+  const match = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization || '');
+  const token = match ? await provider.AccessToken.find(match[1]) : undefined;
+  if (!token || token.isExpired || !accounts.has(token.accountId)) {
+    sendJson(res, 401, { error: 'invalid_token' });
+    return;
+  }
+  sendJson(res, 200, usageReplyFor(token.accountId));
+}

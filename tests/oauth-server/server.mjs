@@ -1,0 +1,137 @@
+// A real OAuth 2.0 / OpenID Connect server for sessctl's integration tests.
+//
+//   PORT=0 node tests/oauth-server/server.mjs
+//
+// Binds 127.0.0.1 only. When listening, prints exactly one JSON line to stdout:
+//   {"ready":true,"port":N,"issuer":"http://127.0.0.1:N"}
+// and logs everything else to stderr. With EXIT_WITH_STDIN=1 it also exits when its stdin
+// closes, so a test process that dies without cleaning up cannot leave it running.
+//
+// Three layers, outermost first:
+//   1. /admin/* (below): the test's remote control.
+//   2. fault_layer.mjs: the fault/hold layer in front of the provider, the one place this server
+//      *mocks* what a real server cannot be made to do on demand (5xx, 429, garbage bodies,
+//      dropped connections, slowness, requests stuck in flight). It also counts requests and
+//      converts JSON token request bodies to form encoding.
+//   3. provider.mjs: node-oidc-provider itself, unmodified: token rotation, reuse detection,
+//      revocation and userinfo are the real implementation's behaviour, not ours. Plus
+//      GET /api/oauth/usage, a small endpoint in Claude's shape that checks bearer tokens
+//      against the provider.
+//
+// Admin API (JSON in and out):
+//   POST /admin/grant {"account","email","scope"?} -> {"refresh_token","grant_id"}  (as if logged in)
+//   POST /admin/revoke-grant {"grant_id"}          -> {"revoked":bool}  (server-side session gone)
+//   GET  /admin/grant/<id>                         -> {"exists":bool}   (grant + a usable refresh token)
+//   GET  /admin/stats                              -> counters; POST /admin/stats/reset zeroes them
+//   POST /admin/faults {"target","faults":[...]}   (appends; targets: token revocation usage userinfo)
+//   POST /admin/hold {"target","on":bool}
+//   POST /admin/access-token-ttl {"seconds":N}     (tokens minted from now on)
+//   POST /admin/usage {"account", "five_hour"?, "seven_day"?, ...}  (merged into that account's reply)
+import http from 'node:http';
+
+import {
+  TARGETS, applyFault, countRequest, prepareTokenBody, queueFaults, resetStats, setHold,
+  statsSnapshot, targetOf, waitWhileHeld,
+} from './fault_layer.mjs';
+import { HttpError, log, parseJsonBody, readBody, sendJson } from './http_util.mjs';
+import {
+  grantExists, handleUsage, makeProvider, mintGrant, revokeGrant, setAccessTokenTtl, setUsage,
+} from './provider.mjs';
+
+/** The test's remote control: the admin API listed at the top of this file. */
+async function handleAdmin(provider, req, res, path) {
+  const body = req.method === 'POST' ? parseJsonBody(await readBody(req)) : {};
+  const route = `${req.method} ${path}`;
+  if (route === 'POST /admin/grant') return sendJson(res, 200, await mintGrant(provider, body));
+  if (route === 'POST /admin/revoke-grant') return sendJson(res, 200, await revokeGrant(provider, String(body.grant_id)));
+  if (req.method === 'GET' && path.startsWith('/admin/grant/')) {
+    const id = decodeURIComponent(path.slice('/admin/grant/'.length));
+    return sendJson(res, 200, { exists: await grantExists(provider, id) });
+  }
+  if (route === 'GET /admin/stats') return sendJson(res, 200, statsSnapshot());
+  if (route === 'POST /admin/stats/reset') {
+    resetStats();
+    return sendJson(res, 200, {});
+  }
+  if (route === 'POST /admin/faults') return sendJson(res, 200, { queued: queueFaults(targetOf(body), body.faults) });
+  if (route === 'POST /admin/hold') {
+    setHold(targetOf(body), body.on);
+    return sendJson(res, 200, {});
+  }
+  if (route === 'POST /admin/access-token-ttl') {
+    setAccessTokenTtl(body.seconds);
+    return sendJson(res, 200, {});
+  }
+  if (route === 'POST /admin/usage') {
+    const { account, ...fields } = body;
+    setUsage(account, fields);
+    return sendJson(res, 200, {});
+  }
+  throw new HttpError(404, `no admin route ${route}`);
+}
+
+async function handle(provider, providerCallback, req, res) {
+  const path = new URL(req.url, 'http://127.0.0.1').pathname;
+  if (path.startsWith('/admin/')) {
+    await handleAdmin(provider, req, res, path);
+    return;
+  }
+  const target = TARGETS[path];
+  if (!target) {
+    providerCallback(req, res);
+    return;
+  }
+  let form;
+  if (target === 'token' && req.method === 'POST') {
+    form = await prepareTokenBody(req, res);
+    if (!form) return;
+  }
+  countRequest(target, form);
+  await waitWhileHeld(target);
+  if (await applyFault(target, req, res)) return;
+  if (target === 'usage') {
+    await handleUsage(provider, req, res);
+  } else {
+    providerCallback(req, res);
+  }
+}
+
+function main() {
+  const port = Number(process.env.PORT || 0);
+  let ready;
+  const server = http.createServer((req, res) => {
+    const started = Date.now();
+    res.on('finish', () => log(`${req.method} ${req.url} -> ${res.statusCode} (${Date.now() - started} ms)`));
+    ready.then(({ provider, callback }) => handle(provider, callback, req, res)).catch((err) => {
+      if (!(err instanceof HttpError)) log('unexpected error', err);
+      if (!res.headersSent && !req.socket.destroyed) {
+        sendJson(res, err.status || 500, { error: err.status ? 'bad_request' : 'server_error', error_description: err.message });
+      }
+    });
+  });
+  ready = new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      const actualPort = server.address().port;
+      const issuer = `http://127.0.0.1:${actualPort}`;
+      const provider = makeProvider(issuer);
+      resolve({ provider, callback: provider.callback() });
+      process.stdout.write(`${JSON.stringify({ ready: true, port: actualPort, issuer })}\n`);
+    });
+  });
+  ready.catch((err) => {
+    log('failed to start:', err);
+    process.exit(1);
+  });
+
+  const stop = () => process.exit(0);
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  if (process.env.EXIT_WITH_STDIN === '1') {
+    process.stdin.on('end', () => process.exit(0));
+    process.stdin.on('error', () => process.exit(0));
+    process.stdin.resume();
+  }
+}
+
+main();
