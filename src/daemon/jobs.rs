@@ -229,12 +229,16 @@ impl JobContext {
                 )));
             }
         };
-        let mut account = grant.account_email.clone().or_else(|| {
-            grant
-                .id_token
-                .as_ref()
-                .and_then(oauth::account_from_id_token)
-        });
+        // An e-mail names the account best: from the token response, the id_token, or the
+        // userinfo endpoint; only then the id_token's subject.
+        let mut account = grant
+            .account_email
+            .clone()
+            .or_else(|| grant.id_token.as_ref().and_then(oauth::email_from_id_token));
+        let subject = grant
+            .id_token
+            .as_ref()
+            .and_then(oauth::account_from_id_token);
         let placeholder = Tokens {
             access_token: Secret::new(""),
             refresh_token: refresh_token.clone(),
@@ -249,6 +253,7 @@ impl JobContext {
                 Err(e) => tracing::warn!(slot = name, "could not learn the account: {e}"),
             }
         }
+        let account = account.or(subject);
         let stored = self
             .store
             .compare_and_set(

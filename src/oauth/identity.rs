@@ -8,12 +8,23 @@ use crate::secret::Secret;
 
 /// The `email` (else `sub`) claim of an id_token, if it can be read.
 pub fn account_from_id_token(id_token: &Secret) -> Option<String> {
+    account_from_claims(&id_token_claims(id_token)?)
+}
+
+/// The `email` claim of an id_token, if it has one.
+pub fn email_from_id_token(id_token: &Secret) -> Option<String> {
+    let claims = id_token_claims(id_token)?;
+    let email = account_from_claims(&claims)?;
+    (claims.get("email").and_then(|e| e.as_str()) == Some(email.as_str())).then_some(email)
+}
+
+/// The decoded (unverified) payload of a JWT.
+fn id_token_claims(id_token: &Secret) -> Option<serde_json::Value> {
     let payload = id_token.expose().split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
         .ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    account_from_claims(&claims)
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// `email`, else `sub`, from a claims object; only short printable strings are kept.
@@ -50,6 +61,15 @@ mod tests {
             account_from_id_token(&jwt(r#"{"sub":"u1"}"#)).as_deref(),
             Some("u1")
         );
+    }
+
+    #[test]
+    fn only_an_email_claim_counts_as_an_email() {
+        assert_eq!(
+            email_from_id_token(&jwt(r#"{"sub":"u1","email":"a@b.c"}"#)).as_deref(),
+            Some("a@b.c")
+        );
+        assert_eq!(email_from_id_token(&jwt(r#"{"sub":"u1"}"#)), None);
     }
 
     #[test]

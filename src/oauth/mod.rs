@@ -9,7 +9,7 @@ mod identity;
 pub use classify::{
     MAX_RETRY_AFTER, PermanentReason, TokenGrant, TokenOutcome, classify_reply, parse_retry_after,
 };
-pub use identity::account_from_id_token;
+pub use identity::{account_from_id_token, email_from_id_token};
 
 use std::time::Duration;
 

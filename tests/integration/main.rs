@@ -2,5 +2,14 @@
 //! Run them all with `scripts/test.sh`, which first installs what they need (a D-Bus bus,
 //! gnome-keyring, secret-tool, the test OAuth server's npm packages).
 
+mod alerts;
+mod cli_input;
+mod flows;
 mod harness_smoke;
+mod lifecycle;
+mod logout;
+mod quota;
+mod refresh;
+mod socket;
+mod store;
 mod support;

@@ -116,6 +116,29 @@ impl TestEnv {
 
     /// A `Command` for `program` with this env applied (see [`TestEnv::vars`]).
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        self.launcher().command(program)
+    }
+
+    /// What [`TestEnv::command`] needs, detached from the env so a long-lived handle (a
+    /// [`super::Daemon`]) can start processes without borrowing it.
+    pub fn launcher(&self) -> Launcher {
+        Launcher {
+            vars: self.vars(),
+            home: self.home(),
+        }
+    }
+}
+
+/// Builds commands with a [`TestEnv`]'s environment.
+#[derive(Debug, Clone)]
+pub struct Launcher {
+    vars: Vec<(String, String)>,
+    home: PathBuf,
+}
+
+impl Launcher {
+    /// A `Command` for `program` with the env applied and inherited `SESSCTL_*` removed.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
         let mut cmd = Command::new(program);
         for (key, _) in std::env::vars_os() {
             let name = key.to_string_lossy();
@@ -126,10 +149,12 @@ impl TestEnv {
         for name in REMOVED_VARS {
             cmd.env_remove(name);
         }
-        cmd.envs(self.vars()).current_dir(self.home());
+        cmd.envs(self.vars.iter().cloned()).current_dir(&self.home);
         cmd
     }
+}
 
+impl TestEnv {
     /// Looks up a Secret Service item by the attributes keyring v4 writes (`service` and
     /// `username`); `None` when there is no such item.
     pub fn secret_lookup(&self, service: &str, account: &str) -> Option<String> {

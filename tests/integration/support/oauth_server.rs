@@ -278,6 +278,13 @@ impl OAuthServer {
     }
 }
 
+impl OAuthServer {
+    /// Stops the server now (a provider gone down); admin calls fail afterwards.
+    pub fn stop(&mut self) {
+        self.process.kill();
+    }
+}
+
 impl Drop for OAuthServer {
     fn drop(&mut self) {
         self.process.kill();

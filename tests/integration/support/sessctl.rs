@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::env::TestEnv;
+use super::env::{Launcher, TestEnv};
 use super::process::{ChildGuard, output_with_deadline};
 
 /// The binary under test.
@@ -59,11 +59,29 @@ impl TestEnv {
         output_with_deadline(cmd, stdin, CLI_TIMEOUT, &what)
     }
 
-    /// `sessctl status --json`, parsed; panics (showing stderr) if it fails.
+    /// A `sessctl ARGS` command with this env, for callers that run many at once.
+    pub fn sessctl_command(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = self.command(SESSCTL);
+        cmd.args(args);
+        cmd
+    }
+
+    /// The daemon's socket.
+    pub fn socket_path(&self) -> PathBuf {
+        self.runtime_dir().join("sessctl/sessctl.sock")
+    }
+
+    /// True when a process owns `name` on the private session bus.
+    pub fn bus_name_owned(&self, name: &str) -> bool {
+        self.session_bus().name_has_owner(name)
+    }
+
+    /// `sessctl status --json`, parsed; panics (showing stderr) unless the daemon answered
+    /// (exit 0, 1 or 2 are all answers: all active, some not, none active).
     pub fn status_json(&self) -> Value {
         let out = self.sessctl(&["status", "--json"]);
         assert!(
-            out.status.success(),
+            matches!(out.status.code(), Some(0..=2)),
             "sessctl status --json failed ({}): {}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
@@ -77,19 +95,19 @@ impl TestEnv {
     }
 
     /// Starts `sessctl daemon` and waits until `sessctl ping` succeeds.
-    pub fn start_daemon(&self) -> Daemon<'_> {
+    pub fn start_daemon(&self) -> Daemon {
         self.start_daemon_with(&[])
     }
 
     /// Starts `sessctl daemon EXTRA_ARGS...` and waits until `sessctl ping` succeeds. Its
     /// stdout and stderr go to `<root>/daemon-N.log`.
-    pub fn start_daemon_with(&self, extra_args: &[&str]) -> Daemon<'_> {
+    pub fn start_daemon_with(&self, extra_args: &[&str]) -> Daemon {
         self.start_daemon_of(Path::new(SESSCTL), extra_args)
     }
 
     /// [`TestEnv::start_daemon_with`] for another program with the same `daemon`/`ping`
     /// interface (the harness's own tests use a shell script).
-    pub fn start_daemon_of(&self, program: &Path, extra_args: &[&str]) -> Daemon<'_> {
+    pub fn start_daemon_of(&self, program: &Path, extra_args: &[&str]) -> Daemon {
         let n = self.next_daemon.fetch_add(1, Ordering::Relaxed);
         let log_path = self.root().join(format!("daemon-{n}.log"));
         let log = File::create(&log_path).expect("create daemon log");
@@ -101,7 +119,7 @@ impl TestEnv {
             .stderr(log);
         let process = ChildGuard::spawn(cmd, "the daemon");
         let mut daemon = Daemon {
-            env: self,
+            launcher: self.launcher(),
             program: program.to_owned(),
             process,
             log_path,
@@ -112,15 +130,16 @@ impl TestEnv {
 }
 
 /// A running `sessctl daemon`. Dropping it SIGKILLs and reaps it (and prints its log if the
-/// test is panicking). Borrows its [`TestEnv`], so it always goes first.
-pub struct Daemon<'env> {
-    env: &'env TestEnv,
+/// test is panicking). Keep it declared after (dropped before) its [`TestEnv`]'s users and
+/// before the env itself, so the daemon goes before the bus it uses.
+pub struct Daemon {
+    launcher: Launcher,
     program: PathBuf,
     process: ChildGuard,
     log_path: PathBuf,
 }
 
-impl Daemon<'_> {
+impl Daemon {
     /// The daemon's process id.
     pub fn pid(&self) -> u32 {
         self.process.pid()
@@ -134,6 +153,11 @@ impl Daemon<'_> {
     /// Path of the daemon's log file.
     pub fn log_path(&self) -> &Path {
         &self.log_path
+    }
+
+    /// True while the daemon process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        self.process.try_wait().is_none()
     }
 
     /// Simulates a crash: SIGKILL, then reap.
@@ -159,9 +183,9 @@ impl Daemon<'_> {
                 // Drop prints the log.
                 panic!("sessctl daemon exited ({status}) before answering ping");
             }
-            if self
-                .env
-                .run_cli(&self.program, &["ping"], None)
+            let mut ping = self.launcher.command(&self.program);
+            ping.arg("ping");
+            if output_with_deadline(ping, None, CLI_TIMEOUT, "ping")
                 .status
                 .success()
             {
@@ -176,7 +200,7 @@ impl Daemon<'_> {
     }
 }
 
-impl Drop for Daemon<'_> {
+impl Drop for Daemon {
     fn drop(&mut self) {
         self.process.kill();
         if thread::panicking() {

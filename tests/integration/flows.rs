@@ -1,0 +1,141 @@
+//! Steps many integration tests share: a daemon with a logged-in slot, reading a token,
+//! checking a token at the real server.
+
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::support::{Daemon, Grant, OAuthServer, TestEnv};
+
+/// A test environment with the real OAuth server, a config naming it as provider `test`
+/// (plus `extra` YAML at the top level), and a running daemon.
+pub struct Running {
+    pub server: OAuthServer,
+    pub daemon: Daemon,
+    // Declared last: dropped after the daemon, so the bus outlives the daemon.
+    pub env: TestEnv,
+}
+
+impl Running {
+    pub fn start(extra: &str) -> Running {
+        Running::with_provider(extra, "")
+    }
+
+    /// Like [`Running::start`], with `provider_extra` lines inside the provider's entry.
+    pub fn with_provider(extra: &str, provider_extra: &str) -> Running {
+        let env = TestEnv::new();
+        let server = OAuthServer::start();
+        env.write_config(&config_yaml(&server, extra, provider_extra));
+        let daemon = env.start_daemon();
+        Running {
+            server,
+            daemon,
+            env,
+        }
+    }
+
+    /// Simulates a crash (`kill -9`) and starts a new daemon in the same environment.
+    pub fn crash_and_restart(&mut self) {
+        self.daemon.kill9();
+        assert!(
+            self.env.socket_path().exists(),
+            "kill -9 leaves the socket behind"
+        );
+        self.daemon = self.env.start_daemon();
+    }
+
+    /// Mints a grant for `account` at the server and logs slot `slot` in with it.
+    pub fn login(&self, slot: &str, account: &str) -> Grant {
+        let grant = self
+            .server
+            .grant(account, &format!("{account}@example.com"));
+        let out = self.env.sessctl_stdin(
+            &["login", slot, "--provider", "test", "--refresh-token-stdin"],
+            &grant.refresh_token,
+        );
+        assert_success(&out, "login");
+        grant
+    }
+
+    /// `sessctl token SLOT`, which must succeed; returns the token.
+    pub fn token(&self, slot: &str) -> String {
+        let out = self.env.sessctl(&["token", slot]);
+        assert_success(&out, "token");
+        let token = String::from_utf8(out.stdout).expect("token is UTF-8");
+        let token = token.trim_end_matches('\n');
+        assert!(
+            !token.is_empty() && !token.contains('\n'),
+            "token output: {token:?}"
+        );
+        token.to_owned()
+    }
+
+    /// The slot's entry in `status --json`.
+    pub fn slot_status(&self, slot: &str) -> Value {
+        let status = self.env.status_json();
+        status["slots"]
+            .as_array()
+            .and_then(|slots| slots.iter().find(|s| s["name"] == slot).cloned())
+            .unwrap_or_else(|| panic!("slot {slot} not in status: {status}"))
+    }
+
+    /// The slot's `state` in `status --json`.
+    pub fn state(&self, slot: &str) -> String {
+        self.slot_status(slot)["state"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    }
+
+    /// Token requests the server has seen so far.
+    pub fn token_requests(&self) -> u64 {
+        self.server.stats().token_requests
+    }
+
+    /// `invalid_grant` replies the server has given so far.
+    pub fn invalid_grants(&self) -> u64 {
+        self.server.stats().errors("invalid_grant")
+    }
+}
+
+/// A config naming the real server as provider `test`: `top` is added at the top level,
+/// `provider_extra` (lines like `token_request: json`) inside the provider.
+pub fn config_yaml(server: &OAuthServer, top: &str, provider_extra: &str) -> String {
+    let base = server.base_url();
+    let extra: String = provider_extra
+        .lines()
+        .map(|line| format!("    {line}\n"))
+        .collect();
+    format!(
+        "{top}\nproviders:\n  test:\n    token_url: {base}/token\n    client_id: sessctl-test\n    revoke_url: {base}/token/revocation\n    userinfo_url: {base}/me\n    usage_url: {base}/api/oauth/usage\n    scopes: [openid, email, offline_access]\n{extra}"
+    )
+}
+
+/// True when the real server accepts `token` as a bearer token (its userinfo endpoint).
+pub fn token_works(server: &OAuthServer, token: &str) -> bool {
+    let reply = reqwest::blocking::Client::new()
+        .get(format!("{}/me", server.base_url()))
+        .bearer_auth(token)
+        .send()
+        .expect("userinfo request");
+    reply.status().is_success()
+}
+
+/// Panics with the command's output unless it exited 0.
+pub fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed with {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The command's exit code and stderr, for asserting on failures.
+pub fn code_and_stderr(out: &Output) -> (Option<i32>, String) {
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
