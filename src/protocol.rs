@@ -174,6 +174,9 @@ pub struct StatusReport {
     pub credential_store: CredentialStoreKind,
     /// Set while the credential store cannot be reached (tokens are held in memory).
     pub credential_store_error: Option<String>,
+    /// Set while the state file cannot be saved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_file_error: Option<String>,
     /// The merged quota cache, judged at the cache level.
     pub cache: CacheStatus,
     pub slots: Vec<SlotStatus>,

@@ -10,15 +10,13 @@ use crate::protocol::{
 };
 use crate::slot_name;
 
-use super::manager::Manager;
+use super::manager::{Manager, Reply};
 use super::schedule;
 use super::slot::{SlotOutcome, Waiter};
 
 /// A token within this long of expiry is not handed out as "still valid" after a failed
 /// refresh: the caller could not use it before it dies.
 const MIN_USABLE_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
-
-type Reply = oneshot::Sender<Result<Response, ErrorReply>>;
 
 impl Manager {
     /// `token NAME`: the current access token, refreshed first when it is due.

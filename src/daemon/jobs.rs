@@ -39,8 +39,8 @@ pub enum JobResult {
         generation: u64,
         outcome: UsageOutcome,
     },
-    /// The state file could not be saved (`Ok` clears an earlier error).
-    StateSaved(Result<(), String>),
+    /// The state file was saved up to this snapshot number, or could not be saved.
+    StateSaved(Result<u64, String>),
     /// The quota cache was written (with this `updated_at`) or could not be.
     CacheSaved(Result<chrono::DateTime<Utc>, String>),
 }

@@ -24,6 +24,10 @@ use super::alerts::Alerts;
 use super::jobs::{JobContext, JobResult};
 use super::schedule;
 use super::slot::{Creds, Job, Slot, Stored};
+use super::writer::NumberedState;
+
+/// Where a command's reply goes.
+pub(super) type Reply = oneshot::Sender<Result<Response, ErrorReply>>;
 
 /// A client request with the channel its reply goes back on.
 pub struct Command {
@@ -43,7 +47,11 @@ pub struct Manager {
     /// Set while the state file cannot be saved.
     pub(super) state_error: Option<String>,
     pub(super) alerts: Alerts,
-    state_tx: watch::Sender<StateFile>,
+    state_tx: watch::Sender<NumberedState>,
+    /// The number of the last state snapshot published.
+    pub(super) state_number: u64,
+    /// Replies held until the state snapshot they depend on (by number) is on disk.
+    pub(super) awaiting_durable: Vec<(u64, Reply, Result<Response, ErrorReply>)>,
     cache_tx: watch::Sender<QuotaCache>,
     pub(super) cache_path: PathBuf,
     /// When the quota cache was last published (its `updated_at`).
@@ -58,7 +66,7 @@ pub struct ManagerParts {
     pub config: Arc<Config>,
     pub state: StateFile,
     pub jobs: JobContext,
-    pub state_tx: watch::Sender<StateFile>,
+    pub state_tx: watch::Sender<NumberedState>,
     pub cache_tx: watch::Sender<QuotaCache>,
     pub cache_path: PathBuf,
     /// The cache a previous daemon left: seeds each slot's last known quota.
@@ -96,6 +104,8 @@ impl Manager {
             state_error: None,
             alerts: Alerts::default(),
             state_tx: parts.state_tx,
+            state_number: 0,
+            awaiting_durable: Vec::new(),
             cache_tx: parts.cache_tx,
             cache_path: parts.cache_path,
             cache_published_at: DateTime::<Utc>::MIN_UTC,
@@ -170,6 +180,7 @@ impl Manager {
             all_inactive: self.all_inactive(),
             credential_store: self.store_kind,
             credential_store_error: self.store_error.clone(),
+            state_file_error: self.state_error.clone(),
             cache: CacheStatus {
                 path: self.cache_path.clone(),
                 updated_at: self.cache_written_at,
@@ -276,7 +287,8 @@ impl Manager {
                 .map(|(name, slot)| (name.clone(), slot.record.clone()))
                 .collect(),
         };
-        self.state_tx.send_replace(snapshot);
+        self.state_number += 1;
+        self.state_tx.send_replace((self.state_number, snapshot));
         self.alerts.observe(&self.slots);
         self.publish_cache();
     }
@@ -372,6 +384,28 @@ impl Manager {
             tokens.clone(),
             condition,
         );
+    }
+
+    /// Sends `result` once the state published so far is on disk (or could not be saved).
+    pub(super) fn reply_when_durable(
+        &mut self,
+        reply: Reply,
+        result: Result<Response, ErrorReply>,
+    ) {
+        self.awaiting_durable
+            .push((self.state_number, reply, result));
+    }
+
+    /// The state file holds snapshot `number` (or, with `None`, cannot be saved): release
+    /// the replies that were waiting for it.
+    pub(super) fn state_durable(&mut self, number: Option<u64>) {
+        let (ready, waiting) = std::mem::take(&mut self.awaiting_durable)
+            .into_iter()
+            .partition(|(needed, _, _)| number.is_none_or(|n| *needed <= n));
+        self.awaiting_durable = waiting;
+        for (_, reply, result) in ready {
+            let _ = reply.send(result);
+        }
     }
 
     /// Hands out a new login generation (never reused).

@@ -56,6 +56,7 @@ impl Manager {
                 if let Err(e) = &result {
                     tracing::error!("{e}");
                 }
+                self.state_durable(result.as_ref().ok().copied());
                 self.state_error = result.err();
             }
         }
@@ -371,12 +372,17 @@ impl Manager {
         tracing::info!(slot = name, generation, account = ?success.account, "logged in");
         self.slots.insert(name.clone(), slot);
         self.persist();
-        let _ = reply.send(Ok(Response::Login(LoginReply {
-            name: name.clone(),
-            account: success.account,
-            created,
-            warning,
-        })));
+        // The slot exists once the state file says so: a crash right after the reply must
+        // not forget it.
+        self.reply_when_durable(
+            reply,
+            Ok(Response::Login(LoginReply {
+                name: name.clone(),
+                account: success.account,
+                created,
+                warning,
+            })),
+        );
         self.start_next_job(&name, false);
     }
 }

@@ -44,21 +44,25 @@ where
     }
 }
 
+/// A state snapshot and its number: the writer reports which number is on disk, so the
+/// manager can hold a reply until the state it depends on is durable.
+pub type NumberedState = (u64, StateFile);
+
 /// The state file's writer: a compare-and-set on the file's revision, which this writer
 /// tracks (starting from the revision the daemon loaded).
 pub async fn state_file(
     path: PathBuf,
     revision: u64,
-    snapshots: watch::Receiver<StateFile>,
+    snapshots: watch::Receiver<NumberedState>,
     report: mpsc::UnboundedSender<JobResult>,
 ) {
     let revision = Arc::new(AtomicU64::new(revision));
-    let save = move |snapshot: &StateFile| {
+    let save = move |(number, snapshot): &NumberedState| {
         let mut snapshot = snapshot.clone();
         snapshot.revision = revision.load(Ordering::SeqCst);
         let new = snapshot.save(&path).map_err(|e| e.to_string())?;
         revision.store(new, Ordering::SeqCst);
-        Ok(())
+        Ok(*number)
     };
     run(snapshots, save, |result| {
         let _ = report.send(JobResult::StateSaved(result));

@@ -2,6 +2,10 @@
 //! Secret Service). One item per slot: service `sessctl`, account = slot name, the
 //! password is the item's JSON.
 //!
+//! On Linux the Secret Service connection is rebuilt after a failure: keyring's store keeps
+//! one D-Bus session for the life of the process, so a gnome-keyring that restarted (or a
+//! bus that was not there when the daemon started) would otherwise fail every later call.
+//!
 //! keyring's errors may carry the item's raw bytes (`BadEncoding`, `BadDataFormat`) or
 //! platform text we do not control, so they never reach our messages: each is mapped to
 //! its kind plus a description written here.
@@ -16,7 +20,37 @@ pub const KEYCHAIN_SERVICE: &str = "sessctl";
 const NO_KEYCHAIN: &str = "no keychain reachable (on Linux: is a Secret Service such as gnome-keyring running on the session D-Bus?)";
 
 /// Items in the OS keychain.
-pub struct KeychainBackend;
+#[derive(Default)]
+pub struct KeychainBackend {
+    /// The last call failed as unavailable: reconnect before the next one.
+    reconnect: bool,
+}
+
+impl KeychainBackend {
+    /// Runs `call` on the slot's entry; when the keychain is unavailable, reconnects once
+    /// and tries again (every call here is idempotent).
+    fn with_entry<T>(
+        &mut self,
+        slot: &str,
+        op: Op,
+        call: impl Fn(&keyring_core::Entry) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut attempt = || {
+            if std::mem::take(&mut self.reconnect) {
+                reconnect();
+            }
+            let result = entry(slot, op).and_then(|e| call(&e));
+            if matches!(result, Err(StoreError::Unavailable(_))) {
+                self.reconnect = true;
+            }
+            result
+        };
+        match attempt() {
+            Err(StoreError::Unavailable(_)) => attempt(),
+            done => done,
+        }
+    }
+}
 
 impl CredentialBackend for KeychainBackend {
     fn kind(&self) -> StoreKind {
@@ -24,11 +58,11 @@ impl CredentialBackend for KeychainBackend {
     }
 
     fn load(&mut self, slot: &str) -> Result<Option<StoredCredentials>, StoreError> {
-        match entry(slot, Op::Read)?.get_password() {
+        self.with_entry(slot, Op::Read, |entry| match entry.get_password() {
             Ok(password) => decode_item(slot, &password).map(Some),
             Err(keyring::Error::NoEntry) => Ok(None),
             Err(err) => Err(map_error(slot, Op::Read, err)),
-        }
+        })
     }
 
     fn save(&mut self, slot: &str, item: &StoredCredentials) -> Result<(), StoreError> {
@@ -38,16 +72,32 @@ impl CredentialBackend for KeychainBackend {
                 describe_json_error(&err)
             ))
         })?;
-        entry(slot, Op::Write)?
-            .set_password(&password)
-            .map_err(|err| map_error(slot, Op::Write, err))
+        self.with_entry(slot, Op::Write, |entry| {
+            entry
+                .set_password(&password)
+                .map_err(|err| map_error(slot, Op::Write, err))
+        })
     }
 
     fn delete(&mut self, slot: &str) -> Result<(), StoreError> {
-        match entry(slot, Op::Delete)?.delete_credential() {
+        self.with_entry(slot, Op::Delete, |entry| match entry.delete_credential() {
             Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
             Err(err) => Err(map_error(slot, Op::Delete, err)),
+        })
+    }
+}
+
+/// Replaces the default store with a fresh connection (Linux Secret Service); elsewhere the
+/// platform keychain needs no reconnecting.
+fn reconnect() {
+    #[cfg(all(unix, not(target_os = "macos")))]
+    match zbus_secret_service_keyring_store::Store::new() {
+        Ok(store) => {
+            keyring_core::set_default_store(store);
+            tracing::info!("reconnected to the Secret Service");
         }
+        // The error's text is platform text we do not control: say only that it failed.
+        Err(_) => tracing::debug!("Secret Service still unreachable"),
     }
 }
 
@@ -69,8 +119,14 @@ impl Op {
     }
 }
 
-fn entry(slot: &str, op: Op) -> Result<keyring::Entry, StoreError> {
-    keyring::Entry::new(KEYCHAIN_SERVICE, slot).map_err(|err| map_error(slot, op, err))
+/// The slot's entry in the default store. keyring sets the platform's default store on
+/// first use; after that (or after [`reconnect`]) entries come from keyring-core directly, so
+/// a replaced store takes effect.
+fn entry(slot: &str, op: Op) -> Result<keyring_core::Entry, StoreError> {
+    if keyring_core::get_default_store().is_none() && keyring::Entry::store_status().is_err() {
+        reconnect();
+    }
+    keyring_core::Entry::new(KEYCHAIN_SERVICE, slot).map_err(|err| map_error(slot, op, err))
 }
 
 /// Parses an item's password without ever quoting it.

@@ -72,7 +72,7 @@ impl CredentialStore {
     /// (used only for [`StoreKind::File`]).
     pub fn open(kind: StoreKind, credentials_file: PathBuf) -> Self {
         match kind {
-            StoreKind::Keychain => Self::spawn(Box::new(KeychainBackend)),
+            StoreKind::Keychain => Self::spawn(Box::new(KeychainBackend::default())),
             StoreKind::File => Self::spawn(Box::new(FileBackend::new(credentials_file))),
         }
     }

@@ -102,3 +102,37 @@ fn the_state_file_is_private_and_names_no_secret() {
     assert!(text.contains("\"work\""));
     assert!(!text.contains("token\""), "{text}");
 }
+
+#[test]
+fn an_unreachable_keychain_keeps_tokens_in_memory_and_stores_them_later() {
+    let mut t = Running::start("");
+    t.login("work", "alice");
+    t.env.session_bus_mut().stop_keyring();
+    // The server rotates the refresh token; the keychain cannot take it.
+    let out = t.env.sessctl(&["refresh", "work"]);
+    assert!(
+        out.status.success(),
+        "{:?}",
+        crate::flows::code_and_stderr(&out)
+    );
+    let status = t.env.status_json();
+    assert!(status["credential_store_error"].is_string(), "{status}");
+    let slot = t.slot_status("work");
+    assert_eq!(slot["state"], "degraded");
+    assert_eq!(slot["reason"], "credential_store_unavailable");
+    assert!(t.daemon.log().contains("holding them in memory"));
+    // The rotated token lives on in memory: tokens and further refreshes keep working.
+    assert!(token_works(&t.server, &t.token("work")));
+    assert!(t.env.sessctl(&["refresh", "work"]).status.success());
+    assert_eq!(t.invalid_grants(), 0);
+    t.env.session_bus_mut().restart_keyring();
+    crate::support::wait_for(
+        "the held tokens to be written",
+        std::time::Duration::from_secs(60),
+        || t.state("work") == "active",
+    );
+    assert!(t.env.status_json()["credential_store_error"].is_null());
+    let stored: serde_json::Value =
+        serde_json::from_str(&t.env.secret_lookup("sessctl", "work").unwrap()).unwrap();
+    assert_eq!(stored["access_token"], t.token("work").as_str());
+}

@@ -88,6 +88,11 @@ impl TestEnv {
         self.bus.as_ref().expect("bus runs for the env's lifetime")
     }
 
+    /// The private session bus, to stop or restart its keyring.
+    pub fn session_bus_mut(&mut self) -> &mut SessionBus {
+        self.bus.as_mut().expect("bus runs for the env's lifetime")
+    }
+
     /// The environment for child processes: PATH (kept from ours), HOME, the XDG dirs,
     /// `DBUS_SESSION_BUS_ADDRESS` and `RUST_LOG=sessctl=debug`. [`TestEnv::command`] also
     /// removes inherited `SESSCTL_*` variables (so `SESSCTL_CONFIG` never leaks in).

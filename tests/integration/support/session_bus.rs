@@ -21,6 +21,8 @@ const KEYRING_PASSWORD: &str = "sessctl-test-keyring";
 /// A running private bus and keyring. Dropping it kills the keyring, then the bus.
 pub struct SessionBus {
     address: String,
+    dir: PathBuf,
+    env: Vec<(String, String)>,
     // Field order is drop order: the keyring goes before the bus it is connected to.
     keyring: ChildGuard,
     bus: ChildGuard,
@@ -36,6 +38,8 @@ impl SessionBus {
         let keyring = start_keyring(dir, env, &address);
         let mut session = Self {
             address,
+            dir: dir.to_owned(),
+            env: env.to_vec(),
             keyring,
             bus,
         };
@@ -71,6 +75,24 @@ impl SessionBus {
         ]);
         let out = output_with_deadline(cmd, None, Duration::from_secs(10), "dbus-send");
         out.status.success() && String::from_utf8_lossy(&out.stdout).contains("boolean true")
+    }
+
+    /// Kills the keyring (the Secret Service becomes unreachable) and waits until its name is
+    /// gone from the bus.
+    pub fn stop_keyring(&mut self) {
+        self.keyring.kill();
+        let deadline = Instant::now() + STARTUP_DEADLINE;
+        while self.name_has_owner("org.freedesktop.secrets") {
+            assert!(Instant::now() < deadline, "the keyring's name outlived it");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the keyring again over the same files (same password: it unlocks).
+    pub fn restart_keyring(&mut self) {
+        self.keyring = start_keyring(&self.dir, &self.env, &self.address);
+        let dir = self.dir.clone();
+        self.wait_for_secret_service(&dir);
     }
 
     fn wait_for_secret_service(&mut self, dir: &Path) {
