@@ -16,4 +16,5 @@ pub mod protocol;
 pub mod secret;
 pub mod slot_name;
 pub mod state;
+pub mod statusline;
 pub mod store;
