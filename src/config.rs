@@ -1070,6 +1070,21 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_statusline_block_parses_to_the_defaults_but_the_slot() {
+        let c = parse(&example_block("statusline")).unwrap();
+        let (doc, default) = (&c.statusline, StatuslineConfig::default());
+        assert_eq!(doc.format, default.format);
+        assert_eq!(doc.separator, default.separator);
+        assert_eq!((doc.ascii, doc.color), (default.ascii, default.color));
+        assert_eq!(
+            doc.stale_marker.as_deref(),
+            Some(crate::statusline::STALE_MARKER)
+        );
+        assert_eq!(doc.claude_code_slot.as_deref(), Some("work"));
+        assert_eq!(parse(EXAMPLE).unwrap().statusline, default);
+    }
+
+    #[test]
     fn the_commented_example_provider_parses() {
         let block = example_block("example provider");
         let c = parse(&block).unwrap();
