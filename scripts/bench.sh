@@ -58,9 +58,11 @@ write_cache() {
     } >"$file"
 }
 
-# median_ms JSON: the median of hyperfine's exported run, in milliseconds.
+# median_ms JSON [N]: the median of the Nth (default first) command of hyperfine's export,
+# in milliseconds.
 median_ms() {
-    sed -n 's/.*"median": *\([0-9.e+-]*\).*/\1/p' "$1" | head -1 | awk '{printf "%.3f", $1 * 1000}'
+    sed -n 's/.*"median": *\([0-9.e+-]*\).*/\1/p' "$1" | sed -n "${2:-1}p" |
+        awk '{printf "%.3f", $1 * 1000}'
 }
 
 # bench_statusline SLOTS LABEL [ARGS...]: hyperfine over one cache size, printing the median.
@@ -80,6 +82,16 @@ bench_statusline() (
     printf '%-34s median %s ms\n' "$label" "$(median_ms "$WORK/$label.json")"
 )
 
+# The floor no statusline can beat on this machine: exec of /bin/true, and of sessctl doing
+# nothing but parse its command line.
+bench_floor() {
+    hyperfine -N --style basic --warmup "$WARMUP" --runs "$RUNS" \
+        --export-json "$WORK/floor.json" -n true -n "sessctl --version" \
+        /bin/true "$BIN --version" >&2
+    printf '%-34s median %s ms\n' "floor: /bin/true" "$(median_ms "$WORK/floor.json" 1)"
+    printf '%-34s median %s ms\n' "floor: sessctl --version" "$(median_ms "$WORK/floor.json" 2)"
+}
+
 # TODO(daemon owner): measure `sessctl status --json` against a running daemon: start
 # `sessctl daemon` with XDG_RUNTIME_DIR/XDG_STATE_HOME under $WORK, wait until
 # `sessctl ping` answers, hyperfine `$BIN status --json` (exit code 1 or 2 is expected with
@@ -93,6 +105,7 @@ main() {
     build
     echo "machine: $(nproc) cores, $(uname -sr), $(sed -n 's/^model name\s*: //p' /proc/cpuinfo 2>/dev/null | head -1)"
     echo "hyperfine: $(hyperfine --version), $WARMUP warm-up + $RUNS runs each"
+    bench_floor
     bench_statusline 10 "statusline, 10 slots"
     bench_statusline 200 "statusline, 200 slots"
     bench_statusline 200 "statusline, 200 slots, reset times" \

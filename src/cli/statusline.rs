@@ -46,11 +46,11 @@ pub struct Args {
 
 /// Prints the line; always exits 0.
 pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<ExitCode> {
-    let line = std::panic::catch_unwind(|| line(paths, args))
+    let mut line = std::panic::catch_unwind(|| line(paths, args))
         .unwrap_or_else(|_| statusline::INTERNAL_ERROR.to_owned());
-    let mut out = std::io::stdout().lock();
-    // A closed stdout (the prompt went away) is not worth an error.
-    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+    line.push('\n');
+    // One write; a closed stdout (the prompt went away) is not worth an error.
+    let _ = std::io::stdout().lock().write_all(line.as_bytes());
     Ok(ExitCode::SUCCESS)
 }
 
