@@ -30,6 +30,10 @@ pub struct QuotaCache {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SlotQuota {
     pub account: Option<String>,
+    /// The slot's provider (`claude`, ...), so `statusline` can tell which slot Claude
+    /// Code's own figures belong to. Absent in caches written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
     pub state: SlotState,
     /// When this slot's windows were fetched; `None` before the first good fetch.
     pub fetched_at: Option<DateTime<Utc>>,
@@ -136,6 +140,7 @@ mod tests {
     fn slot(fetched_at: Option<&str>, state: SlotState) -> SlotQuota {
         SlotQuota {
             account: Some("a@b.c".into()),
+            provider: None,
             state,
             fetched_at: fetched_at.map(at),
             windows: BTreeMap::new(),

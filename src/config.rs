@@ -22,6 +22,9 @@ use serde::de::{self, Deserializer, Visitor};
 
 use crate::secret::Secret;
 
+mod statusline;
+pub use statusline::StatuslineConfig;
+
 /// Refresh this long before the access token expires: enough for a few retries with backoff
 /// (and a late wake-up from a timer) before the token is actually dead.
 pub const DEFAULT_REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
@@ -124,6 +127,8 @@ pub struct Config {
     pub credential_store: CredentialStoreKind,
     /// Every provider by name, the built-in `claude` included.
     pub providers: BTreeMap<String, Provider>,
+    /// How `sessctl statusline` renders.
+    pub statusline: StatuslineConfig,
 }
 
 /// Why a config was refused.
@@ -154,6 +159,7 @@ impl Default for Config {
             stale_after: DEFAULT_STALE_AFTER,
             credential_store: CredentialStoreKind::Keychain,
             providers: BTreeMap::from([(CLAUDE.to_owned(), builtin_claude())]),
+            statusline: StatuslineConfig::default(),
         }
     }
 }
@@ -373,7 +379,11 @@ impl Ctx<'_> {
         } else {
             (if typed { TOP_LEVEL_KEY } else { SYNTAX_KEY }).to_owned()
         };
-        for internal in ["struct RawConfig", "struct RawProvider"] {
+        for internal in [
+            "struct RawConfig",
+            "struct RawProvider",
+            "struct RawStatusline",
+        ] {
             message = message.replace(internal, "a mapping of keys");
         }
         ConfigError::Invalid {
@@ -494,9 +504,7 @@ struct RawConfig {
     stale_after: Option<DurationField<false>>,
     credential_store: Option<CredentialStoreKind>,
     providers: Option<BTreeMap<String, Option<RawProvider>>>,
-    /// Reserved for the status line settings of a later issue: accepted, not yet used.
-    #[allow(dead_code)]
-    statusline: Option<serde_yaml::Mapping>,
+    statusline: Option<statusline::RawStatusline>,
 }
 
 #[derive(Deserialize, Default)]
@@ -536,6 +544,9 @@ impl RawConfig {
         }
         if let Some(kind) = self.credential_store {
             config.credential_store = kind;
+        }
+        if let Some(raw) = self.statusline {
+            config.statusline = raw.build(ctx)?;
         }
         for (name, raw) in self.providers.unwrap_or_default() {
             let builtin = config.providers.remove(&name);
@@ -774,7 +785,7 @@ mod tests {
     #[test]
     fn every_key_is_read() {
         let text = "refresh_before_expiry: 0s\nquota_interval: 1h30m\nstale_after: 2d\n\
-            credential_store: file\nstatusline:\n  format: '{slot}'\n  anything: [1, 2]\n\
+            credential_store: file\nstatusline:\n  format: '{name}'\n\
             providers:\n  acme:\n    token_url: https://a.example/t\n    client_id: id\n\
             \x20   client_secret: 12345\n    scopes: [openid, 'user:inference']\n\
             \x20   revoke_url: https://a.example/r\n    usage_url: https://a.example/u\n\
@@ -1098,6 +1109,21 @@ mod tests {
         assert_eq!(c.stale_after, d.stale_after);
         assert_eq!(c.credential_store, d.credential_store);
         assert_eq!(c.providers.keys().collect::<Vec<_>>(), ["claude"]);
+    }
+
+    #[test]
+    fn the_documented_statusline_block_parses_to_the_defaults_but_the_slot() {
+        let c = parse(&example_block("statusline")).unwrap();
+        let (doc, default) = (&c.statusline, StatuslineConfig::default());
+        assert_eq!(doc.format, default.format);
+        assert_eq!(doc.separator, default.separator);
+        assert_eq!((doc.ascii, doc.color), (default.ascii, default.color));
+        assert_eq!(
+            doc.stale_marker.as_deref(),
+            Some(crate::statusline::STALE_MARKER)
+        );
+        assert_eq!(doc.claude_code_slot.as_deref(), Some("work"));
+        assert_eq!(parse(EXAMPLE).unwrap().statusline, default);
     }
 
     #[test]

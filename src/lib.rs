@@ -17,4 +17,5 @@ pub mod quota;
 pub mod secret;
 pub mod slot_name;
 pub mod state;
+pub mod statusline;
 pub mod store;

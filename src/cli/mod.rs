@@ -9,6 +9,7 @@ mod ping;
 mod refresh;
 mod shutdown;
 mod status;
+mod statusline;
 mod token;
 
 use std::path::PathBuf;
@@ -76,6 +77,9 @@ pub enum Command {
     Ping,
     /// Stop the daemon.
     Shutdown,
+    /// Print every slot's quota as one short line for a prompt, tmux or Claude Code, from
+    /// the cache file alone; always exits 0.
+    Statusline(statusline::Args),
 }
 
 /// Runs the parsed command line.
@@ -94,5 +98,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logout { name } => logout::run(&paths, name),
         Command::Ping => ping::run(&paths),
         Command::Shutdown => shutdown::run(&paths),
+        Command::Statusline(args) => statusline::run(&paths, &args),
     }
 }

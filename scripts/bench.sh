@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Whole-process benchmarks of the sessctl CLI, measured with hyperfine.
+#
+#   scripts/bench.sh            # build release, run every benchmark
+#   RUNS=2000 scripts/bench.sh  # more runs (default 1000, after 50 warm-up runs)
+#
+# statusline: a release `sessctl statusline` over generated caches of 10 and 200 slots, in
+# a throw-away HOME (nothing of yours is read or written). Target on a 2-core machine:
+# median at most 1 ms. The status --json round trip needs a running daemon: see the TODO.
+#
+# Needs bash, cargo and hyperfine (installed with apt-get when missing, as root or with
+# sudo). Honours CARGO_TARGET_DIR.
+set -euo pipefail
+
+RUNS=${RUNS:-1000}
+WARMUP=${WARMUP:-50}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TARGET_DIR/release/sessctl
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/sessctl-bench.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+
+ensure_hyperfine() {
+    command -v hyperfine >/dev/null && return
+    echo "hyperfine not found; installing the Debian package" >&2
+    local sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    "${sudo[@]}" apt-get install -y hyperfine >&2 ||
+        { "${sudo[@]}" apt-get update >&2 && "${sudo[@]}" apt-get install -y hyperfine >&2; }
+}
+
+build() {
+    (cd "$ROOT" && cargo build --release --quiet)
+}
+
+# write_cache FILE N: a quota cache of N active slots, fresh, two windows each, in the
+# format of src/cache.rs. Every 7th slot's own data is 11 hours old (so the stale path is
+# exercised) and every 13th is inactive.
+write_cache() {
+    local file=$1 n=$2 now old reset i state fetched
+    now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    old=$(date -u -d '11 hours ago' +%Y-%m-%dT%H:%M:%SZ)
+    reset=$(date -u -d '2 hours' +%Y-%m-%dT%H:%M:%SZ)
+    mkdir -p "$(dirname "$file")"
+    {
+        printf '{\n  "updated_at": "%s",\n  "stale_after_secs": 900,\n  "slots": {\n' "$now"
+        for ((i = 0; i < n; i++)); do
+            state=active fetched=$now
+            ((i % 7 == 6)) && fetched=$old
+            ((i % 13 == 12)) && state=inactive
+            printf '    "slot%03d": {"account": "user%d@example.com", "provider": "claude", ' "$i" "$i"
+            printf '"state": "%s", "fetched_at": "%s", "windows": {' "$state" "$fetched"
+            printf '"five_hour": {"utilization": %d.5, "resets_at": "%s"}, ' $((i % 100)) "$reset"
+            printf '"seven_day": {"utilization": %d.25, "resets_at": "%s"}}, ' $((i * 7 % 100)) "$reset"
+            printf '"error": null}%s\n' "$([ $((i + 1)) -lt "$n" ] && echo ,)"
+        done
+        printf '  }\n}\n'
+    } >"$file"
+}
+
+# median_ms JSON [N]: the median of the Nth (default first) command of hyperfine's export,
+# in milliseconds.
+median_ms() {
+    sed -n 's/.*"median": *\([0-9.e+-]*\).*/\1/p' "$1" | sed -n "${2:-1}p" |
+        awk '{printf "%.3f", $1 * 1000}'
+}
+
+# bench_statusline SLOTS LABEL [ARGS...]: hyperfine over one cache size, printing the median.
+# Runs in a subshell so the throw-away HOME never leaks into the rest of the script.
+bench_statusline() (
+    local slots=$1 label=$2
+    shift 2
+    local home=$WORK/home-$slots
+    write_cache "$home/cache/sessctl/quota.json" "$slots"
+    mkdir -p "$home/config/sessctl"
+    printf 'stale_after: 15m\nstatusline:\n  separator: "  "\n' >"$home/config/sessctl/config.yaml"
+    local cmd="$BIN statusline $*"
+    export HOME=$home XDG_CACHE_HOME=$home/cache XDG_CONFIG_HOME=$home/config NO_COLOR=1
+    echo "sample: $(sh -c "$cmd" </dev/null | cut -c1-100)"
+    hyperfine -N --style basic --warmup "$WARMUP" --runs "$RUNS" \
+        --export-json "$WORK/$label.json" -n "$label" "$cmd" >&2
+    printf '%-34s median %s ms\n' "$label" "$(median_ms "$WORK/$label.json")"
+)
+
+# The floor no statusline can beat on this machine: exec of /bin/true, and of sessctl doing
+# nothing but parse its command line.
+bench_floor() {
+    hyperfine -N --style basic --warmup "$WARMUP" --runs "$RUNS" \
+        --export-json "$WORK/floor.json" -n true -n "sessctl --version" \
+        /bin/true "$BIN --version" >&2
+    printf '%-34s median %s ms\n' "floor: /bin/true" "$(median_ms "$WORK/floor.json" 1)"
+    printf '%-34s median %s ms\n' "floor: sessctl --version" "$(median_ms "$WORK/floor.json" 2)"
+}
+
+# TODO(daemon owner): measure `sessctl status --json` against a running daemon: start
+# `sessctl daemon` with XDG_RUNTIME_DIR/XDG_STATE_HOME under $WORK, wait until
+# `sessctl ping` answers, hyperfine `$BIN status --json` (exit code 1 or 2 is expected with
+# no active slots: use hyperfine -i), then stop it with `sessctl shutdown`.
+bench_status_json_roundtrip() {
+    echo "status --json round trip: not measured yet (TODO in scripts/bench.sh)"
+}
+
+main() {
+    ensure_hyperfine
+    build
+    echo "machine: $(nproc) cores, $(uname -sr), $(sed -n 's/^model name\s*: //p' /proc/cpuinfo 2>/dev/null | head -1)"
+    echo "hyperfine: $(hyperfine --version), $WARMUP warm-up + $RUNS runs each"
+    bench_floor
+    bench_statusline 10 "statusline, 10 slots"
+    bench_statusline 200 "statusline, 200 slots"
+    bench_statusline 200 "statusline, 200 slots, reset times" \
+        --format "'{name} {5h} {reset:5h} {reset_in:7d} {stale}'"
+    bench_status_json_roundtrip
+}
+
+main "$@"

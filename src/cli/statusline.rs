@@ -1,0 +1,160 @@
+//! `sessctl statusline`: prints the quota cache as one line for a prompt, a tmux bar or
+//! Claude Code. Reads the config, the cache file and (from Claude Code) stdin; nothing else.
+//!
+//! It never breaks a prompt: every failure (no cache, a corrupt one, a bad config, even a
+//! panic) prints a short `sessctl: ...` marker, with any detail on stderr, and exits 0. It
+//! never opens the daemon's socket, starts an async runtime or touches the network.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use chrono::{DateTime, Local, Utc};
+
+use crate::cache::{CacheError, QuotaCache};
+use crate::config::Config;
+use crate::paths::Paths;
+use crate::statusline::{self, ColorChoice, Options, Template, claude_code};
+
+/// A cache file bigger than this is not one the daemon wrote (200 slots take ~100 KiB);
+/// refusing it keeps a junk file from stalling the prompt.
+const CACHE_MAX: u64 = 16 * 1024 * 1024;
+
+/// The flags of `sessctl statusline`; each overrides its `statusline.*` config key.
+#[derive(Debug, Default, clap::Args)]
+pub struct Args {
+    /// Per-slot template, e.g. '{name} {5h} ({reset:5h})'; placeholders: {name} {account}
+    /// {state} {stale} {windows} {5h} {7d} {window:W} {reset:W} {reset_in:W}.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub format: Option<String>,
+    /// Text between two slots (default: two spaces).
+    #[arg(long, value_name = "TEXT")]
+    pub separator: Option<String>,
+    /// Plain ASCII output, for terminals without emoji.
+    #[arg(long)]
+    pub ascii: bool,
+    /// Colour high utilization: auto (only on a terminal), always, never. NO_COLOR wins.
+    #[arg(long, value_enum, value_name = "WHEN")]
+    pub color: Option<ColorChoice>,
+    /// The slot Claude Code's stdin figures belong to (overrides
+    /// statusline.claude_code_slot).
+    #[arg(long, value_name = "NAME")]
+    pub slot: Option<String>,
+    /// Never read stdin (Claude Code's JSON).
+    #[arg(long)]
+    pub no_stdin: bool,
+}
+
+/// Prints the line; always exits 0.
+pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<ExitCode> {
+    let mut line = std::panic::catch_unwind(|| line(paths, args))
+        .unwrap_or_else(|_| statusline::INTERNAL_ERROR.to_owned());
+    line.push('\n');
+    // One write; a closed stdout (the prompt went away) is not worth an error.
+    let _ = std::io::stdout().lock().write_all(line.as_bytes());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The line to print, markers included.
+fn line(paths: &Paths, args: &Args) -> String {
+    let config = match Config::load(&paths.config_file, paths.config_explicit) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("sessctl: {e}");
+            return statusline::CONFIG_ERROR.to_owned();
+        }
+    };
+    let opts = match options(&config, args) {
+        Ok(opts) => opts,
+        Err(e) => {
+            eprintln!("sessctl: --format: {e}");
+            return statusline::BAD_FORMAT.to_owned();
+        }
+    };
+    let now = Utc::now();
+    let cache = read_cache(paths);
+    let claude = if args.no_stdin {
+        None
+    } else {
+        claude_code::read_stdin_bounded().and_then(|b| claude_code::parse_rate_limits(&b))
+    };
+    let named = args
+        .slot
+        .as_deref()
+        .or(config.statusline.claude_code_slot.as_deref());
+    let cache = with_claude_code(cache, claude, named, now);
+    match cache {
+        Ok(cache) if opts.template.uses_local_time() => {
+            statusline::render_line(&cache, &opts, now, &Local)
+        }
+        Ok(cache) => statusline::render_line(&cache, &opts, now, &Utc),
+        Err(marker) => marker.to_owned(),
+    }
+}
+
+/// Flags over config over defaults; colour resolved against stdout and `NO_COLOR`.
+fn options(config: &Config, args: &Args) -> Result<Options, statusline::format::FormatError> {
+    let s = &config.statusline;
+    let template = match &args.format {
+        Some(text) => Template::parse(text)?,
+        None => s.format.clone(),
+    };
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let color = args.color.unwrap_or(s.color);
+    Ok(Options {
+        template,
+        separator: args
+            .separator
+            .clone()
+            .unwrap_or_else(|| s.separator.clone()),
+        ascii: args.ascii || s.ascii,
+        color: color.resolve(std::io::stdout().is_terminal(), no_color),
+        stale_marker: s.stale_marker.clone(),
+        stale_after: config.stale_after,
+    })
+}
+
+/// The cache, or the marker to print instead.
+fn read_cache(paths: &Paths) -> Result<QuotaCache, &'static str> {
+    let path = &paths.quota_cache;
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(statusline::NO_DATA),
+        Ok(m) if m.len() > CACHE_MAX => {
+            eprintln!("sessctl: {} is over {CACHE_MAX} bytes", path.display());
+            return Err(statusline::CACHE_UNREADABLE);
+        }
+        _ => {}
+    }
+    QuotaCache::read(path).map_err(|e| {
+        eprintln!("sessctl: {e}");
+        match e {
+            CacheError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                statusline::NO_DATA
+            }
+            _ => statusline::CACHE_UNREADABLE,
+        }
+    })
+}
+
+/// Lays Claude Code's figures over the slot they belong to. Without a cache, only a slot
+/// named by `--slot` or the config can show them (nothing else says which slot it is).
+fn with_claude_code(
+    cache: Result<QuotaCache, &'static str>,
+    claude: Option<std::collections::BTreeMap<String, crate::cache::Window>>,
+    named: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<QuotaCache, &'static str> {
+    let Some(windows) = claude else { return cache };
+    let email = || claude_code::claude_json_path().and_then(|p| claude_code::logged_in_email(&p));
+    let Some((slot, _)) = claude_code::choose_slot(cache.as_ref().ok(), named, email) else {
+        return cache;
+    };
+    // No cache means no daemon data: the synthetic one is as old as can be, so the line
+    // still carries the stale marker while showing Claude Code's fresh figures.
+    let mut cache = cache.unwrap_or_else(|_| QuotaCache {
+        updated_at: DateTime::UNIX_EPOCH,
+        stale_after_secs: None,
+        slots: std::collections::BTreeMap::new(),
+    });
+    claude_code::apply(&mut cache, &slot, windows, now);
+    Ok(cache)
+}

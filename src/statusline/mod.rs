@@ -1,0 +1,312 @@
+//! `sessctl statusline`: the quota cache as one short line for a shell prompt, a tmux bar or
+//! Claude Code's status line, e.g. `work 5h 16% · 7d 42%  personal 5h 3%`.
+//!
+//! This module owns rendering: a pure function of the cache, the options, the time and a
+//! time zone, so every rule is unit-tested without touching the disk. It flags staleness at
+//! both levels independently (the cache's `updated_at` and each slot's own `fetched_at`), so
+//! a fresh cache over old slot data still shows the marker.
+//!
+//! It must never wake the daemon, open the socket, start an async runtime, touch the network
+//! or panic on any cache content: a status line is rendered on every prompt.
+
+pub mod claude_code;
+pub mod format;
+
+use std::fmt::{Display, Write as _};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use crate::cache::{QuotaCache, SlotQuota, Window};
+use crate::state::SlotState;
+pub use format::{DEFAULT_FORMAT, Piece, Template};
+
+/// Printed when there is no cache file yet (the daemon has not run).
+pub const NO_DATA: &str = "sessctl: no data";
+/// Printed when the cache file exists but cannot be read or parsed.
+pub const CACHE_UNREADABLE: &str = "sessctl: cache unreadable";
+/// Printed when the config file is refused (the details go to stderr).
+pub const CONFIG_ERROR: &str = "sessctl: config error";
+/// Printed when `--format` is refused (the details go to stderr).
+pub const BAD_FORMAT: &str = "sessctl: bad --format";
+/// Printed when the cache lists no slot.
+pub const NO_SLOTS: &str = "sessctl: no slots";
+/// Printed if rendering ever panicked: the prompt still gets a line and exit 0.
+pub const INTERNAL_ERROR: &str = "sessctl: internal error";
+
+/// The stale marker unless `statusline.stale_marker` says otherwise.
+pub const STALE_MARKER: &str = "🔺";
+/// The stale marker in ASCII mode: spelled out, since no ASCII symbol says "stale".
+pub const STALE_MARKER_ASCII: &str = "[stale]";
+/// Slots separate with two spaces by default: wide enough to tell slots apart, narrow
+/// enough for a tmux bar.
+pub const DEFAULT_SEPARATOR: &str = "  ";
+/// A utilization at or above this shows red (with colour on).
+pub const RED_AT: f64 = 90.0;
+/// A utilization at or above this shows yellow (with colour on).
+pub const YELLOW_AT: f64 = 75.0;
+/// Names and accounts from the cache are cut to this many characters, so a junk cache
+/// cannot flood a prompt.
+const MAX_TEXT: usize = 64;
+
+const RED: &str = "\x1b[31m";
+const YELLOW: &str = "\x1b[33m";
+const RESET: &str = "\x1b[0m";
+
+/// When to colour the output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ColorChoice {
+    /// Only when stdout is a terminal (so tmux and prompts get plain text).
+    #[default]
+    Auto,
+    /// Always (for Claude Code, whose status line shows ANSI colours).
+    Always,
+    /// Never.
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to colour: `NO_COLOR` (set and non-empty) always wins.
+    pub fn resolve(self, stdout_is_terminal: bool, no_color: bool) -> bool {
+        !no_color
+            && match self {
+                ColorChoice::Auto => stdout_is_terminal,
+                ColorChoice::Always => true,
+                ColorChoice::Never => false,
+            }
+    }
+}
+
+/// Everything rendering needs besides the cache and the clock, already resolved from flags,
+/// config and environment.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub template: Template,
+    pub separator: String,
+    pub ascii: bool,
+    pub color: bool,
+    /// `None`: [`STALE_MARKER`], or [`STALE_MARKER_ASCII`] in ASCII mode.
+    pub stale_marker: Option<String>,
+    /// The config's `stale_after`; the cache's own `stale_after_secs` wins when present.
+    pub stale_after: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            template: Template::default(),
+            separator: DEFAULT_SEPARATOR.to_owned(),
+            ascii: false,
+            color: false,
+            stale_marker: None,
+            stale_after: crate::config::DEFAULT_STALE_AFTER,
+        }
+    }
+}
+
+impl Options {
+    fn stale_marker(&self) -> &str {
+        match (&self.stale_marker, self.ascii) {
+            (Some(marker), _) => marker,
+            (None, false) => STALE_MARKER,
+            (None, true) => STALE_MARKER_ASCII,
+        }
+    }
+}
+
+/// The whole line for `cache` at `now`, reset times shown in `tz`. A stale cache puts the
+/// marker first; a stale slot gets it where its template says `{stale}`; an inactive slot
+/// renders as `⚠ re-login: NAME` whatever the template.
+pub fn render_line<Tz: TimeZone>(
+    cache: &QuotaCache,
+    opts: &Options,
+    now: DateTime<Utc>,
+    tz: &Tz,
+) -> String
+where
+    Tz::Offset: Display,
+{
+    let stale_after = cache
+        .stale_after_secs
+        .map_or(opts.stale_after, Duration::from_secs);
+    let mut line = String::new();
+    if cache.is_stale(now, stale_after) {
+        line.push_str(opts.stale_marker());
+        line.push(' ');
+    }
+    if cache.slots.is_empty() {
+        line.push_str(NO_SLOTS);
+        return line;
+    }
+    let ctx = Ctx {
+        opts,
+        now,
+        tz,
+        stale_after,
+    };
+    for (i, (name, slot)) in cache.slots.iter().enumerate() {
+        if i > 0 {
+            line.push_str(&opts.separator);
+        }
+        ctx.slot(&mut line, name, slot);
+    }
+    line
+}
+
+/// What rendering one slot needs.
+struct Ctx<'a, Tz> {
+    opts: &'a Options,
+    now: DateTime<Utc>,
+    tz: &'a Tz,
+    stale_after: Duration,
+}
+
+impl<Tz: TimeZone> Ctx<'_, Tz>
+where
+    Tz::Offset: Display,
+{
+    fn slot(&self, line: &mut String, name: &str, slot: &SlotQuota) {
+        if slot.state == SlotState::Inactive {
+            let warn = if self.opts.ascii { "!" } else { "⚠" };
+            if self.opts.color {
+                line.push_str(RED);
+            }
+            let _ = write!(line, "{warn} re-login: {}", self.clean(name));
+            if self.opts.color {
+                line.push_str(RESET);
+            }
+            return;
+        }
+        let stale = slot.is_stale(self.now, self.stale_after);
+        let mut out = String::new();
+        for piece in self.opts.template.pieces() {
+            match piece {
+                Piece::Literal(text) => out.push_str(text),
+                Piece::Name => out.push_str(&self.clean(name)),
+                Piece::Account => out.push_str(&self.clean(slot.account.as_deref().unwrap_or(""))),
+                Piece::State => out.push_str(state_name(slot.state)),
+                Piece::Stale if stale => out.push_str(self.opts.stale_marker()),
+                Piece::Stale => {}
+                Piece::Windows => self.windows(&mut out, slot),
+                Piece::Percent(w) => self.percent(&mut out, slot.windows.get(w)),
+                Piece::Reset(w) => self.reset(&mut out, slot.windows.get(w)),
+                Piece::ResetIn(w) => self.reset_in(&mut out, slot.windows.get(w)),
+            }
+        }
+        push_collapsed(line, &out);
+    }
+
+    /// `5h 16% · 7d 42%`, leaving out windows without data.
+    fn windows(&self, out: &mut String, slot: &SlotQuota) {
+        let joiner = if self.opts.ascii { " / " } else { " · " };
+        let shown = [(format::FIVE_HOUR, "5h"), (format::SEVEN_DAY, "7d")];
+        let mut first = true;
+        for (window, label) in shown {
+            if let Some(w) = slot.windows.get(window) {
+                if !first {
+                    out.push_str(joiner);
+                }
+                first = false;
+                out.push_str(label);
+                out.push(' ');
+                self.percent(out, Some(w));
+            }
+        }
+    }
+
+    fn percent(&self, out: &mut String, window: Option<&Window>) {
+        let Some(w) = window else { return };
+        let u = w.utilization;
+        let color = match () {
+            () if !self.opts.color => "",
+            () if u >= RED_AT => RED,
+            () if u >= YELLOW_AT => YELLOW,
+            () => "",
+        };
+        out.push_str(color);
+        out.push_str(&percent_text(u));
+        if !color.is_empty() {
+            out.push_str(RESET);
+        }
+    }
+
+    /// `14:05` within a day of now, `Tue 14:05` further away, in the time zone.
+    fn reset(&self, out: &mut String, window: Option<&Window>) {
+        let Some(at) = window.and_then(|w| w.resets_at) else {
+            return;
+        };
+        let local = at.with_timezone(self.tz);
+        let near = (at - self.now).num_hours().abs() < 24;
+        let shown = local.format(if near { "%H:%M" } else { "%a %H:%M" });
+        let _ = write!(out, "{shown}");
+    }
+
+    /// `2h13m`, `3d4h`, `45m`; `0m` once passed.
+    fn reset_in(&self, out: &mut String, window: Option<&Window>) {
+        let Some(at) = window.and_then(|w| w.resets_at) else {
+            return;
+        };
+        let minutes = (at - self.now).num_minutes().max(0);
+        let (days, hours, mins) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
+        let _ = match (days, hours) {
+            (0, 0) => write!(out, "{mins}m"),
+            (0, _) => write!(out, "{hours}h{mins}m"),
+            _ => write!(out, "{days}d{hours}h"),
+        };
+    }
+
+    /// Cache text made safe for one prompt line: control characters (and, in ASCII mode,
+    /// anything non-ASCII) become `?`, and it is cut to [`MAX_TEXT`] characters.
+    fn clean(&self, text: &str) -> String {
+        text.chars()
+            .take(MAX_TEXT)
+            .map(|c| {
+                if c.is_control() || (self.opts.ascii && !c.is_ascii()) {
+                    '?'
+                } else {
+                    c
+                }
+            })
+            .collect()
+    }
+}
+
+/// `16%`; junk (negative, or beyond 999%) shows as `?%` or `>999%` rather than a long
+/// number.
+fn percent_text(utilization: f64) -> String {
+    if utilization.is_nan() || utilization < 0.0 {
+        "?%".to_owned()
+    } else if utilization > 999.0 {
+        ">999%".to_owned()
+    } else {
+        // In 0..=999 after the checks above: the cast is exact.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let rounded = utilization.round() as u32;
+        format!("{rounded}%")
+    }
+}
+
+fn state_name(state: SlotState) -> &'static str {
+    match state {
+        SlotState::Active => "active",
+        SlotState::Degraded => "degraded",
+        SlotState::Inactive => "inactive",
+    }
+}
+
+/// Appends `text` with runs of spaces collapsed and the ends trimmed, so placeholders that
+/// render as nothing leave no gaps.
+fn push_collapsed(line: &mut String, text: &str) {
+    let mut first = true;
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        if !first {
+            line.push(' ');
+        }
+        first = false;
+        line.push_str(word);
+    }
+}
+
+#[cfg(test)]
+mod tests;
