@@ -185,6 +185,7 @@ impl Manager {
                         slot.name.clone(),
                         SlotQuota {
                             account: slot.record.account.clone(),
+                            provider: Some(slot.record.provider.clone()),
                             state: slot.record.state,
                             fetched_at: slot.quota.fetched_at,
                             windows: slot.quota.windows.clone(),

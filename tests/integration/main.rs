@@ -11,5 +11,6 @@ mod logout;
 mod quota;
 mod refresh;
 mod socket;
+mod statusline;
 mod store;
 mod support;
