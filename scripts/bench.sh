@@ -92,12 +92,48 @@ bench_floor() {
     printf '%-34s median %s ms\n' "floor: sessctl --version" "$(median_ms "$WORK/floor.json" 2)"
 }
 
-# TODO(daemon owner): measure `sessctl status --json` against a running daemon: start
-# `sessctl daemon` with XDG_RUNTIME_DIR/XDG_STATE_HOME under $WORK, wait until
-# `sessctl ping` answers, hyperfine `$BIN status --json` (exit code 1 or 2 is expected with
-# no active slots: use hyperfine -i), then stop it with `sessctl shutdown`.
-bench_status_json_roundtrip() {
-    echo "status --json round trip: not measured yet (TODO in scripts/bench.sh)"
+# bench_status_json_roundtrip: `sessctl status --json` against a running daemon holding
+# 10 slots (file credential store, so no keychain is needed), whole process: connect, one
+# request, one reply, print. Exit 1 is expected (the slots' quota is stale: no provider),
+# so hyperfine ignores exit codes.
+bench_status_json_roundtrip() (
+    local home=$WORK/home-daemon
+    mkdir -p "$home/config/sessctl" "$home/state/sessctl" "$home/runtime"
+    chmod 700 "$home/runtime"
+    printf 'credential_store: file\n' >"$home/config/sessctl/config.yaml"
+    write_state "$home/state/sessctl/state.json" 10
+    export HOME=$home XDG_CONFIG_HOME=$home/config XDG_STATE_HOME=$home/state \
+        XDG_CACHE_HOME=$home/cache XDG_RUNTIME_DIR=$home/runtime
+    "$BIN" daemon 2>"$WORK/daemon.log" &
+    local pid=$!
+    local tries=0
+    until "$BIN" ping >/dev/null 2>&1; do
+        tries=$((tries + 1))
+        [ "$tries" -lt 200 ] || { cat "$WORK/daemon.log" >&2; kill "$pid"; exit 1; }
+        sleep 0.05
+    done
+    hyperfine -N -i --style basic --warmup "$WARMUP" --runs "$RUNS" \
+        --export-json "$WORK/status.json" -n "status --json" "$BIN status --json" >&2
+    printf '%-34s median %s ms\n' "status --json round trip, 10 slots" "$(median_ms "$WORK/status.json")"
+    "$BIN" shutdown >/dev/null
+    wait "$pid"
+)
+
+# write_state FILE N: a state file of N slots (their credentials are missing, so the daemon
+# marks them inactive at start; status still lists all of them).
+write_state() {
+    local file=$1 n=$2 now i
+    now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    {
+        printf '{"format": 1, "revision": 1, "next_generation": %d, "slots": {\n' $((n + 1))
+        for ((i = 0; i < n; i++)); do
+            printf '"slot%03d": {"provider": "claude", "account": "user%d@example.com", ' "$i" "$i"
+            printf '"state": "active", "reason": null, "generation": %d, "created_at": "%s", ' $((i + 1)) "$now"
+            printf '"last_refresh_at": null, "last_refresh_error": null, "refreshes": 0}%s\n' \
+                "$([ $((i + 1)) -lt "$n" ] && echo ,)"
+        done
+        printf '}}\n'
+    } >"$file"
 }
 
 main() {
