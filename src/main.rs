@@ -6,6 +6,13 @@ use clap::Parser;
 use sessctl::cli::{Cli, exit};
 
 fn main() -> ExitCode {
+    // The status line runs on every prompt render: no full command tree, no logging set-up.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "statusline")
+    {
+        return sessctl::cli::run_statusline(std::env::args_os());
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
@@ -17,7 +24,10 @@ fn main() -> ExitCode {
             };
         }
     };
-    if !matches!(cli.command, sessctl::cli::Command::Daemon) {
+    if !matches!(
+        cli.command,
+        sessctl::cli::Command::Daemon | sessctl::cli::Command::Statusline(_)
+    ) {
         sessctl::logging::init_cli();
     }
     match sessctl::cli::run(cli) {

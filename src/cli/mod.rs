@@ -82,6 +82,41 @@ pub enum Command {
     Statusline(statusline::Args),
 }
 
+/// `sessctl statusline ...` alone: the command a prompt runs on every render, parsed without
+/// building the whole command tree (about a third of its run time otherwise).
+#[derive(Debug, Parser)]
+#[command(name = "sessctl statusline")]
+struct StatuslineOnly {
+    #[arg(long, env = "SESSCTL_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    args: statusline::Args,
+}
+
+/// Runs `sessctl statusline` from `argv` (program name, then `statusline`, then its flags).
+/// Like the command itself it never fails a prompt: bad flags print a marker and exit 0.
+pub fn run_statusline(argv: impl Iterator<Item = std::ffi::OsString>) -> ExitCode {
+    let parsed = StatuslineOnly::try_parse_from(argv.skip(1));
+    let (config, args) = match parsed {
+        Ok(only) => (only.config, only.args),
+        Err(error) => {
+            let _ = error.print();
+            if error.use_stderr() {
+                println!("{}", crate::statusline::BAD_ARGUMENTS);
+            }
+            return ExitCode::SUCCESS;
+        }
+    };
+    match Paths::resolve(config) {
+        Ok(paths) => statusline::run(&paths, &args).unwrap_or(ExitCode::SUCCESS),
+        Err(error) => {
+            eprintln!("sessctl: {error}");
+            println!("{}", crate::statusline::NO_DATA);
+            ExitCode::SUCCESS
+        }
+    }
+}
+
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let paths = Paths::resolve(cli.config)?;

@@ -31,6 +31,8 @@ pub const CONFIG_ERROR: &str = "sessctl: config error";
 pub const BAD_FORMAT: &str = "sessctl: bad --format";
 /// Printed when the cache lists no slot.
 pub const NO_SLOTS: &str = "sessctl: no slots";
+/// The command line of `sessctl statusline` was refused (clap said why on stderr).
+pub const BAD_ARGUMENTS: &str = "sessctl: bad arguments";
 /// Printed if rendering ever panicked: the prompt still gets a line and exit 0.
 pub const INTERNAL_ERROR: &str = "sessctl: internal error";
 

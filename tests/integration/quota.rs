@@ -94,6 +94,18 @@ fn old_slot_data_is_flagged_though_the_cache_timestamp_is_fresh() {
     assert_eq!(t.env.sessctl(&["status"]).status.code(), Some(1));
     let table = String::from_utf8(t.env.sessctl(&["status"]).stdout).unwrap();
     assert!(table.contains("STALE"), "{table}");
+    // The status line, from the cache the daemon wrote: the slot is flagged, the cache not.
+    let out = t.env.sessctl(&["statusline", "--no-stdin"]);
+    assert_eq!(out.status.code(), Some(0));
+    let line = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        line.starts_with("work 5h"),
+        "no cache-level marker expected: {line:?}"
+    );
+    assert!(
+        line.trim_end().ends_with('🔺'),
+        "slot-level marker expected: {line:?}"
+    );
 }
 
 #[test]

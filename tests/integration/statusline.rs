@@ -276,3 +276,19 @@ fn an_open_stdin_pipe_with_no_data_never_hangs_the_prompt() {
     drop(stdin);
     assert_eq!(line(&out), "work 5h 16% · 7d 42%");
 }
+
+#[test]
+fn statusline_with_bad_flags_prints_a_marker_and_exits_0() {
+    let home = Home::new("badflags");
+    for args in [
+        &["--frobnicate"][..],
+        &["--color", "sometimes"],
+        &["--format"],
+    ] {
+        let out = home.run(args);
+        assert_eq!(line(&out), "sessctl: bad arguments", "{args:?}");
+        assert!(!out.stderr.is_empty(), "clap explains on stderr: {args:?}");
+    }
+    let out = home.run(&["--format", "{nope}"]);
+    assert_eq!(line(&out), "sessctl: bad --format");
+}
