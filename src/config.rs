@@ -694,15 +694,16 @@ fn check_headers(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<Config, ConfigError> {
+    /// Parses `text` as a config file named `test.yaml`.
+    pub(crate) fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("test.yaml"))
     }
 
     /// The (line, key, message) of an error that must be `Invalid`.
-    fn refused(text: &str) -> (usize, String, String) {
+    pub(crate) fn refused(text: &str) -> (usize, String, String) {
         match parse(text) {
             Err(ConfigError::Invalid {
                 line, key, message, ..

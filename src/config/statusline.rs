@@ -92,23 +92,8 @@ fn one_line(text: &str) -> Result<(), &'static str> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
-    use crate::config::{Config, ConfigError};
+    use crate::config::tests::{parse, refused};
     use crate::statusline::{ColorChoice, Piece};
-
-    fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(text, Path::new("test.yaml"))
-    }
-
-    fn refused(text: &str) -> (usize, String, String) {
-        match parse(text) {
-            Err(ConfigError::Invalid {
-                line, key, message, ..
-            }) => (line, key, message),
-            other => panic!("expected Invalid for {text:?}, got {other:?}"),
-        }
-    }
 
     #[test]
     fn every_statusline_key_is_read() {

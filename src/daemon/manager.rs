@@ -422,11 +422,16 @@ fn deadline(slot: &Slot) -> Option<DateTime<Utc>> {
     match &slot.creds {
         Creds::NotLoaded { retry_at, .. } => Some(*retry_at),
         Creds::Missing => None,
+        Creds::Present { .. } if slot.record.state == SlotState::Inactive => None,
+        // Unsaved tokens: the write retry, but the refresh schedule still runs (the held
+        // tokens must not expire while the keychain is away).
         Creds::Present {
             stored: Stored::No { retry_at, .. },
             ..
-        } => Some(*retry_at),
-        Creds::Present { .. } if slot.record.state == SlotState::Inactive => None,
+        } => Some(
+            slot.next_refresh_at
+                .map_or(*retry_at, |at| at.min(*retry_at)),
+        ),
         Creds::Present { .. } => slot.next_refresh_at,
     }
 }
