@@ -1,14 +1,85 @@
-//! `sessctl daemon`: loads the config, sets up logging and runs the daemon in the
-//! foreground.
+//! `sessctl daemon`: the daemon lives in its own binary, `sessctl-daemon`, installed beside
+//! `sessctl`. `sessctl daemon` replaces itself with it (exec: same pid, so systemd, launchd
+//! and `already running (pid N)` see one process).
+//!
+//! Why two binaries: `sessctl` runs on every prompt render (`statusline`) and for every
+//! `status`; linking the daemon's tokio, rustls, reqwest and keyring into it made each start
+//! cost about 1 ms more (relocations and page faults of a 15 MB binary). The daemon's code is
+//! reachable only from `sessctl-daemon`'s `main`, so the linker leaves it out of `sessctl`.
 
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use clap::Parser;
 
 use crate::config::Config;
 use crate::paths::Paths;
 
-pub fn run(paths: &Paths) -> anyhow::Result<ExitCode> {
+/// File name of the daemon binary, looked for beside the running `sessctl`.
+pub const DAEMON_BINARY: &str = "sessctl-daemon";
+
+/// `sessctl daemon`: execs `sessctl-daemon` with the same config override. Returns only on
+/// failure.
+pub fn exec(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    use std::os::unix::process::CommandExt;
+    let sibling = std::env::current_exe()
+        .context("cannot find where sessctl is installed")?
+        .with_file_name(DAEMON_BINARY);
+    let mut command = std::process::Command::new(&sibling);
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    let error = command.exec();
+    Err(error).with_context(|| {
+        format!(
+            "cannot start the daemon {} (it is installed beside sessctl: reinstall with `cargo install --path .`)",
+            sibling.display()
+        )
+    })
+}
+
+/// The command line of `sessctl-daemon`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "sessctl-daemon",
+    version,
+    about = "The sessctl daemon (started by `sessctl daemon`)"
+)]
+struct DaemonArgs {
+    /// Config file (default: $XDG_CONFIG_HOME/sessctl/config.yaml).
+    #[arg(long, env = "SESSCTL_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+}
+
+/// `main` of `sessctl-daemon`: runs the daemon in the foreground, logging to stderr and to
+/// the rotating log files; maps failures to the documented exit codes.
+pub fn main(argv: impl Iterator<Item = OsString>) -> ExitCode {
+    let args = match DaemonArgs::try_parse_from(argv) {
+        Ok(args) => args,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::from(super::exit::USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match Paths::resolve(args.config)
+        .map_err(anyhow::Error::from)
+        .and_then(|paths| run(&paths))
+    {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("sessctl: {error:#}");
+            super::exit::for_error(&error)
+        }
+    }
+}
+
+fn run(paths: &Paths) -> anyhow::Result<ExitCode> {
     let _guard = crate::logging::init_daemon(&paths.log_dir);
     let config = Config::load(&paths.config_file, paths.config_explicit)
         .map_err(crate::error::Error::from)

@@ -1,7 +1,7 @@
 //! The command line: clap types, one file per subcommand, and the exit codes. Errors gain
 //! context here (anyhow) and map to the distinct exit codes of [`exit`].
 
-mod daemon;
+pub mod daemon;
 pub mod exit;
 mod login;
 mod logout;
@@ -119,9 +119,10 @@ pub fn run_statusline(argv: impl Iterator<Item = std::ffi::OsString>) -> ExitCod
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config_override = cli.config.clone();
     let paths = Paths::resolve(cli.config)?;
     match cli.command {
-        Command::Daemon => daemon::run(&paths),
+        Command::Daemon => daemon::exec(config_override),
         Command::Status { json } => status::run(&paths, json),
         Command::Token { name } => token::run(&paths, name),
         Command::Refresh { name, .. } => refresh::run(&paths, name),

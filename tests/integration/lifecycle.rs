@@ -70,3 +70,16 @@ fn status_with_no_slots_exits_2() {
     assert_eq!(status["credential_store"], "keychain");
     assert_eq!(status["all_inactive"], false);
 }
+
+#[test]
+fn sessctl_daemon_without_its_daemon_binary_says_how_to_fix_it() {
+    let env = TestEnv::new();
+    let lonely = env.root().join("bin/sessctl");
+    std::fs::create_dir_all(lonely.parent().unwrap()).unwrap();
+    std::fs::copy(crate::support::sessctl::SESSCTL, &lonely).unwrap();
+    let out = env.run_cli(&lonely, &["daemon"], None);
+    let (code, stderr) = code_and_stderr(&out);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("sessctl-daemon"), "{stderr}");
+    assert!(stderr.contains("cargo install"), "{stderr}");
+}

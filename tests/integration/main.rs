@@ -10,6 +10,7 @@ mod lifecycle;
 mod logout;
 mod quota;
 mod refresh;
+mod service_files;
 mod socket;
 mod statusline;
 mod store;
