@@ -1,0 +1,179 @@
+//! Providers in the config: overlaying a file's entry on the built-in provider, building a
+//! new one, and the checks that need the whole provider (required fields, headers, usage
+//! windows). Never quotes a secret (a client secret, a header value) in an error.
+
+use std::collections::BTreeMap;
+
+use reqwest::header::{HeaderName, HeaderValue};
+use serde::Deserialize;
+
+use crate::secret::Secret;
+
+use super::locate::{Ctx, show};
+use super::values::{DurationField, EndpointUrl};
+use super::{
+    CLAUDE, ConfigError, DEFAULT_USAGE_MIN_INTERVAL, Provider, TokenRequestFormat, WindowMapping,
+};
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProvider {
+    token_url: Option<EndpointUrl>,
+    client_id: Option<String>,
+    client_secret: Option<Secret>,
+    scopes: Option<Vec<String>>,
+    revoke_url: Option<EndpointUrl>,
+    usage_url: Option<EndpointUrl>,
+    userinfo_url: Option<EndpointUrl>,
+    token_request: Option<RawTokenRequest>,
+    headers: Option<BTreeMap<String, String>>,
+    usage_min_interval: Option<DurationField<false>>,
+    usage_windows: Option<BTreeMap<String, WindowMapping>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum RawTokenRequest {
+    Form,
+    Json,
+}
+
+/// Overlays the fields given in the file on the built-in provider of that name, or builds
+/// a new provider (then `token_url` and `client_id` are required).
+pub(super) fn build_provider(
+    ctx: &Ctx,
+    name: &str,
+    builtin: Option<Provider>,
+    raw: RawProvider,
+) -> Result<Provider, ConfigError> {
+    crate::slot_name::validate(name).map_err(|m| {
+        ctx.invalid(
+            &["providers", name],
+            m.replacen("slot name", "provider name", 1),
+        )
+    })?;
+    let mut p = match builtin {
+        Some(p) => p,
+        None => new_provider(ctx, name, &raw)?,
+    };
+    p.token_url = raw.token_url.map_or(p.token_url, |u| u.0);
+    p.client_id = raw.client_id.unwrap_or(p.client_id);
+    p.client_secret = raw.client_secret.or(p.client_secret);
+    p.scopes = raw.scopes.unwrap_or(p.scopes);
+    p.revoke_url = raw.revoke_url.map(|u| u.0).or(p.revoke_url);
+    p.usage_url = raw.usage_url.map(|u| u.0).or(p.usage_url);
+    p.userinfo_url = raw.userinfo_url.map(|u| u.0).or(p.userinfo_url);
+    p.token_request = match raw.token_request {
+        Some(RawTokenRequest::Form) => TokenRequestFormat::Form,
+        Some(RawTokenRequest::Json) => TokenRequestFormat::Json,
+        None => p.token_request,
+    };
+    if let Some(headers) = raw.headers {
+        p.headers = check_headers(ctx, name, headers)?;
+    }
+    p.usage_min_interval = raw.usage_min_interval.map_or(p.usage_min_interval, |d| d.0);
+    if let Some(windows) = raw.usage_windows {
+        p.usage_windows = check_usage_windows(ctx, name, windows)?;
+    }
+    check_provider(ctx, &p)?;
+    Ok(p)
+}
+
+pub(super) fn new_provider(
+    ctx: &Ctx,
+    name: &str,
+    raw: &RawProvider,
+) -> Result<Provider, ConfigError> {
+    let missing = |field: &str| {
+        let message = format!("{field} is required (only {CLAUDE} is built in)");
+        ctx.invalid(&["providers", name], message)
+    };
+    Ok(Provider {
+        name: name.to_owned(),
+        token_url: raw
+            .token_url
+            .as_ref()
+            .ok_or_else(|| missing("token_url"))?
+            .0
+            .clone(),
+        client_id: raw.client_id.clone().ok_or_else(|| missing("client_id"))?,
+        client_secret: None,
+        scopes: Vec::new(),
+        revoke_url: None,
+        usage_url: None,
+        userinfo_url: None,
+        token_request: TokenRequestFormat::Form,
+        headers: BTreeMap::new(),
+        usage_min_interval: DEFAULT_USAGE_MIN_INTERVAL,
+        usage_windows: BTreeMap::new(),
+    })
+}
+
+/// Window names follow the slot-name alphabet; pointers must be RFC 6901 (start with `/`).
+pub(super) fn check_usage_windows(
+    ctx: &Ctx,
+    provider: &str,
+    windows: BTreeMap<String, WindowMapping>,
+) -> Result<BTreeMap<String, WindowMapping>, ConfigError> {
+    for (window, mapping) in &windows {
+        let at = ["providers", provider, "usage_windows", window.as_str()];
+        crate::slot_name::validate(window)
+            .map_err(|m| ctx.invalid(&at, m.replacen("slot name", "window name", 1)))?;
+        for pointer in std::iter::once(&mapping.utilization).chain(&mapping.resets_at) {
+            if !pointer.starts_with('/') {
+                return Err(ctx.invalid(
+                    &at,
+                    format!("{pointer:?} is not a JSON pointer (RFC 6901: it starts with '/')"),
+                ));
+            }
+        }
+    }
+    Ok(windows)
+}
+
+pub(super) fn check_provider(ctx: &Ctx, p: &Provider) -> Result<(), ConfigError> {
+    let at = |field: &'static str| ["providers", p.name.as_str(), field];
+    if p.client_id.trim().is_empty() {
+        return Err(ctx.invalid(&at("client_id"), "must not be empty"));
+    }
+    if p.client_secret.as_ref().is_some_and(Secret::is_empty) {
+        let message = "is empty; remove the key if the provider needs no secret";
+        return Err(ctx.invalid(&at("client_secret"), message));
+    }
+    if let Some(bad) = p
+        .scopes
+        .iter()
+        .find(|s| s.is_empty() || s.contains(|c: char| c.is_whitespace() || c.is_control()))
+    {
+        let message = format!(
+            "scope {} must be non-empty with no spaces (list each one)",
+            show(bad)
+        );
+        return Err(ctx.invalid(&at("scopes"), message));
+    }
+    Ok(())
+}
+
+/// Checks header names and values; names are stored lowercase, so two spellings of one
+/// name are refused. Values are never quoted in errors: they may hold a credential.
+pub(super) fn check_headers(
+    ctx: &Ctx,
+    provider: &str,
+    headers: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut checked = BTreeMap::new();
+    for (name, value) in headers {
+        let at = ["providers", provider, "headers", name.as_str()];
+        let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
+            return Err(ctx.invalid(&at, "not a valid HTTP header name"));
+        };
+        if HeaderValue::from_str(&value).is_err() {
+            let message = "the value is not a valid HTTP header value (control characters?)";
+            return Err(ctx.invalid(&at, message));
+        }
+        if checked.insert(header.as_str().to_owned(), value).is_some() {
+            return Err(ctx.invalid(&at, "header given twice (names ignore case)"));
+        }
+    }
+    Ok(checked)
+}
