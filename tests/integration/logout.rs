@@ -38,3 +38,74 @@ fn logging_in_again_replaces_the_slot_and_its_credentials() {
         Some(1)
     );
 }
+
+#[test]
+fn a_refresh_that_finishes_after_a_relogin_is_discarded_and_the_new_login_kept() {
+    let t = Running::start("");
+    t.login("work", "alice");
+    // The next token request (the refresh) is answered only after 3 s; the re-login's own
+    // token request, which comes after it, is not delayed.
+    t.server
+        .push_faults("token", vec![serde_json::json!({"delay_ms": 3000})]);
+    let before = t.token_requests();
+    let refresh = t.env.sessctl_command(&["refresh", "work"]);
+    let refresh = std::thread::spawn(move || {
+        let mut refresh = refresh;
+        refresh.output().expect("run sessctl refresh")
+    });
+    crate::support::wait_for(
+        "the refresh to reach the server",
+        std::time::Duration::from_secs(20),
+        || t.token_requests() > before,
+    );
+    t.login("work", "bob");
+    crate::support::wait_for(
+        "the late refresh result to be dropped",
+        std::time::Duration::from_secs(20),
+        || {
+            t.daemon
+                .log()
+                .contains("dropping a refresh result of an older login")
+        },
+    );
+    assert!(refresh.join().unwrap().status.success());
+    // The newer login won everywhere: status, the keychain, the token handed out.
+    let slot = t.slot_status("work");
+    assert_eq!(slot["account"], "bob@example.com");
+    let token = t.token("work");
+    let me = t.server.get_with_bearer("/me", &token);
+    assert_eq!(me.field("email"), "bob@example.com");
+    let stored: serde_json::Value =
+        serde_json::from_str(&t.env.secret_lookup("sessctl", "work").unwrap()).unwrap();
+    assert_eq!(stored["access_token"], token.as_str());
+    assert_eq!(t.invalid_grants(), 0);
+}
+
+#[test]
+fn a_logout_during_a_refresh_revokes_the_rotated_token() {
+    let t = Running::start("");
+    let grant = t.login("work", "alice");
+    t.server
+        .push_faults("token", vec![serde_json::json!({"delay_ms": 2000})]);
+    let before = t.token_requests();
+    let refresh = t.env.sessctl_command(&["refresh", "work"]);
+    let refresh = std::thread::spawn(move || {
+        let mut refresh = refresh;
+        refresh.output().expect("run sessctl refresh")
+    });
+    crate::support::wait_for(
+        "the refresh to reach the server",
+        std::time::Duration::from_secs(20),
+        || t.token_requests() > before,
+    );
+    // The logout waits for the refresh (which rotates the token), then revokes the new one.
+    let out = t.env.sessctl(&["logout", "work"]);
+    assert!(out.status.success(), "{:?}", code_and_stderr(&out));
+    assert!(refresh.join().unwrap().status.success());
+    assert!(
+        !t.server.grant_exists(&grant.grant_id),
+        "the rotated token outlived the logout"
+    );
+    assert!(t.env.secret_lookup("sessctl", "work").is_none());
+    assert_eq!(t.invalid_grants(), 0);
+}
