@@ -2,10 +2,12 @@
 //! checking a token at the real server.
 
 use std::process::Output;
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{Daemon, Grant, OAuthServer, TestEnv};
+use crate::support::{Daemon, Grant, OAuthServer, TestEnv, wait_for};
 
 /// A test environment with the real OAuth server, a config naming it as provider `test`
 /// (plus `extra` YAML at the top level), and a running daemon.
@@ -42,6 +44,23 @@ impl Running {
             "kill -9 leaves the socket behind"
         );
         self.daemon = self.env.start_daemon();
+    }
+
+    /// Starts `sessctl refresh SLOT` in the background with the server holding back its
+    /// answer for `delay_ms`, and returns once the request has reached the server: the
+    /// refresh is in flight. Join the handle for the command's output.
+    pub fn refresh_in_flight(&self, slot: &str, delay_ms: u64) -> JoinHandle<Output> {
+        self.server
+            .push_faults("token", vec![serde_json::json!({ "delay_ms": delay_ms })]);
+        let before = self.token_requests();
+        let mut refresh = self.env.sessctl_command(&["refresh", slot]);
+        let handle = std::thread::spawn(move || refresh.output().expect("run sessctl refresh"));
+        wait_for(
+            "the refresh to reach the server",
+            Duration::from_secs(20),
+            || self.token_requests() > before,
+        );
+        handle
     }
 
     /// Mints a grant for `account` at the server and logs slot `slot` in with it.

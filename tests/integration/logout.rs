@@ -45,19 +45,7 @@ fn a_refresh_that_finishes_after_a_relogin_is_discarded_and_the_new_login_kept()
     t.login("work", "alice");
     // The next token request (the refresh) is answered only after 3 s; the re-login's own
     // token request, which comes after it, is not delayed.
-    t.server
-        .push_faults("token", vec![serde_json::json!({"delay_ms": 3000})]);
-    let before = t.token_requests();
-    let refresh = t.env.sessctl_command(&["refresh", "work"]);
-    let refresh = std::thread::spawn(move || {
-        let mut refresh = refresh;
-        refresh.output().expect("run sessctl refresh")
-    });
-    crate::support::wait_for(
-        "the refresh to reach the server",
-        std::time::Duration::from_secs(20),
-        || t.token_requests() > before,
-    );
+    let refresh = t.refresh_in_flight("work", 3000);
     t.login("work", "bob");
     crate::support::wait_for(
         "the late refresh result to be dropped",
@@ -85,19 +73,7 @@ fn a_refresh_that_finishes_after_a_relogin_is_discarded_and_the_new_login_kept()
 fn a_logout_during_a_refresh_revokes_the_rotated_token() {
     let t = Running::start("");
     let grant = t.login("work", "alice");
-    t.server
-        .push_faults("token", vec![serde_json::json!({"delay_ms": 2000})]);
-    let before = t.token_requests();
-    let refresh = t.env.sessctl_command(&["refresh", "work"]);
-    let refresh = std::thread::spawn(move || {
-        let mut refresh = refresh;
-        refresh.output().expect("run sessctl refresh")
-    });
-    crate::support::wait_for(
-        "the refresh to reach the server",
-        std::time::Duration::from_secs(20),
-        || t.token_requests() > before,
-    );
+    let refresh = t.refresh_in_flight("work", 2000);
     // The logout waits for the refresh (which rotates the token), then revokes the new one.
     let out = t.env.sessctl(&["logout", "work"]);
     assert!(out.status.success(), "{:?}", code_and_stderr(&out));
