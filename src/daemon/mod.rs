@@ -12,6 +12,7 @@ mod results;
 pub mod schedule;
 mod server;
 mod slot;
+mod status;
 mod usage;
 mod writer;
 

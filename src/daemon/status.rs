@@ -1,0 +1,58 @@
+//! The `status` reply: every slot's health and quota, the credential store and the quota
+//! cache, judged as of now. Built from the manager's state without any I/O.
+
+use chrono::Utc;
+
+use crate::protocol::{CacheStatus, QuotaStatus, StatusReport};
+use crate::state::SlotState;
+
+use super::manager::Manager;
+
+impl Manager {
+    /// The `status` reply.
+    pub(super) fn status(&self) -> StatusReport {
+        let now = Utc::now();
+        let cache = self.cache_snapshot(now);
+        StatusReport {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            pid: std::process::id(),
+            all_inactive: self.all_inactive(),
+            credential_store: self.store_kind,
+            credential_store_error: self.store_error.clone(),
+            state_file_error: self.state_error.clone(),
+            cache: CacheStatus {
+                path: self.cache_path.clone(),
+                updated_at: self.cache_written_at,
+                stale: crate::cache::older_than(
+                    self.cache_written_at,
+                    now,
+                    self.config.stale_after,
+                ),
+                error: self.cache_error.clone(),
+            },
+            slots: self
+                .slots
+                .values()
+                .map(|slot| {
+                    let mut status = slot.status();
+                    status.quota = cache.slots.get(&slot.name).map(|q| QuotaStatus {
+                        windows: q.windows.clone(),
+                        fetched_at: q.fetched_at,
+                        stale: q.is_stale(now, self.config.stale_after),
+                        error: q.error.clone(),
+                    });
+                    status
+                })
+                .collect(),
+        }
+    }
+
+    /// True when there are slots and every one is inactive.
+    pub(super) fn all_inactive(&self) -> bool {
+        !self.slots.is_empty()
+            && self
+                .slots
+                .values()
+                .all(|s| s.record.state == SlotState::Inactive)
+    }
+}
