@@ -6,7 +6,8 @@
 #
 # statusline: a release `sessctl statusline` over generated caches of 10 and 200 slots, in
 # a throw-away HOME (nothing of yours is read or written). Target on a 2-core machine:
-# median at most 1 ms. The status --json round trip needs a running daemon: see the TODO.
+# median at most 1 ms. Then `status --json` through a daemon it starts in the throw-away HOME
+# (target: at most 2 ms).
 #
 # Needs bash, cargo and hyperfine (installed with apt-get when missing, as root or with
 # sudo). Honours CARGO_TARGET_DIR.
