@@ -12,7 +12,6 @@ impl Manager {
     /// The `status` reply.
     pub(super) fn status(&self) -> StatusReport {
         let now = Utc::now();
-        let cache = self.cache_snapshot(now);
         StatusReport {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             pid: std::process::id(),
@@ -35,11 +34,11 @@ impl Manager {
                 .values()
                 .map(|slot| {
                     let mut status = slot.status();
-                    status.quota = cache.slots.get(&slot.name).map(|q| QuotaStatus {
-                        windows: q.windows.clone(),
-                        fetched_at: q.fetched_at,
+                    status.quota = self.slot_quota(slot).map(|q| QuotaStatus {
                         stale: q.is_stale(now, self.config.stale_after),
-                        error: q.error.clone(),
+                        windows: q.windows,
+                        fetched_at: q.fetched_at,
+                        error: q.error,
                     });
                     status
                 })

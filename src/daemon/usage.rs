@@ -62,8 +62,7 @@ impl Manager {
     /// When this slot's usage fetch is due, if it has one (an active or degraded slot with
     /// credentials, a provider with a usage endpoint, no fetch running).
     pub(super) fn usage_deadline(&self, slot: &Slot) -> Option<DateTime<Utc>> {
-        let provider = self.config.providers.get(&slot.record.provider)?;
-        provider.usage_url.as_ref()?;
+        let provider = self.usage_provider(slot)?;
         if slot.quota.fetching
             || slot.quota.after_refresh
             || slot.record.state == SlotState::Inactive
@@ -179,30 +178,31 @@ impl Manager {
             slots: self
                 .slots
                 .values()
-                .filter(|slot| self.has_usage(slot))
-                .map(|slot| {
-                    (
-                        slot.name.clone(),
-                        SlotQuota {
-                            account: slot.record.account.clone(),
-                            provider: Some(slot.record.provider.clone()),
-                            state: slot.record.state,
-                            fetched_at: slot.quota.fetched_at,
-                            windows: slot.quota.windows.clone(),
-                            error: slot.quota.error.clone(),
-                        },
-                    )
-                })
+                .filter_map(|slot| Some((slot.name.clone(), self.slot_quota(slot)?)))
                 .collect(),
         }
     }
 
-    /// True when the slot's provider has a usage endpoint (else it has no quota to show).
-    pub(super) fn has_usage(&self, slot: &Slot) -> bool {
+    /// The slot's provider, if it has a usage endpoint.
+    fn usage_provider(&self, slot: &Slot) -> Option<&crate::config::Provider> {
         self.config
             .providers
             .get(&slot.record.provider)
-            .is_some_and(|p| p.usage_url.is_some())
+            .filter(|p| p.usage_url.is_some())
+    }
+
+    /// One slot's entry in the cache (and in `status`); `None` when its provider has no
+    /// usage endpoint, so it has no quota to show.
+    pub(super) fn slot_quota(&self, slot: &Slot) -> Option<SlotQuota> {
+        self.usage_provider(slot)?;
+        Some(SlotQuota {
+            account: slot.record.account.clone(),
+            provider: Some(slot.record.provider.clone()),
+            state: slot.record.state,
+            fetched_at: slot.quota.fetched_at,
+            windows: slot.quota.windows.clone(),
+            error: slot.quota.error.clone(),
+        })
     }
 }
 
