@@ -14,6 +14,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::state::SlotState;
 
+/// Claude's five-hour usage window.
+pub const FIVE_HOUR: &str = "five_hour";
+/// Claude's seven-day usage window.
+pub const SEVEN_DAY: &str = "seven_day";
+
+/// The windows displays show by default, with their short labels, in display order.
+pub const LABELLED_WINDOWS: [(&str, &str); 2] = [(FIVE_HOUR, "5h"), (SEVEN_DAY, "7d")];
+
+/// A window's short label for display: `5h`, `7d`, else its name as the cache has it.
+pub fn window_label(name: &str) -> &str {
+    LABELLED_WINDOWS
+        .iter()
+        .find(|(window, _)| *window == name)
+        .map_or(name, |(_, label)| label)
+}
+
 /// The whole cache file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QuotaCache {
@@ -161,6 +177,13 @@ mod tests {
         };
         assert!(!cache.is_stale(now, FIFTEEN_MIN));
         assert!(cache.slots["work"].is_stale(now, FIFTEEN_MIN));
+    }
+
+    #[test]
+    fn windows_have_one_short_label_each() {
+        assert_eq!(window_label("five_hour"), "5h");
+        assert_eq!(window_label("seven_day"), "7d");
+        assert_eq!(window_label("seven_day_opus"), "seven_day_opus");
     }
 
     #[test]

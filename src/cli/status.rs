@@ -136,7 +136,7 @@ fn quota(slot: &SlotStatus, now: DateTime<Utc>) -> String {
     let mut parts: Vec<String> = quota
         .windows
         .iter()
-        .map(|(name, w)| format!("{} {:.0}%", short_window(name), w.utilization))
+        .map(|(name, w)| format!("{} {:.0}%", crate::cache::window_label(name), w.utilization))
         .collect();
     if parts.is_empty() {
         parts.push("no data".into());
@@ -148,13 +148,6 @@ fn quota(slot: &SlotStatus, now: DateTime<Utc>) -> String {
         ));
     }
     parts.join(" ")
-}
-
-/// `five_hour` -> `5h`, `seven_day` -> `7d`, `seven_day_opus` -> `7d-opus`; others as is.
-fn short_window(name: &str) -> String {
-    name.replace("five_hour", "5h")
-        .replace("seven_day", "7d")
-        .replace('_', "-")
 }
 
 /// "in 5m", "3m ago", "-".

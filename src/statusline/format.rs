@@ -14,10 +14,8 @@ pub const DEFAULT_FORMAT: &str = "{name} {windows} {stale}";
 pub const PLACEHOLDERS: &str = "{name} {account} {state} {stale} {windows} {5h} {7d} \
      {window:W} {reset:W} {reset_in:W}";
 
-/// The usage window `five_hour`; `5h` in templates and in `{windows}`.
-pub const FIVE_HOUR: &str = "five_hour";
-/// The usage window `seven_day`; `7d` in templates and in `{windows}`.
-pub const SEVEN_DAY: &str = "seven_day";
+use crate::cache::LABELLED_WINDOWS;
+pub use crate::cache::{FIVE_HOUR, SEVEN_DAY};
 
 /// One parsed piece of a template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,14 +138,15 @@ fn error(position: usize, message: impl Into<String>) -> FormatError {
 
 /// The piece for the text between `{` and `}`.
 fn placeholder(name: &str) -> Result<Piece, String> {
+    if let Some(window) = labelled(name) {
+        return Ok(Piece::Percent(window));
+    }
     let piece = match name {
         "name" => Piece::Name,
         "account" => Piece::Account,
         "state" => Piece::State,
         "stale" => Piece::Stale,
         "windows" => Piece::Windows,
-        "5h" => Piece::Percent(FIVE_HOUR.to_owned()),
-        "7d" => Piece::Percent(SEVEN_DAY.to_owned()),
         _ => {
             let (kind, window) = name.split_once(':').ok_or_else(|| unknown(name))?;
             let window = window_name(window)?;
@@ -162,6 +161,14 @@ fn placeholder(name: &str) -> Result<Piece, String> {
     Ok(piece)
 }
 
+/// The window a short label (`5h`, `7d`) stands for.
+fn labelled(label: &str) -> Option<String> {
+    LABELLED_WINDOWS
+        .iter()
+        .find(|(_, l)| *l == label)
+        .map(|(window, _)| (*window).to_owned())
+}
+
 fn unknown(name: &str) -> String {
     let shown: String = name.chars().take(40).collect();
     format!("unknown placeholder {{{shown}}}; known: {PLACEHOLDERS}")
@@ -169,9 +176,10 @@ fn unknown(name: &str) -> String {
 
 /// A window as written in a template: `5h`, `7d`, or a cache window name (`seven_day_opus`).
 fn window_name(text: &str) -> Result<String, String> {
+    if let Some(window) = labelled(text) {
+        return Ok(window);
+    }
     match text {
-        "5h" => Ok(FIVE_HOUR.to_owned()),
-        "7d" => Ok(SEVEN_DAY.to_owned()),
         _ if !text.is_empty()
             && text.len() <= 64
             && text

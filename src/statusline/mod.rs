@@ -202,9 +202,8 @@ where
     /// `5h 16% · 7d 42%`, leaving out windows without data.
     fn windows(&self, out: &mut String, slot: &SlotQuota) {
         let joiner = if self.opts.ascii { " / " } else { " · " };
-        let shown = [(format::FIVE_HOUR, "5h"), (format::SEVEN_DAY, "7d")];
         let mut first = true;
-        for (window, label) in shown {
+        for (window, label) in crate::cache::LABELLED_WINDOWS {
             if let Some(w) = slot.windows.get(window) {
                 if !first {
                     out.push_str(joiner);
