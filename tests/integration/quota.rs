@@ -163,8 +163,10 @@ fn with_the_server_gone_the_last_data_is_kept_and_goes_stale() {
 
 #[test]
 fn retry_after_zero_does_not_cause_a_burst() {
-    // usage_min_interval 2s: whatever the server says, at most one request per 2 s.
-    let t = Running::with_provider(FAST, "usage_min_interval: 2s");
+    // usage_min_interval 4s: whatever the server says, at most one request per 4 s. The
+    // failure backoff alone (1 s, then 2 s, +-20%) would allow two more requests within
+    // 3.6 s, so only the minimum interval can make them take 8 s.
+    let t = Running::with_provider(FAST, "usage_min_interval: 4s");
     t.server.push_faults(
         "usage",
         (0..50)
@@ -172,15 +174,18 @@ fn retry_after_zero_does_not_cause_a_burst() {
             .collect(),
     );
     t.login("work", "alice");
+    wait_for("the first usage request", Duration::from_secs(20), || {
+        usage_requests(&t) >= 1
+    });
     let start = Instant::now();
     let first = usage_requests(&t);
-    wait_for("three more usage requests", Duration::from_secs(30), || {
-        usage_requests(&t) >= first + 3
+    wait_for("two more usage requests", Duration::from_secs(30), || {
+        usage_requests(&t) >= first + 2
     });
-    // Three requests after the first need at least three minimum intervals.
+    // The first request went out at most a poll (25 ms) plus a status call before `start`.
     assert!(
-        start.elapsed() >= Duration::from_secs(5),
-        "3 requests in {:?}: a burst",
+        start.elapsed() >= Duration::from_millis(7500),
+        "2 requests in {:?}: a burst",
         start.elapsed()
     );
     assert!(quota(&t, "work")["error"].as_str().unwrap().contains("429"));
