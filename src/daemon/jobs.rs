@@ -119,7 +119,7 @@ impl JobContext {
         tokio::spawn(async move {
             let outcome = match ctx.oauth.refresh(&provider, &current.refresh_token).await {
                 TokenOutcome::Refreshed(grant) => {
-                    let tokens = rotated_tokens(grant, &current);
+                    let tokens = rotated_tokens(grant, &current.refresh_token, &current.scopes);
                     match ctx
                         .store
                         .compare_and_set(&name, condition, tokens.clone())
@@ -239,14 +239,7 @@ impl JobContext {
             .id_token
             .as_ref()
             .and_then(oauth::account_from_id_token);
-        let placeholder = Tokens {
-            access_token: Secret::new(""),
-            refresh_token: refresh_token.clone(),
-            expires_at: None,
-            obtained_at: Utc::now(),
-            scopes: provider.scopes.clone(),
-        };
-        let tokens = rotated_tokens(grant, &placeholder);
+        let tokens = rotated_tokens(grant, &refresh_token, &provider.scopes);
         if account.is_none() {
             match self.oauth.userinfo(provider, &tokens.access_token).await {
                 Ok(found) => account = found,
@@ -310,17 +303,15 @@ impl JobContext {
     }
 }
 
-/// The tokens after a successful grant: a provider that does not rotate keeps the old
-/// refresh token; one that sends no scope keeps the old scopes.
-fn rotated_tokens(grant: TokenGrant, current: &Tokens) -> Tokens {
+/// The tokens after a successful grant of `refresh_token`: a provider that does not
+/// rotate leaves that refresh token valid; one that sends no scope keeps `scopes`.
+fn rotated_tokens(grant: TokenGrant, refresh_token: &Secret, scopes: &[String]) -> Tokens {
     let now = Utc::now();
     Tokens {
         access_token: grant.access_token,
-        refresh_token: grant
-            .refresh_token
-            .unwrap_or_else(|| current.refresh_token.clone()),
+        refresh_token: grant.refresh_token.unwrap_or_else(|| refresh_token.clone()),
         expires_at: grant.expires_in.map(|d| now + delta(d)),
         obtained_at: now,
-        scopes: grant.scope.unwrap_or_else(|| current.scopes.clone()),
+        scopes: grant.scope.unwrap_or_else(|| scopes.to_vec()),
     }
 }
