@@ -35,10 +35,22 @@ pub struct ChildGuard {
 
 impl ChildGuard {
     /// Spawns `cmd` (made to die with this thread) or panics naming `what`.
+    ///
+    /// An executable a test has just written can fail to start with ETXTBSY for a moment:
+    /// a process forked meanwhile by a parallel test holds the writer's descriptor until it
+    /// execs. That passes on its own, so spawning is retried for a short while.
     pub fn spawn(mut cmd: Command, what: &str) -> Self {
         die_with_parent(&mut cmd);
-        let child = cmd
-            .spawn()
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let child = loop {
+            match cmd.spawn() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && Instant::now() < deadline => {
+                    thread::sleep(Duration::from_millis(10));
+                }
+                result => break result,
+            }
+        };
+        let child = child
             .unwrap_or_else(|e| panic!("cannot start {what} ({cmd:?}): {e}{}", install_hint(&e)));
         Self {
             child: Some(child),
