@@ -14,6 +14,7 @@ pub mod oauth;
 pub mod paths;
 pub mod protocol;
 pub mod quota;
+pub mod relogin;
 pub mod secret;
 pub mod slot_name;
 pub mod state;

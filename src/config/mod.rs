@@ -85,6 +85,13 @@ pub struct Provider {
     pub revoke_url: Option<Url>,
     pub usage_url: Option<Url>,
     pub userinfo_url: Option<Url>,
+    /// The authorization endpoint, for the browser (PKCE) and pasted-code logins.
+    pub authorize_url: Option<Url>,
+    /// The RFC 8628 device authorization endpoint, for `login --device`.
+    pub device_authorization_url: Option<Url>,
+    /// The redirect URI registered for pasted-code logins (`login --manual`): its page
+    /// shows the code to paste.
+    pub manual_redirect_uri: Option<Url>,
     pub token_request: TokenRequestFormat,
     /// Extra headers sent with every request to this provider. Names are lowercase.
     pub headers: BTreeMap<String, String>,
@@ -117,6 +124,12 @@ impl std::fmt::Debug for Provider {
             .field("revoke_url", &url(&self.revoke_url))
             .field("usage_url", &url(&self.usage_url))
             .field("userinfo_url", &url(&self.userinfo_url))
+            .field("authorize_url", &url(&self.authorize_url))
+            .field(
+                "device_authorization_url",
+                &url(&self.device_authorization_url),
+            )
+            .field("manual_redirect_uri", &url(&self.manual_redirect_uri))
             .field("token_request", &self.token_request)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("usage_min_interval", &self.usage_min_interval)
@@ -183,6 +196,9 @@ fn builtin_claude() -> Provider {
         revoke_url: None,
         usage_url: Some(url("https://api.anthropic.com/api/oauth/usage")),
         userinfo_url: None,
+        authorize_url: Some(url("https://claude.ai/oauth/authorize")),
+        device_authorization_url: None,
+        manual_redirect_uri: Some(url("https://platform.claude.com/oauth/code/callback")),
         token_request: TokenRequestFormat::Json,
         headers: BTreeMap::from([("anthropic-beta".to_owned(), "oauth-2025-04-20".to_owned())]),
         usage_min_interval: CLAUDE_USAGE_MIN_INTERVAL,

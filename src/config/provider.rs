@@ -25,6 +25,9 @@ pub(super) struct RawProvider {
     revoke_url: Option<EndpointUrl>,
     usage_url: Option<EndpointUrl>,
     userinfo_url: Option<EndpointUrl>,
+    authorize_url: Option<EndpointUrl>,
+    device_authorization_url: Option<EndpointUrl>,
+    manual_redirect_uri: Option<EndpointUrl>,
     token_request: Option<RawTokenRequest>,
     headers: Option<BTreeMap<String, String>>,
     usage_min_interval: Option<DurationField<false>>,
@@ -63,6 +66,15 @@ pub(super) fn build_provider(
     p.revoke_url = raw.revoke_url.map(|u| u.0).or(p.revoke_url);
     p.usage_url = raw.usage_url.map(|u| u.0).or(p.usage_url);
     p.userinfo_url = raw.userinfo_url.map(|u| u.0).or(p.userinfo_url);
+    p.authorize_url = raw.authorize_url.map(|u| u.0).or(p.authorize_url);
+    p.device_authorization_url = raw
+        .device_authorization_url
+        .map(|u| u.0)
+        .or(p.device_authorization_url);
+    p.manual_redirect_uri = raw
+        .manual_redirect_uri
+        .map(|u| u.0)
+        .or(p.manual_redirect_uri);
     p.token_request = match raw.token_request {
         Some(RawTokenRequest::Form) => TokenRequestFormat::Form,
         Some(RawTokenRequest::Json) => TokenRequestFormat::Json,
@@ -102,6 +114,9 @@ pub(super) fn new_provider(
         revoke_url: None,
         usage_url: None,
         userinfo_url: None,
+        authorize_url: None,
+        device_authorization_url: None,
+        manual_redirect_uri: None,
         token_request: TokenRequestFormat::Form,
         headers: BTreeMap::new(),
         usage_min_interval: DEFAULT_USAGE_MIN_INTERVAL,
