@@ -3,6 +3,7 @@
 
 pub mod daemon;
 pub mod exit;
+pub mod fixes;
 mod login;
 mod logout;
 mod ping;
@@ -11,6 +12,7 @@ mod shutdown;
 mod status;
 mod statusline;
 mod token;
+pub mod when;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
