@@ -3,14 +3,17 @@
 
 use chrono::{DateTime, Utc};
 
-/// `at` relative to `now`: "in 42m" for the future, "4m ago" for the past, "-" when
-/// unknown.
+/// `at` relative to `now`: "in 42m" for the future, "4m ago" for the past, "now" within
+/// a second either way (the daemon's and the CLI's clock readings differ by that much),
+/// "-" when unknown.
 pub fn relative(at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
     let Some(at) = at else {
         return "-".into();
     };
     let secs = (at - now).num_seconds();
-    if secs >= 0 {
+    if secs == 0 {
+        "now".into()
+    } else if secs > 0 {
         format!("in {}", span(secs.unsigned_abs()))
     } else {
         format!("{} ago", span(secs.unsigned_abs()))
@@ -62,7 +65,10 @@ mod tests {
         let now = at("2026-11-23T21:00:00Z");
         assert_eq!(relative(Some(at("2026-11-23T21:42:00Z")), now), "in 42m");
         assert_eq!(relative(Some(at("2026-11-23T20:56:00Z")), now), "4m ago");
-        assert_eq!(relative(Some(now), now), "in 0s");
+        assert_eq!(relative(Some(now), now), "now");
+        let just_before = now - chrono::Duration::milliseconds(900);
+        assert_eq!(relative(Some(just_before), now), "now");
+        assert_eq!(relative(Some(at("2026-11-23T20:59:58Z")), now), "2s ago");
         assert_eq!(relative(Some(at("2026-11-21T20:00:00Z")), now), "2d ago");
         assert_eq!(relative(None, now), "-");
     }
