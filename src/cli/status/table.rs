@@ -75,7 +75,7 @@ fn row(slot: &SlotStatus, now: DateTime<Utc>) -> [String; 6] {
     ]
 }
 
-/// "5h 16% 7d 42%", "stale" appended when the slot's data is old; "-" without a usage
+/// "5h 16% 7d 42%", "STALE" appended (hard to miss) when the slot's data is old; "-" without a usage
 /// endpoint.
 pub(super) fn quota(slot: &SlotStatus) -> String {
     let Some(quota) = &slot.quota else {
@@ -90,7 +90,7 @@ pub(super) fn quota(slot: &SlotStatus) -> String {
         parts.push("no data".into());
     }
     if quota.stale {
-        parts.push("stale".into());
+        parts.push("STALE".into());
     }
     parts.join(" ")
 }

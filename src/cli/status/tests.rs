@@ -220,7 +220,7 @@ fn stale_quota_says_what_is_wrong_and_what_to_do() {
     let advisor = advisor();
     let mut slot = active("work");
     slot.quota = Some(quota(42.0, 10.0, "2026-11-23T17:00:00Z", true));
-    assert_eq!(table::quota(&slot), "5h 42% 7d 10% stale");
+    assert_eq!(table::quota(&slot), "5h 42% 7d 10% STALE");
     let silent = advisor.slot(&slot, CredentialStoreKind::Keychain);
     assert_eq!(
         silent[0],
