@@ -196,7 +196,7 @@ async fn send(request: reqwest::RequestBuilder) -> Result<Reply, String> {
 }
 
 /// A request error as a short sentence (reqwest's text names the URL, never the body).
-fn describe(error: reqwest::Error) -> String {
+pub(crate) fn describe(error: reqwest::Error) -> String {
     let kind = if error.is_timeout() {
         "timed out"
     } else if error.is_connect() {

@@ -4,6 +4,7 @@
 
 mod alerts;
 mod cli_input;
+mod doctor;
 mod flows;
 mod harness_smoke;
 mod lifecycle;
