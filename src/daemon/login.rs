@@ -1,0 +1,272 @@
+//! The completion of a login, whichever flow produced it. The account picks the slot (its
+//! own slot, whatever name was typed; `super::placement`), the generation is allocated
+//! now, so the login that finishes last is the newest and the store's compare-and-set
+//! refuses anything older; the slot is updated in place and made active; the tokens are
+//! stored; and the login is answered once they are. A login that was still being stored
+//! when a newer login of the same account finished is told it was overtaken.
+//!
+//! No grant is left alive behind a login: the refresh tokens a login replaces are revoked
+//! at the provider once the new tokens are stored (`super::retire`).
+
+use chrono::Utc;
+
+use crate::account::AccountKey;
+use crate::protocol::{ErrorCode, ErrorReply, LoginAction, LoginReply, Response};
+use crate::state::{SlotRecord, SlotState};
+use crate::store::WriteCondition;
+
+use super::jobs::{LoginResult, LoginSuccess};
+use super::manager::{Manager, Reply};
+use super::placement::{self, Candidate, Placement};
+use super::results::{STORE_UNAVAILABLE, schedule_next};
+use super::retire::ReplacedJob;
+use super::slot::{Creds, Job, PendingLogin, Slot, Stored};
+
+/// How the first write of a login's tokens ended.
+pub(super) enum LoginWrite {
+    Stored,
+    /// The store is unreachable: the tokens are held in memory and the write retried.
+    Unavailable(String),
+    /// The store refused the write (it holds something newer).
+    Refused(String),
+}
+
+impl Manager {
+    /// A login flow finished: place it, install it, start storing its tokens.
+    pub(super) fn on_logged_in(&mut self, login: LoginResult) {
+        let LoginResult {
+            name: typed,
+            provider,
+            reply,
+            result,
+        } = login;
+        let success = match result {
+            Ok(success) => success,
+            Err(error) => {
+                tracing::warn!(slot = typed, "login failed: {}", error.message);
+                let _ = reply.send(Err(error));
+                return;
+            }
+        };
+        let key = AccountKey::new(&provider, &success.identity);
+        let (target, action) = match self.place(&typed, &provider, key.as_ref()) {
+            Ok(Placement::Create) => (typed.clone(), LoginAction::Created),
+            Ok(Placement::Update) => (typed.clone(), LoginAction::Updated),
+            Ok(Placement::UpdateAccountSlot(slot)) => (slot, LoginAction::UpdatedAccountSlot),
+            Err(refusal) => {
+                tracing::warn!(slot = typed, "login refused: {refusal}");
+                self.retire(
+                    &typed,
+                    &provider,
+                    success.tokens.refresh_token,
+                    "a refused login",
+                );
+                let _ = reply.send(Err(ErrorReply::new(
+                    ErrorCode::AccountMismatch,
+                    format!("{refusal}. Nothing was changed; the new login's grant is revoked"),
+                )));
+                return;
+            }
+        };
+        self.install_login(target, typed, provider, key, action, success, reply);
+    }
+
+    /// Where a login of `key` typed as `typed` goes.
+    fn place(
+        &self,
+        typed: &str,
+        provider: &str,
+        key: Option<&AccountKey>,
+    ) -> Result<Placement, placement::Refusal> {
+        let candidates: Vec<Candidate<'_>> = self
+            .slots
+            .values()
+            .map(|slot| Candidate {
+                name: &slot.name,
+                provider: &slot.record.provider,
+                key: slot.record.account_key.as_ref(),
+                label: slot.record.account.as_deref(),
+            })
+            .collect();
+        placement::place(typed, provider, key, &candidates)
+    }
+
+    /// Puts the login's tokens into slot `target` (replacing whatever login it held) and
+    /// starts storing them; the login is answered when they are stored.
+    #[allow(clippy::too_many_arguments, reason = "one call site, each part named")]
+    fn install_login(
+        &mut self,
+        target: String,
+        typed: String,
+        provider: String,
+        key: Option<AccountKey>,
+        action: LoginAction,
+        success: LoginSuccess,
+        reply: Reply,
+    ) {
+        let generation = self.allocate_generation();
+        let now = Utc::now();
+        let old = self.slots.remove(&target);
+        let old_record = old.as_ref().map(|o| &o.record);
+        let account_key = match (key, old_record.and_then(|r| r.account_key.as_ref())) {
+            (Some(key), Some(older)) => Some(key.merged_with(older)),
+            (key, _) => key,
+        };
+        // The e-mail as the provider spells it; else what the slot showed; else the subject.
+        let account = (success.identity.email.clone())
+            .or_else(|| old_record.and_then(|r| r.account.clone()))
+            .or_else(|| success.identity.subject.clone());
+        let reactivated = old_record.is_some_and(|r| r.state == SlotState::Inactive);
+        let record = SlotRecord {
+            provider,
+            account: account.clone(),
+            account_key,
+            state: SlotState::Active,
+            reason: None,
+            generation,
+            created_at: old_record.map_or(now, |r| r.created_at),
+            last_refresh_at: Some(now),
+            last_refresh_error: None,
+            refreshes: 0,
+        };
+        let mut slot = Slot::from_record(target.clone(), record, now);
+        slot.creds = Creds::Present {
+            tokens: success.tokens,
+            stored: Stored::No {
+                condition: WriteCondition::NewLogin { generation },
+                attempt: 0,
+                retry_at: now,
+            },
+        };
+        schedule_next(&mut slot, self.config.refresh_before_expiry);
+        let created = old.is_none();
+        if let Some(old) = old {
+            self.take_over(&mut slot, old, account.as_deref());
+        }
+        slot.pending_login = Some(PendingLogin {
+            reply,
+            answer: LoginReply {
+                name: target.clone(),
+                account: account.clone(),
+                created,
+                warning: slot.record.account_key.is_none().then(|| {
+                    "the provider named no account (no e-mail, no subject): sessctl cannot tell this \
+                     login's account from others, so a login of it under another name would make a \
+                     second slot".to_owned()
+                }),
+                action: Some(action),
+                requested_name: (typed != target).then_some(typed.clone()),
+                reactivated,
+            },
+        });
+        tracing::info!(
+            slot = target,
+            typed,
+            generation,
+            account = ?account,
+            ?action,
+            reactivated,
+            "logged in; storing the tokens"
+        );
+        self.slots.insert(target.clone(), slot);
+        self.persist();
+        self.start_login_write(&target);
+    }
+
+    /// `slot` replaces `old` (same name): callers waiting on the old login move over, a
+    /// logout queued against it and a login still being stored are told they were
+    /// overtaken, and the old login's refresh token is retired.
+    fn take_over(&mut self, slot: &mut Slot, mut old: Slot, account: Option<&str>) {
+        let name = slot.name.clone();
+        // Callers waiting on the old login get the new one's token.
+        slot.waiters.append(&mut old.waiters);
+        for logout in old.logouts.drain(..) {
+            let _ = logout.send(Err(ErrorReply::new(
+                ErrorCode::Conflict,
+                format!("slot {name} was logged in again before the logout ran"),
+            )));
+        }
+        if let Some(overtaken) = old.pending_login.take() {
+            let account = account.unwrap_or("this account");
+            tracing::warn!(
+                slot = name,
+                "a login was overtaken by a newer login of the same account before it was stored"
+            );
+            let _ = overtaken.reply.send(Err(ErrorReply::new(
+                ErrorCode::Conflict,
+                format!(
+                    "a newer login of {account} finished right after this one and replaced it in slot {name}; this login's tokens were discarded and are being revoked"
+                ),
+            )));
+        }
+        // Same account: its quota is still its quota.
+        slot.quota = std::mem::take(&mut old.quota);
+        slot.superseded.append(&mut old.superseded);
+        let old_refresh_token = old.creds.tokens().map(|t| t.refresh_token.clone());
+        match old.job {
+            // The job's result (maybe a rotated token) decides what to revoke.
+            Some(Job::Refreshing | Job::Loading) => {
+                self.replaced_jobs.insert(
+                    (name, old.record.generation),
+                    ReplacedJob {
+                        provider: old.record.provider,
+                        refresh_token: old_refresh_token,
+                    },
+                );
+            }
+            Some(Job::Writing) | None => slot.superseded.extend(old_refresh_token),
+        }
+    }
+
+    /// Starts the first write of a login's tokens.
+    fn start_login_write(&mut self, name: &str) {
+        let Some(slot) = self.slots.get_mut(name) else {
+            return;
+        };
+        let (Some(tokens), Some(condition)) = (slot.creds.tokens(), slot.creds.write_condition())
+        else {
+            return;
+        };
+        slot.job = Some(Job::Writing);
+        self.jobs.write(
+            name.to_owned(),
+            slot.record.generation,
+            tokens.clone(),
+            condition,
+        );
+    }
+
+    /// Answers the login waiting for slot `name`'s tokens to be stored, if one is.
+    pub(super) fn settle_pending_login(&mut self, name: &str, write: LoginWrite) {
+        let Some(slot) = self.slots.get_mut(name) else {
+            return;
+        };
+        let Some(PendingLogin { reply, mut answer }) = slot.pending_login.take() else {
+            return;
+        };
+        let result = match write {
+            LoginWrite::Stored => Ok(answer),
+            LoginWrite::Unavailable(error) => {
+                slot.record.state = SlotState::Degraded;
+                slot.record.reason = Some(STORE_UNAVAILABLE.into());
+                slot.record.last_refresh_error = Some(error.clone());
+                let held = format!(
+                    "logged in, but the tokens could not be stored yet ({error}); the daemon holds them in memory and keeps retrying"
+                );
+                answer.warning = Some(match answer.warning.take() {
+                    Some(earlier) => format!("{held}; {earlier}"),
+                    None => held,
+                });
+                Ok(answer)
+            }
+            LoginWrite::Refused(error) => Err(ErrorReply::new(
+                ErrorCode::Conflict,
+                format!("the login of slot {name} was not stored: {error}"),
+            )),
+        };
+        self.persist();
+        // The slot exists once the state file says so: a crash right after the reply must
+        // not forget it.
+        self.reply_when_durable(reply, result.map(Response::Login));
+    }
+}
