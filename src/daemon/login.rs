@@ -116,7 +116,19 @@ impl Manager {
         let account = (success.identity.email.clone())
             .or_else(|| old_record.and_then(|r| r.account.clone()))
             .or_else(|| success.identity.subject.clone());
-        let reactivated = old_record.is_some_and(|r| r.state == SlotState::Inactive);
+        // A login overtaken before it was stored never happened as far as the user is
+        // concerned: what it would have done (create, reactivate) is this login's doing.
+        let overtaken = old
+            .as_ref()
+            .and_then(|o| o.pending_login.as_ref())
+            .map(|p| &p.answer);
+        let created = old.is_none() || overtaken.is_some_and(|a| a.created);
+        let action = match action {
+            LoginAction::Updated if created => LoginAction::Created,
+            action => action,
+        };
+        let reactivated = old_record.is_some_and(|r| r.state == SlotState::Inactive)
+            || overtaken.is_some_and(|a| a.reactivated);
         let record = SlotRecord {
             provider,
             account: account.clone(),
@@ -139,7 +151,6 @@ impl Manager {
             },
         };
         schedule_next(&mut slot, self.config.refresh_before_expiry);
-        let created = old.is_none();
         if let Some(old) = old {
             self.take_over(&mut slot, old, account.as_deref());
         }
