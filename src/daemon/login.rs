@@ -55,7 +55,8 @@ impl Manager {
             Ok(Placement::UpdateAccountSlot(slot)) => (slot, LoginAction::UpdatedAccountSlot),
             Err(refusal) => {
                 tracing::warn!(slot = typed, "login refused: {refusal}");
-                self.retire(
+                // Never stored, so nothing falls back on it: revoke at once.
+                self.revoke_unheld(
                     &typed,
                     &provider,
                     success.tokens.refresh_token,

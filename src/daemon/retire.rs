@@ -25,20 +25,9 @@ pub(super) struct ReplacedJob {
 
 impl Manager {
     /// Revokes `token` at `provider` (reason `why`, for the log), unless a slot still holds
-    /// it. While slot `name`'s own tokens are not stored yet, the token waits on the slot
-    /// and is revoked once they are.
+    /// it. While slot `name`'s own tokens are not stored yet, the token (the store's item
+    /// may still be it) waits on the slot and is revoked once they are.
     pub(super) fn retire(&mut self, name: &str, provider: &str, token: Secret, why: &'static str) {
-        let held = self
-            .slots
-            .values()
-            .any(|s| s.creds.tokens().is_some_and(|t| t.refresh_token == token));
-        if held {
-            tracing::debug!(
-                slot = name,
-                "not revoking {why}: a slot still holds its token"
-            );
-            return;
-        }
         if let Some(slot) = self.slots.get_mut(name)
             && slot.record.provider == provider
             && matches!(
@@ -50,6 +39,29 @@ impl Manager {
             )
         {
             slot.superseded.push(token);
+            return;
+        }
+        self.revoke_unheld(name, provider, token, why);
+    }
+
+    /// Revokes `token` at `provider` now, unless a slot holds it (a provider that does not
+    /// rotate, the same token logged in twice).
+    pub(super) fn revoke_unheld(
+        &self,
+        name: &str,
+        provider: &str,
+        token: Secret,
+        why: &'static str,
+    ) {
+        let held = self
+            .slots
+            .values()
+            .any(|s| s.creds.tokens().is_some_and(|t| t.refresh_token == token));
+        if held {
+            tracing::debug!(
+                slot = name,
+                "not revoking {why}: a slot still holds its token"
+            );
             return;
         }
         match self.config.providers.get(provider) {

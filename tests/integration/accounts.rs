@@ -99,6 +99,27 @@ fn email_case_and_whitespace_do_not_make_a_second_slot() {
 }
 
 #[test]
+fn a_login_whose_email_cannot_be_learned_finds_its_slot_by_subject() {
+    let t = Running::start("");
+    t.login("work", "alice");
+    // The userinfo endpoint fails (an injected fault: the real server cannot be told to),
+    // so only the id_token's subject names the account.
+    t.server
+        .push_faults("userinfo", vec![serde_json::json!({"status": 500})]);
+    let again = t.server.grant("alice", "alice@example.com");
+    let out = login_with(&t, "personal", &again);
+    assert_success(&out, "login without an e-mail");
+    assert!(t.daemon.log().contains("could not learn the account"));
+    assert!(
+        stdout(&out).contains("account alice@example.com already has slot work"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(slot_names(&t), ["work"]);
+    assert_eq!(t.slot_status("work")["account"], "alice@example.com");
+}
+
+#[test]
 fn logging_in_again_to_an_inactive_slot_makes_it_active_and_it_refreshes_again() {
     let t = Running::start("");
     let grant = t.login("work", "alice");
@@ -144,6 +165,31 @@ fn a_relogin_revokes_the_grant_it_replaced() {
             .log()
             .contains("revoked the refresh token of a replaced login")
     );
+}
+
+#[test]
+fn a_relogin_the_keychain_cannot_take_yet_keeps_the_old_grant_until_it_can() {
+    let mut t = Running::start("");
+    let first = t.login("work", "alice");
+    t.env.session_bus_mut().stop_keyring();
+    let second = t.server.grant("alice", "alice@example.com");
+    let out = login_with(&t, "work", &second);
+    assert_success(&out, "re-login");
+    let (_, stderr) = code_and_stderr(&out);
+    assert!(stderr.contains("could not be stored yet"), "{stderr}");
+    assert_eq!(t.state("work"), "degraded");
+    // The keychain still holds the first login: its grant must stay alive until the new
+    // tokens replace it there.
+    assert!(t.server.grant_exists(&first.grant_id));
+    t.env.session_bus_mut().restart_keyring();
+    wait_for(
+        "the new login to be stored",
+        Duration::from_secs(60),
+        || t.state("work") == "active",
+    );
+    assert_eq!(stored(&t, "work")["access_token"], t.token("work").as_str());
+    wait_until_revoked(&t, &first, "the replaced grant to be revoked once stored");
+    assert!(t.server.grant_exists(&second.grant_id));
 }
 
 #[test]
