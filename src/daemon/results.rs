@@ -1,12 +1,12 @@
 //! The manager's handling of job results. A result for a slot that is gone, or for an older
 //! generation of it (a re-login or logout happened meanwhile), is dropped: its tokens
-//! belong to a login that no longer exists, and the store's compare-and-set has already
-//! refused to write them.
+//! belong to a login that no longer exists, and the store's compare-and-set refuses to
+//! keep them; the refresh token it carries is revoked (`super::retire`). A login's results
+//! are applied in `super::login`.
 
 use chrono::{DateTime, Utc};
 
-use crate::protocol::ErrorCode;
-use crate::protocol::ErrorReply;
+use crate::protocol::{ErrorCode, ErrorReply};
 use crate::state::{SlotRecord, SlotState};
 use crate::store::{StoreError, StoredCredentials, WriteCondition};
 
