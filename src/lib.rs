@@ -2,6 +2,7 @@
 //! tokens before they expire and keeps them in the OS keychain; a CLI talks to it over a
 //! local socket. This crate is the library behind the one `sessctl` binary.
 
+pub mod account;
 pub mod cache;
 pub mod cli;
 pub mod client;
