@@ -2,6 +2,7 @@
 //! Run them all with `scripts/test.sh`, which first installs what they need (a D-Bus bus,
 //! gnome-keyring, secret-tool, the test OAuth server's npm packages).
 
+mod alert_command;
 mod alerts;
 mod cli_input;
 mod flows;
