@@ -9,6 +9,7 @@ pub mod config;
 pub mod daemon;
 pub mod error;
 pub mod fsutil;
+pub mod logfiles;
 pub mod logging;
 pub mod oauth;
 pub mod paths;

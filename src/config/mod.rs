@@ -20,6 +20,7 @@ use serde::Deserialize;
 use crate::secret::Secret;
 
 mod locate;
+mod logs;
 mod provider;
 mod statusline;
 #[cfg(test)]
@@ -27,6 +28,7 @@ pub(crate) mod tests;
 mod values;
 
 use locate::Ctx;
+pub use logs::{DEFAULT_LOG_RETENTION, LogRotation};
 use provider::{RawProvider, build_provider};
 pub use statusline::StatuslineConfig;
 use values::DurationField;
@@ -149,6 +151,9 @@ pub struct Config {
     pub providers: BTreeMap<String, Provider>,
     /// How `sessctl statusline` renders.
     pub statusline: StatuslineConfig,
+    /// When the daemon starts a new log file, and how many log files are kept (≥ 1).
+    pub log_rotation: LogRotation,
+    pub log_retention: usize,
 }
 
 /// Why a config was refused.
@@ -180,6 +185,8 @@ impl Default for Config {
             credential_store: CredentialStoreKind::Keychain,
             providers: BTreeMap::from([(CLAUDE.to_owned(), builtin_claude())]),
             statusline: StatuslineConfig::default(),
+            log_rotation: LogRotation::default(),
+            log_retention: DEFAULT_LOG_RETENTION,
         }
     }
 }
@@ -266,6 +273,8 @@ struct RawConfig {
     credential_store: Option<CredentialStoreKind>,
     providers: Option<BTreeMap<String, Option<RawProvider>>>,
     statusline: Option<statusline::RawStatusline>,
+    log_rotation: Option<LogRotation>,
+    log_retention: Option<logs::LogRetention>,
 }
 
 impl RawConfig {
@@ -283,6 +292,8 @@ impl RawConfig {
         if let Some(kind) = self.credential_store {
             config.credential_store = kind;
         }
+        config.log_rotation = self.log_rotation.unwrap_or_default();
+        config.log_retention = self.log_retention.map_or(DEFAULT_LOG_RETENTION, |r| r.0);
         if let Some(raw) = self.statusline {
             config.statusline = raw.build(ctx)?;
         }
