@@ -78,6 +78,24 @@ pub fn list(dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(names.into_iter().map(|n| dir.join(n)).collect())
 }
 
+/// The oldest log file in `dir` newer than `current` (by the period in the names), if any:
+/// where a reader following `current` goes on after a rotation.
+///
+/// # Errors
+/// The directory cannot be read.
+pub fn next_after(dir: &Path, current: &Path) -> io::Result<Option<PathBuf>> {
+    let name = current
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let key = age_key(name);
+    Ok(list(dir)?.into_iter().find(|p| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| age_key(n) > key)
+    }))
+}
+
 /// The file the daemon writes to at `now` with `rotation` (tracing-appender's name).
 pub fn current_file_name(rotation: LogRotation, now: DateTime<Utc>) -> String {
     let format = match rotation {
@@ -199,7 +217,10 @@ mod tests {
     fn the_next_rotation_is_the_start_of_the_next_utc_period() {
         let now = at("2026-11-23T23:59:59.9Z");
         let next = |r| next_rotation_at(r, now);
-        assert_eq!(next(LogRotation::Minutely), Some(at("2026-11-24T00:00:00Z")));
+        assert_eq!(
+            next(LogRotation::Minutely),
+            Some(at("2026-11-24T00:00:00Z"))
+        );
         assert_eq!(next(LogRotation::Hourly), Some(at("2026-11-24T00:00:00Z")));
         assert_eq!(next(LogRotation::Daily), Some(at("2026-11-24T00:00:00Z")));
         assert_eq!(next(LogRotation::Never), None);
@@ -235,6 +256,30 @@ mod tests {
                 "sessctl.log",
             ]
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_next_file_is_the_oldest_newer_one_even_if_the_current_is_gone() {
+        let dir = temp_dir("next");
+        touch(
+            &dir,
+            &[
+                "sessctl.2026-11-23-10-00.log",
+                "sessctl.2026-11-23-10-02.log",
+                "sessctl.2026-11-23-10-03.log",
+            ],
+        );
+        let next = |name: &str| next_after(&dir, &dir.join(name)).unwrap();
+        assert_eq!(
+            next("sessctl.2026-11-23-10-00.log"),
+            Some(dir.join("sessctl.2026-11-23-10-02.log"))
+        );
+        assert_eq!(
+            next("sessctl.2026-11-23-10-01.log"),
+            Some(dir.join("sessctl.2026-11-23-10-02.log"))
+        );
+        assert_eq!(next("sessctl.2026-11-23-10-03.log"), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

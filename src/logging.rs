@@ -242,7 +242,10 @@ mod tests {
             let (filter, warning) = filter_for(Some(bad), "info");
             let warning = warning.unwrap_or_else(|| panic!("{bad} accepted"));
             assert!(warning.contains("SESSCTL_LOG") && warning.contains("default"));
-            assert_eq!(filter.to_string(), EnvFilter::new("warn,sessctl=info").to_string());
+            assert_eq!(
+                filter.to_string(),
+                EnvFilter::new("warn,sessctl=info").to_string()
+            );
         }
         for good in ["debug", "off", "sessctl::daemon::jobs=debug,info", "warn"] {
             assert!(filter_for(Some(good), "info").1.is_none(), "{good}");

@@ -5,6 +5,7 @@ pub mod daemon;
 pub mod exit;
 mod login;
 mod logout;
+mod logs;
 mod ping;
 mod refresh;
 mod shutdown;
@@ -77,6 +78,9 @@ pub enum Command {
     Ping,
     /// Stop the daemon.
     Shutdown,
+    /// Print the last lines of the daemon's log files, or follow them with -f; exit 66 when
+    /// there are none yet.
+    Logs(logs::Args),
     /// Print every slot's quota as one short line for a prompt, tmux or Claude Code, from
     /// the cache file alone; always exits 0.
     Statusline(statusline::Args),
@@ -135,5 +139,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ping => ping::run(&paths),
         Command::Shutdown => shutdown::run(&paths),
         Command::Statusline(args) => statusline::run(&paths, &args),
+        Command::Logs(args) => logs::run(&paths, &args),
     }
 }

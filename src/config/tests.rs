@@ -416,7 +416,9 @@ fn the_example_config_parses_to_the_defaults() {
     assert_eq!(c.credential_store, d.credential_store);
     assert_eq!(c.log_rotation, d.log_rotation);
     assert_eq!(c.log_retention, d.log_retention);
-    assert!(EXAMPLE.contains("\nlog_retention: 14\n") && EXAMPLE.contains("\nlog_rotation: daily\n"));
+    assert!(
+        EXAMPLE.contains("\nlog_retention: 14\n") && EXAMPLE.contains("\nlog_rotation: daily\n")
+    );
     assert_eq!(c.providers.keys().collect::<Vec<_>>(), ["claude"]);
 }
 
@@ -482,14 +484,19 @@ fn log_rotation_and_retention_default_to_daily_and_14_files() {
     assert_eq!(c.log_rotation, LogRotation::Daily);
     assert_eq!(c.log_retention, 14);
     let c = parse("log_rotation: minutely\nlog_retention: 3\n").unwrap();
-    assert_eq!((c.log_rotation, c.log_retention), (LogRotation::Minutely, 3));
+    assert_eq!(
+        (c.log_rotation, c.log_retention),
+        (LogRotation::Minutely, 3)
+    );
     for (text, rotation) in [
         ("hourly", LogRotation::Hourly),
         ("never", LogRotation::Never),
         ("daily", LogRotation::Daily),
     ] {
         assert_eq!(
-            parse(&format!("log_rotation: {text}\n")).unwrap().log_rotation,
+            parse(&format!("log_rotation: {text}\n"))
+                .unwrap()
+                .log_rotation,
             rotation
         );
     }
@@ -506,8 +513,13 @@ fn a_log_retention_below_one_or_not_a_whole_number_is_refused_at_its_line() {
         ("\"14\"", "whole number"),
         ("[]", "whole number"),
     ] {
-        let (line, key, message) = refused(&format!("log_rotation: daily\nlog_retention: {value}\n"));
-        assert_eq!((line, key.as_str()), (2, "log_retention"), "{value}: {message}");
+        let (line, key, message) =
+            refused(&format!("log_rotation: daily\nlog_retention: {value}\n"));
+        assert_eq!(
+            (line, key.as_str()),
+            (2, "log_retention"),
+            "{value}: {message}"
+        );
         assert!(message.contains(says), "{value}: {message}");
     }
     // Beyond 64 bits the YAML parser itself refuses it, still naming the key and line.
@@ -520,7 +532,11 @@ fn a_log_retention_below_one_or_not_a_whole_number_is_refused_at_its_line() {
 fn an_unknown_log_rotation_is_refused_naming_the_choices() {
     for value in ["weekly", "Daily", "1h", "[daily]", "7"] {
         let (line, key, message) = refused(&format!("# logs\nlog_rotation: {value}\n"));
-        assert_eq!((line, key.as_str()), (2, "log_rotation"), "{value}: {message}");
+        assert_eq!(
+            (line, key.as_str()),
+            (2, "log_rotation"),
+            "{value}: {message}"
+        );
         assert!(message.contains("minutely"), "{value}: {message}");
     }
 }
