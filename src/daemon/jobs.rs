@@ -2,7 +2,10 @@
 //! revocation. Each job runs as its own task and reports a [`JobResult`] tagged with the
 //! slot's generation; the manager drops results of an older generation. A refresh job
 //! writes the rotated tokens to the store itself, before reporting: the new refresh token
-//! is persisted before anything else is done with it.
+//! is persisted before anything else is done with it. Each provider request is timed
+//! here, where it runs, and logged once ([`super::joblog`]).
+
+use std::time::Instant;
 
 use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
@@ -14,6 +17,7 @@ use crate::quota::{self, UsageOutcome};
 use crate::secret::Secret;
 use crate::store::{CredentialStore, StoreError, StoredCredentials, Tokens, WriteCondition};
 
+use super::joblog;
 use super::schedule::delta;
 
 /// What a job reports back to the manager.
@@ -117,14 +121,20 @@ impl JobContext {
     ) {
         let ctx = self.clone();
         tokio::spawn(async move {
-            let outcome = match ctx.oauth.refresh(&provider, &current.refresh_token).await {
+            let started = Instant::now();
+            let reply = ctx.oauth.refresh(&provider, &current.refresh_token).await;
+            let request_took = started.elapsed();
+            let mut store_took = None;
+            let outcome = match reply {
                 TokenOutcome::Refreshed(grant) => {
                     let tokens = rotated_tokens(grant, &current.refresh_token, &current.scopes);
-                    match ctx
+                    let writing = Instant::now();
+                    let written = ctx
                         .store
                         .compare_and_set(&name, condition, tokens.clone())
-                        .await
-                    {
+                        .await;
+                    store_took = Some(writing.elapsed());
+                    match written {
                         Ok(item) => RefreshOutcome::Stored(item),
                         Err(e @ StoreError::Conflict { .. }) => RefreshOutcome::Conflict(e),
                         Err(error) => RefreshOutcome::Unsaved { tokens, error },
@@ -137,6 +147,7 @@ impl JobContext {
                     RefreshOutcome::Permanent { reason, error }
                 }
             };
+            joblog::refresh(&name, &outcome, request_took, store_took);
             ctx.report(JobResult::Refreshed {
                 name,
                 generation,
@@ -149,7 +160,15 @@ impl JobContext {
     pub fn usage(&self, name: String, generation: u64, provider: Provider, access_token: Secret) {
         let ctx = self.clone();
         tokio::spawn(async move {
-            let outcome = match ctx.oauth.usage(&provider, &access_token).await {
+            let started = Instant::now();
+            let reply = ctx.oauth.usage(&provider, &access_token).await;
+            let took = started.elapsed();
+            let status = reply
+                .as_ref()
+                .ok()
+                .and_then(Option::as_ref)
+                .map(|r| r.status);
+            let outcome = match reply {
                 Ok(Some(reply)) => {
                     quota::classify_usage(&reply, &provider.usage_windows, Utc::now())
                 }
@@ -162,6 +181,7 @@ impl JobContext {
                     retry_after: None,
                 },
             };
+            joblog::usage(&name, &outcome, status, took);
             ctx.report(JobResult::Usage {
                 name,
                 generation,
@@ -216,14 +236,22 @@ impl JobContext {
         generation: u64,
     ) -> Result<LoginSuccess, ErrorReply> {
         let login_failed = |e: String| ErrorReply::new(ErrorCode::LoginFailed, e);
-        let grant = match self.oauth.refresh(provider, &refresh_token).await {
-            TokenOutcome::Refreshed(grant) => grant,
+        let started = Instant::now();
+        let reply = self.oauth.refresh(provider, &refresh_token).await;
+        let took = started.elapsed();
+        let grant = match reply {
+            TokenOutcome::Refreshed(grant) => {
+                joblog::login(name, Ok(()), took);
+                grant
+            }
             TokenOutcome::Permanent { error, .. } => {
+                joblog::login(name, Err(&error), took);
                 return Err(login_failed(format!(
                     "the provider refused this refresh token: {error}"
                 )));
             }
             TokenOutcome::Transient { error, .. } => {
+                joblog::login(name, Err(&error), took);
                 return Err(login_failed(format!(
                     "could not redeem the refresh token (try again): {error}"
                 )));
@@ -277,7 +305,10 @@ impl JobContext {
             let mut revoked = false;
             match (&provider, &tokens) {
                 (Some(provider), Some(tokens)) => {
-                    match ctx.oauth.revoke(provider, &tokens.refresh_token).await {
+                    let started = Instant::now();
+                    let result = ctx.oauth.revoke(provider, &tokens.refresh_token).await;
+                    joblog::revocation(&name, &result, started.elapsed());
+                    match result {
                         Ok(done) => revoked = done,
                         Err(e) => warnings.push(format!("revocation failed: {e}")),
                     }

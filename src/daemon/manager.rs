@@ -21,6 +21,7 @@ use super::alerts::Alerts;
 use super::jobs::{JobContext, JobResult};
 use super::schedule;
 use super::slot::{Creds, Job, Slot, Stored};
+use super::transitions::StateLog;
 use super::writer::NumberedState;
 
 /// Where a command's reply goes.
@@ -44,6 +45,8 @@ pub struct Manager {
     /// Set while the state file cannot be saved.
     pub(super) state_error: Option<String>,
     pub(super) alerts: Alerts,
+    /// Logs every slot state change.
+    state_log: StateLog,
     state_tx: watch::Sender<NumberedState>,
     /// The number of the last state snapshot published.
     pub(super) state_number: u64,
@@ -90,6 +93,7 @@ impl Manager {
                 (name, slot)
             })
             .collect();
+        let state_log = StateLog::start(&slots);
         let store_kind = parts.jobs.store.kind();
         Manager {
             config: parts.config,
@@ -100,6 +104,7 @@ impl Manager {
             store_error: None,
             state_error: None,
             alerts: Alerts::default(),
+            state_log,
             state_tx: parts.state_tx,
             state_number: 0,
             awaiting_durable: Vec::new(),
@@ -239,6 +244,7 @@ impl Manager {
         };
         self.state_number += 1;
         self.state_tx.send_replace((self.state_number, snapshot));
+        self.state_log.observe(&self.slots);
         self.alerts.observe(&self.slots);
         self.publish_cache();
     }
