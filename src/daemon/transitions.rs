@@ -60,10 +60,12 @@ impl StateLog {
         for (name, slot) in slots {
             let now = Seen::of(slot);
             let before = self.seen.get(name);
-            if before == Some(&now) || (before.is_none() && now.state == SlotState::Active) {
+            if before == Some(&now) {
                 continue;
             }
-            log_change(slot, before.map(|b| b.state));
+            if before.is_some() || now.state != SlotState::Active {
+                log_change(slot, before.map(|b| b.state));
+            }
             self.seen.insert(name.clone(), now);
         }
         self.seen.retain(|name, _| slots.contains_key(name));
@@ -200,8 +202,16 @@ mod tests {
                 SlotState::Degraded,
                 Some("credential_store_unavailable"),
             )]));
+            // A new active slot is not logged here, but its later changes are.
+            log.observe(&slots(vec![slot("d", SlotState::Active, None)]));
+            log.observe(&slots(vec![slot("d", SlotState::Inactive, Some("x"))]));
         });
-        assert_eq!(lines.len(), 1, "{lines:#?}");
+        assert_eq!(lines.len(), 2, "{lines:#?}");
+        assert!(
+            lines[1].contains("from=\"active\" to=\"inactive\""),
+            "{}",
+            lines[1]
+        );
         assert!(
             lines[0].contains("from=\"new\" to=\"degraded\""),
             "{}",
