@@ -71,28 +71,46 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Prints what is appended to `current` from `position` on, and to every newer log file,
-/// until stdout is closed or the process is stopped.
+/// until stdout is closed or the process is stopped. The current file stays open, so what
+/// the daemon wrote to it just before pruning it at a rotation is still read.
 fn follow(
     dir: &Path,
     mut current: PathBuf,
     mut position: u64,
     out: &mut Output<impl Write>,
 ) -> io::Result<()> {
+    let mut file = open_if_present(&current)?;
     loop {
-        position = out.copy_from(&current, position)?;
+        if file.is_none() {
+            file = open_if_present(&current)?;
+        }
+        if let Some(open) = file.as_mut() {
+            position = out.copy_open(open, position)?;
+        }
         if out.closed {
             return Ok(());
         }
         match logfiles::next_after(dir, &current) {
             Ok(Some(next)) => {
                 // The daemon writes the old file no more; take what it wrote before rotating.
-                out.copy_from(&current, position)?;
+                if let Some(open) = file.as_mut() {
+                    out.copy_open(open, position)?;
+                }
                 out.separate();
-                (current, position) = (next, 0);
+                (current, position, file) = (next, 0, None);
             }
             // No newer file, or the directory is briefly unreadable: wait and look again.
             Ok(None) | Err(_) => std::thread::sleep(FOLLOW_POLL),
         }
+    }
+}
+
+/// Opens `path` for reading; `None` when it does not exist (pruned, or not created yet).
+fn open_if_present(path: &Path) -> io::Result<Option<File>> {
+    match File::open(path) {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -114,14 +132,17 @@ impl<W: Write> Output<W> {
     }
 
     /// Copies `path` from byte `from` to its end; returns the position reached. A file gone
-    /// meanwhile (pruned) counts as empty; one shorter than `from` (truncated) is read
-    /// from its start.
+    /// meanwhile (pruned) counts as empty.
     fn copy_from(&mut self, path: &Path, from: u64) -> io::Result<u64> {
-        let mut file = match File::open(path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(from),
-            Err(e) => return Err(e),
-        };
+        match open_if_present(path)? {
+            Some(mut file) => self.copy_open(&mut file, from),
+            None => Ok(from),
+        }
+    }
+
+    /// Copies an open file from byte `from` to its end; returns the position reached. A
+    /// file shorter than `from` (truncated) is read from its start.
+    fn copy_open(&mut self, file: &mut File, from: u64) -> io::Result<u64> {
         let from = if file.metadata()?.len() < from {
             0
         } else {
@@ -339,9 +360,19 @@ mod tests {
         std::fs::write(&files[0], "x\n").unwrap();
         assert_eq!(out.copy_from(&files[0], at).unwrap(), 2);
         assert_eq!(String::from_utf8(out.out).unwrap(), "one\ntwo\nx\n");
-        // A file pruned meanwhile reads as nothing new.
+        // A file pruned meanwhile reads as nothing new; one held open still reads.
         let mut out = Output::new(Vec::new());
         assert_eq!(out.copy_from(&dir.join("gone.log"), 7).unwrap(), 7);
+        let mut held = File::open(&files[0]).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&files[0])
+            .unwrap()
+            .write_all(b"last\n")
+            .unwrap();
+        std::fs::remove_file(&files[0]).unwrap();
+        assert_eq!(out.copy_open(&mut held, 2).unwrap(), 7);
+        assert_eq!(String::from_utf8(out.out).unwrap(), "last\n");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

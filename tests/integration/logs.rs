@@ -188,14 +188,18 @@ fn logs_n_prints_the_last_lines_across_files_oldest_first() {
 fn logs_shows_the_daemons_lines_while_it_runs_and_after_it_stopped() {
     let t = Running::start("");
     t.login("work", "alice");
-    let out = t.env.sessctl(&["logs", "-n", "1000"]);
-    assert_success(&out, "logs");
-    let text = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        text.contains("sessctl daemon") && text.contains("started"),
-        "{text}"
+    wait_for(
+        "logs to show the start and the login",
+        Duration::from_secs(20),
+        || {
+            let out = t.env.sessctl(&["logs", "-n", "1000"]);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            out.status.success()
+                && text.contains("sessctl daemon")
+                && text.contains("started")
+                && text.contains("outcome=\"redeemed\"")
+        },
     );
-    assert!(text.contains("outcome=\"redeemed\""), "{text}");
     assert_success(&t.env.sessctl(&["shutdown"]), "shutdown");
     let out = t.env.sessctl(&["logs", "-n", "3"]);
     assert_success(&out, "logs after shutdown");
@@ -236,9 +240,12 @@ fn a_refresh_and_a_usage_fetch_are_logged_with_slot_outcome_and_duration() {
             .find(|l| l.contains(needle))
             .map(str::to_owned)
     };
-    wait_for("the usage fetch line", Duration::from_secs(20), || {
-        line_with("usage fetch").is_some()
-    });
+    // Lines reach the file through the daemon's log writer thread: await them.
+    wait_for(
+        "the refresh and usage fetch lines",
+        Duration::from_secs(20),
+        || line_with("usage fetch").is_some() && line_with("outcome=\"refreshed\"").is_some(),
+    );
     let refresh = line_with("outcome=\"refreshed\"").expect("a refresh line");
     assert!(
         refresh.contains(" INFO ") && refresh.contains("slot=\"work\""),
@@ -342,4 +349,25 @@ fn an_invalid_sessctl_log_is_reported_and_the_default_level_used() {
     let out = cmd.output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a valid log filter"));
+}
+
+#[test]
+fn a_bad_log_setting_refuses_the_config_and_the_refusal_is_in_the_log_file() {
+    let env = TestEnv::new();
+    for (yaml, key) in [
+        ("log_retention: 0\n", "log_retention"),
+        ("log_retention: -2\n", "log_retention"),
+        ("log_retention: lots\n", "log_retention"),
+        ("log_rotation: weekly\n", "log_rotation"),
+    ] {
+        env.write_config(yaml);
+        let out = env.sessctl(&["daemon"]);
+        let (code, stderr) = code_and_stderr(&out);
+        assert_eq!(code, Some(78), "{yaml}: {stderr}");
+        assert!(stderr.contains(&format!(":1: {key}:")), "{yaml}: {stderr}");
+    }
+    // The default rotation applies to a refused config's own log lines.
+    let file = log_dir(&env).join(todays_file());
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(text.matches("refusing to start").count(), 4, "{text}");
 }

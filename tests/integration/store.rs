@@ -39,7 +39,7 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 /// state, cache, config and runtime dirs), in the daemon's stderr, or in `status`/`logs`.
 #[test]
 fn no_token_the_server_issued_reaches_logs_files_stderr_or_status() {
-    let t = Running::start("");
+    let mut t = Running::start("");
     let grant = t.login("work", "alice");
     for _ in 0..3 {
         assert_eq!(t.env.sessctl(&["refresh", "work"]).status.code(), Some(0));
@@ -52,6 +52,13 @@ fn no_token_the_server_issued_reaches_logs_files_stderr_or_status() {
     let table = t.env.sessctl(&["status"]);
     let logout = t.env.sessctl(&["logout", "work"]);
     assert_eq!(logout.status.code(), Some(0));
+    // A clean stop flushes every buffered log line to the files searched below.
+    assert_eq!(t.env.sessctl(&["shutdown"]).status.code(), Some(0));
+    assert!(
+        t.daemon
+            .wait_exit(std::time::Duration::from_secs(20))
+            .success()
+    );
     let logs = t.env.sessctl(&["logs", "-n", "100000"]);
     assert_eq!(logs.status.code(), Some(0));
 
