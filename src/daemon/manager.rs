@@ -19,6 +19,7 @@ use crate::store::StoreKind;
 
 use super::alerts::Alerts;
 use super::jobs::{JobContext, JobResult};
+use super::retire::ReplacedJob;
 use super::schedule;
 use super::slot::{Creds, Job, Slot, Stored};
 use super::transitions::StateLog;
@@ -59,6 +60,9 @@ pub struct Manager {
     /// The `updated_at` of the last cache actually written, and the last write error.
     pub(super) cache_written_at: Option<DateTime<Utc>>,
     pub(super) cache_error: Option<String>,
+    /// Jobs still running for logins a newer login replaced, by slot and generation: their
+    /// results are dropped and the tokens they carry revoked (`super::retire`).
+    pub(super) replaced_jobs: BTreeMap<(String, u64), ReplacedJob>,
 }
 
 /// What the manager needs from its surroundings.
@@ -113,6 +117,7 @@ impl Manager {
             cache_published_at: DateTime::<Utc>::MIN_UTC,
             cache_written_at: None,
             cache_error: None,
+            replaced_jobs: BTreeMap::new(),
         }
     }
 
