@@ -38,7 +38,7 @@ pub fn refresh(slot: &str, outcome: &RefreshOutcome, request: Duration, store: O
             %error,
             "refresh"
         ),
-        RefreshOutcome::Conflict(error) => tracing::warn!(
+        RefreshOutcome::Conflict { error, .. } => tracing::warn!(
             slot,
             outcome = "store_conflict",
             duration_ms,

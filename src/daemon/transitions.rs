@@ -121,6 +121,7 @@ mod tests {
         let record = SlotRecord {
             provider: "test".into(),
             account: None,
+            account_key: None,
             state,
             reason: reason.map(str::to_owned),
             generation: 1,
