@@ -20,10 +20,10 @@ pub const NEEDS_LOGIN: u8 = 4;
 pub const ALREADY_RUNNING: u8 = 5;
 /// Client and daemon speak different protocol versions.
 pub const VERSION_MISMATCH: u8 = 6;
-/// `logs`: there are no log files to show yet (sysexits EX_NOINPUT).
-pub const NO_LOGS: u8 = 66;
 /// Bad command-line usage (sysexits EX_USAGE).
 pub const USAGE: u8 = 64;
+/// `logs`: there are no log files to show yet (sysexits EX_NOINPUT).
+pub const NO_LOGS: u8 = 66;
 /// The configuration is invalid (sysexits EX_CONFIG).
 pub const CONFIG: u8 = 78;
 
