@@ -1,6 +1,7 @@
 //! Every path sessctl uses, in one place. Linux follows XDG (`$XDG_CONFIG_HOME`,
 //! `$XDG_STATE_HOME`, `$XDG_CACHE_HOME`, `$XDG_RUNTIME_DIR`); macOS uses the platform
-//! directories. Tests point HOME and the XDG variables at a temporary directory.
+//! directories. Logs: `$XDG_STATE_HOME/sessctl/logs/` on Linux, `~/Library/Logs/sessctl/`
+//! on macOS (where Console.app looks). Tests point HOME and the XDG variables at a temporary directory.
 //!
 //! This module only computes paths: it never creates, opens or checks anything on disk
 //! (creating directories with the right modes is the daemon's job).
@@ -31,7 +32,7 @@ pub struct Paths {
     pub state_file: PathBuf,
     /// The opt-in plaintext credential store (`credential_store: file`).
     pub credentials_file: PathBuf,
-    /// Rotating daemon logs.
+    /// Rotating daemon logs (`sessctl logs` reads them).
     pub log_dir: PathBuf,
     /// Cache directory (quota cache).
     pub cache_dir: PathBuf,
@@ -54,6 +55,8 @@ struct BaseLocations {
     /// `None` when the platform has no per-user runtime directory (`XDG_RUNTIME_DIR` unset,
     /// or macOS): then `<state_dir>/run` is used.
     runtime_dir: Option<PathBuf>,
+    /// `None` where logs belong under the state dir (`<state_dir>/logs`, XDG).
+    log_dir: Option<PathBuf>,
 }
 
 impl Paths {
@@ -79,7 +82,7 @@ impl Paths {
             config_explicit,
             state_file: base.state_dir.join("state.json"),
             credentials_file: base.state_dir.join("credentials.json"),
-            log_dir: base.state_dir.join("logs"),
+            log_dir: base.log_dir.unwrap_or_else(|| base.state_dir.join("logs")),
             quota_cache: base.cache_dir.join("quota.json"),
             socket: runtime_dir.join("sessctl.sock"),
             lock_file: runtime_dir.join("sessctl.lock"),
@@ -102,11 +105,13 @@ fn platform_locations(dirs: &ProjectDirs) -> BaseLocations {
             .to_path_buf(),
         cache_dir: dirs.cache_dir().to_path_buf(),
         runtime_dir: dirs.runtime_dir().map(Path::to_path_buf),
+        log_dir: None,
     }
 }
 
 /// macOS: `~/Library/Application Support/sessctl` for config and state (the platform has
-/// no separate state dir), `~/Library/Caches/sessctl`, and no runtime dir.
+/// no separate state dir), `~/Library/Caches/sessctl`, `~/Library/Logs/sessctl`, and no
+/// runtime dir.
 #[cfg(target_os = "macos")]
 fn platform_locations(dirs: &ProjectDirs) -> BaseLocations {
     BaseLocations {
@@ -114,6 +119,8 @@ fn platform_locations(dirs: &ProjectDirs) -> BaseLocations {
         state_dir: dirs.data_local_dir().to_path_buf(),
         cache_dir: dirs.cache_dir().to_path_buf(),
         runtime_dir: None,
+        log_dir: directories::BaseDirs::new()
+            .map(|base| base.home_dir().join("Library/Logs").join(APP)),
     }
 }
 
@@ -127,6 +134,7 @@ mod tests {
             state_dir: PathBuf::from("/s/sessctl"),
             cache_dir: PathBuf::from("/k/sessctl"),
             runtime_dir: runtime.map(PathBuf::from),
+            log_dir: None,
         }
     }
 
@@ -152,6 +160,18 @@ mod tests {
         assert_eq!(p.runtime_dir, Path::new("/s/sessctl/run"));
         assert_eq!(p.socket, Path::new("/s/sessctl/run/sessctl.sock"));
         assert_eq!(p.lock_file, Path::new("/s/sessctl/run/sessctl.lock"));
+    }
+
+    #[test]
+    fn a_platform_log_dir_replaces_state_logs() {
+        let p = Paths::from_base(
+            BaseLocations {
+                log_dir: Some(PathBuf::from("/h/Library/Logs/sessctl")),
+                ..base(None)
+            },
+            None,
+        );
+        assert_eq!(p.log_dir, Path::new("/h/Library/Logs/sessctl"));
     }
 
     #[test]
@@ -196,6 +216,7 @@ mod tests {
         let p = Paths::resolve(None).unwrap();
         assert_eq!(p.config_file, Path::new("/x/config/sessctl/config.yaml"));
         assert_eq!(p.state_file, Path::new("/x/state/sessctl/state.json"));
+        assert_eq!(p.log_dir, Path::new("/x/state/sessctl/logs"));
         assert_eq!(p.quota_cache, Path::new("/x/cache/sessctl/quota.json"));
         assert_eq!(p.socket, Path::new("/x/run/sessctl/sessctl.sock"));
 

@@ -102,8 +102,20 @@ pub fn main(argv: impl Iterator<Item = OsString>) -> ExitCode {
 }
 
 fn run(paths: &Paths) -> anyhow::Result<ExitCode> {
-    let _guard = crate::logging::init_daemon(&paths.log_dir);
-    let config = Config::load(&paths.config_file, paths.config_explicit)
+    // The config says how log files rotate, so it is read first; a config that is refused
+    // still gets its error into the log files (with the default rotation).
+    let loaded = Config::load(&paths.config_file, paths.config_explicit);
+    let defaults = Config::default();
+    let config = loaded.as_ref().unwrap_or(&defaults);
+    let _guard = crate::logging::init_daemon(
+        &paths.log_dir,
+        crate::logging::FileSettings {
+            rotation: config.log_rotation,
+            retention: config.log_retention,
+        },
+    );
+    let config = loaded
+        .inspect_err(|e| tracing::error!("refusing to start: {e}"))
         .map_err(crate::error::Error::from)
         .context("refusing to start")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

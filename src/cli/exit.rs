@@ -22,6 +22,8 @@ pub const ALREADY_RUNNING: u8 = 5;
 pub const VERSION_MISMATCH: u8 = 6;
 /// Bad command-line usage (sysexits EX_USAGE).
 pub const USAGE: u8 = 64;
+/// `logs`: there are no log files to show yet (sysexits EX_NOINPUT).
+pub const NO_LOGS: u8 = 66;
 /// The configuration is invalid (sysexits EX_CONFIG).
 pub const CONFIG: u8 = 78;
 

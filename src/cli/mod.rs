@@ -7,6 +7,7 @@ pub mod exit;
 pub mod fixes;
 mod login;
 mod logout;
+mod logs;
 mod ping;
 mod refresh;
 mod shutdown;
@@ -87,6 +88,9 @@ pub enum Command {
     },
     /// Stop the daemon.
     Shutdown,
+    /// Print the last lines of the daemon's log files, or follow them with -f; exit 66 when
+    /// there are none yet.
+    Logs(logs::Args),
     /// Print every slot's quota as one short line for a prompt, tmux or Claude Code, from
     /// the cache file alone; always exits 0.
     Statusline(statusline::Args),
@@ -146,5 +150,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor { json } => doctor::exec(config_override, json),
         Command::Shutdown => shutdown::run(&paths),
         Command::Statusline(args) => statusline::run(&paths, &args),
+        Command::Logs(args) => logs::run(&paths, &args),
     }
 }

@@ -21,6 +21,7 @@ use crate::secret::Secret;
 
 mod alerting;
 mod locate;
+mod logs;
 mod provider;
 mod statusline;
 #[cfg(test)]
@@ -33,6 +34,7 @@ pub use alerting::{
 };
 use alerting::{RawAlertCommand, RawAlerts};
 use locate::Ctx;
+pub use logs::{DEFAULT_LOG_RETENTION, LogRotation};
 use provider::{RawProvider, build_provider};
 pub use statusline::StatuslineConfig;
 use values::DurationField;
@@ -161,6 +163,9 @@ pub struct Config {
     pub alert_command: Option<AlertCommand>,
     /// The `alerts:` section (reminders).
     pub alerts: AlertsConfig,
+    /// When the daemon starts a new log file, and how many log files are kept (≥ 1).
+    pub log_rotation: LogRotation,
+    pub log_retention: usize,
 }
 
 /// Why a config was refused.
@@ -195,6 +200,8 @@ impl Default for Config {
             notifications: Notifications::default(),
             alert_command: None,
             alerts: AlertsConfig::default(),
+            log_rotation: LogRotation::default(),
+            log_retention: DEFAULT_LOG_RETENTION,
         }
     }
 }
@@ -284,6 +291,8 @@ struct RawConfig {
     notifications: Option<Notifications>,
     alert_command: Option<RawAlertCommand>,
     alerts: Option<RawAlerts>,
+    log_rotation: Option<LogRotation>,
+    log_retention: Option<logs::LogRetention>,
 }
 
 impl RawConfig {
@@ -301,6 +310,8 @@ impl RawConfig {
         if let Some(kind) = self.credential_store {
             config.credential_store = kind;
         }
+        config.log_rotation = self.log_rotation.unwrap_or_default();
+        config.log_retention = self.log_retention.map_or(DEFAULT_LOG_RETENTION, |r| r.0);
         if let Some(raw) = self.statusline {
             config.statusline = raw.build(ctx)?;
         }

@@ -414,6 +414,11 @@ fn the_example_config_parses_to_the_defaults() {
     assert_eq!(c.quota_interval, d.quota_interval);
     assert_eq!(c.stale_after, d.stale_after);
     assert_eq!(c.credential_store, d.credential_store);
+    assert_eq!(c.log_rotation, d.log_rotation);
+    assert_eq!(c.log_retention, d.log_retention);
+    assert!(
+        EXAMPLE.contains("\nlog_retention: 14\n") && EXAMPLE.contains("\nlog_rotation: daily\n")
+    );
     assert_eq!(c.providers.keys().collect::<Vec<_>>(), ["claude"]);
 }
 
@@ -483,4 +488,67 @@ fn the_example_alerting_keys_are_the_defaults_and_the_command_block_parses() {
     let command = parse(&block).unwrap().alert_command.unwrap();
     assert_eq!(command.program, "/usr/local/bin/sessctl-alert");
     assert_eq!(command.args, ["--to", "ops@example.com"]);
+}
+
+#[test]
+fn log_rotation_and_retention_default_to_daily_and_14_files() {
+    let c = parse("").unwrap();
+    assert_eq!(c.log_rotation, LogRotation::Daily);
+    assert_eq!(c.log_retention, 14);
+    let c = parse("log_rotation: minutely\nlog_retention: 3\n").unwrap();
+    assert_eq!(
+        (c.log_rotation, c.log_retention),
+        (LogRotation::Minutely, 3)
+    );
+    for (text, rotation) in [
+        ("hourly", LogRotation::Hourly),
+        ("never", LogRotation::Never),
+        ("daily", LogRotation::Daily),
+    ] {
+        assert_eq!(
+            parse(&format!("log_rotation: {text}\n"))
+                .unwrap()
+                .log_rotation,
+            rotation
+        );
+    }
+    assert_eq!(parse("log_retention: 1\n").unwrap().log_retention, 1);
+}
+
+#[test]
+fn a_log_retention_below_one_or_not_a_whole_number_is_refused_at_its_line() {
+    for (value, says) in [
+        ("0", "at least 1"),
+        ("-3", "negative"),
+        ("2.5", "whole number"),
+        ("many", "whole number"),
+        ("\"14\"", "whole number"),
+        ("[]", "whole number"),
+    ] {
+        let (line, key, message) =
+            refused(&format!("log_rotation: daily\nlog_retention: {value}\n"));
+        assert_eq!(
+            (line, key.as_str()),
+            (2, "log_retention"),
+            "{value}: {message}"
+        );
+        assert!(message.contains(says), "{value}: {message}");
+    }
+    // Beyond 64 bits the YAML parser itself refuses it, still naming the key and line.
+    let (line, _, message) = refused("\nlog_retention: 99999999999999999999999\n");
+    assert_eq!(line, 2);
+    assert!(message.contains("log_retention"), "{message}");
+}
+
+#[test]
+fn an_unknown_log_rotation_is_refused_naming_the_choices() {
+    for value in ["weekly", "Daily", "1h", "[daily]", "7"] {
+        let (line, key, message) = refused(&format!("# logs\nlog_rotation: {value}\n"));
+        assert_eq!(
+            (line, key.as_str()),
+            (2, "log_rotation"),
+            "{value}: {message}"
+        );
+        assert!(message.contains("minutely"), "{value}: {message}");
+    }
 }

@@ -2,7 +2,10 @@
 //! revocation. Each job runs as its own task and reports a [`JobResult`] tagged with the
 //! slot's generation; the manager drops results of an older generation. A refresh job
 //! writes the rotated tokens to the store itself, before reporting: the new refresh token
-//! is persisted before anything else is done with it.
+//! is persisted before anything else is done with it. Each provider request is timed
+//! here, where it runs, and logged once ([`super::joblog`]).
+
+use std::time::Instant;
 
 use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
@@ -15,6 +18,7 @@ use crate::quota::{self, UsageOutcome};
 use crate::secret::Secret;
 use crate::store::{CredentialStore, StoreError, StoredCredentials, Tokens, WriteCondition};
 
+use super::joblog;
 use super::schedule::delta;
 
 /// What a job reports back to the manager.
@@ -118,14 +122,20 @@ impl JobContext {
     ) {
         let ctx = self.clone();
         tokio::spawn(async move {
-            let outcome = match ctx.oauth.refresh(&provider, &current.refresh_token).await {
+            let started = Instant::now();
+            let reply = ctx.oauth.refresh(&provider, &current.refresh_token).await;
+            let request_took = started.elapsed();
+            let mut store_took = None;
+            let outcome = match reply {
                 TokenOutcome::Refreshed(grant) => {
                     let tokens = rotated_tokens(grant, &current.refresh_token, &current.scopes);
-                    match ctx
+                    let writing = Instant::now();
+                    let written = ctx
                         .store
                         .compare_and_set(&name, condition, tokens.clone())
-                        .await
-                    {
+                        .await;
+                    store_took = Some(writing.elapsed());
+                    match written {
                         Ok(item) => RefreshOutcome::Stored(item),
                         Err(error @ StoreError::Conflict { .. }) => {
                             RefreshOutcome::Conflict { error, tokens }
@@ -140,6 +150,7 @@ impl JobContext {
                     RefreshOutcome::Permanent { reason, error }
                 }
             };
+            joblog::refresh(&name, &outcome, request_took, store_took);
             ctx.report(JobResult::Refreshed {
                 name,
                 generation,
@@ -152,7 +163,15 @@ impl JobContext {
     pub fn usage(&self, name: String, generation: u64, provider: Provider, access_token: Secret) {
         let ctx = self.clone();
         tokio::spawn(async move {
-            let outcome = match ctx.oauth.usage(&provider, &access_token).await {
+            let started = Instant::now();
+            let reply = ctx.oauth.usage(&provider, &access_token).await;
+            let took = started.elapsed();
+            let status = reply
+                .as_ref()
+                .ok()
+                .and_then(Option::as_ref)
+                .map(|r| r.status);
+            let outcome = match reply {
                 Ok(Some(reply)) => {
                     quota::classify_usage(&reply, &provider.usage_windows, Utc::now())
                 }
@@ -165,6 +184,7 @@ impl JobContext {
                     retry_after: None,
                 },
             };
+            joblog::usage(&name, &outcome, status, took);
             ctx.report(JobResult::Usage {
                 name,
                 generation,
@@ -215,14 +235,22 @@ impl JobContext {
         refresh_token: Secret,
     ) -> Result<LoginSuccess, ErrorReply> {
         let login_failed = |e: String| ErrorReply::new(ErrorCode::LoginFailed, e);
-        let grant = match self.oauth.refresh(provider, &refresh_token).await {
-            TokenOutcome::Refreshed(grant) => grant,
+        let started = Instant::now();
+        let reply = self.oauth.refresh(provider, &refresh_token).await;
+        let took = started.elapsed();
+        let grant = match reply {
+            TokenOutcome::Refreshed(grant) => {
+                joblog::login(name, Ok(()), took);
+                grant
+            }
             TokenOutcome::Permanent { error, .. } => {
+                joblog::login(name, Err(&error), took);
                 return Err(login_failed(format!(
                     "the provider refused this refresh token: {error}"
                 )));
             }
             TokenOutcome::Transient { error, .. } => {
+                joblog::login(name, Err(&error), took);
                 return Err(login_failed(format!(
                     "could not redeem the refresh token (try again): {error}"
                 )));
@@ -286,7 +314,10 @@ impl JobContext {
             let mut revoked = false;
             match (&provider, &tokens) {
                 (Some(provider), Some(tokens)) => {
-                    match ctx.oauth.revoke(provider, &tokens.refresh_token).await {
+                    let started = Instant::now();
+                    let result = ctx.oauth.revoke(provider, &tokens.refresh_token).await;
+                    joblog::revocation(&name, &result, started.elapsed());
+                    match result {
                         Ok(done) => revoked = done,
                         Err(e) => warnings.push(format!("revocation failed: {e}")),
                     }

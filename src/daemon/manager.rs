@@ -22,6 +22,7 @@ use super::jobs::{JobContext, JobResult};
 use super::retire::ReplacedJob;
 use super::schedule;
 use super::slot::{Creds, Job, Slot, Stored};
+use super::transitions::StateLog;
 use super::writer::NumberedState;
 
 /// Where a command's reply goes.
@@ -48,6 +49,8 @@ pub struct Manager {
     pub(super) alerts: Alerts,
     /// Where alert events go to be delivered, without waiting.
     alert_queue: AlertQueue,
+    /// Logs every slot state change.
+    state_log: StateLog,
     state_tx: watch::Sender<NumberedState>,
     /// The number of the last state snapshot published.
     pub(super) state_number: u64,
@@ -98,6 +101,7 @@ impl Manager {
                 (name, slot)
             })
             .collect();
+        let state_log = StateLog::start(&slots);
         let store_kind = parts.jobs.store.kind();
         Manager {
             config: parts.config,
@@ -109,6 +113,7 @@ impl Manager {
             state_error: None,
             alerts: Alerts::default(),
             alert_queue: parts.alert_queue,
+            state_log,
             state_tx: parts.state_tx,
             state_number: 0,
             awaiting_durable: Vec::new(),
@@ -255,6 +260,7 @@ impl Manager {
         };
         self.state_number += 1;
         self.state_tx.send_replace((self.state_number, snapshot));
+        self.state_log.observe(&self.slots);
         self.observe_alerts();
         self.publish_cache();
     }

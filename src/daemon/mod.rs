@@ -5,6 +5,7 @@
 
 mod alerts;
 mod handlers;
+mod joblog;
 mod jobs;
 mod lock;
 mod login;
@@ -16,6 +17,7 @@ pub mod schedule;
 mod server;
 mod slot;
 mod status;
+mod transitions;
 mod usage;
 mod writer;
 
@@ -60,6 +62,9 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
         socket = %paths.socket.display(),
         store = ?config.credential_store,
         slots = state.slots.len(),
+        logs = %paths.log_dir.display(),
+        log_rotation = ?config.log_rotation,
+        log_retention = config.log_retention,
         "sessctl daemon {} started",
         env!("CARGO_PKG_VERSION")
     );

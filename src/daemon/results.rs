@@ -169,7 +169,6 @@ impl Manager {
                 slot.failures = 0;
                 schedule_next(slot, refresh_before_expiry);
                 store_health = Some(None);
-                tracing::info!(slot = name, "refreshed");
                 Ok(())
             }
             RefreshOutcome::Unsaved { tokens, error } => {
@@ -210,22 +209,17 @@ impl Manager {
                 slot.record.reason = Some("refresh_failed".into());
                 slot.record.last_refresh_error = Some(error.clone());
                 slot.next_refresh_at = Some(now + delta(wait));
-                tracing::warn!(
+                tracing::info!(
                     slot = name,
                     failures = slot.failures,
                     retry_in_ms = wait.as_millis() as u64,
-                    "refresh failed: {error}"
+                    "refresh will be retried"
                 );
                 Err(ErrorReply::new(ErrorCode::RefreshFailed, error))
             }
             RefreshOutcome::Permanent { reason, error } => {
+                // The state change is logged (at error) when the state is persisted.
                 slot.deactivate(reason.as_str(), error.clone());
-                tracing::error!(
-                    slot = name,
-                    reason = reason.as_str(),
-                    "slot deactivated: {error}; log in again with: {}",
-                    slot.login_command(&config)
-                );
                 Err(slot
                     .refusal(&config)
                     .unwrap_or_else(|| ErrorReply::new(ErrorCode::SlotInactive, error)))

@@ -129,7 +129,6 @@ impl Manager {
                 quota.failures = 0;
                 quota.blocked_until = None;
                 quota.refreshed_for_401 = false;
-                tracing::debug!(slot = name, "usage fetched");
             }
             UsageOutcome::Unauthorized if !quota.refreshed_for_401 => {
                 quota.refreshed_for_401 = true;
@@ -151,7 +150,6 @@ impl Manager {
                 );
             }
             UsageOutcome::Failed { error, retry_after } => {
-                tracing::warn!(slot = name, "usage fetch failed: {error}");
                 fail(quota, now, error, retry_after);
             }
         }

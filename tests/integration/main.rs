@@ -11,6 +11,7 @@ mod flows;
 mod harness_smoke;
 mod lifecycle;
 mod logout;
+mod logs;
 mod quota;
 mod refresh;
 mod service_files;

@@ -20,6 +20,17 @@ const accounts = new Map();
 const usageByAccount = new Map();
 /** grant id -> Set of refresh token values (jti) issued under it, to answer GET /admin/grant/<id>. */
 const refreshTokensByGrant = new Map();
+/** Every access and refresh token value issued (GET /admin/issued-tokens): a test searches
+ * sessctl's files for each. Opaque tokens (this provider's format) are their jti. */
+const issuedTokens = { access_tokens: new Set(), refresh_tokens: new Set() };
+
+/** The values of every access and refresh token issued so far. */
+export function issuedTokenValues() {
+  return {
+    access_tokens: [...issuedTokens.access_tokens],
+    refresh_tokens: [...issuedTokens.refresh_tokens],
+  };
+}
 
 export function setAccessTokenTtl(seconds) {
   if (!Number.isInteger(seconds) || seconds < 1) throw new HttpError(400, 'seconds must be a positive integer');
@@ -84,7 +95,9 @@ export function makeProvider(issuer) {
     log('server_error', err);
     countError('server_error');
   });
+  provider.on('access_token.saved', (token) => issuedTokens.access_tokens.add(token.jti));
   provider.on('refresh_token.saved', (token) => {
+    issuedTokens.refresh_tokens.add(token.jti);
     if (!token.grantId) return;
     if (!refreshTokensByGrant.has(token.grantId)) refreshTokensByGrant.set(token.grantId, new Set());
     refreshTokensByGrant.get(token.grantId).add(token.jti);

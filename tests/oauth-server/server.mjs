@@ -28,6 +28,8 @@
 //   POST /admin/release {"target","newest"?:bool}  -> {"released":0|1}  (one held request, hold stays on)
 //   POST /admin/access-token-ttl {"seconds":N}     (tokens minted from now on)
 //   POST /admin/usage {"account", "five_hour"?, "seven_day"?, ...}  (merged into that account's reply)
+//   GET  /admin/issued-tokens                      -> {"access_tokens":[...],"refresh_tokens":[...]}
+//                                                     (every value issued, for leak searches)
 import http from 'node:http';
 
 import {
@@ -36,7 +38,8 @@ import {
 } from './fault_layer.mjs';
 import { HttpError, log, parseJsonBody, readBody, sendJson } from './http_util.mjs';
 import {
-  grantExists, handleUsage, makeProvider, mintGrant, revokeGrant, setAccessTokenTtl, setUsage,
+  grantExists, handleUsage, issuedTokenValues, makeProvider, mintGrant, revokeGrant, setAccessTokenTtl,
+  setUsage,
 } from './provider.mjs';
 
 /** The test's remote control: the admin API listed at the top of this file. */
@@ -50,6 +53,7 @@ async function handleAdmin(provider, req, res, path) {
     return sendJson(res, 200, { exists: await grantExists(provider, id) });
   }
   if (route === 'GET /admin/stats') return sendJson(res, 200, statsSnapshot());
+  if (route === 'GET /admin/issued-tokens') return sendJson(res, 200, issuedTokenValues());
   if (route === 'POST /admin/stats/reset') {
     resetStats();
     return sendJson(res, 200, {});

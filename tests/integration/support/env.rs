@@ -93,16 +93,16 @@ impl TestEnv {
         self.bus.as_mut().expect("bus runs for the env's lifetime")
     }
 
-    /// The environment for child processes: PATH (kept from ours), HOME, the XDG dirs,
-    /// `DBUS_SESSION_BUS_ADDRESS` and `RUST_LOG=sessctl=debug`. [`TestEnv::command`] also
-    /// removes inherited `SESSCTL_*` variables (so `SESSCTL_CONFIG` never leaks in).
+    /// The environment for child processes: PATH (kept from ours), HOME, the XDG dirs and
+    /// `DBUS_SESSION_BUS_ADDRESS`. [`TestEnv::command`] also removes inherited `SESSCTL_*`
+    /// variables (so `SESSCTL_CONFIG` never leaks in). Daemons get `SESSCTL_LOG=debug` on
+    /// top (see [`TestEnv::start_daemon_with`]); the CLI keeps its quiet default.
     pub fn vars(&self) -> Vec<(String, String)> {
         let mut vars = self.dir_vars();
         vars.push((
             "DBUS_SESSION_BUS_ADDRESS".into(),
             self.session_bus().address().into(),
         ));
-        vars.push(("RUST_LOG".into(), "sessctl=debug".into()));
         vars
     }
 

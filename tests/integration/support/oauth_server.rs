@@ -177,6 +177,16 @@ impl OAuthServer {
         reply["exists"].as_bool().expect("exists is a bool")
     }
 
+    /// Every access and refresh token value the server has issued so far.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        let reply = self.admin_get("issued-tokens");
+        ["access_tokens", "refresh_tokens"]
+            .iter()
+            .flat_map(|kind| reply[kind].as_array().expect("a list of tokens").clone())
+            .map(|v| v.as_str().expect("a token is a string").to_owned())
+            .collect()
+    }
+
     /// The request counters.
     pub fn stats(&self) -> Stats {
         serde_json::from_value(self.admin_get("stats")).expect("stats reply")

@@ -19,6 +19,9 @@ pub const SESSCTL: &str = env!("CARGO_BIN_EXE_sessctl");
 const CLI_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `sessctl daemon` gets to answer `sessctl ping`.
 const DAEMON_READY_DEADLINE: Duration = Duration::from_secs(20);
+/// The daemon's log filter in tests: debug, so a failing test's log says what happened.
+pub const DAEMON_LOG_VAR: &str = "SESSCTL_LOG";
+const DAEMON_LOG_LEVEL: &str = "debug";
 /// Between readiness probes: each probe is a process spawn, so not too often.
 const DAEMON_POLL_INTERVAL: Duration = Duration::from_millis(50);
 
@@ -100,7 +103,7 @@ impl TestEnv {
     }
 
     /// Starts `sessctl daemon EXTRA_ARGS...` and waits until `sessctl ping` succeeds. Its
-    /// stdout and stderr go to `<root>/daemon-N.log`.
+    /// stdout and stderr go to `<root>/daemon-N.log`; it logs at debug (`SESSCTL_LOG`).
     pub fn start_daemon_with(&self, extra_args: &[&str]) -> Daemon {
         self.start_daemon_of(Path::new(SESSCTL), extra_args)
     }
@@ -108,12 +111,23 @@ impl TestEnv {
     /// [`TestEnv::start_daemon_with`] for another program with the same `daemon`/`ping`
     /// interface (the harness's own tests use a shell script).
     pub fn start_daemon_of(&self, program: &Path, extra_args: &[&str]) -> Daemon {
+        self.start_daemon_logging(program, extra_args, DAEMON_LOG_LEVEL)
+    }
+
+    /// [`TestEnv::start_daemon_of`] with `SESSCTL_LOG` set to `filter`.
+    pub fn start_daemon_logging(
+        &self,
+        program: &Path,
+        extra_args: &[&str],
+        filter: &str,
+    ) -> Daemon {
         let n = self.next_daemon.fetch_add(1, Ordering::Relaxed);
         let log_path = self.root().join(format!("daemon-{n}.log"));
         let log = File::create(&log_path).expect("create daemon log");
         let mut cmd = self.command(program);
         cmd.arg("daemon")
             .args(extra_args)
+            .env(DAEMON_LOG_VAR, filter)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log);
