@@ -88,7 +88,7 @@ pub struct JobContext {
 }
 
 impl JobContext {
-    fn report(&self, result: JobResult) {
+    pub(super) fn report(&self, result: JobResult) {
         // The manager is gone only during shutdown; nothing is left to tell then.
         let _ = self.results.send(result);
     }
@@ -229,6 +229,21 @@ impl JobContext {
                 )));
             }
         };
+        self.finish_login(name, provider, grant, &refresh_token, generation)
+            .await
+    }
+
+    /// The end every login shares, whatever its flow: learns the account from the token
+    /// response, stores the tokens as a new login of `generation`. `refresh_token` stands in
+    /// when the grant rotated none.
+    pub(super) async fn finish_login(
+        &self,
+        name: &str,
+        provider: &Provider,
+        grant: TokenGrant,
+        refresh_token: &Secret,
+        generation: u64,
+    ) -> Result<LoginSuccess, ErrorReply> {
         // An e-mail names the account best: from the token response, the id_token, or the
         // userinfo endpoint; only then the id_token's subject.
         let mut account = grant
@@ -239,7 +254,7 @@ impl JobContext {
             .id_token
             .as_ref()
             .and_then(oauth::account_from_id_token);
-        let tokens = rotated_tokens(grant, &refresh_token, &provider.scopes);
+        let tokens = rotated_tokens(grant, refresh_token, &provider.scopes);
         if account.is_none() {
             match self.oauth.userinfo(provider, &tokens.access_token).await {
                 Ok(found) => account = found,

@@ -18,6 +18,7 @@ use crate::state::{SlotState, StateFile};
 use crate::store::StoreKind;
 
 use super::alerts::Alerts;
+use super::flows::PendingFlows;
 use super::jobs::{JobContext, JobResult};
 use super::schedule;
 use super::slot::{Creds, Job, Slot, Stored};
@@ -56,6 +57,8 @@ pub struct Manager {
     /// The `updated_at` of the last cache actually written, and the last write error.
     pub(super) cache_written_at: Option<DateTime<Utc>>,
     pub(super) cache_error: Option<String>,
+    /// Interactive logins waiting for their code or their device approval.
+    pub(super) flows: PendingFlows,
 }
 
 /// What the manager needs from its surroundings.
@@ -108,6 +111,7 @@ impl Manager {
             cache_published_at: DateTime::<Utc>::MIN_UTC,
             cache_written_at: None,
             cache_error: None,
+            flows: PendingFlows::default(),
         }
     }
 
@@ -157,6 +161,10 @@ impl Manager {
             Request::Token(slot) => self.handle_token(slot.name, reply),
             Request::Refresh(target) => self.handle_refresh(target.name, reply),
             Request::Login(login) => self.handle_login(login, reply),
+            Request::LoginBegin(begin) => self.handle_login_begin(begin, reply),
+            Request::LoginComplete(complete) => self.handle_login_complete(complete, reply),
+            Request::LoginWait(flow) => self.handle_login_wait(&flow.flow_id, reply),
+            Request::LoginCancel(flow) => self.handle_login_cancel(&flow.flow_id, reply),
             Request::Logout(slot) => self.handle_logout(slot.name, reply),
             Request::Shutdown => {
                 tracing::info!("shutdown requested");

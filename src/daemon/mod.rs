@@ -4,9 +4,11 @@
 //! `shutdown` request or SIGTERM/SIGINT.
 
 mod alerts;
+mod flows;
 mod handlers;
 mod jobs;
 mod lock;
+mod login_jobs;
 mod manager;
 mod results;
 pub mod schedule;
