@@ -18,8 +18,8 @@ use tokio::sync::{oneshot, watch};
 use crate::config::Provider;
 use crate::oauth;
 use crate::protocol::{
-    ErrorCode, ErrorReply, LOGIN_WAIT_SLICE_SECS, LoginBegin, LoginBegun, LoginComplete,
-    LoginFlow, Response,
+    ErrorCode, ErrorReply, LOGIN_WAIT_SLICE_SECS, LoginBegin, LoginBegun, LoginComplete, LoginFlow,
+    Response,
 };
 use crate::secret::Secret;
 use crate::slot_name;
@@ -170,13 +170,17 @@ impl Manager {
             ));
         };
         let missing = match begin.flow {
-            LoginFlow::Browser { .. } => provider.authorize_url.is_none().then_some(vec![
-                "authorize_url",
-            ]),
+            LoginFlow::Browser { .. } => provider
+                .authorize_url
+                .is_none()
+                .then_some(vec!["authorize_url"]),
             LoginFlow::Manual => {
                 let keys: Vec<&str> = [
                     ("authorize_url", provider.authorize_url.is_none()),
-                    ("manual_redirect_uri", provider.manual_redirect_uri.is_none()),
+                    (
+                        "manual_redirect_uri",
+                        provider.manual_redirect_uri.is_none(),
+                    ),
                 ]
                 .into_iter()
                 .filter_map(|(key, absent)| absent.then_some(key))
@@ -346,7 +350,9 @@ fn loopback_redirect(text: &str) -> Result<Url, ErrorReply> {
     let bad = |why: &str| {
         ErrorReply::new(
             ErrorCode::BadRequest,
-            format!("redirect_uri {text:?} {why}; the browser flow redirects to http://127.0.0.1:PORT/callback"),
+            format!(
+                "redirect_uri {text:?} {why}; the browser flow redirects to http://127.0.0.1:PORT/callback"
+            ),
         )
     };
     let url = Url::parse(text).map_err(|_| bad("is not a URL"))?;

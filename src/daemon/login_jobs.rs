@@ -168,7 +168,10 @@ fn begun_reply(login: &DeviceLogin, details: &DeviceDetails) -> LoginBegun {
 
 /// A failed flow as the CLI's error: what happened and what to do.
 fn flow_error(provider: &Provider, name: &str, failure: FlowFailure) -> ErrorReply {
-    let again = format!("run `sessctl login {name} --provider {}` again", provider.name);
+    let again = format!(
+        "run `sessctl login {name} --provider {}` again",
+        provider.name
+    );
     let message = match failure {
         FlowFailure::Denied => {
             format!("the login was refused at the provider (access_denied); nothing was changed")

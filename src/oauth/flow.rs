@@ -17,9 +17,8 @@ use oauth2::basic::{
 use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, DeviceAuthorizationResponse,
     DeviceAuthorizationUrl, DeviceCodeErrorResponseType, EmptyExtraDeviceAuthorizationFields,
-    EndpointNotSet, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
-    RequestTokenError, Scope, StandardRevocableToken, StandardTokenResponse, TokenResponse,
-    TokenUrl,
+    EndpointNotSet, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
+    StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
 };
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
@@ -216,9 +215,7 @@ impl OAuthClient {
 /// Longest wait between two polls after network errors or 5xx replies.
 const MAX_POLL_BACKOFF: Duration = Duration::from_secs(30);
 
-fn base_client(
-    provider: &Provider,
-) -> FlowClient<EndpointNotSet, EndpointNotSet, EndpointNotSet> {
+fn base_client(provider: &Provider) -> FlowClient<EndpointNotSet, EndpointNotSet, EndpointNotSet> {
     let client = FlowClient::new(ClientId::new(provider.client_id.clone()))
         .set_auth_type(oauth2::AuthType::RequestBody);
     match &provider.client_secret {
@@ -274,9 +271,6 @@ fn grant(tokens: FlowTokenResponse) -> TokenGrant {
             .scopes()
             .map(|s| s.iter().map(|s| s.to_string()).collect()),
         id_token: extra.id_token.clone(),
-        account_email: extra
-            .account
-            .as_ref()
-            .and_then(|a| a.email_address.clone()),
+        account_email: extra.account.as_ref().and_then(|a| a.email_address.clone()),
     }
 }

@@ -40,7 +40,8 @@ pub struct OAuth2Http<'a> {
 
 impl<'c> oauth2::AsyncHttpClient<'c> for OAuth2Http<'_> {
     type Error = HttpError;
-    type Future = Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, HttpError>> + Send + 'c>>;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, HttpError>> + Send + 'c>>;
 
     fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
         Box::pin(async move {

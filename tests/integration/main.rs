@@ -7,6 +7,7 @@ mod cli_input;
 mod flows;
 mod harness_smoke;
 mod lifecycle;
+mod login_flows;
 mod logout;
 mod quota;
 mod refresh;

@@ -9,27 +9,13 @@ use anyhow::Context;
 use crate::cli::exit::UsageError;
 use crate::client;
 use crate::paths::Paths;
-use crate::protocol::{LoginRequest, Request, Response};
+use crate::protocol::{LoginRequest, Request};
 use crate::secret::Secret;
 
 /// Largest refresh token read from stdin; real ones are a few hundred bytes.
 const MAX_TOKEN_BYTES: u64 = 16 * 1024;
 
-pub fn run(
-    paths: &Paths,
-    name: String,
-    provider: String,
-    refresh_token_stdin: bool,
-) -> anyhow::Result<ExitCode> {
-    if let Err(message) = crate::slot_name::validate(&name) {
-        return Err(UsageError(message).into());
-    }
-    if !refresh_token_stdin {
-        return Err(UsageError(
-            "pass the refresh token on stdin with --refresh-token-stdin (interactive login is not available yet)".into(),
-        )
-        .into());
-    }
+pub fn run(paths: &Paths, name: String, provider: String) -> anyhow::Result<ExitCode> {
     let token = read_token()?;
     let reply = client::call(
         &paths.socket,
@@ -40,16 +26,7 @@ pub fn run(
         }),
     )
     .with_context(|| format!("login of slot {name} failed"))?;
-    let Response::Login(login) = reply else {
-        anyhow::bail!("unexpected reply to login: {reply:?}");
-    };
-    let verb = if login.created { "created" } else { "updated" };
-    let account = login.account.as_deref().unwrap_or("account unknown");
-    println!("{verb} slot {} ({account})", login.name);
-    if let Some(warning) = login.warning {
-        eprintln!("sessctl: warning: {warning}");
-    }
-    Ok(ExitCode::SUCCESS)
+    super::report(reply)
 }
 
 /// Reads one refresh token from stdin: surrounding whitespace trimmed, non-empty, one line.
