@@ -386,7 +386,7 @@ mod tests {
     fn only_loopback_http_redirects_with_a_port_are_taken() {
         for good in [
             "http://127.0.0.1:4242/callback",
-            "http://[::1]:80/callback",
+            "http://[::1]:8080/callback",
             "http://127.0.0.9:1/",
         ] {
             assert!(loopback_redirect(good).is_ok(), "{good}");

@@ -174,7 +174,7 @@ fn flow_error(provider: &Provider, name: &str, failure: FlowFailure) -> ErrorRep
     );
     let message = match failure {
         FlowFailure::Denied => {
-            format!("the login was refused at the provider (access_denied); nothing was changed")
+            "the login was refused at the provider (access_denied); nothing was changed".to_owned()
         }
         FlowFailure::Expired => format!("the login expired before it was approved; {again}"),
         FlowFailure::Refused {
