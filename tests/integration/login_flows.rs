@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::flows::{Running, assert_success, code_and_stderr, config_yaml, token_works};
+use crate::socket::{error_code, exchange};
 use crate::support::{Background, OAuthServer, TestEnv, UserAgent, wait_for};
 
 /// A login finishes in well under this once the user has done their part.
@@ -243,11 +244,17 @@ fn manual_login_refuses_bad_pastes_with_a_clear_message() {
     );
 }
 
-/// Starts `sessctl login ARGS --device` and returns it with the URI that fills the code in.
+/// Starts `sessctl login NAME --provider test --device` and returns it with the URI that
+/// fills the code in.
 fn device_login(run: &Running, name: &str) -> (Background, String) {
-    let login = run
-        .env
-        .sessctl_background(&["login", name, "--provider", "test", "--device"], &[]);
+    device_login_with(run, name, &[])
+}
+
+/// [`device_login`] with `extra` arguments.
+fn device_login_with(run: &Running, name: &str, extra: &[&str]) -> (Background, String) {
+    let mut args = vec!["login", name, "--provider", "test", "--device"];
+    args.extend_from_slice(extra);
+    let login = run.env.sessctl_background(&args, &[]);
     wait_for("the device code to be shown", PROMPT_DEADLINE, || {
         login.stderr().contains("which fills the code in")
     });
@@ -366,4 +373,102 @@ fn login_flags_that_exclude_each_other_are_refused() {
         let (code, stderr) = code_and_stderr(&run.env.sessctl(args));
         assert_eq!(code, Some(64), "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn bad_login_requests_on_the_socket_get_typed_errors_and_forget_nothing_else() {
+    let run = start();
+    let send = |request: serde_json::Value| {
+        let mut line = serde_json::to_vec(&request).expect("json");
+        line.push(b'\n');
+        exchange(&run, &line)
+    };
+    let begin = |flow: serde_json::Value| {
+        json!({"v": 1, "type": "login_begin", "name": "work", "provider": "test",
+               "flow": flow, "timeout_secs": 60})
+    };
+    for (request, code) in [
+        (begin(json!({"kind": "teleport"})), "bad_request"),
+        (begin(json!({"kind": "browser"})), "bad_request"),
+        (
+            begin(json!({"kind": "browser", "redirect_uri": "http://evil.example:1/cb"})),
+            "bad_request",
+        ),
+        (
+            begin(json!({"kind": "browser", "redirect_uri": "http://127.0.0.1/cb"})),
+            "bad_request",
+        ),
+        (
+            json!({"v": 1, "type": "login_begin", "name": "work", "provider": "test",
+                   "flow": {"kind": "manual"}, "timeout_secs": 0}),
+            "bad_request",
+        ),
+        (
+            json!({"v": 1, "type": "login_begin", "name": "Bad Name", "provider": "test",
+                   "flow": {"kind": "manual"}, "timeout_secs": 60}),
+            "invalid_name",
+        ),
+        (
+            json!({"v": 1, "type": "login_begin", "name": "work", "provider": "nope",
+                   "flow": {"kind": "device"}, "timeout_secs": 60}),
+            "unknown_provider",
+        ),
+        (
+            json!({"v": 1, "type": "login_complete", "flow_id": "0", "code": "c", "state": "s"}),
+            "unknown_flow",
+        ),
+        (
+            json!({"v": 1, "type": "login_wait", "flow_id": "0"}),
+            "unknown_flow",
+        ),
+        (
+            json!({"v": 1, "type": "login_cancel", "flow_id": "0"}),
+            "unknown_flow",
+        ),
+        (json!({"v": 1, "type": "login_wait"}), "bad_request"),
+    ] {
+        let reply = send(request.clone());
+        assert_eq!(error_code(&reply), code, "{request} -> {reply}");
+    }
+
+    // A pasted-code login: not waitable; a wrong state ends it (a code is single-use).
+    let begun = send(begin(json!({"kind": "manual"})));
+    let flow_id = begun["ok"]["flow_id"]
+        .as_str()
+        .expect("a flow id")
+        .to_owned();
+    let wait = send(json!({"v": 1, "type": "login_wait", "flow_id": flow_id}));
+    assert_eq!(error_code(&wait), "bad_request", "{wait}");
+    let complete = json!({"v": 1, "type": "login_complete", "flow_id": flow_id,
+                          "code": "c", "state": "not-its-state"});
+    let refused = send(complete.clone());
+    assert_eq!(error_code(&refused), "login_failed", "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("state does not match"),
+        "{refused}"
+    );
+    assert_eq!(error_code(&send(complete)), "unknown_flow");
+    assert_eq!(run.server.stats().token_requests, 0);
+    assert_success(&run.env.sessctl(&["ping"]), "ping after bad login requests");
+}
+
+#[test]
+fn a_device_login_nobody_approves_ends_at_its_timeout() {
+    let run = start();
+    let (login, _) = device_login_with(&run, "tv", &["--timeout", "2s"]);
+    let (code, stderr) = code_and_stderr(&login.wait(LOGIN_DEADLINE));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("expired before it was approved") || stderr.contains("within 2s"),
+        "{stderr}"
+    );
+    assert!(
+        run.env.status_json()["slots"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 }
