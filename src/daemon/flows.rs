@@ -24,6 +24,7 @@ use crate::protocol::{
 use crate::secret::Secret;
 use crate::slot_name;
 
+use super::flow_input::{constant_time_eq, loopback_redirect, new_flow_id};
 use super::manager::{Manager, Reply};
 use super::schedule::delta;
 
@@ -94,58 +95,68 @@ impl Manager {
         let lifetime = Duration::from_secs(begin.timeout_secs).min(MAX_FLOW_LIFETIME);
         let expires_at = now + delta(lifetime);
         let flow_id = new_flow_id();
-        let redirect = match &begin.flow {
-            LoginFlow::Browser { redirect_uri } => Some(loopback_redirect(redirect_uri)),
-            LoginFlow::Manual => provider.manual_redirect_uri.clone().map(Ok),
-            LoginFlow::Device => None,
-        };
-        let kind = match (redirect, &provider.authorize_url) {
-            (Some(Err(error)), _) => {
-                let _ = reply.send(Err(error));
-                return;
-            }
-            (Some(Ok(redirect_uri)), Some(authorize_url)) => {
-                let start = oauth::authorization_url(&provider, authorize_url, &redirect_uri);
-                let _ = reply.send(Ok(Response::LoginBegun(LoginBegun {
-                    flow_id: flow_id.clone(),
-                    expires_at,
-                    authorize_url: Some(start.url.to_string()),
-                    device: None,
-                })));
-                PendingKind::Code {
-                    redirect_uri,
-                    state: start.state,
-                    verifier: start.verifier,
+        let kind = match &begin.flow {
+            LoginFlow::Browser { redirect_uri } => match loopback_redirect(redirect_uri) {
+                Ok(redirect_uri) => begin_code_flow(&provider, redirect_uri, &flow_id, expires_at),
+                Err(error) => Err(error),
+            },
+            LoginFlow::Manual => match provider.manual_redirect_uri.clone() {
+                Some(redirect_uri) => {
+                    begin_code_flow(&provider, redirect_uri, &flow_id, expires_at)
                 }
-            }
-            _ => {
+                None => Err(ErrorReply::new(ErrorCode::Internal, "checked above")),
+            },
+            LoginFlow::Device => {
                 let (result_tx, result) = watch::channel(None);
                 let (cancel, cancelled) = oneshot::channel();
                 let generation = self.allocate_generation();
                 tracing::info!(slot = begin.name, generation, "device login started");
-                self.jobs.device_login(
-                    super::login_jobs::DeviceLogin {
-                        name: begin.name.clone(),
-                        provider: provider.clone(),
-                        generation,
-                        flow_id: flow_id.clone(),
-                        expires_at,
+                let login = super::login_jobs::DeviceLogin {
+                    name: begin.name.clone(),
+                    provider: provider.clone(),
+                    generation,
+                    flow_id: flow_id.clone(),
+                    expires_at,
+                };
+                // The job answers `reply` once the provider has given a user code.
+                self.jobs.device_login(login, reply, result_tx, cancelled);
+                self.insert_flow(
+                    flow_id,
+                    &begin,
+                    provider,
+                    expires_at,
+                    PendingKind::Device {
+                        result,
+                        _cancel: cancel,
                     },
-                    reply,
-                    result_tx,
-                    cancelled,
                 );
-                PendingKind::Device {
-                    result,
-                    _cancel: cancel,
-                }
+                return;
             }
         };
+        match kind {
+            Ok((begun, kind)) => {
+                let _ = reply.send(Ok(Response::LoginBegun(begun)));
+                self.insert_flow(flow_id, &begin, provider, expires_at, kind);
+            }
+            Err(error) => {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+
+    fn insert_flow(
+        &mut self,
+        flow_id: String,
+        begin: &LoginBegin,
+        provider: Provider,
+        expires_at: DateTime<Utc>,
+        kind: PendingKind,
+    ) {
         tracing::info!(slot = begin.name, flow = ?begin.flow, "login flow begun");
         self.flows.flows.insert(
             flow_id,
             PendingFlow {
-                name: begin.name,
+                name: begin.name.clone(),
                 provider,
                 expires_at,
                 kind,
@@ -332,94 +343,37 @@ impl Manager {
     }
 }
 
+/// A browser or pasted-code login's URL (fresh PKCE pair and state) and what it keeps.
+fn begin_code_flow(
+    provider: &Provider,
+    redirect_uri: Url,
+    flow_id: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<(LoginBegun, PendingKind), ErrorReply> {
+    let Some(authorize_url) = &provider.authorize_url else {
+        return Err(ErrorReply::new(
+            ErrorCode::FlowUnsupported,
+            format!("provider {} has no authorize_url", provider.name),
+        ));
+    };
+    let start = oauth::authorization_url(provider, authorize_url, &redirect_uri);
+    let begun = LoginBegun {
+        flow_id: flow_id.to_owned(),
+        expires_at,
+        authorize_url: Some(start.url.to_string()),
+        device: None,
+    };
+    let kind = PendingKind::Code {
+        redirect_uri,
+        state: start.state,
+        verifier: start.verifier,
+    };
+    Ok((begun, kind))
+}
+
 fn unknown_flow() -> ErrorReply {
     ErrorReply::new(
         ErrorCode::UnknownFlow,
         "no such login in progress (it finished, was cancelled or timed out): run the login again",
     )
-}
-
-/// A fresh login id: 128 random bits in hex. Only the socket's own user can use it.
-fn new_flow_id() -> String {
-    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
-}
-
-/// The CLI's loopback redirect: `http://127.0.0.1:PORT/...` or `http://[::1]:PORT/...`
-/// with an explicit port (RFC 8252 §7.3). Anything else could send the code elsewhere.
-fn loopback_redirect(text: &str) -> Result<Url, ErrorReply> {
-    let bad = |why: &str| {
-        ErrorReply::new(
-            ErrorCode::BadRequest,
-            format!(
-                "redirect_uri {text:?} {why}; the browser flow redirects to http://127.0.0.1:PORT/callback"
-            ),
-        )
-    };
-    let url = Url::parse(text).map_err(|_| bad("is not a URL"))?;
-    if url.scheme() != "http" {
-        return Err(bad("is not http"));
-    }
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        _ => false,
-    };
-    if !loopback || url.port().is_none() {
-        return Err(bad("is not a loopback address with a port"));
-    }
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(bad("has a query, fragment or user"));
-    }
-    Ok(url)
-}
-
-/// Compares two byte strings in time that depends only on their lengths.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_loopback_http_redirects_with_a_port_are_taken() {
-        for good in [
-            "http://127.0.0.1:4242/callback",
-            "http://[::1]:8080/callback",
-            "http://127.0.0.9:1/",
-        ] {
-            assert!(loopback_redirect(good).is_ok(), "{good}");
-        }
-        for bad in [
-            "https://127.0.0.1:4242/callback",
-            "http://127.0.0.1/callback",
-            "http://localhost:4242/callback",
-            "http://evil.example:4242/callback",
-            "http://10.0.0.1:4242/callback",
-            "http://127.0.0.1:4242/callback?x=1",
-            "http://u@127.0.0.1:4242/callback",
-            "not a url",
-            "",
-        ] {
-            let err = loopback_redirect(bad).unwrap_err();
-            assert_eq!(err.code, ErrorCode::BadRequest, "{bad}");
-        }
-    }
-
-    #[test]
-    fn states_compare_by_content() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
-        assert!(constant_time_eq(b"", b""));
-    }
-
-    #[test]
-    fn flow_ids_are_unique_hex() {
-        let a = new_flow_id();
-        assert_eq!(a.len(), 32);
-        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
-        assert_ne!(a, new_flow_id());
-    }
 }
