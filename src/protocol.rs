@@ -88,7 +88,8 @@ pub struct LoginBegin {
     pub timeout_secs: u64,
 }
 
-/// Which interactive flow.
+/// Which interactive flow. (Extra fields beside `kind` in the unit variants are ignored:
+/// serde applies `deny_unknown_fields` to the struct variant only.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum LoginFlow {
@@ -449,6 +450,40 @@ mod tests {
         let err = ReplyFrame::new(Err(ErrorReply::new(ErrorCode::UnknownSlot, "no slot x")));
         let text = String::from_utf8(to_line(&err)).unwrap();
         assert!(text.contains("\"code\":\"unknown_slot\""), "{text}");
+    }
+
+    #[test]
+    fn login_flow_requests_parse_and_bad_ones_are_bad_requests() {
+        let begin = parse_request(
+            br#"{"v":1,"type":"login_begin","name":"w","provider":"p","flow":{"kind":"browser","redirect_uri":"http://127.0.0.1:1/callback"},"timeout_secs":300}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            begin,
+            Request::LoginBegin(LoginBegin {
+                flow: LoginFlow::Browser { .. },
+                ..
+            })
+        ));
+        for line in [
+            &br#"{"v":1,"type":"login_begin","name":"w","provider":"p","flow":"device","timeout_secs":1}"#[..],
+            br#"{"v":1,"type":"login_begin","name":"w","provider":"p","flow":{"kind":"fax"},"timeout_secs":1}"#,
+            br#"{"v":1,"type":"login_begin","name":"w","provider":"p","flow":{"kind":"manual"},"timeout_secs":-1}"#,
+            br#"{"v":1,"type":"login_complete","flow_id":"f","code":"c"}"#,
+            br#"{"v":1,"type":"login_wait","flow_id":7}"#,
+        ] {
+            let err = parse_request(line).unwrap_err();
+            assert_eq!(err.code, ErrorCode::BadRequest, "{}", String::from_utf8_lossy(line));
+        }
+    }
+
+    #[test]
+    fn a_login_complete_never_shows_its_code_in_debug_output() {
+        let request = parse_request(
+            br#"{"v":1,"type":"login_complete","flow_id":"f","code":"SECRET-CODE","state":"s"}"#,
+        )
+        .unwrap();
+        assert!(!format!("{request:?}").contains("SECRET-CODE"));
     }
 
     #[test]
