@@ -90,6 +90,12 @@ run_cargo_tests() {
   phase "cargo test --all-targets --locked $*"
   command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (https://rustup.rs)"
   cargo test --all-targets --locked "$@"
+  # Tests that need root (connecting to the daemon as another user) are ignored by default,
+  # so a non-root run lists them as ignored instead of passing them; run them here when root.
+  if [ "$(id -u)" -eq 0 ]; then
+    phase "tests that need root"
+    cargo test --locked --test integration -- --ignored a_connection_from_another_user_is_refused
+  fi
 }
 
 install_debian_packages

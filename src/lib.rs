@@ -2,11 +2,13 @@
 //! tokens before they expire and keeps them in the OS keychain; a CLI talks to it over a
 //! local socket. This crate is the library behind the one `sessctl` binary.
 
+pub mod account;
 pub mod cache;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod doctor;
 pub mod error;
 pub mod fsutil;
 pub mod logging;

@@ -214,6 +214,8 @@ pub enum ErrorCode {
     StoreUnavailable,
     /// A newer login or write overtook this one.
     Conflict,
+    /// The typed slot holds another account than the one this login is for.
+    AccountMismatch,
     ShuttingDown,
     Internal,
     /// A code this client does not know (from a newer daemon).
@@ -315,11 +317,37 @@ pub struct SlotRefreshResult {
 /// Reply to `login`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoginReply {
+    /// The slot the login went to (the account's own slot, which may not be the typed name).
     pub name: String,
     pub account: Option<String>,
-    /// False when an existing slot was replaced.
+    /// False when an existing slot was updated.
     pub created: bool,
     pub warning: Option<String>,
+    /// What the login did; absent from daemons before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<LoginAction>,
+    /// The name that was typed, when the login went to another slot holding the account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_name: Option<String>,
+    /// True when the slot was inactive and this login made it active again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reactivated: bool,
+}
+
+/// What a login did to the slot it went to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginAction {
+    /// No slot held the account: a slot of the typed name was created.
+    Created,
+    /// The typed slot, which holds this account, was updated in place.
+    Updated,
+    /// Another slot already held this account: it was updated, and no slot of the typed
+    /// name was created.
+    UpdatedAccountSlot,
+    /// An action this client does not know (from a newer daemon).
+    #[serde(other)]
+    Unknown,
 }
 
 /// Reply to `login_begin`: what to show the user.

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::account::AccountKey;
 use crate::fsutil;
 
 /// Health of a slot.
@@ -23,7 +24,12 @@ pub enum SlotState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SlotRecord {
     pub provider: String,
+    /// The account as shown in `status` (the e-mail, else the subject).
     pub account: Option<String>,
+    /// The account's stable key: a login of the same account finds this slot by it.
+    /// Missing in state files written before keys existed; derived from `account` on load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_key: Option<AccountKey>,
     pub state: SlotState,
     /// Why the slot is not active (`session_expired`, `client_rejected`, ...).
     pub reason: Option<String>,
@@ -83,9 +89,24 @@ impl Default for StateFile {
 impl StateFile {
     /// Reads the state file; a missing file is an empty registry.
     pub fn load(path: &Path) -> Result<StateFile, StateError> {
-        match read_if_exists(path)? {
-            None => Ok(StateFile::default()),
-            Some(text) => parse(path, &text),
+        let mut state: StateFile = match read_if_exists(path)? {
+            None => return Ok(StateFile::default()),
+            Some(text) => parse(path, &text)?,
+        };
+        state.derive_missing_account_keys();
+        Ok(state)
+    }
+
+    /// Gives each slot recorded before account keys existed the key of its recorded
+    /// account, so a new login of that account finds the slot.
+    fn derive_missing_account_keys(&mut self) {
+        for record in self.slots.values_mut() {
+            if record.account_key.is_none() {
+                record.account_key = record
+                    .account
+                    .as_deref()
+                    .and_then(|label| AccountKey::from_label(&record.provider, label));
+            }
         }
     }
 
@@ -202,6 +223,7 @@ mod tests {
             SlotRecord {
                 provider: "claude".to_owned(),
                 account: Some("me@example.com".to_owned()),
+                account_key: AccountKey::from_label("claude", "me@example.com"),
                 state: SlotState::Degraded,
                 reason: Some("store_unavailable".to_owned()),
                 generation: 3,
@@ -232,6 +254,31 @@ mod tests {
 
         assert_eq!(loaded.save(&dir.file()).unwrap(), 2);
         assert_eq!(StateFile::load(&dir.file()).unwrap().revision, 2);
+    }
+
+    #[test]
+    fn a_state_file_from_before_account_keys_gets_them_from_the_account() {
+        let dir = TempDir::new("oldkeys");
+        crate::fsutil::create_private_dir(dir.file().parent().unwrap()).unwrap();
+        let slot = |account: &str| {
+            format!(
+                r#"{{"provider":"claude","account":{account},"state":"active","reason":null,
+                "generation":1,"created_at":"2025-01-02T03:04:05Z","last_refresh_at":null,
+                "last_refresh_error":null,"refreshes":0}}"#
+            )
+        };
+        let text = format!(
+            r#"{{"format":1,"revision":3,"next_generation":2,"slots":{{"a":{},"b":{},"c":{}}}}}"#,
+            slot(r#""Me@Example.com""#),
+            slot(r#""user-7""#),
+            slot("null")
+        );
+        std::fs::write(dir.file(), text).unwrap();
+        let state = StateFile::load(&dir.file()).unwrap();
+        let key = |name: &str| state.slots[name].account_key.clone();
+        assert_eq!(key("a").unwrap().email.as_deref(), Some("me@example.com"));
+        assert_eq!(key("b").unwrap().subject.as_deref(), Some("user-7"));
+        assert_eq!(key("c"), None);
     }
 
     #[test]

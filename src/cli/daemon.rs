@@ -23,6 +23,12 @@ pub const DAEMON_BINARY: &str = "sessctl-daemon";
 /// `sessctl daemon`: execs `sessctl-daemon` with the same config override. Returns only on
 /// failure.
 pub fn exec(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    exec_daemon_binary(config, &[])
+}
+
+/// Replaces this process with `sessctl-daemon [--config PATH] ARGS...`. Returns only on
+/// failure.
+pub fn exec_daemon_binary(config: Option<PathBuf>, args: &[&str]) -> anyhow::Result<ExitCode> {
     use std::os::unix::process::CommandExt;
     let sibling = std::env::current_exe()
         .context("cannot find where sessctl is installed")?
@@ -31,7 +37,7 @@ pub fn exec(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     if let Some(config) = config {
         command.arg("--config").arg(config);
     }
-    let error = command.exec();
+    let error = command.args(args).exec();
     Err(error).with_context(|| {
         format!(
             "cannot start the daemon {} (it is installed beside sessctl: reinstall with `cargo install --path .`)",
@@ -49,8 +55,23 @@ pub fn exec(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
 )]
 struct DaemonArgs {
     /// Config file (default: $XDG_CONFIG_HOME/sessctl/config.yaml).
-    #[arg(long, env = "SESSCTL_CONFIG", value_name = "PATH")]
+    #[arg(long, global = true, env = "SESSCTL_CONFIG", value_name = "PATH")]
     config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Option<DaemonCommand>,
+}
+
+/// What `sessctl-daemon` does besides running the daemon (its default).
+#[derive(Debug, clap::Subcommand)]
+enum DaemonCommand {
+    /// Check the config, daemon, credential store, token endpoints, notifications, service
+    /// and clock (what `sessctl doctor` runs).
+    Doctor {
+        /// Print the checks as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `main` of `sessctl-daemon`: runs the daemon in the foreground, logging to stderr and to
@@ -67,10 +88,11 @@ pub fn main(argv: impl Iterator<Item = OsString>) -> ExitCode {
             };
         }
     };
-    match Paths::resolve(args.config)
-        .map_err(anyhow::Error::from)
-        .and_then(|paths| run(&paths))
-    {
+    let paths = Paths::resolve(args.config).map_err(anyhow::Error::from);
+    match paths.and_then(|paths| match args.command {
+        None => run(&paths),
+        Some(DaemonCommand::Doctor { json }) => Ok(crate::doctor::main(&paths, json)),
+    }) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("sessctl: {error:#}");

@@ -7,7 +7,8 @@ use crate::protocol::ErrorCode;
 
 /// Success.
 pub const OK: u8 = 0;
-/// The operation failed (or `status`: some slot is degraded or inactive).
+/// The operation failed (or `status`: some slot is degraded or inactive; `doctor`: some
+/// check failed — warnings alone exit 0).
 pub const FAILED: u8 = 1;
 /// `status`: no slot is active (none configured, or every one inactive).
 pub const NONE_ACTIVE: u8 = 2;

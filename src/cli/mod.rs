@@ -2,7 +2,9 @@
 //! context here (anyhow) and map to the distinct exit codes of [`exit`].
 
 pub mod daemon;
+mod doctor;
 pub mod exit;
+pub mod fixes;
 mod login;
 mod logout;
 mod ping;
@@ -11,6 +13,7 @@ mod shutdown;
 mod status;
 mod statusline;
 mod token;
+pub mod when;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,6 +71,13 @@ pub enum Command {
     },
     /// Check that the daemon answers.
     Ping,
+    /// Check everything sessctl depends on, one line each with the fix; exit 1 when a
+    /// check fails.
+    Doctor {
+        /// Print the checks as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop the daemon.
     Shutdown,
     /// Print every slot's quota as one short line for a prompt, tmux or Claude Code, from
@@ -122,6 +132,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Login(args) => login::run(&paths, args),
         Command::Logout { name } => logout::run(&paths, name),
         Command::Ping => ping::run(&paths),
+        Command::Doctor { json } => doctor::exec(config_override, json),
         Command::Shutdown => shutdown::run(&paths),
         Command::Statusline(args) => statusline::run(&paths, &args),
     }

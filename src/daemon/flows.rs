@@ -109,12 +109,10 @@ impl Manager {
             LoginFlow::Device => {
                 let (result_tx, result) = watch::channel(None);
                 let (cancel, cancelled) = oneshot::channel();
-                let generation = self.allocate_generation();
-                tracing::info!(slot = begin.name, generation, "device login started");
+                tracing::info!(slot = begin.name, "device login started");
                 let login = super::login_jobs::DeviceLogin {
                     name: begin.name.clone(),
                     provider: provider.clone(),
-                    generation,
                     flow_id: flow_id.clone(),
                     expires_at,
                 };
@@ -276,13 +274,11 @@ impl Manager {
             )));
             return;
         }
-        let generation = self.allocate_generation();
-        tracing::info!(slot = name, generation, "exchanging an authorization code");
+        tracing::info!(slot = name, "exchanging an authorization code");
         self.jobs.code_login(
             super::login_jobs::CodeLogin {
                 name,
                 provider,
-                generation,
                 redirect_uri,
                 code: complete.code,
                 verifier,

@@ -102,7 +102,8 @@ impl Manager {
         });
     }
 
-    /// `login`: checks the request, then redeems the refresh token in a job.
+    /// `login`: checks the request, then redeems the refresh token in a job; the result
+    /// comes back to `Manager::on_logged_in`, which picks the slot.
     pub(super) fn handle_login(&mut self, login: LoginRequest, reply: Reply) {
         if let Err(message) = slot_name::validate(&login.name) {
             let _ = reply.send(Err(ErrorReply::new(ErrorCode::InvalidName, message)));
@@ -127,16 +128,9 @@ impl Manager {
             )));
             return;
         }
-        let generation = self.allocate_generation();
         let token = crate::secret::Secret::new(login.refresh_token.expose().trim());
-        tracing::info!(
-            slot = login.name,
-            provider = provider.name,
-            generation,
-            "login started"
-        );
-        self.jobs
-            .login(login.name, provider, token, generation, reply);
+        tracing::info!(slot = login.name, provider = provider.name, "login started");
+        self.jobs.login(login.name, provider, token, reply);
     }
 
     /// `logout NAME`: waits for a running job (its outcome may rotate the refresh token

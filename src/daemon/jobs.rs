@@ -7,6 +7,7 @@
 use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::account::Identity;
 use crate::config::Provider;
 use crate::oauth::{self, OAuthClient, TokenGrant, TokenOutcome};
 use crate::protocol::{ErrorCode, ErrorReply, LogoutReply, Response};
@@ -51,8 +52,9 @@ pub enum RefreshOutcome {
     Stored(StoredCredentials),
     /// New tokens the store could not take: the only copy is in this value.
     Unsaved { tokens: Tokens, error: StoreError },
-    /// New tokens refused by the store's compare-and-set: something newer is stored.
-    Conflict(StoreError),
+    /// New tokens refused by the store's compare-and-set: something newer is stored. The
+    /// tokens are kept so that a refresh of a replaced login can still be revoked.
+    Conflict { error: StoreError, tokens: Tokens },
     Transient {
         error: String,
         retry_after: Option<std::time::Duration>,
@@ -63,20 +65,19 @@ pub enum RefreshOutcome {
     },
 }
 
-/// What a login job learned.
+/// What a login job learned. Every login flow ends here; the manager picks the slot.
 pub struct LoginResult {
+    /// The slot name the user typed.
     pub name: String,
     pub provider: String,
-    pub generation: u64,
     pub reply: oneshot::Sender<Result<Response, ErrorReply>>,
     pub result: Result<LoginSuccess, ErrorReply>,
 }
 
-/// A redeemed login: the tokens, who they belong to, and whether the store took them.
+/// A redeemed login, not stored yet: the tokens and who they belong to.
 pub struct LoginSuccess {
     pub tokens: Tokens,
-    pub account: Option<String>,
-    pub stored: Result<StoredCredentials, StoreError>,
+    pub identity: Identity,
 }
 
 /// Everything a job needs, cheap to clone.
@@ -126,7 +127,9 @@ impl JobContext {
                         .await
                     {
                         Ok(item) => RefreshOutcome::Stored(item),
-                        Err(e @ StoreError::Conflict { .. }) => RefreshOutcome::Conflict(e),
+                        Err(error @ StoreError::Conflict { .. }) => {
+                            RefreshOutcome::Conflict { error, tokens }
+                        }
                         Err(error) => RefreshOutcome::Unsaved { tokens, error },
                     }
                 }
@@ -183,25 +186,22 @@ impl JobContext {
         });
     }
 
-    /// Redeems a login's refresh token, learns the account, stores the tokens as a new
-    /// login of `generation`.
+    /// Redeems a login's refresh token and learns the account. The tokens are not stored
+    /// here: the manager decides which slot they go to (the account's own, whatever name
+    /// was typed) and stores them there.
     pub fn login(
         &self,
         name: String,
         provider: Provider,
         refresh_token: Secret,
-        generation: u64,
         reply: oneshot::Sender<Result<Response, ErrorReply>>,
     ) {
         let ctx = self.clone();
         tokio::spawn(async move {
-            let result = ctx
-                .redeem_login(&name, &provider, refresh_token, generation)
-                .await;
+            let result = ctx.redeem_login(&name, &provider, refresh_token).await;
             ctx.report(JobResult::LoggedIn(Box::new(LoginResult {
                 name,
                 provider: provider.name.clone(),
-                generation,
                 reply,
                 result,
             })));
@@ -213,7 +213,6 @@ impl JobContext {
         name: &str,
         provider: &Provider,
         refresh_token: Secret,
-        generation: u64,
     ) -> Result<LoginSuccess, ErrorReply> {
         let login_failed = |e: String| ErrorReply::new(ErrorCode::LoginFailed, e);
         let grant = match self.oauth.refresh(provider, &refresh_token).await {
@@ -229,52 +228,61 @@ impl JobContext {
                 )));
             }
         };
-        self.finish_login(name, provider, grant, &refresh_token, generation)
+        self.finish_login(name, provider, grant, &refresh_token)
             .await
     }
 
-    /// The end every login shares, whatever its flow: learns the account from the token
-    /// response, stores the tokens as a new login of `generation`. `refresh_token` stands in
-    /// when the grant rotated none.
+    /// The end every login shares, whatever its flow: learns who the account is. The
+    /// tokens are not stored here (the manager places them, `Manager::on_logged_in`).
+    /// `refresh_token` stands in when the grant rotated none.
     pub(super) async fn finish_login(
         &self,
         name: &str,
         provider: &Provider,
         grant: TokenGrant,
         refresh_token: &Secret,
-        generation: u64,
     ) -> Result<LoginSuccess, ErrorReply> {
-        // An e-mail names the account best: from the token response, the id_token, or the
-        // userinfo endpoint; only then the id_token's subject.
-        let mut account = grant
-            .account_email
-            .clone()
-            .or_else(|| grant.id_token.as_ref().and_then(oauth::email_from_id_token));
-        let subject = grant
-            .id_token
-            .as_ref()
-            .and_then(oauth::account_from_id_token);
+        // The token response names the account best, then the id_token; the userinfo
+        // endpoint fills in whatever is still missing (an e-mail, usually).
+        let mut identity = Identity {
+            email: grant.account_email.clone(),
+            subject: grant.account_subject.clone(),
+        };
+        if let Some(id_token) = &grant.id_token {
+            identity = identity.or(oauth::identity_from_id_token(id_token));
+        }
         let tokens = rotated_tokens(grant, refresh_token, &provider.scopes);
-        if account.is_none() {
+        if identity.email.is_none() {
             match self.oauth.userinfo(provider, &tokens.access_token).await {
-                Ok(found) => account = found,
+                Ok(Some(found)) => identity = identity.or(found),
+                Ok(None) => {}
                 Err(e) => tracing::warn!(slot = name, "could not learn the account: {e}"),
             }
         }
-        let account = account.or(subject);
-        let stored = self
-            .store
-            .compare_and_set(
-                name,
-                WriteCondition::NewLogin { generation },
-                tokens.clone(),
-            )
-            .await;
-        Ok(LoginSuccess {
-            tokens,
-            account,
-            stored,
-        })
+        Ok(LoginSuccess { tokens, identity })
+    }
+
+    /// Revokes a refresh token nobody holds any more (a login replaced it, or it was
+    /// refused), so no live grant is left behind. Best effort: the outcome is logged.
+    pub fn revoke(
+        &self,
+        slot: String,
+        provider: Provider,
+        refresh_token: Secret,
+        why: &'static str,
+    ) {
+        let ctx = self.clone();
+        tokio::spawn(async move {
+            match ctx.oauth.revoke(&provider, &refresh_token).await {
+                Ok(true) => tracing::info!(slot, "revoked the refresh token of {why}"),
+                Ok(false) => tracing::warn!(
+                    slot,
+                    "provider {} has no revoke_url; the refresh token of {why} stays valid at the provider",
+                    provider.name
+                ),
+                Err(e) => tracing::warn!(slot, "could not revoke the refresh token of {why}: {e}"),
+            }
+        });
     }
 
     /// Revokes the refresh token (when the provider can), deletes the item, replies.

@@ -1,7 +1,8 @@
 //! The jobs of the interactive logins: exchanging a browser or pasted code, and a device
 //! login from its authorization request to the end of its polling. Both end like a
-//! refresh-token login: [`JobContext::finish_login`] learns the account and stores the
-//! tokens, and the manager's one completion path gets a [`JobResult::LoggedIn`].
+//! refresh-token login: [`JobContext::finish_login`] learns the account, and the manager's
+//! one completion path (`Manager::on_logged_in`) gets a [`JobResult::LoggedIn`] and places
+//! and stores the tokens.
 
 use chrono::Utc;
 use reqwest::Url;
@@ -21,7 +22,6 @@ use super::schedule::delta;
 pub struct CodeLogin {
     pub name: String,
     pub provider: Provider,
-    pub generation: u64,
     pub redirect_uri: Url,
     pub code: Secret,
     pub verifier: Secret,
@@ -32,7 +32,6 @@ pub struct CodeLogin {
 pub struct DeviceLogin {
     pub name: String,
     pub provider: Provider,
-    pub generation: u64,
     pub flow_id: String,
     /// Polling stops here (the CLI's timeout), or at the device code's own expiry.
     pub expires_at: chrono::DateTime<Utc>,
@@ -53,13 +52,10 @@ impl JobContext {
                     &login.state,
                 )
                 .await;
-            let result = ctx
-                .finish_flow(&login.name, &login.provider, grant, login.generation)
-                .await;
+            let result = ctx.finish_flow(&login.name, &login.provider, grant).await;
             ctx.report(JobResult::LoggedIn(Box::new(LoginResult {
                 name: login.name,
                 provider: login.provider.name.clone(),
-                generation: login.generation,
                 reply,
                 result,
             })));
@@ -103,14 +99,11 @@ impl JobContext {
                     return;
                 }
             };
-            let result = ctx
-                .finish_flow(&login.name, &login.provider, polled, login.generation)
-                .await;
+            let result = ctx.finish_flow(&login.name, &login.provider, polled).await;
             let (reply, outcome) = oneshot::channel();
             ctx.report(JobResult::LoggedIn(Box::new(LoginResult {
                 name: login.name,
                 provider: login.provider.name.clone(),
-                generation: login.generation,
                 reply,
                 result,
             })));
@@ -130,7 +123,6 @@ impl JobContext {
         name: &str,
         provider: &Provider,
         grant: Result<TokenGrant, FlowFailure>,
-        generation: u64,
     ) -> Result<LoginSuccess, ErrorReply> {
         let grant = grant.map_err(|failure| flow_error(provider, name, failure))?;
         let Some(refresh_token) = grant.refresh_token.clone() else {
@@ -142,7 +134,7 @@ impl JobContext {
                 ),
             ));
         };
-        self.finish_login(name, provider, grant, &refresh_token, generation)
+        self.finish_login(name, provider, grant, &refresh_token)
             .await
     }
 }

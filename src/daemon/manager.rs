@@ -20,6 +20,7 @@ use crate::store::StoreKind;
 use super::alerts::Alerts;
 use super::flows::PendingFlows;
 use super::jobs::{JobContext, JobResult};
+use super::retire::ReplacedJob;
 use super::schedule;
 use super::slot::{Creds, Job, Slot, Stored};
 use super::writer::NumberedState;
@@ -59,6 +60,9 @@ pub struct Manager {
     pub(super) cache_error: Option<String>,
     /// Interactive logins waiting for their code or their device approval.
     pub(super) flows: PendingFlows,
+    /// Jobs still running for logins a newer login replaced, by slot and generation: their
+    /// results are dropped and the tokens they carry revoked (`super::retire`).
+    pub(super) replaced_jobs: BTreeMap<(String, u64), ReplacedJob>,
 }
 
 /// What the manager needs from its surroundings.
@@ -112,6 +116,7 @@ impl Manager {
             cache_written_at: None,
             cache_error: None,
             flows: PendingFlows::default(),
+            replaced_jobs: BTreeMap::new(),
         }
     }
 

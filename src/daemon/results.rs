@@ -1,21 +1,23 @@
 //! The manager's handling of job results. A result for a slot that is gone, or for an older
 //! generation of it (a re-login or logout happened meanwhile), is dropped: its tokens
-//! belong to a login that no longer exists, and the store's compare-and-set has already
-//! refused to write them.
+//! belong to a login that no longer exists, and the store's compare-and-set refuses to
+//! keep them; the refresh token it carries is revoked (`super::retire`). A login's results
+//! are applied in `super::login`.
 
 use chrono::{DateTime, Utc};
 
-use crate::protocol::{ErrorCode, ErrorReply, LoginReply, Response};
+use crate::protocol::{ErrorCode, ErrorReply};
 use crate::state::{SlotRecord, SlotState};
 use crate::store::{StoreError, StoredCredentials, WriteCondition};
 
-use super::jobs::{JobResult, LoginResult, RefreshOutcome};
+use super::jobs::{JobResult, RefreshOutcome};
+use super::login::LoginWrite;
 use super::manager::Manager;
 use super::schedule::{self, delta};
 use super::slot::{Creds, Slot, Stored};
 
 /// `reason` of a slot whose newest tokens are only in memory.
-const STORE_UNAVAILABLE: &str = "credential_store_unavailable";
+pub(super) const STORE_UNAVAILABLE: &str = "credential_store_unavailable";
 
 impl Manager {
     /// Applies one job result.
@@ -84,6 +86,7 @@ impl Manager {
     ) {
         let refresh_before_expiry = self.config.refresh_before_expiry;
         let Some(slot) = self.current(name, generation, "a credential load") else {
+            self.retire_dropped_load(name, generation, result);
             return;
         };
         let now = Utc::now();
@@ -149,6 +152,7 @@ impl Manager {
     fn on_refreshed(&mut self, name: &str, generation: u64, outcome: RefreshOutcome) {
         let refresh_before_expiry = self.config.refresh_before_expiry;
         let Some(slot) = self.current(name, generation, "a refresh result") else {
+            self.retire_dropped_refresh(name, generation, outcome);
             return;
         };
         let now = Utc::now();
@@ -190,7 +194,7 @@ impl Manager {
                 store_health = Some(Some(error.to_string()));
                 Ok(())
             }
-            RefreshOutcome::Conflict(error) => {
+            RefreshOutcome::Conflict { error, .. } => {
                 tracing::warn!(slot = name, "{error}; reloading the newer stored item");
                 slot.creds = Creds::NotLoaded {
                     attempt: 0,
@@ -226,6 +230,7 @@ impl Manager {
             }
         };
         let refreshed = result.is_ok();
+        let stored = store_health == Some(None);
         if refreshed {
             // The new token is what a usage 401 asked for.
             slot.refresh_wanted = false;
@@ -233,6 +238,9 @@ impl Manager {
         slot.resolve_waiters(result);
         if let Some(health) = store_health {
             self.store_error = health;
+        }
+        if stored {
+            self.revoke_superseded(name);
         }
         self.persist();
         self.usage_after_refresh(name, refreshed);
@@ -249,7 +257,7 @@ impl Manager {
             return;
         };
         let now = Utc::now();
-        match result {
+        let login_write = match result {
             Ok(item) => {
                 if let Creds::Present { stored, .. } = &mut slot.creds {
                     *stored = Stored::from_item(&item);
@@ -259,8 +267,9 @@ impl Manager {
                     slot.record.reason = None;
                     slot.record.last_refresh_error = None;
                 }
-                tracing::info!(slot = name, "held tokens are now stored");
+                tracing::info!(slot = name, "tokens stored");
                 self.store_error = None;
+                LoginWrite::Stored
             }
             Err(StoreError::Unavailable(e)) => {
                 if let Creds::Present {
@@ -274,8 +283,9 @@ impl Manager {
                     *attempt += 1;
                     *retry_at = retry_time(now, *attempt);
                 }
-                tracing::warn!(slot = name, "credential store still unavailable: {e}");
-                self.store_error = Some(e);
+                tracing::warn!(slot = name, "credential store unavailable: {e}");
+                self.store_error = Some(e.clone());
+                LoginWrite::Unavailable(e)
             }
             Err(e) => {
                 tracing::error!(slot = name, "{e}; reloading the stored item");
@@ -283,107 +293,15 @@ impl Manager {
                     attempt: 0,
                     retry_at: now,
                 };
+                LoginWrite::Refused(e.to_string())
             }
+        };
+        if matches!(login_write, LoginWrite::Stored) {
+            self.revoke_superseded(name);
         }
+        self.settle_pending_login(name, login_write);
         self.persist();
         self.start_next_job(name, false);
-    }
-
-    fn on_logged_in(&mut self, login: LoginResult) {
-        let LoginResult {
-            name,
-            provider,
-            generation,
-            reply,
-            result,
-        } = login;
-        let success = match result {
-            Ok(success) => success,
-            Err(error) => {
-                tracing::warn!(slot = name, "login failed: {}", error.message);
-                let _ = reply.send(Err(error));
-                return;
-            }
-        };
-        let newer = self
-            .slots
-            .get(&name)
-            .is_some_and(|slot| slot.record.generation > generation);
-        let now = Utc::now();
-        let (stored, warning) = match success.stored {
-            Ok(_) if newer => (Err(()), None),
-            Err(StoreError::Conflict { .. }) => (Err(()), None),
-            Ok(item) => (Ok(Stored::from_item(&item)), None),
-            Err(e) => {
-                self.store_error = Some(e.to_string());
-                (
-                    Ok(Stored::No {
-                        condition: WriteCondition::NewLogin { generation },
-                        attempt: 1,
-                        retry_at: retry_time(now, 1),
-                    }),
-                    Some(format!(
-                        "logged in, but the tokens could not be stored yet ({e}); the daemon holds them in memory and keeps retrying"
-                    )),
-                )
-            }
-        };
-        let Ok(stored) = stored else {
-            let _ = reply.send(Err(ErrorReply::new(
-                ErrorCode::Conflict,
-                format!("a newer login of slot {name} finished first; this one was discarded"),
-            )));
-            return;
-        };
-        let old = self.slots.remove(&name);
-        let mut record = SlotRecord {
-            provider,
-            account: success.account.clone(),
-            state: SlotState::Active,
-            reason: None,
-            generation,
-            created_at: old.as_ref().map_or(now, |o| o.record.created_at),
-            last_refresh_at: Some(now),
-            last_refresh_error: None,
-            refreshes: 0,
-        };
-        if warning.is_some() {
-            record.state = SlotState::Degraded;
-            record.reason = Some(STORE_UNAVAILABLE.into());
-        }
-        let mut slot = Slot::from_record(name.clone(), record, now);
-        slot.creds = Creds::Present {
-            tokens: success.tokens,
-            stored,
-        };
-        schedule_next(&mut slot, self.config.refresh_before_expiry);
-        let created = old.is_none();
-        if let Some(mut old) = old {
-            // Callers waiting on the old login get the new one's token; a logout queued
-            // against the old login is overtaken by this login.
-            slot.waiters.append(&mut old.waiters);
-            for logout in old.logouts.drain(..) {
-                let _ = logout.send(Err(ErrorReply::new(
-                    ErrorCode::Conflict,
-                    format!("slot {name} was logged in again before the logout ran"),
-                )));
-            }
-        }
-        tracing::info!(slot = name, generation, account = ?success.account, "logged in");
-        self.slots.insert(name.clone(), slot);
-        self.persist();
-        // The slot exists once the state file says so: a crash right after the reply must
-        // not forget it.
-        self.reply_when_durable(
-            reply,
-            Ok(Response::Login(LoginReply {
-                name: name.clone(),
-                account: success.account,
-                created,
-                warning,
-            })),
-        );
-        self.start_next_job(&name, false);
     }
 }
 
@@ -397,7 +315,7 @@ fn mark_refreshed(record: &mut SlotRecord, now: DateTime<Utc>) {
 }
 
 /// Sets the slot's next refresh from its tokens' expiry.
-fn schedule_next(slot: &mut Slot, refresh_before_expiry: std::time::Duration) {
+pub(super) fn schedule_next(slot: &mut Slot, refresh_before_expiry: std::time::Duration) {
     slot.next_refresh_at = slot
         .creds
         .tokens()

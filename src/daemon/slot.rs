@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
-use crate::protocol::{ErrorCode, ErrorReply, Response, SlotStatus};
+use crate::protocol::{ErrorCode, ErrorReply, LoginReply, Response, SlotStatus};
 use crate::secret::Secret;
 use crate::state::{SlotRecord, SlotState};
 use crate::store::{StoredCredentials, Tokens, WriteCondition};
@@ -125,6 +125,19 @@ pub struct Slot {
     pub refresh_wanted: bool,
     /// Quota data and fetch bookkeeping.
     pub quota: QuotaState,
+    /// The login that put the current tokens here, waiting for them to be stored before
+    /// it is answered.
+    pub pending_login: Option<PendingLogin>,
+    /// Refresh tokens of logins the current one replaced: revoked at the provider once the
+    /// current tokens are stored (not before: until then they are the fallback).
+    pub superseded: Vec<Secret>,
+}
+
+/// A login whose tokens are being stored; answered when the store has them.
+pub struct PendingLogin {
+    pub reply: oneshot::Sender<Result<Response, ErrorReply>>,
+    /// The reply to send once stored.
+    pub answer: LoginReply,
 }
 
 impl Slot {
@@ -144,6 +157,8 @@ impl Slot {
             failures: 0,
             refresh_wanted: false,
             quota: QuotaState::default(),
+            pending_login: None,
+            superseded: Vec::new(),
         }
     }
 

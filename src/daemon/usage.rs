@@ -63,10 +63,13 @@ impl Manager {
     /// credentials, a provider with a usage endpoint, no fetch running).
     pub(super) fn usage_deadline(&self, slot: &Slot) -> Option<DateTime<Utc>> {
         let provider = self.usage_provider(slot)?;
+        // A login still being stored is not answered yet: its quota waits for it, as the
+        // quota of a slot that does not exist yet would.
         if slot.quota.fetching
             || slot.quota.after_refresh
             || slot.record.state == SlotState::Inactive
             || !matches!(slot.creds, Creds::Present { .. })
+            || slot.pending_login.is_some()
         {
             return None;
         }

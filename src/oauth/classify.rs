@@ -76,6 +76,8 @@ pub struct TokenGrant {
     /// The account's e-mail when the token response itself names it (Claude does, under
     /// `account.email_address`).
     pub account_email: Option<String>,
+    /// The account's stable id when the token response names it (Claude's `account.uuid`).
+    pub account_subject: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -91,6 +93,8 @@ struct RawGrant {
 #[derive(Deserialize)]
 struct RawAccount {
     email_address: Option<String>,
+    /// Read loosely: an id of another type must not make the whole grant unreadable.
+    uuid: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -172,7 +176,11 @@ fn parse_grant(body: &[u8]) -> TokenOutcome {
             .scope
             .map(|s| s.split_whitespace().map(str::to_owned).collect()),
         id_token: raw.id_token.map(Secret::new),
-        account_email: raw.account.and_then(|a| a.email_address),
+        account_email: raw.account.as_ref().and_then(|a| a.email_address.clone()),
+        account_subject: raw
+            .account
+            .and_then(|a| a.uuid)
+            .and_then(|u| u.as_str().map(str::to_owned)),
     })
 }
 

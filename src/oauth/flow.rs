@@ -31,7 +31,7 @@ use super::http::{HttpError, OAuth2Http};
 use super::{OAuthClient, TokenGrant};
 
 /// The fields beyond RFC 6749 that name the account: the id_token (OpenID Connect) and
-/// Claude's `account.email_address`.
+/// Claude's `account.email_address` and `account.uuid` (read as a refresh's are, classify.rs).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct AccountFields {
     #[serde(default)]
@@ -44,6 +44,9 @@ pub struct AccountFields {
 struct AccountObject {
     #[serde(default)]
     email_address: Option<String>,
+    /// Claude's stable account id (kept as any JSON value: only a string is used).
+    #[serde(default)]
+    uuid: Option<serde_json::Value>,
 }
 
 impl oauth2::ExtraTokenFields for AccountFields {}
@@ -272,5 +275,10 @@ fn grant(tokens: FlowTokenResponse) -> TokenGrant {
             .map(|s| s.iter().map(|s| s.to_string()).collect()),
         id_token: extra.id_token.clone(),
         account_email: extra.account.as_ref().and_then(|a| a.email_address.clone()),
+        account_subject: extra
+            .account
+            .as_ref()
+            .and_then(|a| a.uuid.as_ref())
+            .and_then(|u| u.as_str().map(str::to_owned)),
     }
 }

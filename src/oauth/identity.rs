@@ -1,10 +1,38 @@
 //! Learning which account a slot belongs to, from an id_token's claims or a userinfo reply.
-//! The id_token is only decoded, not verified: the account name is a label shown in
-//! `status`, never used for an access decision.
+//! The id_token is only decoded, not verified: the account is a label shown in `status` and
+//! the key that finds an account's slot again at its next login, never an access decision
+//! (the tokens themselves are what the provider checks).
 
 use base64::Engine;
 
+use crate::account::Identity;
 use crate::secret::Secret;
+
+/// Both the `email` and the `sub` claim of an id_token, each if it can be read.
+pub fn identity_from_id_token(id_token: &Secret) -> Identity {
+    id_token_claims(id_token)
+        .map(|claims| identity_from_claims(&claims))
+        .unwrap_or_default()
+}
+
+/// Both the `email` and the `sub` of a claims object (an id_token's payload or a userinfo
+/// reply); only short printable strings are kept.
+pub fn identity_from_claims(claims: &serde_json::Value) -> Identity {
+    Identity {
+        email: claim(claims, "email"),
+        subject: claim(claims, "sub"),
+    }
+}
+
+/// One string claim, if it is a plausible identifier: non-empty, at most 320 bytes (the
+/// longest e-mail address), no control characters.
+fn claim(claims: &serde_json::Value, key: &str) -> Option<String> {
+    claims
+        .get(key)?
+        .as_str()
+        .filter(|v| !v.trim().is_empty() && v.len() <= 320 && !v.chars().any(char::is_control))
+        .map(str::to_owned)
+}
 
 /// The `email` (else `sub`) claim of an id_token, if it can be read.
 pub fn account_from_id_token(id_token: &Secret) -> Option<String> {
@@ -29,13 +57,7 @@ fn id_token_claims(id_token: &Secret) -> Option<serde_json::Value> {
 
 /// `email`, else `sub`, from a claims object; only short printable strings are kept.
 pub fn account_from_claims(claims: &serde_json::Value) -> Option<String> {
-    ["email", "sub"].iter().find_map(|key| {
-        claims
-            .get(key)?
-            .as_str()
-            .filter(|v| !v.is_empty() && v.len() <= 320 && !v.chars().any(char::is_control))
-            .map(str::to_owned)
-    })
+    identity_from_claims(claims).label()
 }
 
 #[cfg(test)]
@@ -70,6 +92,15 @@ mod tests {
             Some("a@b.c")
         );
         assert_eq!(email_from_id_token(&jwt(r#"{"sub":"u1"}"#)), None);
+    }
+
+    #[test]
+    fn an_identity_has_both_the_email_and_the_subject() {
+        let identity = identity_from_id_token(&jwt(r#"{"sub":"u1","email":"A@b.c"}"#));
+        assert_eq!(identity.email.as_deref(), Some("A@b.c"));
+        assert_eq!(identity.subject.as_deref(), Some("u1"));
+        let blank = identity_from_claims(&serde_json::json!({"sub": "  ", "email": 7}));
+        assert_eq!(blank, Identity::default());
     }
 
     #[test]

@@ -13,7 +13,9 @@ pub use classify::{
     MAX_RETRY_AFTER, PermanentReason, TokenGrant, TokenOutcome, classify_reply, parse_retry_after,
 };
 pub use flow::{AuthorizationStart, DeviceDetails, FlowFailure, authorization_url};
-pub use identity::{account_from_id_token, email_from_id_token};
+pub use identity::{
+    account_from_id_token, email_from_id_token, identity_from_claims, identity_from_id_token,
+};
 
 use std::time::Duration;
 
@@ -122,13 +124,13 @@ impl OAuthClient {
         }
     }
 
-    /// Asks the provider's userinfo endpoint who the access token belongs to: the e-mail,
-    /// else the subject. `Ok(None)` when no userinfo endpoint is configured.
+    /// Asks the provider's userinfo endpoint who the access token belongs to: the e-mail
+    /// and the subject. `Ok(None)` when no userinfo endpoint is configured.
     pub async fn userinfo(
         &self,
         provider: &Provider,
         access_token: &Secret,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<crate::account::Identity>, String> {
         let Some(url) = &provider.userinfo_url else {
             return Ok(None);
         };
@@ -143,7 +145,7 @@ impl OAuthClient {
         }
         let claims: serde_json::Value = serde_json::from_slice(&reply.body)
             .map_err(|_| "userinfo reply is not JSON".to_owned())?;
-        Ok(identity::account_from_claims(&claims))
+        Ok(Some(identity::identity_from_claims(&claims)))
     }
 
     /// GETs the provider's usage endpoint with `access_token`. The reply is returned raw;
@@ -208,7 +210,7 @@ async fn send(request: reqwest::RequestBuilder) -> Result<Reply, String> {
 }
 
 /// A request error as a short sentence (reqwest's text names the URL, never the body).
-fn describe(error: reqwest::Error) -> String {
+pub(crate) fn describe(error: reqwest::Error) -> String {
     let kind = if error.is_timeout() {
         "timed out"
     } else if error.is_connect() {

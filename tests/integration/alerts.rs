@@ -8,13 +8,13 @@ use crate::flows::{Running, config_yaml};
 use crate::support::{Daemon, OAuthServer, TestEnv, wait_for};
 
 /// dbusmock's notification daemon, logging every Notify call to a file.
-struct NotificationListener {
+pub struct NotificationListener {
     child: Child,
     log: std::path::PathBuf,
 }
 
 impl NotificationListener {
-    fn start(env: &TestEnv) -> NotificationListener {
+    pub fn start(env: &TestEnv) -> NotificationListener {
         let log = env.root().join("notifications.log");
         let child = Command::new("/usr/bin/python3")
             .args([

@@ -136,18 +136,25 @@ fn browser_relogin_of_an_existing_slot_gives_it_new_tokens() {
     let run = start();
     run.login("work", "alice");
     let old = run.token("work");
-    run.server.add_account("bob", "bob@example.com");
     let (login, url) = login_in_background(&run, &["login", "work", "--provider", "test"]);
-    let redirect = UserAgent::new(run.server.base_url()).authorize(&url, "bob");
+    let redirect = UserAgent::new(run.server.base_url()).authorize(&url, "alice");
     visit(&redirect);
     let out = login.wait(LOGIN_DEADLINE);
     assert_success(&out, "re-login");
+    assert_eq!(stdout(&out), "updated slot work (alice@example.com)\n");
     let slot = run.slot_status("work");
     assert_eq!(slot["state"], "active", "{slot}");
-    assert_eq!(slot["account"], "bob@example.com", "{slot}");
+    assert_eq!(slot["account"], "alice@example.com", "{slot}");
     let new = run.token("work");
     assert_ne!(old, new);
     assert!(token_works(&run.server, &new));
+    // The completion path decides what happens to the replaced login; whatever it does,
+    // the slot holds the browser login's tokens and they refresh.
+    assert_success(
+        &run.env.sessctl(&["refresh", "work"]),
+        "refresh after re-login",
+    );
+    let _ = first;
 }
 
 #[test]

@@ -26,27 +26,33 @@ fn logout_revokes_at_the_server_and_deletes_the_slot() {
 #[test]
 fn logging_in_again_replaces_the_slot_and_its_credentials() {
     let t = Running::start("");
-    t.login("work", "alice");
+    let first_grant = t.login("work", "alice");
     let first = t.token("work");
-    t.login("work", "bob");
+    let second_grant = t.login("work", "alice");
     let slot = t.slot_status("work");
-    assert_eq!(slot["account"], "bob@example.com");
+    assert_eq!(slot["account"], "alice@example.com");
     assert_eq!(slot["state"], "active");
     assert_ne!(t.token("work"), first);
     assert_eq!(
         t.env.status_json()["slots"].as_array().map(Vec::len),
         Some(1)
     );
+    crate::support::wait_for(
+        "the replaced grant to be revoked",
+        std::time::Duration::from_secs(20),
+        || !t.server.grant_exists(&first_grant.grant_id),
+    );
+    assert!(t.server.grant_exists(&second_grant.grant_id));
 }
 
 #[test]
 fn a_refresh_that_finishes_after_a_relogin_is_discarded_and_the_new_login_kept() {
     let t = Running::start("");
-    t.login("work", "alice");
+    let first = t.login("work", "alice");
     // The next token request (the refresh) is answered only after 3 s; the re-login's own
     // token request, which comes after it, is not delayed.
     let refresh = t.refresh_in_flight("work", 3000);
-    t.login("work", "bob");
+    let relogin = t.login("work", "alice");
     crate::support::wait_for(
         "the late refresh result to be dropped",
         std::time::Duration::from_secs(20),
@@ -57,12 +63,19 @@ fn a_refresh_that_finishes_after_a_relogin_is_discarded_and_the_new_login_kept()
         },
     );
     assert!(refresh.join().unwrap().status.success());
-    // The newer login won everywhere: status, the keychain, the token handed out.
+    // The newer login won everywhere: status, the keychain, the token handed out; the
+    // late refresh's rotated token (the old login's grant) is revoked, not orphaned.
     let slot = t.slot_status("work");
-    assert_eq!(slot["account"], "bob@example.com");
+    assert_eq!(slot["account"], "alice@example.com");
     let token = t.token("work");
     let me = t.server.get_with_bearer("/me", &token);
-    assert_eq!(me.field("email"), "bob@example.com");
+    assert_eq!(me.field("email"), "alice@example.com");
+    crate::support::wait_for(
+        "the old login's grant to be revoked",
+        std::time::Duration::from_secs(20),
+        || !t.server.grant_exists(&first.grant_id),
+    );
+    assert!(t.server.grant_exists(&relogin.grant_id));
     let stored: serde_json::Value =
         serde_json::from_str(&t.env.secret_lookup("sessctl", "work").unwrap()).unwrap();
     assert_eq!(stored["access_token"], token.as_str());

@@ -2,8 +2,10 @@
 //! Run them all with `scripts/test.sh`, which first installs what they need (a D-Bus bus,
 //! gnome-keyring, secret-tool, the test OAuth server's npm packages).
 
+mod accounts;
 mod alerts;
 mod cli_input;
+mod doctor;
 mod flows;
 mod harness_smoke;
 mod lifecycle;

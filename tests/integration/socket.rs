@@ -113,3 +113,49 @@ fn the_socket_is_private_to_its_user() {
     assert_eq!(mode(&socket), 0o600);
     assert_eq!(mode(socket.parent().unwrap()), 0o700);
 }
+
+/// Only root can connect as another user, so this test is ignored by default;
+/// `scripts/test.sh` runs it when it runs as root (CI does). A non-root run lists it as
+/// ignored rather than passing it.
+#[test]
+#[ignore = "needs root to connect as another user; scripts/test.sh runs it when root"]
+fn a_connection_from_another_user_is_refused() {
+    let t = Running::start("");
+    let socket = t.env.socket_path();
+    // The socket's directories are 0700: open them (and the socket) to everyone for this
+    // test only, so that the peer-uid check is the one thing refusing the stranger. The
+    // daemon refuses at once, before any request, so the stranger only reads.
+    for dir in socket.ancestors().skip(1) {
+        if !dir.starts_with(t.env.root()) {
+            break;
+        }
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).unwrap();
+    }
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let nobody = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(["/usr/bin/python3", "-c"])
+        .arg(
+            "import socket, sys\n\
+             s = socket.socket(socket.AF_UNIX)\n\
+             s.connect(sys.argv[1])\n\
+             print(s.makefile().readline(), end='')\n",
+        )
+        .arg(&socket)
+        .output()
+        .expect("setpriv (util-linux) runs python3 as uid 65534");
+    assert!(
+        nobody.status.success(),
+        "the stranger's client failed: {}",
+        String::from_utf8_lossy(&nobody.stderr)
+    );
+    let reply: Value = serde_json::from_slice(&nobody.stdout)
+        .unwrap_or_else(|e| panic!("reply {:?}: {e}", String::from_utf8_lossy(&nobody.stdout)));
+    assert_eq!(error_code(&reply), "permission_denied", "{reply}");
+    assert!(
+        t.daemon
+            .log()
+            .contains("refused a connection from another user")
+    );
+    assert!(t.env.sessctl(&["ping"]).status.success());
+}

@@ -70,6 +70,18 @@ export function setHold(target, on) {
   }
 }
 
+/**
+ * Lets one held request through while the hold stays on: the oldest, or with `newest` the
+ * most recent. Returns how many were released (0 when none was waiting). This is how a test
+ * makes two requests finish in an order other than the one they arrived in.
+ */
+export function releaseOne(target, newest) {
+  const { waiters } = holds[target];
+  const release = newest ? waiters.pop() : waiters.shift();
+  if (!release) return 0;
+  release();
+  return 1;
+}
 
 /** Counts a request to one of the four targets; token requests are counted by grant type too. */
 export function countRequest(target, form) {

@@ -28,12 +28,13 @@
 //   GET  /admin/stats                              -> counters; POST /admin/stats/reset zeroes them
 //   POST /admin/faults {"target","faults":[...]}   (appends; targets: token revocation usage userinfo)
 //   POST /admin/hold {"target","on":bool}
+//   POST /admin/release {"target","newest"?:bool}  -> {"released":0|1}  (one held request, hold stays on)
 //   POST /admin/access-token-ttl {"seconds":N}     (tokens minted from now on)
 //   POST /admin/usage {"account", "five_hour"?, "seven_day"?, ...}  (merged into that account's reply)
 import http from 'node:http';
 
 import {
-  TARGETS, applyFault, countRequest, prepareTokenBody, queueFaults, resetStats, setHold,
+  TARGETS, applyFault, countRequest, prepareTokenBody, queueFaults, releaseOne, resetStats, setHold,
   statsSnapshot, targetOf, waitWhileHeld,
 } from './fault_layer.mjs';
 import { HttpError, log, parseJsonBody, readBody, sendJson } from './http_util.mjs';
@@ -66,6 +67,7 @@ async function handleAdmin(provider, req, res, path) {
     setHold(targetOf(body), body.on);
     return sendJson(res, 200, {});
   }
+  if (route === 'POST /admin/release') return sendJson(res, 200, { released: releaseOne(targetOf(body), Boolean(body.newest)) });
   if (route === 'POST /admin/access-token-ttl') {
     setAccessTokenTtl(body.seconds);
     return sendJson(res, 200, {});

@@ -22,7 +22,8 @@ use crate::cli::exit::UsageError;
 use crate::client;
 use crate::paths::Paths;
 use crate::protocol::{
-    FlowRef, LoginBegin, LoginBegun, LoginComplete, LoginFlow, Request, Response,
+    FlowRef, LoginAction, LoginBegin, LoginBegun, LoginComplete, LoginFlow, LoginReply, Request,
+    Response,
 };
 use crate::secret::Secret;
 
@@ -142,11 +143,77 @@ fn report(reply: Response) -> anyhow::Result<ExitCode> {
     let Response::Login(login) = reply else {
         anyhow::bail!("unexpected reply to login: {reply:?}");
     };
-    let verb = if login.created { "created" } else { "updated" };
-    let account = login.account.as_deref().unwrap_or("account unknown");
-    println!("{verb} slot {} ({account})", login.name);
+    println!("{}", describe(&login));
     if let Some(warning) = login.warning {
         eprintln!("sessctl: warning: {warning}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The line that says what the login did: which slot, created or updated, which account.
+fn describe(login: &LoginReply) -> String {
+    let account = login.account.as_deref().unwrap_or("account unknown");
+    let name = &login.name;
+    let mut line = match (&login.action, &login.requested_name) {
+        (Some(LoginAction::UpdatedAccountSlot), Some(typed)) => {
+            format!(
+                "account {account} already has slot {name}; updated it (no slot {typed} created)"
+            )
+        }
+        _ if login.created => format!("created slot {name} ({account})"),
+        _ => format!("updated slot {name} ({account})"),
+    };
+    if login.reactivated {
+        line.push_str("; it was inactive and is active again");
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(created: bool, action: LoginAction, typed: Option<&str>) -> LoginReply {
+        LoginReply {
+            name: "work".into(),
+            account: Some("a@x".into()),
+            created,
+            warning: None,
+            action: Some(action),
+            requested_name: typed.map(str::to_owned),
+            reactivated: false,
+        }
+    }
+
+    #[test]
+    fn the_output_names_the_slot_actually_used_and_the_account() {
+        assert_eq!(
+            describe(&reply(true, LoginAction::Created, None)),
+            "created slot work (a@x)"
+        );
+        assert_eq!(
+            describe(&reply(false, LoginAction::Updated, None)),
+            "updated slot work (a@x)"
+        );
+        assert_eq!(
+            describe(&reply(
+                false,
+                LoginAction::UpdatedAccountSlot,
+                Some("personal")
+            )),
+            "account a@x already has slot work; updated it (no slot personal created)"
+        );
+        let mut reactivated = reply(false, LoginAction::Updated, None);
+        reactivated.reactivated = true;
+        assert!(describe(&reactivated).ends_with("it was inactive and is active again"));
+    }
+
+    #[test]
+    fn a_reply_from_an_older_daemon_still_reads() {
+        let old: LoginReply = serde_json::from_str(
+            r#"{"name":"work","account":null,"created":false,"warning":null}"#,
+        )
+        .unwrap();
+        assert_eq!(describe(&old), "updated slot work (account unknown)");
+    }
 }

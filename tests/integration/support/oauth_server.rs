@@ -210,6 +210,13 @@ impl OAuthServer {
         self.admin_post("hold", &json!({"target": target, "on": on}));
     }
 
+    /// Lets one request held on `target` through (the most recent with `newest`, else the
+    /// oldest) while the hold stays on; false when none was waiting.
+    pub fn release_one(&self, target: &str, newest: bool) -> bool {
+        let reply = self.admin_post("release", &json!({"target": target, "newest": newest}));
+        reply["released"] == json!(1)
+    }
+
     /// Lifetime of access tokens issued from now on.
     pub fn set_access_token_ttl(&self, seconds: u64) {
         self.admin_post("access-token-ttl", &json!({ "seconds": seconds }));

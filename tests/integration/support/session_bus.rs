@@ -88,6 +88,17 @@ impl SessionBus {
         }
     }
 
+    /// Freezes the keyring (SIGSTOP): Secret Service calls hang until [`Self::resume_keyring`],
+    /// as with a keychain that is slow to answer. A real fault of the real component.
+    pub fn pause_keyring(&self) {
+        self.keyring.signal(libc::SIGSTOP);
+    }
+
+    /// Lets a paused keyring go on (SIGCONT); the calls it held are answered.
+    pub fn resume_keyring(&self) {
+        self.keyring.signal(libc::SIGCONT);
+    }
+
     /// Starts the keyring again over the same files (same password: it unlocks).
     pub fn restart_keyring(&mut self) {
         self.keyring = start_keyring(&self.dir, &self.env, &self.address);

@@ -1,0 +1,38 @@
+//! The fixes sessctl tells people to apply, written once so `status` and `doctor` give the
+//! same advice for the same problem.
+
+use std::path::Path;
+
+/// How to start the daemon.
+pub const START_DAEMON: &str = "start it: `sessctl daemon &`, or `systemctl --user start sessctl` where it is installed as a service";
+
+/// How to restart a daemon of another version.
+pub const RESTART_DAEMON: &str = "restart the daemon: `sessctl shutdown`, then start it again";
+
+/// Where to read why something keeps failing.
+pub const SEE_LOGS: &str = "see why with `sessctl logs`";
+
+/// How to make an unreachable or locked keychain usable again.
+pub fn keychain_unreachable() -> &'static str {
+    if cfg!(target_os = "macos") {
+        "unlock the login keychain (Keychain Access, or `security unlock-keychain`); the daemon retries on its own"
+    } else {
+        "start or unlock a Secret Service on the session D-Bus: log in to the desktop session, or run `gnome-keyring-daemon --start --components=secrets` and unlock it; the daemon retries on its own"
+    }
+}
+
+/// How to make the credentials file usable again.
+pub fn credentials_file(path: &Path) -> String {
+    format!(
+        "make {} (and its directory) readable and writable by you only (0600, directory 0700), with free disk space; the daemon retries on its own",
+        path.display()
+    )
+}
+
+/// What to do when the daemon cannot save its state file.
+pub fn state_file(path: &Path) -> String {
+    format!(
+        "check that {} and its directory are writable and the disk has space; if the file was edited or restored by hand, restart the daemon so it loads it ({RESTART_DAEMON})",
+        path.display()
+    )
+}

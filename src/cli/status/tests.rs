@@ -1,0 +1,301 @@
+//! The status table and its advice, on hand-built replies at a fixed clock.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use super::advice::Advisor;
+use super::table::{self, shorten};
+use crate::cache::Window;
+use crate::config::CredentialStoreKind;
+use crate::protocol::{CacheStatus, QuotaStatus, SlotStatus, StatusReport};
+use crate::state::SlotState;
+
+fn at(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+const NOW: &str = "2026-11-23T21:00:00Z";
+
+fn login(name: &str, provider: &str) -> String {
+    format!("sessctl login {name} --provider {provider} --device")
+}
+
+fn advisor() -> Advisor<'static> {
+    Advisor {
+        now: at(NOW),
+        config_file: Path::new("/c/config.yaml"),
+        state_file: Path::new("/s/state.json"),
+        credentials_file: Path::new("/s/credentials.json"),
+        login_command: &login,
+    }
+}
+
+fn quota(five: f64, seven: f64, fetched: &str, stale: bool) -> QuotaStatus {
+    let window = |u| Window {
+        utilization: u,
+        resets_at: None,
+    };
+    QuotaStatus {
+        windows: BTreeMap::from([
+            ("five_hour".to_owned(), window(five)),
+            ("seven_day".to_owned(), window(seven)),
+        ]),
+        fetched_at: Some(at(fetched)),
+        stale,
+        error: None,
+    }
+}
+
+fn active(name: &str) -> SlotStatus {
+    SlotStatus {
+        name: name.to_owned(),
+        provider: "claude".to_owned(),
+        account: Some(format!("{name}@example.com")),
+        state: SlotState::Active,
+        reason: None,
+        access_token_expires_at: Some(at("2026-11-23T21:42:00Z")),
+        last_refresh_at: Some(at("2026-11-23T20:56:00Z")),
+        last_refresh_error: None,
+        next_refresh_at: Some(at("2026-11-23T21:37:00Z")),
+        refreshes: 3,
+        quota: Some(quota(42.0, 10.0, "2026-11-23T20:59:00Z", false)),
+    }
+}
+
+fn report(slots: Vec<SlotStatus>) -> StatusReport {
+    StatusReport {
+        version: "0.1.0".to_owned(),
+        pid: 42,
+        all_inactive: false,
+        credential_store: CredentialStoreKind::Keychain,
+        credential_store_error: None,
+        state_file_error: None,
+        cache: CacheStatus {
+            path: PathBuf::from("/k/quota.json"),
+            updated_at: Some(at("2026-11-23T20:59:30Z")),
+            stale: false,
+            error: None,
+        },
+        slots,
+    }
+}
+
+#[test]
+fn a_healthy_slot_is_one_row_with_relative_times_and_quota() {
+    let text = table::render(&report(vec![active("work")]), &advisor());
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "sessctl 0.1.0 (pid 42), credentials in the keychain"
+    );
+    assert_eq!(
+        lines[1],
+        "SLOT  STATE   ACCOUNT           EXPIRES  REFRESHED  QUOTA"
+    );
+    assert_eq!(
+        lines[2],
+        "work  active  work@example.com  in 42m   4m ago     5h 42% 7d 10%"
+    );
+    assert_eq!(lines.len(), 3, "{text}");
+}
+
+#[test]
+fn an_inactive_slot_shows_why_and_the_login_command() {
+    let mut slot = active("home");
+    slot.state = SlotState::Inactive;
+    slot.reason = Some("session_expired".to_owned());
+    slot.last_refresh_error = Some("invalid_grant: grant request is invalid".to_owned());
+    slot.access_token_expires_at = Some(at("2026-11-23T18:00:00Z"));
+    slot.next_refresh_at = None;
+    let text = table::render(&report(vec![active("work"), slot]), &advisor());
+    assert!(
+        text.contains("home  inactive  home@example.com  3h ago"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n  inactive: the provider ended this login"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n  error: invalid_grant: grant request is invalid\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n  next: log in again: sessctl login home --provider claude --device\n"),
+        "{text}"
+    );
+    // The healthy slot gets no advice.
+    assert_eq!(text.matches("next:").count(), 1, "{text}");
+}
+
+#[test]
+fn each_inactive_reason_gets_its_own_fix() {
+    let advisor = advisor();
+    let lines = |reason: &str| {
+        let mut slot = active("w");
+        slot.state = SlotState::Inactive;
+        slot.reason = Some(reason.to_owned());
+        advisor
+            .slot(&slot, CredentialStoreKind::Keychain)
+            .join("\n")
+    };
+    let unknown = lines("unknown_provider");
+    assert!(
+        unknown.contains("provider claude is not in the config"),
+        "{unknown}"
+    );
+    assert!(
+        unknown.contains("add providers.claude to /c/config.yaml"),
+        "{unknown}"
+    );
+    assert!(unknown.contains("sessctl logout w"), "{unknown}");
+    let client = lines("client_rejected");
+    assert!(client.contains("providers.claude.client_id"), "{client}");
+    assert!(
+        client.contains("sessctl login w --provider claude"),
+        "{client}"
+    );
+    for reason in [
+        "credentials_missing",
+        "credentials_unreadable",
+        "session_expired",
+    ] {
+        assert!(lines(reason).contains("next: log in again: sessctl login w"));
+    }
+}
+
+#[test]
+fn a_degraded_slot_says_when_it_retries_and_where_to_look() {
+    let mut slot = active("work");
+    slot.state = SlotState::Degraded;
+    slot.reason = Some("refresh_failed".to_owned());
+    slot.last_refresh_error = Some("token endpoint unreachable: connection refused".to_owned());
+    slot.next_refresh_at = Some(at("2026-11-23T21:00:42Z"));
+    let lines = advisor().slot(&slot, CredentialStoreKind::Keychain);
+    assert_eq!(
+        lines,
+        [
+            "error: token endpoint unreachable: connection refused",
+            "next: retrying in 42s; see why with `sessctl logs`"
+        ]
+    );
+    slot.next_refresh_at = Some(at("2026-11-23T20:59:00Z"));
+    assert!(
+        advisor().slot(&slot, CredentialStoreKind::Keychain)[1].starts_with("next: retrying now")
+    );
+}
+
+#[test]
+fn an_unreachable_store_names_the_fix_for_that_store() {
+    let mut slot = active("work");
+    slot.state = SlotState::Degraded;
+    slot.reason = Some("credential_store_unavailable".to_owned());
+    let keychain = advisor()
+        .slot(&slot, CredentialStoreKind::Keychain)
+        .join("\n");
+    assert!(keychain.contains("held in memory"), "{keychain}");
+    if cfg!(target_os = "linux") {
+        assert!(keychain.contains("gnome-keyring-daemon"), "{keychain}");
+    }
+    let file = advisor().slot(&slot, CredentialStoreKind::File).join("\n");
+    assert!(file.contains("/s/credentials.json"), "{file}");
+
+    let mut whole = report(vec![slot]);
+    whole.credential_store_error = Some("keychain is locked".to_owned());
+    whole.state_file_error = Some("state file changed behind the daemon".to_owned());
+    let header = advisor().report(&whole);
+    assert_eq!(header[0], "credential store problem: keychain is locked");
+    assert!(header[1].starts_with("  next: "), "{header:?}");
+    assert_eq!(
+        header[2],
+        "state file problem: state file changed behind the daemon"
+    );
+    assert!(header[3].contains("/s/state.json"), "{header:?}");
+}
+
+#[test]
+fn stale_quota_says_what_is_wrong_and_what_to_do() {
+    let advisor = advisor();
+    let mut slot = active("work");
+    slot.quota = Some(quota(42.0, 10.0, "2026-11-23T17:00:00Z", true));
+    assert_eq!(table::quota(&slot), "5h 42% 7d 10% STALE");
+    let silent = advisor.slot(&slot, CredentialStoreKind::Keychain);
+    assert_eq!(
+        silent[0],
+        "quota stale (last fetched 4h ago) and no fetch since"
+    );
+    assert!(silent[1].contains("sessctl logs"), "{silent:?}");
+
+    slot.quota.as_mut().unwrap().error = Some("usage endpoint answered HTTP 429".to_owned());
+    let failing = advisor.slot(&slot, CredentialStoreKind::Keychain);
+    assert_eq!(
+        failing[0],
+        "quota stale (last fetched 4h ago): usage endpoint answered HTTP 429"
+    );
+
+    slot.quota.as_mut().unwrap().error = None;
+    slot.quota.as_mut().unwrap().fetched_at = None;
+    assert_eq!(
+        advisor.slot(&slot, CredentialStoreKind::Keychain)[0],
+        "quota: no figures yet"
+    );
+
+    // An inactive slot's quota is stale by nature: its login advice is enough.
+    slot.state = SlotState::Inactive;
+    let inactive = advisor
+        .slot(&slot, CredentialStoreKind::Keychain)
+        .join("\n");
+    assert!(!inactive.contains("quota"), "{inactive}");
+}
+
+#[test]
+fn a_stale_cache_and_no_slots_are_said_plainly() {
+    let mut empty = report(Vec::new());
+    empty.cache.stale = true;
+    let text = table::render(&empty, &advisor());
+    assert!(text.ends_with("no slots; add one with: sessctl login NAME --provider PROVIDER\n"));
+    assert!(!text.contains("stale"), "{text}");
+
+    let mut stale = report(vec![active("work")]);
+    stale.cache.stale = true;
+    stale.cache.updated_at = Some(at("2026-11-23T20:00:00Z"));
+    let text = table::render(&stale, &advisor());
+    assert!(
+        text.contains("quota cache /k/quota.json is stale (written 1h ago)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn rows_stay_narrow() {
+    assert_eq!(shorten("short@example.com", 24), "short@example.com");
+    let long = shorten("a-very-long-account-name@some-company.example.com", 24);
+    assert_eq!(long.chars().count(), 24);
+    assert!(long.ends_with('…'));
+    let mut slot = active("personal");
+    slot.account = Some("a-very-long-account-name@some-company.example.com".to_owned());
+    let text = table::render(&report(vec![slot]), &advisor());
+    for line in text.lines() {
+        assert!(line.chars().count() <= 80, "{line}");
+    }
+}
+
+#[test]
+fn the_login_command_follows_the_configured_provider() {
+    let config = crate::config::Config::default();
+    let known = super::login_command(Some(&config), "work", "claude");
+    assert!(
+        known.starts_with("sessctl login work --provider claude"),
+        "{known}"
+    );
+    assert_eq!(
+        super::login_command(Some(&config), "work", "gone"),
+        "sessctl login work --provider gone"
+    );
+    assert_eq!(
+        super::login_command(None, "work", "claude"),
+        "sessctl login work --provider claude"
+    );
+}
