@@ -154,7 +154,6 @@ fn browser_relogin_of_an_existing_slot_gives_it_new_tokens() {
         &run.env.sessctl(&["refresh", "work"]),
         "refresh after re-login",
     );
-    let _ = first;
 }
 
 #[test]
