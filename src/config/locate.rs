@@ -71,6 +71,7 @@ impl Ctx<'_> {
             "struct RawConfig",
             "struct RawProvider",
             "struct RawStatusline",
+            "struct RawAlerts",
         ] {
             message = message.replace(internal, "a mapping of keys");
         }

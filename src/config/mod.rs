@@ -19,6 +19,7 @@ use serde::Deserialize;
 
 use crate::secret::Secret;
 
+mod alerting;
 mod locate;
 mod provider;
 mod statusline;
@@ -26,6 +27,11 @@ mod statusline;
 pub(crate) mod tests;
 mod values;
 
+pub use alerting::{
+    AlertCommand, AlertsConfig, DEFAULT_COMMAND_TIMEOUT, DEFAULT_REMIND_EVERY, MIN_REMIND_EVERY,
+    Notifications,
+};
+use alerting::{RawAlertCommand, RawAlerts};
 use locate::Ctx;
 use provider::{RawProvider, build_provider};
 pub use statusline::StatuslineConfig;
@@ -149,6 +155,12 @@ pub struct Config {
     pub providers: BTreeMap<String, Provider>,
     /// How `sessctl statusline` renders.
     pub statusline: StatuslineConfig,
+    /// Whether alerts also show as desktop notifications.
+    pub notifications: Notifications,
+    /// A program run with each alert event as JSON on stdin.
+    pub alert_command: Option<AlertCommand>,
+    /// The `alerts:` section (reminders).
+    pub alerts: AlertsConfig,
 }
 
 /// Why a config was refused.
@@ -180,6 +192,9 @@ impl Default for Config {
             credential_store: CredentialStoreKind::Keychain,
             providers: BTreeMap::from([(CLAUDE.to_owned(), builtin_claude())]),
             statusline: StatuslineConfig::default(),
+            notifications: Notifications::default(),
+            alert_command: None,
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -268,6 +283,9 @@ struct RawConfig {
     credential_store: Option<CredentialStoreKind>,
     providers: Option<BTreeMap<String, Option<RawProvider>>>,
     statusline: Option<statusline::RawStatusline>,
+    notifications: Option<Notifications>,
+    alert_command: Option<RawAlertCommand>,
+    alerts: Option<RawAlerts>,
 }
 
 impl RawConfig {
@@ -288,6 +306,11 @@ impl RawConfig {
         if let Some(raw) = self.statusline {
             config.statusline = raw.build(ctx)?;
         }
+        if let Some(notifications) = self.notifications {
+            config.notifications = notifications;
+        }
+        config.alert_command = self.alert_command.map(|c| c.0);
+        config.alerts = self.alerts.map(RawAlerts::build).unwrap_or_default();
         for (name, raw) in self.providers.unwrap_or_default() {
             let builtin = config.providers.remove(&name);
             let provider = build_provider(ctx, &name, builtin, raw.unwrap_or_default())?;

@@ -472,3 +472,15 @@ fn usage_windows_map_names_to_json_pointers() {
         .to_string();
     assert!(err.contains("window name"), "{err}");
 }
+
+#[test]
+fn the_example_alerting_keys_are_the_defaults_and_the_command_block_parses() {
+    let c = parse(EXAMPLE).unwrap();
+    assert_eq!(c.notifications, Notifications::default());
+    assert_eq!(c.alerts, AlertsConfig::default());
+    assert_eq!(c.alert_command, None);
+    let block = example_block("alert_command");
+    let command = parse(&block).unwrap().alert_command.unwrap();
+    assert_eq!(command.program, "/usr/local/bin/sessctl-alert");
+    assert_eq!(command.args, ["--to", "ops@example.com"]);
+}

@@ -25,7 +25,7 @@ impl Manager {
             let _ = reply.send(Err(unknown_slot(&name)));
             return;
         };
-        if let Some(refusal) = slot.refusal() {
+        if let Some(refusal) = slot.refusal(&self.config) {
             let _ = reply.send(Err(refusal));
             return;
         }
@@ -73,7 +73,7 @@ impl Manager {
                 continue;
             };
             let (tx, rx) = oneshot::channel();
-            if let Some(refusal) = slot.refusal() {
+            if let Some(refusal) = slot.refusal(&self.config) {
                 let _ = tx.send(slot.outcome(Err(refusal)));
             } else {
                 slot.waiters.push(Waiter {

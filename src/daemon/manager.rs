@@ -17,7 +17,7 @@ use crate::protocol::{ErrorCode, ErrorReply, PROTOCOL_VERSION, Pong, Request, Re
 use crate::state::{SlotState, StateFile};
 use crate::store::StoreKind;
 
-use super::alerts::Alerts;
+use super::alerts::{AlertQueue, Alerts};
 use super::flows::PendingFlows;
 use super::jobs::{JobContext, JobResult};
 use super::retire::ReplacedJob;
@@ -45,7 +45,10 @@ pub struct Manager {
     pub(super) store_error: Option<String>,
     /// Set while the state file cannot be saved.
     pub(super) state_error: Option<String>,
+    /// Transitions already announced (pure; see [`super::alerts`]).
     pub(super) alerts: Alerts,
+    /// Where alert events go to be delivered, without waiting.
+    alert_queue: AlertQueue,
     state_tx: watch::Sender<NumberedState>,
     /// The number of the last state snapshot published.
     pub(super) state_number: u64,
@@ -75,6 +78,7 @@ pub struct ManagerParts {
     pub cache_path: PathBuf,
     /// The cache a previous daemon left: seeds each slot's last known quota.
     pub previous_cache: Option<QuotaCache>,
+    pub alert_queue: AlertQueue,
 }
 
 impl Manager {
@@ -107,6 +111,7 @@ impl Manager {
             store_error: None,
             state_error: None,
             alerts: Alerts::default(),
+            alert_queue: parts.alert_queue,
             state_tx: parts.state_tx,
             state_number: 0,
             awaiting_durable: Vec::new(),
@@ -128,6 +133,8 @@ impl Manager {
         mut results: mpsc::UnboundedReceiver<JobResult>,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        // Slots already inactive at start are announced now: the user may not know.
+        self.observe_alerts();
         loop {
             let now = Utc::now();
             self.start_due_work(now);
@@ -205,6 +212,9 @@ impl Manager {
         if now >= self.cache_heartbeat_at() {
             self.publish_cache();
         }
+        if let Some(reminder) = self.alerts.due_reminder(&self.slots, &self.config, now) {
+            self.alert_queue.push(reminder);
+        }
     }
 
     /// The earliest moment some slot has work of its own to start.
@@ -221,6 +231,7 @@ impl Manager {
         refresh
             .chain(usage)
             .chain(std::iter::once(self.cache_heartbeat_at()))
+            .chain(self.alerts.reminder_at())
             .min()
     }
 
@@ -252,8 +263,15 @@ impl Manager {
         };
         self.state_number += 1;
         self.state_tx.send_replace((self.state_number, snapshot));
-        self.alerts.observe(&self.slots);
+        self.observe_alerts();
         self.publish_cache();
+    }
+
+    /// Turns slot state transitions into alert events and queues them for delivery.
+    fn observe_alerts(&mut self) {
+        for event in self.alerts.observe(&self.slots, &self.config, Utc::now()) {
+            self.alert_queue.push(event);
+        }
     }
 
     /// Starts the job a slot needs next, if it is idle: load, write, logout or refresh.
@@ -298,7 +316,7 @@ impl Manager {
                 }
             }
             Creds::Present { tokens, .. } => {
-                if let Some(refusal) = slot.refusal() {
+                if let Some(refusal) = slot.refusal(&self.config) {
                     slot.resolve_waiters(Err(refusal));
                     return;
                 }

@@ -42,6 +42,9 @@ use self::manager::{Manager, ManagerParts};
 
 /// Commands queued between the socket server and the manager before senders wait.
 const COMMAND_QUEUE: usize = 1024;
+/// At shutdown, alerts still queued get this long to be delivered; then a running
+/// `alert_command` is killed with the runtime (its process group with it).
+const ALERT_DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Runs the daemon in the foreground until it is told to stop.
 pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
@@ -88,6 +91,7 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
     ));
     let server = tokio::spawn(server::serve(listener, commands_tx, shutdown_rx.clone()));
     tokio::spawn(forward_signals(shutdown_tx.clone()));
+    let (alert_queue, alert_delivery) = alerts::spawn(&config);
 
     let manager = Manager::new(ManagerParts {
         config: Arc::new(config),
@@ -101,6 +105,7 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
         cache_tx,
         cache_path: paths.quota_cache.clone(),
         previous_cache,
+        alert_queue,
     });
     manager.run(commands_rx, results_rx, shutdown_rx).await;
 
@@ -110,6 +115,13 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
     // The manager dropped its snapshot sender: the writer saves the last state and ends.
     let _ = writer.await;
     let _ = cache_writer.await;
+    // The manager dropped the alert queue: delivery ends once the queue is drained.
+    if tokio::time::timeout(ALERT_DRAIN_GRACE, alert_delivery)
+        .await
+        .is_err()
+    {
+        tracing::warn!("alerts still being delivered at shutdown were abandoned");
+    }
     tracing::info!("sessctl daemon stopped");
     Ok(())
 }

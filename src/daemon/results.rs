@@ -151,6 +151,7 @@ impl Manager {
 
     fn on_refreshed(&mut self, name: &str, generation: u64, outcome: RefreshOutcome) {
         let refresh_before_expiry = self.config.refresh_before_expiry;
+        let config = std::sync::Arc::clone(&self.config);
         let Some(slot) = self.current(name, generation, "a refresh result") else {
             self.retire_dropped_refresh(name, generation, outcome);
             return;
@@ -222,10 +223,11 @@ impl Manager {
                 tracing::error!(
                     slot = name,
                     reason = reason.as_str(),
-                    "slot deactivated, log in again: {error}"
+                    "slot deactivated: {error}; log in again with: {}",
+                    slot.login_command(&config)
                 );
                 Err(slot
-                    .refusal()
+                    .refusal(&config)
                     .unwrap_or_else(|| ErrorReply::new(ErrorCode::SlotInactive, error)))
             }
         };

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
+use crate::config::Config;
 use crate::protocol::{ErrorCode, ErrorReply, LoginReply, Response, SlotStatus};
 use crate::secret::Secret;
 use crate::state::{SlotRecord, SlotState};
@@ -184,18 +185,32 @@ impl Slot {
     }
 
     /// The error a refresh of this slot meets before any request is made, if any.
-    pub fn refusal(&self) -> Option<ErrorReply> {
+    pub fn refusal(&self, config: &Config) -> Option<ErrorReply> {
         if self.record.state == SlotState::Inactive {
             let reason = self.record.reason.as_deref().unwrap_or("inactive");
             return Some(ErrorReply::new(
                 ErrorCode::SlotInactive,
                 format!(
-                    "slot {} needs a new login ({reason}); run: sessctl login {} --provider {} --refresh-token-stdin",
-                    self.name, self.name, self.record.provider
+                    "slot {} needs a new login ({reason}); run: {}",
+                    self.name,
+                    self.login_command(config)
                 ),
             ));
         }
         None
+    }
+
+    /// The command that logs this slot in again, with the flow that fits this machine
+    /// ([`crate::relogin::command_here`]). A provider gone from the config still gets a
+    /// command; `login` will then say what is wrong with it.
+    pub fn login_command(&self, config: &Config) -> String {
+        match config.providers.get(&self.record.provider) {
+            Some(provider) => crate::relogin::command_here(&self.name, provider),
+            None => format!(
+                "sessctl login {} --provider {}",
+                self.name, self.record.provider
+            ),
+        }
     }
 
     /// This slot as `status` shows it.

@@ -11,6 +11,7 @@
 //! Doctor never spends a refresh token and never touches a slot's credentials: its store
 //! probe uses an item name outside the slot-name alphabet (see `store_probe`).
 
+mod alert_command;
 mod clock;
 mod endpoints;
 mod local;
@@ -23,7 +24,6 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use crate::cli::exit;
-use crate::config::Config;
 use crate::paths::Paths;
 
 /// How one check came out.
@@ -121,15 +121,16 @@ pub fn run(paths: &Paths) -> Vec<Check> {
     let probes = endpoints::probe_all(&config, &providers);
     checks.extend(probes.checks);
     checks.push(clock::check(&probes.clocks));
-    checks.push(notifications::check(desktop_notifications(&config)));
+    checks.push(notifications::check(
+        config.notifications == crate::config::Notifications::Desktop,
+    ));
+    let path = std::env::var_os("PATH");
+    checks.push(alert_command::check(
+        config.alert_command.as_ref(),
+        path.as_deref(),
+    ));
     checks.push(service::check(daemon.pid));
     checks
-}
-
-/// Whether alerts go to the desktop. `notifications: none` turns them off; until that key
-/// exists in the config, desktop is the setting.
-fn desktop_notifications(_config: &Config) -> bool {
-    true
 }
 
 /// The text report: `outcome  check  detail; fix: ...`, one line per check.

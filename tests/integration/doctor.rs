@@ -58,6 +58,7 @@ fn a_healthy_setup_passes_every_check_without_spending_a_token() {
         "token endpoint",
         "clock",
         "notifications",
+        "alert command",
     ] {
         assert_eq!(outcome(&report, check), "pass", "{check}:\n{report}");
     }
@@ -72,7 +73,7 @@ fn a_healthy_setup_passes_every_check_without_spending_a_token() {
         "{report}"
     );
     assert!(line(&report, "daemon").contains(&format!("pid {}", t.daemon.pid())));
-    assert_eq!(report.lines().count(), 7, "{report}");
+    assert_eq!(report.lines().count(), 8, "{report}");
 
     // Nothing was spent or changed: no refresh-token grant (the endpoint probe is a plain
     // GET), the slot's item and tokens intact, and the probe item gone from the keyring.
@@ -108,6 +109,7 @@ fn the_json_report_lists_every_check() {
             "token endpoint",
             "clock",
             "notifications",
+            "alert command",
             "service"
         ]
     );

@@ -3,6 +3,7 @@
 //! gnome-keyring, secret-tool, the test OAuth server's npm packages).
 
 mod accounts;
+mod alert_command;
 mod alerts;
 mod cli_input;
 mod doctor;
