@@ -37,6 +37,14 @@ pub enum Request {
     Token(SlotRef),
     Refresh(RefreshRequest),
     Login(LoginRequest),
+    /// Starts an interactive login (browser, pasted code or device); see [`LoginBegin`].
+    LoginBegin(LoginBegin),
+    /// Finishes a browser or pasted-code login with the code the provider redirected with.
+    LoginComplete(LoginComplete),
+    /// Waits (at most [`LOGIN_WAIT_SLICE_SECS`]) for a device login to finish.
+    LoginWait(FlowRef),
+    /// Forgets a pending login (the CLI gave up); its device polling stops.
+    LoginCancel(FlowRef),
     Logout(SlotRef),
     Shutdown,
 }
@@ -62,6 +70,53 @@ pub struct LoginRequest {
     pub name: String,
     pub provider: String,
     pub refresh_token: Secret,
+}
+
+/// Longest a `login_wait` is held before the daemon answers `login_pending`: well inside the
+/// daemon's 120 s reply deadline, so a device login spans several calls.
+pub const LOGIN_WAIT_SLICE_SECS: u64 = 60;
+
+/// Start an interactive login of slot `name` with `provider`. The slot name is checked
+/// here, before the user is sent to a browser.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBegin {
+    pub name: String,
+    pub provider: String,
+    pub flow: LoginFlow,
+    /// The login is forgotten (and device polling stops) this long after it began.
+    pub timeout_secs: u64,
+}
+
+/// Which interactive flow. (Extra fields beside `kind` in the unit variants are ignored:
+/// serde applies `deny_unknown_fields` to the struct variant only.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LoginFlow {
+    /// Authorization code with PKCE, redirected to the CLI's loopback listener
+    /// (`http://127.0.0.1:PORT/callback`, RFC 8252).
+    Browser { redirect_uri: String },
+    /// Authorization code with PKCE, redirected to the provider's page that shows the code
+    /// to paste (`manual_redirect_uri`).
+    Manual,
+    /// The RFC 8628 device authorization grant.
+    Device,
+}
+
+/// The code (and state) a browser or pasted-code login came back with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginComplete {
+    pub flow_id: String,
+    pub code: Secret,
+    pub state: String,
+}
+
+/// A request about one pending login.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowRef {
+    pub flow_id: String,
 }
 
 /// A reply line: exactly one of `ok` and `error` is present.
@@ -101,6 +156,10 @@ pub enum Response {
     Token(TokenReply),
     Refresh(RefreshReport),
     Login(LoginReply),
+    LoginBegun(LoginBegun),
+    /// `login_wait`: not finished yet; ask again.
+    LoginPending,
+    LoginCancelled,
     Logout(LogoutReply),
     ShuttingDown,
 }
@@ -143,8 +202,14 @@ pub enum ErrorCode {
     SlotInactive,
     /// A token request failed for a reason that may pass (network, 5xx, 429).
     RefreshFailed,
-    /// The refresh token given to `login` was refused or could not be redeemed.
+    /// The refresh token given to `login` was refused or could not be redeemed, or an
+    /// interactive login failed (refused code, denied, expired, unreachable provider).
     LoginFailed,
+    /// The provider has no endpoint for the login flow asked for (the message names the
+    /// config key).
+    FlowUnsupported,
+    /// No pending login has this id (finished, cancelled or expired).
+    UnknownFlow,
     /// The credential store cannot be reached.
     StoreUnavailable,
     /// A newer login or write overtook this one.
@@ -285,6 +350,32 @@ pub enum LoginAction {
     Unknown,
 }
 
+/// Reply to `login_begin`: what to show the user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginBegun {
+    pub flow_id: String,
+    /// The login is forgotten after this.
+    pub expires_at: DateTime<Utc>,
+    /// Browser and pasted-code logins: the URL to open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorize_url: Option<String>,
+    /// Device logins: the code to enter and where.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceCode>,
+}
+
+/// What the user of a device login is shown (RFC 8628 §3.2; the device code stays in the
+/// daemon).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceCode {
+    pub user_code: String,
+    pub verification_uri: String,
+    pub verification_uri_complete: Option<String>,
+    pub expires_at: DateTime<Utc>,
+    /// Seconds between polls the provider asked for.
+    pub interval: u64,
+}
+
 /// Reply to `logout`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogoutReply {
@@ -387,6 +478,40 @@ mod tests {
         let err = ReplyFrame::new(Err(ErrorReply::new(ErrorCode::UnknownSlot, "no slot x")));
         let text = String::from_utf8(to_line(&err)).unwrap();
         assert!(text.contains("\"code\":\"unknown_slot\""), "{text}");
+    }
+
+    #[test]
+    fn login_flow_requests_parse_and_bad_ones_are_bad_requests() {
+        let begin = parse_request(
+            br#"{"v":1,"type":"login_begin","name":"w","provider":"p","flow":{"kind":"browser","redirect_uri":"http://127.0.0.1:1/callback"},"timeout_secs":300}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            begin,
+            Request::LoginBegin(LoginBegin {
+                flow: LoginFlow::Browser { .. },
+                ..
+            })
+        ));
+        for line in [
+            &br#"{"v":1,"type":"login_begin","name":"w","provider":"p","flow":"device","timeout_secs":1}"#[..],
+            br#"{"v":1,"type":"login_begin","name":"w","provider":"p","flow":{"kind":"fax"},"timeout_secs":1}"#,
+            br#"{"v":1,"type":"login_begin","name":"w","provider":"p","flow":{"kind":"manual"},"timeout_secs":-1}"#,
+            br#"{"v":1,"type":"login_complete","flow_id":"f","code":"c"}"#,
+            br#"{"v":1,"type":"login_wait","flow_id":7}"#,
+        ] {
+            let err = parse_request(line).unwrap_err();
+            assert_eq!(err.code, ErrorCode::BadRequest, "{}", String::from_utf8_lossy(line));
+        }
+    }
+
+    #[test]
+    fn a_login_complete_never_shows_its_code_in_debug_output() {
+        let request = parse_request(
+            br#"{"v":1,"type":"login_complete","flow_id":"f","code":"SECRET-CODE","state":"s"}"#,
+        )
+        .unwrap();
+        assert!(!format!("{request:?}").contains("SECRET-CODE"));
     }
 
     #[test]

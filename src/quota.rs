@@ -138,6 +138,7 @@ mod tests {
         Reply {
             status,
             retry_after: None,
+            content_type: None,
             body: body.as_bytes().to_vec(),
         }
     }

@@ -65,7 +65,7 @@ pub fn for_daemon_error(code: ErrorCode) -> u8 {
     match code {
         ErrorCode::SlotInactive => NEEDS_LOGIN,
         ErrorCode::VersionMismatch => VERSION_MISMATCH,
-        ErrorCode::InvalidName | ErrorCode::UnknownProvider => USAGE,
+        ErrorCode::InvalidName | ErrorCode::UnknownProvider | ErrorCode::FlowUnsupported => USAGE,
         _ => FAILED,
     }
 }

@@ -61,17 +61,10 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
-    /// Create or update slot NAME from a refresh token read on stdin.
-    Login {
-        /// The slot: 1-32 characters of a-z, 0-9, '_' and '-'.
-        name: String,
-        /// The provider (a name under `providers:` in the config, or the built-in `claude`).
-        #[arg(long)]
-        provider: String,
-        /// Read the refresh token from stdin.
-        #[arg(long)]
-        refresh_token_stdin: bool,
-    },
+    /// Log slot NAME in (creating or replacing it): in a browser by default, --manual to
+    /// paste the code the provider's page shows, --device to enter a code on another
+    /// device, or --refresh-token-stdin to redeem a refresh token.
+    Login(login::Args),
     /// Revoke slot NAME's refresh token at the provider and delete the slot.
     Logout {
         /// The slot.
@@ -140,11 +133,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status { json } => status::run(&paths, json),
         Command::Token { name } => token::run(&paths, name),
         Command::Refresh { name, .. } => refresh::run(&paths, name),
-        Command::Login {
-            name,
-            provider,
-            refresh_token_stdin,
-        } => login::run(&paths, name, provider, refresh_token_stdin),
+        Command::Login(args) => login::run(&paths, args),
         Command::Logout { name } => logout::run(&paths, name),
         Command::Ping => ping::run(&paths),
         Command::Doctor { json } => doctor::exec(config_override, json),

@@ -218,7 +218,9 @@ fn builtin_claude() -> Provider {
         revoke_url: None,
         usage_url: Some(url("https://api.anthropic.com/api/oauth/usage")),
         userinfo_url: None,
-        authorize_url: Some(url("https://claude.ai/oauth/authorize")),
+        // `code=true` asks Claude's authorize page to show `code#state` when the redirect
+        // is the pasted-code page, as Claude Code does; oauth2 keeps this query.
+        authorize_url: Some(url("https://claude.ai/oauth/authorize?code=true")),
         device_authorization_url: None,
         manual_redirect_uri: Some(url("https://platform.claude.com/oauth/code/callback")),
         token_request: TokenRequestFormat::Json,

@@ -93,7 +93,7 @@ pub struct JobContext {
 }
 
 impl JobContext {
-    fn report(&self, result: JobResult) {
+    pub(super) fn report(&self, result: JobResult) {
         // The manager is gone only during shutdown; nothing is left to tell then.
         let _ = self.results.send(result);
     }
@@ -256,6 +256,20 @@ impl JobContext {
                 )));
             }
         };
+        self.finish_login(name, provider, grant, &refresh_token)
+            .await
+    }
+
+    /// The end every login shares, whatever its flow: learns who the account is. The
+    /// tokens are not stored here (the manager places them, `Manager::on_logged_in`).
+    /// `refresh_token` stands in when the grant rotated none.
+    pub(super) async fn finish_login(
+        &self,
+        name: &str,
+        provider: &Provider,
+        grant: TokenGrant,
+        refresh_token: &Secret,
+    ) -> Result<LoginSuccess, ErrorReply> {
         // The token response names the account best, then the id_token; the userinfo
         // endpoint fills in whatever is still missing (an e-mail, usually).
         let mut identity = Identity {
@@ -265,7 +279,7 @@ impl JobContext {
         if let Some(id_token) = &grant.id_token {
             identity = identity.or(oauth::identity_from_id_token(id_token));
         }
-        let tokens = rotated_tokens(grant, &refresh_token, &provider.scopes);
+        let tokens = rotated_tokens(grant, refresh_token, &provider.scopes);
         if identity.email.is_none() {
             match self.oauth.userinfo(provider, &tokens.access_token).await {
                 Ok(Some(found)) => identity = identity.or(found),

@@ -18,6 +18,7 @@ use crate::state::{SlotState, StateFile};
 use crate::store::StoreKind;
 
 use super::alerts::{AlertQueue, Alerts};
+use super::flows::PendingFlows;
 use super::jobs::{JobContext, JobResult};
 use super::retire::ReplacedJob;
 use super::schedule;
@@ -63,6 +64,8 @@ pub struct Manager {
     /// The `updated_at` of the last cache actually written, and the last write error.
     pub(super) cache_written_at: Option<DateTime<Utc>>,
     pub(super) cache_error: Option<String>,
+    /// Interactive logins waiting for their code or their device approval.
+    pub(super) flows: PendingFlows,
     /// Jobs still running for logins a newer login replaced, by slot and generation: their
     /// results are dropped and the tokens they carry revoked (`super::retire`).
     pub(super) replaced_jobs: BTreeMap<(String, u64), ReplacedJob>,
@@ -122,6 +125,7 @@ impl Manager {
             cache_published_at: DateTime::<Utc>::MIN_UTC,
             cache_written_at: None,
             cache_error: None,
+            flows: PendingFlows::default(),
             replaced_jobs: BTreeMap::new(),
         }
     }
@@ -174,6 +178,10 @@ impl Manager {
             Request::Token(slot) => self.handle_token(slot.name, reply),
             Request::Refresh(target) => self.handle_refresh(target.name, reply),
             Request::Login(login) => self.handle_login(login, reply),
+            Request::LoginBegin(begin) => self.handle_login_begin(begin, reply),
+            Request::LoginComplete(complete) => self.handle_login_complete(complete, reply),
+            Request::LoginWait(flow) => self.handle_login_wait(&flow.flow_id, reply),
+            Request::LoginCancel(flow) => self.handle_login_cancel(&flow.flow_id, reply),
             Request::Logout(slot) => self.handle_logout(slot.name, reply),
             Request::Shutdown => {
                 tracing::info!("shutdown requested");

@@ -4,11 +4,14 @@
 //! `shutdown` request or SIGTERM/SIGINT.
 
 mod alerts;
+mod flow_input;
+mod flows;
 mod handlers;
 mod joblog;
 mod jobs;
 mod lock;
 mod login;
+mod login_jobs;
 mod manager;
 mod placement;
 mod results;

@@ -55,6 +55,15 @@ impl PermanentReason {
     }
 }
 
+/// The permanent meaning of an OAuth `error` code from a token endpoint, if it has one.
+pub fn permanent_reason(code: &str) -> Option<PermanentReason> {
+    match code {
+        "invalid_grant" => Some(PermanentReason::SessionExpired),
+        "invalid_client" | "unauthorized_client" => Some(PermanentReason::ClientRejected),
+        _ => None,
+    }
+}
+
 /// A successful token response.
 #[derive(Debug, Clone)]
 pub struct TokenGrant {
@@ -107,22 +116,24 @@ pub fn classify_reply(
             let code = serde_json::from_slice::<RawError>(body)
                 .ok()
                 .and_then(|e| e.error);
-            match code.as_deref() {
-                Some("invalid_grant") => TokenOutcome::Permanent {
-                    reason: PermanentReason::SessionExpired,
+            match (code.as_deref(), code.as_deref().and_then(permanent_reason)) {
+                (_, Some(reason @ PermanentReason::SessionExpired)) => TokenOutcome::Permanent {
+                    reason,
                     error: format!(
                         "HTTP {status}: invalid_grant (the server-side session is gone)"
                     ),
                 },
-                Some(c @ ("invalid_client" | "unauthorized_client")) => TokenOutcome::Permanent {
-                    reason: PermanentReason::ClientRejected,
-                    error: format!("HTTP {status}: {c} (the provider refuses this client)"),
-                },
-                Some(other) => TokenOutcome::Transient {
+                (Some(c), Some(reason @ PermanentReason::ClientRejected)) => {
+                    TokenOutcome::Permanent {
+                        reason,
+                        error: format!("HTTP {status}: {c} (the provider refuses this client)"),
+                    }
+                }
+                (Some(other), _) => TokenOutcome::Transient {
                     error: format!("HTTP {status}: {}", printable(other)),
                     retry_after,
                 },
-                None => TokenOutcome::Transient {
+                (None, _) => TokenOutcome::Transient {
                     error: format!("HTTP {status} without an OAuth error code"),
                     retry_after,
                 },

@@ -1,14 +1,18 @@
 //! Talking to a provider: the refresh-token grant, revocation (RFC 7009), userinfo and the
-//! usage endpoint.
+//! usage endpoint; the interactive login flows (authorization code with PKCE, device grant)
+//! in [`flow`].
 //! Every call has a 30 s timeout. Nothing here touches slot state or the credential
 //! store; callers get typed outcomes ([`TokenOutcome`]) and decide.
 
 mod classify;
+mod flow;
+mod http;
 mod identity;
 
 pub use classify::{
     MAX_RETRY_AFTER, PermanentReason, TokenGrant, TokenOutcome, classify_reply, parse_retry_after,
 };
+pub use flow::{AuthorizationStart, DeviceDetails, FlowFailure, authorization_url};
 pub use identity::{
     account_from_id_token, email_from_id_token, identity_from_claims, identity_from_id_token,
 };
@@ -170,6 +174,8 @@ pub struct Reply {
     pub status: u16,
     /// The raw `Retry-After` header.
     pub retry_after: Option<String>,
+    /// The raw `Content-Type` header.
+    pub content_type: Option<String>,
     pub body: Vec<u8>,
 }
 
@@ -183,6 +189,11 @@ async fn send(request: reqwest::RequestBuilder) -> Result<Reply, String> {
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(describe)? {
         if body.len() + chunk.len() > MAX_BODY_BYTES {
@@ -193,6 +204,7 @@ async fn send(request: reqwest::RequestBuilder) -> Result<Reply, String> {
     Ok(Reply {
         status,
         retry_after,
+        content_type,
         body,
     })
 }

@@ -10,6 +10,7 @@ mod doctor;
 mod flows;
 mod harness_smoke;
 mod lifecycle;
+mod login_flows;
 mod logout;
 mod logs;
 mod quota;

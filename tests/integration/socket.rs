@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::flows::Running;
 
 /// Sends raw bytes and reads the one reply line.
-fn exchange(t: &Running, bytes: &[u8]) -> Value {
+pub fn exchange(t: &Running, bytes: &[u8]) -> Value {
     let mut stream = UnixStream::connect(t.env.socket_path()).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
@@ -28,7 +28,7 @@ fn read_reply(stream: UnixStream) -> Value {
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("reply {line:?}: {e}"))
 }
 
-fn error_code(reply: &Value) -> &str {
+pub fn error_code(reply: &Value) -> &str {
     reply["error"]["code"].as_str().unwrap_or("")
 }
 

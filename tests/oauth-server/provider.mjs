@@ -10,6 +10,10 @@ import { countError } from './fault_layer.mjs';
 import { HttpError, log, sendJson } from './http_util.mjs';
 
 export const CLIENT_ID = 'sessctl-test';
+/** The page a pasted-code login is redirected to; it shows `code#state`. */
+export const MANUAL_CODE_PATH = '/manual-code';
+/** Seconds between device-flow polls announced to clients. */
+const DEVICE_POLL_INTERVAL = 1;
 const DEFAULT_SCOPE = 'openid email offline_access';
 
 /** Access token lifetime for tokens minted from now on (POST /admin/access-token-ttl). */
@@ -52,11 +56,13 @@ export function makeProvider(issuer) {
     clients: [{
       client_id: CLIENT_ID,
       token_endpoint_auth_method: 'none',
-      grant_types: ['authorization_code', 'refresh_token'],
+      grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
       response_types: ['code'],
-      // Native: loopback http redirects are allowed on any port (RFC 8252).
+      // Native: loopback http redirects are allowed on any port (RFC 8252), which is what
+      // `sessctl login`'s listener uses. The second is the pasted-code page (server.mjs
+      // serves it, as Claude's platform shows `code#state`).
       application_type: 'native',
-      redirect_uris: ['http://127.0.0.1/callback'],
+      redirect_uris: ['http://127.0.0.1/callback', `${issuer}${MANUAL_CODE_PATH}`],
       id_token_signed_response_alg: 'ES256',
     }],
     async findAccount(_ctx, id) {
@@ -77,6 +83,7 @@ export function makeProvider(issuer) {
       revocation: { enabled: true },
       userinfo: { enabled: true },
       devInteractions: { enabled: true },
+      deviceFlow: { enabled: true },
     },
     ttl: {
       AccessToken: () => accessTokenTtl,
@@ -96,6 +103,11 @@ export function makeProvider(issuer) {
     countError('server_error');
   });
   provider.on('access_token.saved', (token) => issuedTokens.access_tokens.add(token.jti));
+  // RFC 8628 lets the server name the poll interval; oidc-provider sends none (clients then
+  // wait 5 s). A short one keeps the device-flow tests quick.
+  provider.on('device_authorization.success', (_ctx, body) => {
+    Object.assign(body, { interval: DEVICE_POLL_INTERVAL });
+  });
   provider.on('refresh_token.saved', (token) => {
     issuedTokens.refresh_tokens.add(token.jti);
     if (!token.grantId) return;
@@ -103,6 +115,24 @@ export function makeProvider(issuer) {
     refreshTokensByGrant.get(token.grantId).add(token.jti);
   });
   return provider;
+}
+
+/** Lets `account` log in interactively (the dev login page takes any name it knows). */
+export function addAccount({ account, email }) {
+  if (typeof account !== 'string' || !account) throw new HttpError(400, 'account is required');
+  accounts.set(account, typeof email === 'string' ? email : `${account}@example.com`);
+}
+
+/** The pasted-code page: shows `code#state` from the redirect, as Claude's platform does. */
+export function handleManualCode(req, res) {
+  const query = new URL(req.url, 'http://127.0.0.1').searchParams;
+  const shown = query.has('error')
+    ? `error: ${query.get('error')}`
+    : `${query.get('code') || ''}#${query.get('state') || ''}`;
+  const escaped = shown.replace(/[<>&"]/g, (c) => `&#${c.charCodeAt(0)};`);
+  const body = `<!doctype html><p>Paste this code into sessctl:</p><code id="code">${escaped}</code>\n`;
+  res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+  res.end(body);
 }
 
 /** Mints a grant and a refresh token for `account`, exactly as a finished login would. */

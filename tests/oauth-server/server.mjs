@@ -14,12 +14,15 @@
 //      dropped connections, slowness, requests stuck in flight). It also counts requests and
 //      converts JSON token request bodies to form encoding.
 //   3. provider.mjs: node-oidc-provider itself, unmodified: token rotation, reuse detection,
-//      revocation and userinfo are the real implementation's behaviour, not ours. Plus
+//      revocation, userinfo, the authorization-code flow with PKCE and the device flow (its dev
+//      login/consent and device pages) are the real implementation's behaviour, not ours. Plus
+//      GET /manual-code, the page a pasted-code login lands on (shows `code#state`). Plus
 //      GET /api/oauth/usage, a small endpoint in Claude's shape that checks bearer tokens
 //      against the provider.
 //
 // Admin API (JSON in and out):
 //   POST /admin/grant {"account","email","scope"?} -> {"refresh_token","grant_id"}  (as if logged in)
+//   POST /admin/account {"account","email"}       -> {}  (may log in on the dev login page)
 //   POST /admin/revoke-grant {"grant_id"}          -> {"revoked":bool}  (server-side session gone)
 //   GET  /admin/grant/<id>                         -> {"exists":bool}   (grant + a usable refresh token)
 //   GET  /admin/stats                              -> counters; POST /admin/stats/reset zeroes them
@@ -38,8 +41,8 @@ import {
 } from './fault_layer.mjs';
 import { HttpError, log, parseJsonBody, readBody, sendJson } from './http_util.mjs';
 import {
-  grantExists, handleUsage, issuedTokenValues, makeProvider, mintGrant, revokeGrant, setAccessTokenTtl,
-  setUsage,
+  MANUAL_CODE_PATH, addAccount, grantExists, handleManualCode, handleUsage, issuedTokenValues,
+  makeProvider, mintGrant, revokeGrant, setAccessTokenTtl, setUsage,
 } from './provider.mjs';
 
 /** The test's remote control: the admin API listed at the top of this file. */
@@ -47,6 +50,10 @@ async function handleAdmin(provider, req, res, path) {
   const body = req.method === 'POST' ? parseJsonBody(await readBody(req)) : {};
   const route = `${req.method} ${path}`;
   if (route === 'POST /admin/grant') return sendJson(res, 200, await mintGrant(provider, body));
+  if (route === 'POST /admin/account') {
+    addAccount(body);
+    return sendJson(res, 200, {});
+  }
   if (route === 'POST /admin/revoke-grant') return sendJson(res, 200, await revokeGrant(provider, String(body.grant_id)));
   if (req.method === 'GET' && path.startsWith('/admin/grant/')) {
     const id = decodeURIComponent(path.slice('/admin/grant/'.length));
@@ -80,6 +87,10 @@ async function handle(provider, providerCallback, req, res) {
   const path = new URL(req.url, 'http://127.0.0.1').pathname;
   if (path.startsWith('/admin/')) {
     await handleAdmin(provider, req, res, path);
+    return;
+  }
+  if (path === MANUAL_CODE_PATH) {
+    handleManualCode(req, res);
     return;
   }
   const target = TARGETS[path];

@@ -19,7 +19,16 @@ pub const KEEP_DIRS_VAR: &str = "SESSCTL_KEEP_TEST_DIRS";
 /// Inherited variables removed from children: anything that could point sessctl elsewhere
 /// (`SESSCTL_*`, e.g. `SESSCTL_CONFIG`) or make the keyring try a graphical prompt.
 const REMOVED_PREFIXES: &[&str] = &["SESSCTL_"];
-const REMOVED_VARS: &[&str] = &["DISPLAY", "WAYLAND_DISPLAY", "GNOME_KEYRING_CONTROL"];
+/// Never inherited: a display or `$BROWSER` would make `sessctl login` open a real browser,
+/// an SSH session would change which login command sessctl recommends.
+const REMOVED_VARS: &[&str] = &[
+    "DISPLAY",
+    "WAYLAND_DISPLAY",
+    "GNOME_KEYRING_CONTROL",
+    "BROWSER",
+    "SSH_CONNECTION",
+    "SSH_TTY",
+];
 
 /// How long a `secret-tool` call may take.
 const SECRET_TOOL_TIMEOUT: Duration = Duration::from_secs(15);

@@ -12,10 +12,12 @@ pub mod oauth_server;
 pub mod process;
 pub mod sessctl;
 pub mod session_bus;
+pub mod user_agent;
 
 pub use env::TestEnv;
 pub use oauth_server::{Grant, OAuthServer, Stats, TokenReply};
-pub use sessctl::Daemon;
+pub use sessctl::{Background, Daemon};
+pub use user_agent::UserAgent;
 
 use std::time::{Duration, Instant};
 

@@ -166,6 +166,11 @@ impl OAuthServer {
         serde_json::from_value(reply).expect("grant reply")
     }
 
+    /// Lets `account` (claims `sub=account`, `email`) log in on the server's login page.
+    pub fn add_account(&self, account: &str, email: &str) {
+        self.admin_post("account", &json!({"account": account, "email": email}));
+    }
+
     /// Kills the server-side session: the grant and all its tokens.
     pub fn revoke_grant(&self, grant_id: &str) {
         self.admin_post("revoke-grant", &json!({ "grant_id": grant_id }));

@@ -5,6 +5,7 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Output, Stdio};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -225,4 +226,92 @@ impl Drop for Daemon {
             );
         }
     }
+}
+
+/// A `sessctl` command left running while the test plays the user's part (a login waiting
+/// for a browser, a paste, a device approval). Its output is collected as it comes; it is
+/// killed in Drop if the test never waited for it.
+pub struct Background {
+    process: ChildGuard,
+    stdin: Option<std::process::ChildStdin>,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    readers: Vec<thread::JoinHandle<()>>,
+}
+
+impl TestEnv {
+    /// Starts `sessctl ARGS` with `envs` added, stdin piped.
+    pub fn sessctl_background(&self, args: &[&str], envs: &[(&str, &str)]) -> Background {
+        let mut cmd = self.sessctl_command(args);
+        cmd.envs(envs.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut process = ChildGuard::spawn(cmd, &format!("sessctl {}", args.join(" ")));
+        let child = process.child_mut();
+        let stdin = child.stdin.take();
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let readers = vec![
+            pump(child.stdout.take().expect("stdout piped"), stdout.clone()),
+            pump(child.stderr.take().expect("stderr piped"), stderr.clone()),
+        ];
+        Background {
+            process,
+            stdin,
+            stdout,
+            stderr,
+            readers,
+        }
+    }
+}
+
+impl Background {
+    /// What the command printed on stderr so far.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().expect("stderr buffer")).into_owned()
+    }
+
+    /// Types `text` on the command's stdin.
+    pub fn write_stdin(&mut self, text: &str) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        stdin.write_all(text.as_bytes()).expect("write to stdin");
+        stdin.flush().expect("flush stdin");
+    }
+
+    /// Waits (at most `timeout`) for the command to exit; returns everything it printed.
+    pub fn wait(mut self, timeout: Duration) -> Output {
+        self.stdin = None;
+        let status = self.process.wait_timeout(timeout);
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        let take =
+            |buffer: &Arc<Mutex<Vec<u8>>>| std::mem::take(&mut *buffer.lock().expect("buffer"));
+        Output {
+            status,
+            stdout: take(&self.stdout),
+            stderr: take(&self.stderr),
+        }
+    }
+}
+
+/// Copies a pipe into `buffer` until it closes.
+fn pump(
+    mut pipe: impl std::io::Read + Send + 'static,
+    buffer: Arc<Mutex<Vec<u8>>>,
+) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            buffer
+                .lock()
+                .expect("buffer")
+                .extend_from_slice(&chunk[..n]);
+        }
+    })
 }

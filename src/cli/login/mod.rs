@@ -1,0 +1,219 @@
+//! `sessctl login NAME --provider P`: the user-facing half of every login flow. The daemon
+//! does all OAuth traffic and keeps the tokens; the CLI opens the browser, listens for the
+//! loopback redirect, reads a pasted code or shows a device code, and never sees a token.
+//!
+//! - default: authorization code with PKCE, redirected to a loopback listener ([`loopback`])
+//! - `--manual`: the provider's page shows a code to paste ([`paste`])
+//! - `--device`: the RFC 8628 device grant ([`device`])
+//! - `--refresh-token-stdin`: redeem a refresh token ([`refresh_token`])
+
+mod browser;
+mod device;
+mod loopback;
+mod paste;
+mod refresh_token;
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::cli::exit::UsageError;
+use crate::client;
+use crate::paths::Paths;
+use crate::protocol::{
+    FlowRef, LoginAction, LoginBegin, LoginBegun, LoginComplete, LoginFlow, LoginReply, Request,
+    Response,
+};
+use crate::secret::Secret;
+
+/// `sessctl login` arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The slot: 1-32 characters of a-z, 0-9, '_' and '-'.
+    pub name: String,
+    /// The provider (a name under `providers:` in the config, or the built-in `claude`).
+    #[arg(long)]
+    pub provider: String,
+    /// Paste the code the provider's page shows after login (no local browser needed: open
+    /// the URL on any machine).
+    #[arg(long, conflicts_with_all = ["device", "refresh_token_stdin"])]
+    pub manual: bool,
+    /// Device login (RFC 8628): enter a short code on any device's browser.
+    #[arg(long, conflicts_with = "refresh_token_stdin")]
+    pub device: bool,
+    /// Read a refresh token from stdin instead of logging in interactively.
+    #[arg(long)]
+    pub refresh_token_stdin: bool,
+    /// Give up after this long (e.g. 90s, 5m, 1h).
+    #[arg(long, default_value = "5m", value_parser = parse_timeout, value_name = "DURATION")]
+    pub timeout: Duration,
+    /// Do not start a browser; only print the URL to open.
+    #[arg(long, conflicts_with_all = ["device", "refresh_token_stdin"])]
+    pub no_browser: bool,
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = crate::config::parse_duration(text)?;
+    if timeout < Duration::from_secs(1) {
+        return Err("the timeout must be at least 1s".into());
+    }
+    Ok(timeout)
+}
+
+/// The login did not finish within `--timeout`.
+#[derive(Debug, thiserror::Error)]
+#[error("the login did not finish within {}s and was cancelled; run the command again (a longer --timeout gives more time)", .0.as_secs())]
+pub struct TimedOut(pub Duration);
+
+pub fn run(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
+    if let Err(message) = crate::slot_name::validate(&args.name) {
+        return Err(UsageError(message).into());
+    }
+    if args.refresh_token_stdin {
+        return refresh_token::run(paths, args.name, args.provider);
+    }
+    let deadline = Instant::now() + args.timeout;
+    if args.device {
+        device::run(paths, &args, deadline)
+    } else if args.manual {
+        paste::run(paths, &args, deadline)
+    } else {
+        loopback::run(paths, &args, deadline)
+    }
+}
+
+/// Asks the daemon to begin a login of `flow`.
+fn begin(paths: &Paths, args: &Args, flow: LoginFlow) -> anyhow::Result<LoginBegun> {
+    let reply = client::call(
+        &paths.socket,
+        Request::LoginBegin(LoginBegin {
+            name: args.name.clone(),
+            provider: args.provider.clone(),
+            flow,
+            timeout_secs: args.timeout.as_secs().max(1),
+        }),
+    )
+    .with_context(|| format!("login of slot {} failed", args.name))?;
+    match reply {
+        Response::LoginBegun(begun) => Ok(begun),
+        other => anyhow::bail!("unexpected reply to login_begin: {other:?}"),
+    }
+}
+
+/// Hands the code and state to the daemon, which checks the state and exchanges the code.
+fn complete(
+    paths: &Paths,
+    name: &str,
+    flow_id: &str,
+    code: Secret,
+    state: String,
+) -> anyhow::Result<Response> {
+    client::call(
+        &paths.socket,
+        Request::LoginComplete(LoginComplete {
+            flow_id: flow_id.to_owned(),
+            code,
+            state,
+        }),
+    )
+    .with_context(|| format!("login of slot {name} failed"))
+}
+
+/// Tells the daemon to forget a login the CLI gave up on (best effort: it expires anyway).
+fn cancel(paths: &Paths, flow_id: &str) {
+    let request = Request::LoginCancel(FlowRef {
+        flow_id: flow_id.to_owned(),
+    });
+    if let Err(e) = client::call(&paths.socket, request) {
+        tracing::debug!("cancelling the login: {e}");
+    }
+}
+
+/// The `state` query parameter of an authorization URL: what the redirect must bring back.
+fn state_of(authorize_url: &str) -> Option<String> {
+    let url = url::Url::parse(authorize_url).ok()?;
+    url.query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Prints a finished login's outcome.
+fn report(reply: Response) -> anyhow::Result<ExitCode> {
+    let Response::Login(login) = reply else {
+        anyhow::bail!("unexpected reply to login: {reply:?}");
+    };
+    println!("{}", describe(&login));
+    if let Some(warning) = login.warning {
+        eprintln!("sessctl: warning: {warning}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The line that says what the login did: which slot, created or updated, which account.
+fn describe(login: &LoginReply) -> String {
+    let account = login.account.as_deref().unwrap_or("account unknown");
+    let name = &login.name;
+    let mut line = match (&login.action, &login.requested_name) {
+        (Some(LoginAction::UpdatedAccountSlot), Some(typed)) => {
+            format!(
+                "account {account} already has slot {name}; updated it (no slot {typed} created)"
+            )
+        }
+        _ if login.created => format!("created slot {name} ({account})"),
+        _ => format!("updated slot {name} ({account})"),
+    };
+    if login.reactivated {
+        line.push_str("; it was inactive and is active again");
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(created: bool, action: LoginAction, typed: Option<&str>) -> LoginReply {
+        LoginReply {
+            name: "work".into(),
+            account: Some("a@x".into()),
+            created,
+            warning: None,
+            action: Some(action),
+            requested_name: typed.map(str::to_owned),
+            reactivated: false,
+        }
+    }
+
+    #[test]
+    fn the_output_names_the_slot_actually_used_and_the_account() {
+        assert_eq!(
+            describe(&reply(true, LoginAction::Created, None)),
+            "created slot work (a@x)"
+        );
+        assert_eq!(
+            describe(&reply(false, LoginAction::Updated, None)),
+            "updated slot work (a@x)"
+        );
+        assert_eq!(
+            describe(&reply(
+                false,
+                LoginAction::UpdatedAccountSlot,
+                Some("personal")
+            )),
+            "account a@x already has slot work; updated it (no slot personal created)"
+        );
+        let mut reactivated = reply(false, LoginAction::Updated, None);
+        reactivated.reactivated = true;
+        assert!(describe(&reactivated).ends_with("it was inactive and is active again"));
+    }
+
+    #[test]
+    fn a_reply_from_an_older_daemon_still_reads() {
+        let old: LoginReply = serde_json::from_str(
+            r#"{"name":"work","account":null,"created":false,"warning":null}"#,
+        )
+        .unwrap();
+        assert_eq!(describe(&old), "updated slot work (account unknown)");
+    }
+}

@@ -1,0 +1,375 @@
+//! Pending interactive logins, and the manager's handlers for them (`login_begin`,
+//! `login_complete`, `login_wait`, `login_cancel`). A browser or pasted-code login keeps its
+//! PKCE verifier and CSRF state here until the CLI brings the code back; a device login
+//! keeps the channel its polling job reports on. Every pending login is forgotten on
+//! completion, failure, cancellation or expiry, and there are at most
+//! [`MAX_PENDING_FLOWS`] at once.
+//!
+//! No HTTP here: code exchanges and device requests run as jobs
+//! ([`super::login_jobs`]), which end in the same completion path as a refresh-token login.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reqwest::Url;
+use tokio::sync::{oneshot, watch};
+
+use crate::config::Provider;
+use crate::oauth;
+use crate::protocol::{
+    ErrorCode, ErrorReply, LOGIN_WAIT_SLICE_SECS, LoginBegin, LoginBegun, LoginComplete, LoginFlow,
+    Response,
+};
+use crate::secret::Secret;
+use crate::slot_name;
+
+use super::flow_input::{constant_time_eq, loopback_redirect, new_flow_id};
+use super::manager::{Manager, Reply};
+use super::schedule::delta;
+
+/// Logins pending at once: far more than a person starts, few enough that a runaway client
+/// cannot grow the daemon's memory.
+pub const MAX_PENDING_FLOWS: usize = 16;
+
+/// Longest `--timeout` honoured: a device code lives minutes, a browser tab as long.
+const MAX_FLOW_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// How long a finished device login's outcome is kept for the CLI's next `login_wait`.
+const RESULT_GRACE: Duration = Duration::from_secs(2 * LOGIN_WAIT_SLICE_SECS);
+
+/// A device login's outcome, once its job has one.
+pub(super) type DeviceResult = Option<Result<Response, ErrorReply>>;
+
+/// One pending login.
+pub(super) struct PendingFlow {
+    name: String,
+    provider: Provider,
+    expires_at: DateTime<Utc>,
+    kind: PendingKind,
+}
+
+enum PendingKind {
+    /// Browser or pasted code: what the code exchange needs.
+    Code {
+        redirect_uri: Url,
+        state: Secret,
+        verifier: Secret,
+    },
+    /// Device: the job's outcome, and (by being dropped with the flow) its cancellation.
+    Device {
+        result: watch::Receiver<DeviceResult>,
+        _cancel: oneshot::Sender<()>,
+    },
+}
+
+/// Every pending login by id.
+#[derive(Default)]
+pub(super) struct PendingFlows {
+    flows: HashMap<String, PendingFlow>,
+}
+
+impl PendingFlows {
+    /// Forgets logins past their expiry (device results after a grace period).
+    fn prune(&mut self, now: DateTime<Utc>) {
+        self.flows.retain(|_, flow| match flow.kind {
+            PendingKind::Code { .. } => now <= flow.expires_at,
+            PendingKind::Device { .. } => now <= flow.expires_at + delta(RESULT_GRACE),
+        });
+    }
+}
+
+impl Manager {
+    /// `login_begin`: checks the request, then builds the authorization URL (browser,
+    /// manual) or starts the device authorization job (device).
+    pub(super) fn handle_login_begin(&mut self, begin: LoginBegin, reply: Reply) {
+        let now = Utc::now();
+        self.flows.prune(now);
+        let provider = match self.check_begin(&begin) {
+            Ok(provider) => provider,
+            Err(error) => {
+                let _ = reply.send(Err(error));
+                return;
+            }
+        };
+        let lifetime = Duration::from_secs(begin.timeout_secs).min(MAX_FLOW_LIFETIME);
+        let expires_at = now + delta(lifetime);
+        let flow_id = new_flow_id();
+        let kind = match &begin.flow {
+            LoginFlow::Browser { redirect_uri } => match loopback_redirect(redirect_uri) {
+                Ok(redirect_uri) => begin_code_flow(&provider, redirect_uri, &flow_id, expires_at),
+                Err(error) => Err(error),
+            },
+            LoginFlow::Manual => match provider.manual_redirect_uri.clone() {
+                Some(redirect_uri) => {
+                    begin_code_flow(&provider, redirect_uri, &flow_id, expires_at)
+                }
+                None => Err(ErrorReply::new(ErrorCode::Internal, "checked above")),
+            },
+            LoginFlow::Device => {
+                let (result_tx, result) = watch::channel(None);
+                let (cancel, cancelled) = oneshot::channel();
+                tracing::info!(slot = begin.name, "device login started");
+                let login = super::login_jobs::DeviceLogin {
+                    name: begin.name.clone(),
+                    provider: provider.clone(),
+                    flow_id: flow_id.clone(),
+                    expires_at,
+                };
+                // The job answers `reply` once the provider has given a user code.
+                self.jobs.device_login(login, reply, result_tx, cancelled);
+                self.insert_flow(
+                    flow_id,
+                    &begin,
+                    provider,
+                    expires_at,
+                    PendingKind::Device {
+                        result,
+                        _cancel: cancel,
+                    },
+                );
+                return;
+            }
+        };
+        match kind {
+            Ok((begun, kind)) => {
+                let _ = reply.send(Ok(Response::LoginBegun(begun)));
+                self.insert_flow(flow_id, &begin, provider, expires_at, kind);
+            }
+            Err(error) => {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+
+    fn insert_flow(
+        &mut self,
+        flow_id: String,
+        begin: &LoginBegin,
+        provider: Provider,
+        expires_at: DateTime<Utc>,
+        kind: PendingKind,
+    ) {
+        tracing::info!(slot = begin.name, flow = ?begin.flow, "login flow begun");
+        self.flows.flows.insert(
+            flow_id,
+            PendingFlow {
+                name: begin.name.clone(),
+                provider,
+                expires_at,
+                kind,
+            },
+        );
+    }
+
+    /// The provider of a `login_begin`, if the request can work: a valid slot name, a
+    /// known provider with the endpoint the flow needs, room for one more pending login.
+    fn check_begin(&self, begin: &LoginBegin) -> Result<Provider, ErrorReply> {
+        slot_name::validate(&begin.name)
+            .map_err(|message| ErrorReply::new(ErrorCode::InvalidName, message))?;
+        let Some(provider) = self.config.providers.get(&begin.provider) else {
+            let known: Vec<&str> = self.config.providers.keys().map(String::as_str).collect();
+            return Err(ErrorReply::new(
+                ErrorCode::UnknownProvider,
+                format!(
+                    "no provider named {:?}; configured providers: {}",
+                    begin.provider,
+                    known.join(", ")
+                ),
+            ));
+        };
+        let missing = match begin.flow {
+            LoginFlow::Browser { .. } => provider
+                .authorize_url
+                .is_none()
+                .then_some(vec!["authorize_url"]),
+            LoginFlow::Manual => {
+                let keys: Vec<&str> = [
+                    ("authorize_url", provider.authorize_url.is_none()),
+                    (
+                        "manual_redirect_uri",
+                        provider.manual_redirect_uri.is_none(),
+                    ),
+                ]
+                .into_iter()
+                .filter_map(|(key, absent)| absent.then_some(key))
+                .collect();
+                (!keys.is_empty()).then_some(keys)
+            }
+            LoginFlow::Device => provider
+                .device_authorization_url
+                .is_none()
+                .then_some(vec!["device_authorization_url"]),
+        };
+        if let Some(keys) = missing {
+            let keys: Vec<String> = keys
+                .iter()
+                .map(|k| format!("providers.{}.{k}", provider.name))
+                .collect();
+            return Err(ErrorReply::new(
+                ErrorCode::FlowUnsupported,
+                format!(
+                    "provider {} cannot do this login: the config has no {}; use `{}` instead",
+                    provider.name,
+                    keys.join(" and "),
+                    crate::relogin::command(&begin.name, provider, false)
+                ),
+            ));
+        }
+        if begin.timeout_secs == 0 {
+            return Err(ErrorReply::new(
+                ErrorCode::BadRequest,
+                "timeout_secs must be at least 1",
+            ));
+        }
+        if self.flows.flows.len() >= MAX_PENDING_FLOWS {
+            return Err(ErrorReply::new(
+                ErrorCode::LoginFailed,
+                format!(
+                    "{MAX_PENDING_FLOWS} logins are already in progress; finish or cancel one first"
+                ),
+            ));
+        }
+        Ok(provider.clone())
+    }
+
+    /// `login_complete`: checks the state against the pending login (which is forgotten
+    /// either way: a code is single-use), then exchanges the code in a job.
+    pub(super) fn handle_login_complete(&mut self, complete: LoginComplete, reply: Reply) {
+        self.flows.prune(Utc::now());
+        let Some(flow) = self.flows.flows.remove(&complete.flow_id) else {
+            let _ = reply.send(Err(unknown_flow()));
+            return;
+        };
+        let PendingFlow {
+            name,
+            provider,
+            kind,
+            ..
+        } = flow;
+        let PendingKind::Code {
+            redirect_uri,
+            state,
+            verifier,
+        } = kind
+        else {
+            let _ = reply.send(Err(ErrorReply::new(
+                ErrorCode::BadRequest,
+                "this is a device login: wait for it with login_wait",
+            )));
+            return;
+        };
+        if !constant_time_eq(state.expose().as_bytes(), complete.state.as_bytes()) {
+            tracing::warn!(slot = name, "login refused: the state does not match");
+            let _ = reply.send(Err(ErrorReply::new(
+                ErrorCode::LoginFailed,
+                "the state does not match this login (a code from another login attempt, or a forged redirect); nothing was changed: run the login again",
+            )));
+            return;
+        }
+        if complete.code.expose().trim().is_empty() {
+            let _ = reply.send(Err(ErrorReply::new(
+                ErrorCode::BadRequest,
+                "the authorization code is empty",
+            )));
+            return;
+        }
+        tracing::info!(slot = name, "exchanging an authorization code");
+        self.jobs.code_login(
+            super::login_jobs::CodeLogin {
+                name,
+                provider,
+                redirect_uri,
+                code: complete.code,
+                verifier,
+                state,
+            },
+            reply,
+        );
+    }
+
+    /// `login_wait`: the device login's outcome, or `login_pending` after at most
+    /// [`LOGIN_WAIT_SLICE_SECS`].
+    pub(super) fn handle_login_wait(&mut self, flow_id: &str, reply: Reply) {
+        self.flows.prune(Utc::now());
+        let Some(flow) = self.flows.flows.get(flow_id) else {
+            let _ = reply.send(Err(unknown_flow()));
+            return;
+        };
+        let PendingKind::Device { result, .. } = &flow.kind else {
+            let _ = reply.send(Err(ErrorReply::new(
+                ErrorCode::BadRequest,
+                "only a device login can be waited for",
+            )));
+            return;
+        };
+        let mut result = result.clone();
+        let finished = result.borrow().clone();
+        if let Some(done) = finished {
+            self.flows.flows.remove(flow_id);
+            let _ = reply.send(done);
+            return;
+        }
+        tokio::spawn(async move {
+            let slice = Duration::from_secs(LOGIN_WAIT_SLICE_SECS);
+            let outcome = match tokio::time::timeout(slice, result.wait_for(Option::is_some)).await
+            {
+                Ok(Ok(done)) => done.clone().unwrap_or(Ok(Response::LoginPending)),
+                Ok(Err(_)) => Err(ErrorReply::new(
+                    ErrorCode::LoginFailed,
+                    "the login ended without a result (cancelled, or the daemon is stopping)",
+                )),
+                Err(_) => Ok(Response::LoginPending),
+            };
+            let _ = reply.send(outcome);
+        });
+    }
+
+    /// `login_cancel`: forgets the login; a device login's polling stops.
+    pub(super) fn handle_login_cancel(&mut self, flow_id: &str, reply: Reply) {
+        match self.flows.flows.remove(flow_id) {
+            Some(flow) => {
+                tracing::info!(slot = flow.name, "login cancelled");
+                let _ = reply.send(Ok(Response::LoginCancelled));
+            }
+            None => {
+                let _ = reply.send(Err(unknown_flow()));
+            }
+        }
+    }
+}
+
+/// A browser or pasted-code login's URL (fresh PKCE pair and state) and what it keeps.
+fn begin_code_flow(
+    provider: &Provider,
+    redirect_uri: Url,
+    flow_id: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<(LoginBegun, PendingKind), ErrorReply> {
+    let Some(authorize_url) = &provider.authorize_url else {
+        return Err(ErrorReply::new(
+            ErrorCode::FlowUnsupported,
+            format!("provider {} has no authorize_url", provider.name),
+        ));
+    };
+    let start = oauth::authorization_url(provider, authorize_url, &redirect_uri);
+    let begun = LoginBegun {
+        flow_id: flow_id.to_owned(),
+        expires_at,
+        authorize_url: Some(start.url.to_string()),
+        device: None,
+    };
+    let kind = PendingKind::Code {
+        redirect_uri,
+        state: start.state,
+        verifier: start.verifier,
+    };
+    Ok((begun, kind))
+}
+
+fn unknown_flow() -> ErrorReply {
+    ErrorReply::new(
+        ErrorCode::UnknownFlow,
+        "no such login in progress (it finished, was cancelled or timed out): run the login again",
+    )
+}

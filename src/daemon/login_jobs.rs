@@ -1,0 +1,185 @@
+//! The jobs of the interactive logins: exchanging a browser or pasted code, and a device
+//! login from its authorization request to the end of its polling. Both end like a
+//! refresh-token login: [`JobContext::finish_login`] learns the account, and the manager's
+//! one completion path (`Manager::on_logged_in`) gets a [`JobResult::LoggedIn`] and places
+//! and stores the tokens.
+
+use chrono::Utc;
+use reqwest::Url;
+use tokio::sync::{oneshot, watch};
+
+use crate::config::Provider;
+use crate::oauth::{DeviceDetails, FlowFailure, PermanentReason, TokenGrant};
+use crate::protocol::{DeviceCode, ErrorCode, ErrorReply, LoginBegun, Response};
+use crate::secret::Secret;
+
+use super::flows::DeviceResult;
+use super::jobs::{JobContext, JobResult, LoginResult, LoginSuccess};
+use super::manager::Reply;
+use super::schedule::delta;
+
+/// A browser or pasted-code login whose code came back with the right state.
+pub struct CodeLogin {
+    pub name: String,
+    pub provider: Provider,
+    pub redirect_uri: Url,
+    pub code: Secret,
+    pub verifier: Secret,
+    pub state: Secret,
+}
+
+/// A device login about to ask for its user code.
+pub struct DeviceLogin {
+    pub name: String,
+    pub provider: Provider,
+    pub flow_id: String,
+    /// Polling stops here (the CLI's timeout), or at the device code's own expiry.
+    pub expires_at: chrono::DateTime<Utc>,
+}
+
+impl JobContext {
+    /// Exchanges the code, then finishes the login; `reply` gets the login's outcome.
+    pub fn code_login(&self, login: CodeLogin, reply: Reply) {
+        let ctx = self.clone();
+        tokio::spawn(async move {
+            let grant = ctx
+                .oauth
+                .exchange_code(
+                    &login.provider,
+                    &login.redirect_uri,
+                    &login.code,
+                    &login.verifier,
+                    &login.state,
+                )
+                .await;
+            let result = ctx.finish_flow(&login.name, &login.provider, grant).await;
+            ctx.report(JobResult::LoggedIn(Box::new(LoginResult {
+                name: login.name,
+                provider: login.provider.name.clone(),
+                reply,
+                result,
+            })));
+        });
+    }
+
+    /// Asks for a user code (answering `begun` with it), polls until the user approves,
+    /// refuses or time runs out, then finishes the login. The outcome goes to `done`; when
+    /// `cancelled` resolves (the pending login was forgotten), polling stops.
+    pub fn device_login(
+        &self,
+        login: DeviceLogin,
+        begun: Reply,
+        done: watch::Sender<DeviceResult>,
+        cancelled: oneshot::Receiver<()>,
+    ) {
+        let ctx = self.clone();
+        tokio::spawn(async move {
+            let Some(device_url) = login.provider.device_authorization_url.clone() else {
+                return;
+            };
+            let details = match ctx
+                .oauth
+                .device_authorization(&login.provider, &device_url)
+                .await
+            {
+                Ok(details) => details,
+                Err(failure) => {
+                    let error = flow_error(&login.provider, &login.name, failure);
+                    tracing::warn!(slot = login.name, "device login failed: {}", error.message);
+                    let _ = begun.send(Err(error.clone()));
+                    done.send_replace(Some(Err(error)));
+                    return;
+                }
+            };
+            let _ = begun.send(Ok(Response::LoginBegun(begun_reply(&login, &details))));
+            let polled = tokio::select! {
+                polled = ctx.oauth.poll_device(&login.provider, &details, login.expires_at) => polled,
+                _ = cancelled => {
+                    tracing::info!(slot = login.name, "device login cancelled; polling stopped");
+                    return;
+                }
+            };
+            let result = ctx.finish_flow(&login.name, &login.provider, polled).await;
+            let (reply, outcome) = oneshot::channel();
+            ctx.report(JobResult::LoggedIn(Box::new(LoginResult {
+                name: login.name,
+                provider: login.provider.name.clone(),
+                reply,
+                result,
+            })));
+            let outcome = outcome.await.unwrap_or_else(|_| {
+                Err(ErrorReply::new(
+                    ErrorCode::ShuttingDown,
+                    "the daemon is shutting down",
+                ))
+            });
+            done.send_replace(Some(outcome));
+        });
+    }
+
+    /// A flow's tokens through the shared end of every login, or its failure as a reply.
+    async fn finish_flow(
+        &self,
+        name: &str,
+        provider: &Provider,
+        grant: Result<TokenGrant, FlowFailure>,
+    ) -> Result<LoginSuccess, ErrorReply> {
+        let grant = grant.map_err(|failure| flow_error(provider, name, failure))?;
+        let Some(refresh_token) = grant.refresh_token.clone() else {
+            return Err(ErrorReply::new(
+                ErrorCode::LoginFailed,
+                format!(
+                    "provider {} issued no refresh token, so the slot could not be kept fresh (does it need a scope such as offline_access in providers.{}.scopes?)",
+                    provider.name, provider.name
+                ),
+            ));
+        };
+        self.finish_login(name, provider, grant, &refresh_token)
+            .await
+    }
+}
+
+/// What the CLI shows for a device login.
+fn begun_reply(login: &DeviceLogin, details: &DeviceDetails) -> LoginBegun {
+    let code_expires_at = Utc::now() + delta(details.expires_in());
+    LoginBegun {
+        flow_id: login.flow_id.clone(),
+        expires_at: login.expires_at.min(code_expires_at),
+        authorize_url: None,
+        device: Some(DeviceCode {
+            user_code: details.user_code().secret().clone(),
+            verification_uri: details.verification_uri().to_string(),
+            verification_uri_complete: details
+                .verification_uri_complete()
+                .map(|u| u.secret().clone()),
+            expires_at: code_expires_at,
+            interval: details.interval().as_secs(),
+        }),
+    }
+}
+
+/// A failed flow as the CLI's error: what happened and what to do.
+fn flow_error(provider: &Provider, name: &str, failure: FlowFailure) -> ErrorReply {
+    let again = format!(
+        "run `sessctl login {name} --provider {}` again",
+        provider.name
+    );
+    let message = match failure {
+        FlowFailure::Denied => {
+            "the login was refused at the provider (access_denied); nothing was changed".to_owned()
+        }
+        FlowFailure::Expired => format!("the login expired before it was approved; {again}"),
+        FlowFailure::Refused {
+            reason: PermanentReason::SessionExpired,
+            ..
+        } => format!(
+            "the provider refused the authorization code (invalid_grant: wrong, already used or expired); {again}"
+        ),
+        FlowFailure::Refused { error, .. } => format!(
+            "the provider refuses this client ({error}); check providers.{}.client_id",
+            provider.name
+        ),
+        FlowFailure::Failed(error) => format!("the login failed: {error}; {again}"),
+    };
+    ErrorReply::new(ErrorCode::LoginFailed, message)
+}

@@ -1,0 +1,113 @@
+//! The `oauth2` crate's async HTTP client, implemented over our own reqwest client (no second
+//! HTTP stack, the same timeouts, size cap and no-redirect policy as every other provider
+//! request). It also adapts oauth2's requests to providers that differ from RFC 6749: a
+//! `token_request: json` provider gets the form body re-encoded as a JSON object, and every
+//! request carries the provider's extra headers.
+//!
+//! Never puts a request or response body in an error: both may hold a token or a code.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use reqwest::header::{CONTENT_TYPE, HeaderMap};
+
+use crate::config::TokenRequestFormat;
+
+/// Why a request sent for oauth2 got no usable HTTP reply.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// Network, timeout, or an over-long reply (the text never holds a body).
+    #[error("{0}")]
+    Send(String),
+    /// A 5xx or 429 while polling: reported as a transport error so that oauth2's device
+    /// poll backs off and tries again instead of ending the login.
+    #[error("the token endpoint answered HTTP {0}")]
+    Unavailable(u16),
+    /// oauth2 built a request reqwest cannot send (not expected).
+    #[error("cannot build the request: {0}")]
+    Build(String),
+}
+
+/// An oauth2 HTTP client for one provider.
+pub struct OAuth2Http<'a> {
+    pub http: &'a reqwest::Client,
+    pub format: TokenRequestFormat,
+    pub headers: HeaderMap,
+    /// Turn 5xx and 429 replies into [`HttpError::Unavailable`] (device polling only: a code
+    /// exchange is never retried).
+    pub transient_as_error: bool,
+}
+
+impl<'c> oauth2::AsyncHttpClient<'c> for OAuth2Http<'_> {
+    type Error = HttpError;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, HttpError>> + Send + 'c>>;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let url = reqwest::Url::parse(&parts.uri.to_string())
+                .map_err(|e| HttpError::Build(e.to_string()))?;
+            let mut headers = parts.headers;
+            let body = match self.format {
+                TokenRequestFormat::Json if is_form(&headers) => {
+                    headers.insert(
+                        CONTENT_TYPE,
+                        reqwest::header::HeaderValue::from_static("application/json"),
+                    );
+                    form_to_json(&body)
+                }
+                _ => body,
+            };
+            for (name, value) in &self.headers {
+                headers.insert(name, value.clone());
+            }
+            let request = self
+                .http
+                .request(parts.method, url)
+                .headers(headers)
+                .body(body);
+            let reply = super::send(request).await.map_err(HttpError::Send)?;
+            if self.transient_as_error && (reply.status >= 500 || reply.status == 429) {
+                return Err(HttpError::Unavailable(reply.status));
+            }
+            let mut response = http::Response::builder().status(reply.status);
+            if let Some(content_type) = reply.content_type {
+                response = response.header(CONTENT_TYPE, content_type);
+            }
+            response
+                .body(reply.body)
+                .map_err(|e| HttpError::Build(e.to_string()))
+        })
+    }
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+}
+
+/// `a=1&b=x+y` as `{"a":"1","b":"x y"}` (every value a string, as Claude's endpoint takes).
+fn form_to_json(body: &[u8]) -> Vec<u8> {
+    let object: serde_json::Map<String, serde_json::Value> = url::form_urlencoded::parse(body)
+        .map(|(k, v)| (k.into_owned(), serde_json::Value::from(v.into_owned())))
+        .collect();
+    serde_json::to_vec(&object).unwrap_or_else(|_| b"{}".to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_form_body_becomes_a_json_object_of_strings() {
+        let json = form_to_json(b"grant_type=authorization_code&code=a%2Bb&state=x+y");
+        let value: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"grant_type": "authorization_code", "code": "a+b", "state": "x y"})
+        );
+    }
+}
