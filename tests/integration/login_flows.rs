@@ -156,6 +156,35 @@ fn browser_relogin_of_an_existing_slot_gives_it_new_tokens() {
     );
 }
 
+/// The fix for a dead session, as the user is told to run it, under whatever name they
+/// type: the account's one slot comes back, and no second slot appears.
+#[test]
+fn a_browser_login_under_another_name_reactivates_the_inactive_slot_of_that_account() {
+    let run = start();
+    let grant = run.login("work", "alice");
+    run.server.revoke_grant(&grant.grant_id);
+    let (code, _) = code_and_stderr(&run.env.sessctl(&["refresh", "work"]));
+    assert_eq!(code, Some(4), "a revoked grant needs a new login");
+    assert_eq!(run.env.status_json()["all_inactive"], true);
+
+    let (login, url) = login_in_background(&run, &["login", "personal", "--provider", "test"]);
+    let redirect = UserAgent::new(run.server.base_url()).authorize(&url, "alice");
+    visit(&redirect);
+    let out = login.wait(LOGIN_DEADLINE);
+    assert_success(&out, "re-login under another name");
+    let said = stdout(&out);
+    assert!(said.contains("already has slot work"), "{said}");
+    assert!(said.contains("active again"), "{said}");
+
+    let status = run.env.status_json();
+    assert_eq!(status["all_inactive"], false, "{status}");
+    let slots = status["slots"].as_array().expect("slots");
+    assert_eq!(slots.len(), 1, "{status}");
+    assert_eq!(slots[0]["name"], "work", "{status}");
+    assert_eq!(slots[0]["state"], "active", "{status}");
+    assert!(token_works(&run.server, &run.token("work")));
+}
+
 #[test]
 fn a_redirect_with_another_state_is_refused_and_the_login_still_completes() {
     let run = start();
