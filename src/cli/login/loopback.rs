@@ -6,7 +6,6 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -16,7 +15,7 @@ use crate::paths::Paths;
 use crate::protocol::LoginFlow;
 use crate::secret::Secret;
 
-use super::{Args, TimedOut, browser, cancel, complete, report, state_of};
+use super::{Args, TimedOut, browser, cancel, complete, readable, report, state_of};
 
 /// The path the redirect comes to.
 const CALLBACK_PATH: &str = "/callback";
@@ -96,7 +95,7 @@ fn wait_for_redirect(
 ) -> anyhow::Result<Option<(TcpStream, Callback)>> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || !readable(listener, left)? {
+        if left.is_zero() || !readable(listener, left, "waiting for the browser's redirect")? {
             return Ok(None);
         }
         let Ok((stream, _)) = listener.accept() else {
@@ -128,26 +127,6 @@ fn wait_for_redirect(
             Err(why) => respond(stream, 400, "Bad request", &why),
         }
     }
-}
-
-/// Waits until a connection is pending (true) or `timeout` passes (false).
-fn readable(listener: &TcpListener, timeout: Duration) -> anyhow::Result<bool> {
-    let mut fds = libc::pollfd {
-        fd: listener.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-    // SAFETY: one valid pollfd, owned by this frame, for the duration of the call.
-    let ready = unsafe { libc::poll(&mut fds, 1, millis.max(1)) };
-    if ready < 0 {
-        let error = std::io::Error::last_os_error();
-        if error.kind() == std::io::ErrorKind::Interrupted {
-            return Ok(false);
-        }
-        return Err(error).context("waiting for the browser's redirect");
-    }
-    Ok(ready > 0)
 }
 
 /// Reads the request head and returns the request target of a GET.

@@ -13,6 +13,7 @@ mod loopback;
 mod paste;
 mod refresh_token;
 
+use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -167,6 +168,27 @@ fn describe(login: &LoginReply) -> String {
         line.push_str("; it was inactive and is active again");
     }
     line
+}
+
+/// Waits until `fd` has input (true) or `timeout` passes (false); an interrupted wait counts
+/// as "not yet". `what` names the wait in an error.
+fn readable(fd: &impl AsRawFd, timeout: Duration, what: &str) -> anyhow::Result<bool> {
+    let mut fds = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: one valid pollfd, owned by this frame, for the duration of the call.
+    let ready = unsafe { libc::poll(&mut fds, 1, millis.max(1)) };
+    if ready < 0 {
+        let error = std::io::Error::last_os_error();
+        if error.kind() == std::io::ErrorKind::Interrupted {
+            return Ok(false);
+        }
+        return Err(error).with_context(|| what.to_owned());
+    }
+    Ok(ready > 0)
 }
 
 #[cfg(test)]

@@ -3,9 +3,8 @@
 //! code to the daemon. Bad pastes get a clear error and the login is cancelled.
 
 use std::io::Read;
-use std::os::fd::AsRawFd;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 
@@ -75,7 +74,7 @@ fn read_line(deadline: Instant) -> anyhow::Result<Option<String>> {
     let mut chunk = [0u8; 1024];
     while !bytes.contains(&b'\n') && bytes.len() <= MAX_PASTE_BYTES {
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || !stdin_readable(&stdin, left)? {
+        if left.is_zero() || !super::readable(&stdin, left, "waiting for the pasted code")? {
             return Ok(None);
         }
         let n = stdin
@@ -97,25 +96,6 @@ fn read_line(deadline: Instant) -> anyhow::Result<Option<String>> {
     String::from_utf8(line.to_vec())
         .map(Some)
         .map_err(|_| UsageError("the pasted text is not UTF-8".into()).into())
-}
-
-fn stdin_readable(stdin: &std::io::Stdin, timeout: Duration) -> anyhow::Result<bool> {
-    let mut fds = libc::pollfd {
-        fd: stdin.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-    // SAFETY: one valid pollfd, owned by this frame, for the duration of the call.
-    let ready = unsafe { libc::poll(&mut fds, 1, millis.max(1)) };
-    if ready < 0 {
-        let error = std::io::Error::last_os_error();
-        if error.kind() == std::io::ErrorKind::Interrupted {
-            return Ok(false);
-        }
-        return Err(error).context("waiting for the pasted code");
-    }
-    Ok(ready > 0)
 }
 
 /// `CODE#STATE`, or a redirect URL with `code` and `state` in its query, as (code, state).
