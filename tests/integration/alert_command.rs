@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::flows::{Running, code_and_stderr, config_yaml};
+use crate::flows::{Running, assert_daemon_refuses_config, code_and_stderr, config_yaml};
 use crate::support::{OAuthServer, TestEnv, wait_for};
 
 /// How long an alert may take to arrive: generous for a loaded 2-core CI machine.
@@ -287,11 +287,6 @@ fn bad_alerting_config_is_refused_with_file_line_and_key() {
         ("alert_command: notify-send -u critical\n", "as a list"),
         ("alert_command: []\n", "config.yaml:1: alert_command"),
     ] {
-        env.write_config(yaml);
-        let out = env.sessctl(&["daemon"]);
-        let (code, stderr) = code_and_stderr(&out);
-        assert_eq!(code, Some(78), "{yaml:?}: {stderr}");
-        assert!(stderr.contains(needle), "{yaml:?}: {stderr}");
-        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_daemon_refuses_config(&env, yaml, needle);
     }
 }

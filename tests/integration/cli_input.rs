@@ -1,7 +1,7 @@
 //! Bad input at the command line and in the config: clear errors, distinct exit codes,
 //! nothing changed.
 
-use crate::flows::{Running, code_and_stderr};
+use crate::flows::{Running, assert_daemon_refuses_config, code_and_stderr};
 use crate::support::TestEnv;
 
 #[test]
@@ -130,12 +130,7 @@ fn a_bad_config_is_refused_with_file_line_and_key() {
         ("- just\n- a list\n", "config.yaml"),
         ("key: [unclosed\n", "config.yaml"),
     ] {
-        env.write_config(yaml);
-        let out = env.sessctl(&["daemon"]);
-        let (code, stderr) = code_and_stderr(&out);
-        assert_eq!(code, Some(78), "{yaml:?}: {stderr}");
-        assert!(stderr.contains(needle), "{yaml:?}: {stderr}");
-        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_daemon_refuses_config(&env, yaml, needle);
     }
     let out = env.sessctl(&["--config", "/nonexistent/sessctl.yaml", "daemon"]);
     assert_eq!(out.status.code(), Some(78));

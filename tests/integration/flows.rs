@@ -151,6 +151,17 @@ pub fn assert_success(out: &Output, what: &str) {
     );
 }
 
+/// Writes `yaml` as the config and checks the daemon refuses to start with it: exit 78
+/// (bad config), no panic, and a message containing `needle` (file:line: key).
+pub fn assert_daemon_refuses_config(env: &TestEnv, yaml: &str, needle: &str) {
+    env.write_config(yaml);
+    let out = env.sessctl(&["daemon"]);
+    let (code, stderr) = code_and_stderr(&out);
+    assert_eq!(code, Some(78), "{yaml:?}: {stderr}");
+    assert!(stderr.contains(needle), "{yaml:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 /// The command's exit code and stderr, for asserting on failures.
 pub fn code_and_stderr(out: &Output) -> (Option<i32>, String) {
     (

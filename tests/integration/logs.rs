@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use crate::flows::{Running, assert_success, code_and_stderr};
+use crate::flows::{Running, assert_daemon_refuses_config, assert_success, code_and_stderr};
 use crate::support::process::ChildGuard;
 use crate::support::sessctl::SESSCTL;
 use crate::support::{TestEnv, wait_for};
@@ -360,11 +360,7 @@ fn a_bad_log_setting_refuses_the_config_and_the_refusal_is_in_the_log_file() {
         ("log_retention: lots\n", "log_retention"),
         ("log_rotation: weekly\n", "log_rotation"),
     ] {
-        env.write_config(yaml);
-        let out = env.sessctl(&["daemon"]);
-        let (code, stderr) = code_and_stderr(&out);
-        assert_eq!(code, Some(78), "{yaml}: {stderr}");
-        assert!(stderr.contains(&format!(":1: {key}:")), "{yaml}: {stderr}");
+        assert_daemon_refuses_config(&env, yaml, &format!(":1: {key}:"));
     }
     // The default rotation applies to a refused config's own log lines.
     let file = log_dir(&env).join(todays_file());
