@@ -26,6 +26,9 @@ function freshStats() {
     errors: {},
     revocations: 0,
     usage_requests: 0,
+    // When each usage request arrived (ms since the epoch), so a test can check the gaps
+    // between requests as the server saw them; the newest 1000 are kept.
+    usage_request_times_ms: [],
     userinfo_requests: 0,
     held: 0,
   };
@@ -93,6 +96,8 @@ export function countRequest(target, form) {
     stats.revocations += 1;
   } else if (target === 'usage') {
     stats.usage_requests += 1;
+    stats.usage_request_times_ms.push(Date.now());
+    if (stats.usage_request_times_ms.length > 1000) stats.usage_request_times_ms.shift();
   } else if (target === 'userinfo') {
     stats.userinfo_requests += 1;
   }

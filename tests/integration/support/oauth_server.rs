@@ -44,6 +44,8 @@ pub struct Stats {
     pub errors: BTreeMap<String, u64>,
     pub revocations: u64,
     pub usage_requests: u64,
+    /// When each usage request arrived, in ms since the epoch (the newest 1000).
+    pub usage_request_times_ms: Vec<u64>,
     pub userinfo_requests: u64,
     /// Requests that were held (cumulative).
     pub held: u64,
