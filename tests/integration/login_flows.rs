@@ -41,6 +41,13 @@ fn start() -> Running {
     }
 }
 
+/// The login left nothing behind: the daemon holds no slot.
+fn assert_no_slots(run: &Running) {
+    let status = run.env.status_json();
+    let slots = status["slots"].as_array().expect("slots in status --json");
+    assert!(slots.is_empty(), "{status}");
+}
+
 /// A `$BROWSER` that writes the URL it is given to a file, and that file's path.
 fn browser_script(run: &Running) -> (PathBuf, PathBuf) {
     let dir = run.env.root();
@@ -222,12 +229,7 @@ fn a_login_that_times_out_is_cancelled_and_releases_its_port() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("did not finish within 1s"), "{stderr}");
     TcpListener::bind(("127.0.0.1", port)).expect("the loopback port is free again");
-    assert!(
-        run.env.status_json()["slots"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
+    assert_no_slots(&run);
 }
 
 #[test]
@@ -271,12 +273,7 @@ fn manual_login_refuses_bad_pastes_with_a_clear_message() {
         assert!(stderr.contains(says), "{paste:?}: {stderr}");
     }
     assert_eq!(run.server.stats().token_requests, 0);
-    assert!(
-        run.env.status_json()["slots"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
+    assert_no_slots(&run);
 }
 
 /// Starts `sessctl login NAME --provider test --device` and returns it with the URI that
@@ -343,12 +340,7 @@ fn device_login_refused_by_the_user_stops_with_a_clear_message() {
         stderr.contains("refused") && stderr.contains("access_denied"),
         "{stderr}"
     );
-    assert!(
-        run.env.status_json()["slots"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
+    assert_no_slots(&run);
 }
 
 #[test]
@@ -500,10 +492,5 @@ fn a_device_login_nobody_approves_ends_at_its_timeout() {
         stderr.contains("expired before it was approved") || stderr.contains("within 2s"),
         "{stderr}"
     );
-    assert!(
-        run.env.status_json()["slots"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
+    assert_no_slots(&run);
 }
