@@ -171,6 +171,7 @@ impl PruningAppender {
             .filename_suffix(logfiles::FILE_SUFFIX)
             .build(dir)
             .map_err(|e| e.to_string())?;
+        make_private(&dir.join(&current));
         let appender = PruningAppender {
             inner,
             dir: dir.to_path_buf(),
@@ -187,6 +188,7 @@ impl PruningAppender {
         }
         self.next_rotation = logfiles::next_rotation_at(self.settings.rotation, now);
         let current = logfiles::current_file_name(self.settings.rotation, now);
+        make_private(&self.dir.join(&current));
         if let Err(e) = logfiles::prune(&self.dir, self.settings.retention, &current) {
             eprintln!(
                 "sessctl: cannot prune old logs in {}: {e}",
@@ -205,6 +207,19 @@ impl Write for PruningAppender {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// Makes a log file 0600, like every other file sessctl writes: its lines name accounts
+/// (never tokens). tracing-appender creates files with the default mode; this runs right
+/// after it opens each one, and the directory is 0700 meanwhile.
+fn make_private(file: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let private = std::fs::Permissions::from_mode(0o600);
+    if let Err(e) = std::fs::set_permissions(file, private)
+        && e.kind() != io::ErrorKind::NotFound
+    {
+        eprintln!("sessctl: cannot make {} private: {e}", file.display());
     }
 }
 

@@ -118,6 +118,11 @@ fn log_retention_prunes_old_log_files_at_start_and_keeps_other_files() {
                 .is_ok_and(|t| t.contains("started") && t.contains("deleted old log files"))
         },
     );
+    assert_eq!(
+        mode_of(&today),
+        0o600,
+        "the log file names accounts: private"
+    );
 }
 
 #[test]
@@ -154,6 +159,14 @@ fn minutely_rotation_starts_a_new_file_prunes_the_old_one_and_logs_f_follows_it(
         Duration::from_secs(20),
         || follow.text().contains("outcome=\"refreshed\""),
     );
+    // The file opened at the rotation is private, like the one opened at start-up.
+    assert_eq!(mode_of(&new_file), 0o600);
+}
+
+/// A file's permission bits.
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).expect("stat").permissions().mode() & 0o777
 }
 
 #[test]
