@@ -6,9 +6,11 @@ use reqwest::Url;
 
 use crate::protocol::{ErrorCode, ErrorReply};
 
-/// A fresh login id: 128 random bits in hex. Only the socket's own user can use it.
+/// A fresh login id: 128 bits from a CSPRNG (oauth2's, the one its `state` and PKCE
+/// verifier come from), base64url. Only the socket's own user can use it, and completing a
+/// login also needs the code and its `state`; still, an id must not be guessable.
 pub(super) fn new_flow_id() -> String {
-    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+    oauth2::CsrfToken::new_random().into_secret()
 }
 
 /// The CLI's loopback redirect: `http://127.0.0.1:PORT/...` or `http://[::1]:PORT/...`
@@ -83,10 +85,14 @@ mod tests {
     }
 
     #[test]
-    fn flow_ids_are_unique_hex() {
+    fn flow_ids_are_unique_base64url() {
         let a = new_flow_id();
-        assert_eq!(a.len(), 32);
-        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(a.len(), 22, "16 bytes in unpadded base64url: {a}");
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "{a}"
+        );
         assert_ne!(a, new_flow_id());
     }
 }
