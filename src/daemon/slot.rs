@@ -204,8 +204,14 @@ impl Slot {
     /// ([`crate::relogin::command_here`]). A provider gone from the config still gets a
     /// command; `login` will then say what is wrong with it.
     pub fn login_command(&self, config: &Config) -> String {
+        let browser = crate::relogin::browser_available(|v| std::env::var_os(v));
+        self.login_command_where(config, browser)
+    }
+
+    /// [`Slot::login_command`] for a machine that can (`browser`) or cannot open a browser.
+    pub fn login_command_where(&self, config: &Config, browser: bool) -> String {
         match config.providers.get(&self.record.provider) {
-            Some(provider) => crate::relogin::command_here(&self.name, provider),
+            Some(provider) => crate::relogin::command(&self.name, provider, browser),
             None => format!(
                 "sessctl login {} --provider {}",
                 self.name, self.record.provider

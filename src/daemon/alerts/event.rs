@@ -48,8 +48,14 @@ pub struct AlertSlot {
     pub account: Option<String>,
     pub state: SlotState,
     pub reason: Option<String>,
-    /// The command that logs this slot in again.
+    /// The command that logs this slot in again, with the flow that fits the machine as
+    /// the daemon sees it (`--device` or `--manual` without a display): what a headless
+    /// `alert_command` forwards.
     pub login_command: String,
+    /// The command a desktop notification names: it shows on a desktop, so the browser
+    /// flow fits there even when the daemon's own environment (a service's) has no display.
+    #[serde(skip)]
+    pub desktop_login_command: String,
 }
 
 impl AlertSlot {
@@ -62,6 +68,7 @@ impl AlertSlot {
             state: slot.record.state,
             reason: slot.record.reason.clone(),
             login_command: slot.login_command(config),
+            desktop_login_command: slot.login_command_where(config, true),
         }
     }
 
@@ -147,7 +154,7 @@ impl AlertEvent {
                         slot.name,
                         slot.account_text(),
                         slot.reason_text(),
-                        slot.login_command
+                        slot.desktop_login_command
                     ),
                     urgency: Urgency::Normal,
                 })
@@ -164,7 +171,7 @@ impl AlertEvent {
                 slot.name,
                 slot.account_text(),
                 slot.reason_text(),
-                slot.login_command
+                slot.desktop_login_command
             ));
         }
         if let Some(more) = self.slots.len().checked_sub(MAX_SLOTS_IN_BODY)
@@ -212,7 +219,8 @@ mod tests {
             account: Some(format!("{name}@example.com")),
             state,
             reason: reason.map(str::to_owned),
-            login_command: format!("sessctl login {name} --provider claude"),
+            login_command: format!("sessctl login {name} --provider claude --manual"),
+            desktop_login_command: format!("sessctl login {name} --provider claude"),
         }
     }
 
@@ -243,7 +251,7 @@ mod tests {
                     "account": "work@example.com",
                     "state": "inactive",
                     "reason": "session_expired",
-                    "login_command": "sessctl login work --provider claude",
+                    "login_command": "sessctl login work --provider claude --manual",
                 }],
                 "at": "2026-11-23T20:59:00Z",
                 "reminder": false,
@@ -278,6 +286,9 @@ mod tests {
         ] {
             assert!(notice.body.contains(needle), "{}", notice.body);
         }
+        // The desktop names the browser flow: a notification shows on a desktop, whatever
+        // the daemon's own environment says (its `login_command` here has --manual).
+        assert!(!notice.body.contains("--manual"), "{}", notice.body);
         let reminder = AlertEvent {
             reminder: true,
             ..event
