@@ -23,3 +23,5 @@ pub mod slot_name;
 pub mod state;
 pub mod statusline;
 pub mod store;
+#[cfg(test)]
+mod test_dirs;

@@ -165,13 +165,7 @@ mod tests {
     }
 
     fn temp_dir(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "sessctl-logfiles-{tag}-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+        crate::test_dirs::fresh(&format!("logfiles-{tag}"))
     }
 
     #[test]

@@ -277,11 +277,7 @@ mod tests {
             LogRotation::Minutely,
             LogRotation::Never,
         ] {
-            let dir = std::env::temp_dir().join(format!(
-                "sessctl-logging-{rotation:?}-{}-{}",
-                std::process::id(),
-                fastrand::u64(..)
-            ));
+            let dir = crate::test_dirs::fresh(&format!("logging-{rotation:?}"));
             let before = Utc::now();
             let settings = FileSettings {
                 rotation,

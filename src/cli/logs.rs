@@ -298,12 +298,7 @@ mod tests {
     }
 
     fn temp_files(contents: &[&str]) -> (PathBuf, Vec<PathBuf>) {
-        let dir = std::env::temp_dir().join(format!(
-            "sessctl-logs-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::test_dirs::fresh("logs");
         let files = contents
             .iter()
             .enumerate()

@@ -67,8 +67,7 @@ mod tests {
 
     #[test]
     fn a_missing_or_unexecutable_program_warns_and_a_found_one_passes() {
-        let dir = std::env::temp_dir().join(format!("sessctl-doctor-alert-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::test_dirs::fresh("doctor-alert");
         let script = dir.join("notify-me");
         std::fs::write(&script, "#!/bin/sh\n").unwrap();
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();

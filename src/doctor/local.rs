@@ -191,13 +191,7 @@ mod tests {
     }
 
     fn temp_dir(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "sessctl-doctor-local-{tag}-{}-{:x}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+        crate::test_dirs::fresh(&format!("doctor-local-{tag}"))
     }
 
     #[test]
