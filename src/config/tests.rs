@@ -363,8 +363,7 @@ fn key_line_follows_indentation_and_falls_back_to_the_ancestor() {
 
 #[test]
 fn load_distinguishes_a_missing_file_from_an_unreadable_one() {
-    let dir = std::env::temp_dir().join(format!("sessctl-config-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::test_dirs::fresh("config-test");
     let missing = dir.join("missing.yaml");
     assert!(Config::load(&missing, false).is_ok());
     assert!(matches!(

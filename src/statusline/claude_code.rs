@@ -344,8 +344,7 @@ mod tests {
 
     #[test]
     fn logged_in_email_reads_oauth_account_and_tolerates_junk() {
-        let dir = std::env::temp_dir().join(format!("sessctl-cc-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::test_dirs::fresh("cc-test");
         let file = dir.join(".claude.json");
         std::fs::write(
             &file,

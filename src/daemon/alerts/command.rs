@@ -229,8 +229,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_hanging_program_and_its_children_are_killed_at_the_limit() {
-        let dir = std::env::temp_dir().join(format!("sessctl-alert-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::test_dirs::fresh("alert");
         let pid_file = dir.join("grandchild.pid");
         let script = format!("sleep 1000 & echo $! > {}; wait", pid_file.display());
         let outcome = run(&sh(&script), "", Duration::from_millis(500)).await;
