@@ -8,6 +8,18 @@ use crate::alerts::NotificationListener;
 use crate::flows::{Running, config_yaml, token_works};
 use crate::support::{OAuthServer, TestEnv};
 
+/// Every check doctor runs, in the order it reports them.
+const CHECKS: [&str; 8] = [
+    "config",
+    "daemon",
+    "credential store",
+    "token endpoint",
+    "clock",
+    "notifications",
+    "alert command",
+    "service",
+];
+
 /// The doctor's report as text, and its exit code.
 fn doctor(env: &TestEnv) -> (Option<i32>, String) {
     let out = env.sessctl(&["doctor"]);
@@ -51,15 +63,7 @@ fn a_healthy_setup_passes_every_check_without_spending_a_token() {
 
     let (code, report) = doctor(&t.env);
     assert_eq!(code, Some(0), "{report}");
-    for check in [
-        "config",
-        "daemon",
-        "credential store",
-        "token endpoint",
-        "clock",
-        "notifications",
-        "alert command",
-    ] {
+    for check in CHECKS.iter().filter(|c| **c != "service") {
         assert_eq!(outcome(&report, check), "pass", "{check}:\n{report}");
     }
     // No systemd user instance in the test environment: it does not apply.
@@ -73,7 +77,7 @@ fn a_healthy_setup_passes_every_check_without_spending_a_token() {
         "{report}"
     );
     assert!(line(&report, "daemon").contains(&format!("pid {}", t.daemon.pid())));
-    assert_eq!(report.lines().count(), 8, "{report}");
+    assert_eq!(report.lines().count(), CHECKS.len(), "{report}");
 
     // Nothing was spent or changed: no refresh-token grant (the endpoint probe is a plain
     // GET), the slot's item and tokens intact, and the probe item gone from the keyring.
@@ -100,19 +104,7 @@ fn the_json_report_lists_every_check() {
         .iter()
         .map(|c| c["check"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        names,
-        [
-            "config",
-            "daemon",
-            "credential store",
-            "token endpoint",
-            "clock",
-            "notifications",
-            "alert command",
-            "service"
-        ]
-    );
+    assert_eq!(names, CHECKS);
     for check in checks {
         match check["status"].as_str().unwrap() {
             "pass" => assert!(check["fix"].is_null(), "{check}"),
