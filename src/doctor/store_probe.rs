@@ -82,6 +82,8 @@ fn keychain_round_trip(name: &str) -> Result<(), String> {
     let item = StoredCredentials {
         generation: 0,
         version: 0,
+        provider: None,
+        account: None,
         tokens: Tokens {
             access_token: Secret::new("sessctl doctor probe"),
             refresh_token: Secret::new("sessctl doctor probe"),

@@ -1,5 +1,7 @@
 //! The raw storage a [`super::CredentialStore`] drives: load, save and delete one slot's
-//! item. Backends know nothing of versions or compare-and-set; the worker does that.
+//! item, plus the text of reserved items (accounts starting with `.`, such as the logout
+//! ledger) and the list of accounts. Backends know nothing of versions or compare-and-set;
+//! the worker does that.
 
 use super::{StoreError, StoreKind, StoredCredentials};
 
@@ -13,4 +15,10 @@ pub trait CredentialBackend: Send + 'static {
     fn save(&mut self, slot: &str, item: &StoredCredentials) -> Result<(), StoreError>;
     /// Removes the item for `slot`; removing a missing item is not an error.
     fn delete(&mut self, slot: &str) -> Result<(), StoreError>;
+    /// Every account holding an item (reserved ones included), in no particular order.
+    fn list(&mut self) -> Result<Vec<String>, StoreError>;
+    /// The raw text of a reserved item, or `None` when there is none.
+    fn load_text(&mut self, account: &str) -> Result<Option<String>, StoreError>;
+    /// Replaces (or creates) a reserved item with `text`.
+    fn save_text(&mut self, account: &str, text: &str) -> Result<(), StoreError>;
 }

@@ -140,6 +140,29 @@ impl CredentialBackend for FileBackend {
         }
         self.write(&file)
     }
+
+    fn list(&mut self) -> Result<Vec<String>, StoreError> {
+        Ok(self.read("*")?.slots.into_keys().collect())
+    }
+
+    /// A reserved item is kept as a JSON string under its account.
+    fn load_text(&mut self, account: &str) -> Result<Option<String>, StoreError> {
+        match self.read(account)?.slots.remove(account) {
+            None => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text)),
+            Some(_) => Err(StoreError::Corrupt {
+                slot: account.to_owned(),
+                message: format!("item in {} is not text", self.path.display()),
+            }),
+        }
+    }
+
+    fn save_text(&mut self, account: &str, text: &str) -> Result<(), StoreError> {
+        let mut file = self.read(account)?;
+        file.slots
+            .insert(account.to_owned(), Value::String(text.to_owned()));
+        self.write(&file)
+    }
 }
 
 #[cfg(all(test, unix))]

@@ -35,11 +35,19 @@ impl KeychainBackend {
         op: Op,
         call: impl Fn(&keyring_core::Entry) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.with_retry(|| entry(slot, op).and_then(|e| call(&e)))
+    }
+
+    /// Runs `call`; when the keychain is unavailable, reconnects once and tries again.
+    fn with_retry<T>(
+        &mut self,
+        call: impl Fn() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut attempt = || {
             if std::mem::take(&mut self.reconnect) {
                 reconnect();
             }
-            let result = entry(slot, op).and_then(|e| call(&e));
+            let result = call();
             if matches!(result, Err(StoreError::Unavailable(_))) {
                 self.reconnect = true;
             }
@@ -85,6 +93,42 @@ impl CredentialBackend for KeychainBackend {
             Err(err) => Err(map_error(slot, Op::Delete, err)),
         })
     }
+
+    fn list(&mut self) -> Result<Vec<String>, StoreError> {
+        self.with_retry(search_accounts)
+    }
+
+    fn load_text(&mut self, account: &str) -> Result<Option<String>, StoreError> {
+        self.with_entry(account, Op::Read, |entry| match entry.get_password() {
+            Ok(text) => Ok(Some(text)),
+            Err(keyring::Error::NoEntry) => Ok(None),
+            Err(err) => Err(map_error(account, Op::Read, err)),
+        })
+    }
+
+    fn save_text(&mut self, account: &str, text: &str) -> Result<(), StoreError> {
+        self.with_entry(account, Op::Write, |entry| {
+            entry
+                .set_password(text)
+                .map_err(|err| map_error(account, Op::Write, err))
+        })
+    }
+}
+
+/// The accounts of every item under service `sessctl` (a search by attributes; on Linux
+/// the Secret Service's `service` attribute, which keyring sets on every item).
+fn search_accounts() -> Result<Vec<String>, StoreError> {
+    if keyring_core::get_default_store().is_none() && keyring::Entry::store_status().is_err() {
+        reconnect();
+    }
+    let spec = std::collections::HashMap::from([("service", KEYCHAIN_SERVICE)]);
+    let found = keyring_core::Entry::search(&spec).map_err(|err| map_error("*", Op::List, err))?;
+    Ok(found
+        .iter()
+        .filter_map(keyring_core::Entry::get_specifiers)
+        .filter(|(service, _)| service == KEYCHAIN_SERVICE)
+        .map(|(_, account)| account)
+        .collect())
 }
 
 /// Replaces the default store with a fresh connection (Linux Secret Service); elsewhere the
@@ -107,6 +151,7 @@ enum Op {
     Read,
     Write,
     Delete,
+    List,
 }
 
 impl Op {
@@ -115,6 +160,7 @@ impl Op {
             Op::Read => "read",
             Op::Write => "write",
             Op::Delete => "delete",
+            Op::List => "list",
         }
     }
 }

@@ -10,11 +10,14 @@
 
 mod backend;
 mod file;
+mod inventory;
 mod keychain;
+mod ledger;
 mod worker;
 
 pub use backend::CredentialBackend;
 pub use file::FileBackend;
+pub use inventory::{Inventory, ItemLabel, ItemSummary};
 pub use keychain::KeychainBackend;
 pub use worker::CredentialStore;
 
@@ -42,6 +45,13 @@ pub struct StoredCredentials {
     pub generation: u64,
     /// Bumped by every write within one generation.
     pub version: u64,
+    /// The slot's provider (non-secret), so an item whose slot the state file lost can be
+    /// adopted back. Missing in items written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// The slot's account as shown in `status` (non-secret), for the same reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     #[serde(flatten)]
     pub tokens: Tokens,
 }
@@ -156,6 +166,8 @@ mod test_support {
         StoredCredentials {
             generation,
             version,
+            provider: None,
+            account: None,
             tokens: tokens(tag),
         }
     }

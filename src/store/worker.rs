@@ -4,12 +4,17 @@
 //! The compare-and-set rules live here, once, for every backend:
 //! - a refresh (`WriteCondition::Exact`) replaces only exactly the item it read;
 //! - a login (`WriteCondition::NewLogin`) replaces only an absent item or an older login;
-//! - a logout (`delete`) never removes a newer login.
+//! - a logout (`delete`) never removes a newer login, and is recorded in the logout
+//!   ledger (`super::ledger`) before the item goes.
+//!
+//! Every item written carries its slot's label (provider, account) as last told with
+//! [`CredentialStore::label`], or else the label of the item it replaces.
 //!
 //! An item that cannot be parsed has no generation to protect: a login may replace it and
 //! a logout may remove it (both are explicit user actions and the only way out), but a
 //! refresh may not. A call whose future is dropped may still complete on the worker.
 
+use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -17,8 +22,8 @@ use std::sync::mpsc;
 use tokio::sync::oneshot;
 
 use super::{
-    CredentialBackend, FileBackend, KeychainBackend, StoreError, StoreKind, StoredCredentials,
-    Tokens, WriteCondition,
+    CredentialBackend, FileBackend, Inventory, ItemLabel, KeychainBackend, StoreError, StoreKind,
+    StoredCredentials, Tokens, WriteCondition, inventory, ledger,
 };
 
 /// What a caller sees when the worker thread is gone.
@@ -42,6 +47,13 @@ enum Request {
         slot: String,
         generation: u64,
         reply: Reply<()>,
+    },
+    Inventory {
+        reply: Reply<Inventory>,
+    },
+    Label {
+        slot: String,
+        label: ItemLabel,
     },
 }
 
@@ -117,6 +129,21 @@ impl CredentialStore {
         .await
     }
 
+    /// What the store holds (no tokens): every slot item's identity and label, and the
+    /// logout ledger.
+    pub async fn inventory(&self) -> Result<Inventory, StoreError> {
+        self.call(|reply| Request::Inventory { reply }).await
+    }
+
+    /// Sets the label that items written for `slot` from now on carry. Queued in order
+    /// with the writes, so a write sent after this call carries it.
+    pub fn label(&self, slot: &str, label: ItemLabel) {
+        let _ = self.requests.send(Request::Label {
+            slot: slot.to_owned(),
+            label,
+        });
+    }
+
     /// Sends one request and waits for its reply.
     async fn call<T>(&self, request: impl FnOnce(Reply<T>) -> Request) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
@@ -132,6 +159,7 @@ impl CredentialStore {
 /// The worker thread's loop: one request at a time until every handle is gone.
 fn serve(mut backend: Box<dyn CredentialBackend>, inbox: mpsc::Receiver<Request>) {
     let backend = backend.as_mut();
+    let mut labels: HashMap<String, ItemLabel> = HashMap::new();
     while let Ok(request) = inbox.recv() {
         // A caller that gave up has dropped its receiver; its result is simply discarded.
         match request {
@@ -144,7 +172,9 @@ fn serve(mut backend: Box<dyn CredentialBackend>, inbox: mpsc::Receiver<Request>
                 tokens,
                 reply,
             } => {
-                let result = guarded(|| compare_and_set(backend, &slot, condition, tokens));
+                let label = labels.get(&slot);
+                let result =
+                    guarded(|| compare_and_set(backend, &slot, condition, tokens, label));
                 let _ = reply.send(result);
             }
             Request::Delete {
@@ -153,6 +183,12 @@ fn serve(mut backend: Box<dyn CredentialBackend>, inbox: mpsc::Receiver<Request>
                 reply,
             } => {
                 let _ = reply.send(guarded(|| delete(backend, &slot, generation)));
+            }
+            Request::Inventory { reply } => {
+                let _ = reply.send(guarded(|| inventory::take(backend)));
+            }
+            Request::Label { slot, label } => {
+                labels.insert(slot, label);
             }
         }
     }
@@ -174,6 +210,7 @@ fn compare_and_set(
     slot: &str,
     condition: WriteCondition,
     tokens: Tokens,
+    label: Option<&ItemLabel>,
 ) -> Result<StoredCredentials, StoreError> {
     let current = match (backend.load(slot), condition) {
         (Ok(current), _) => current,
@@ -187,9 +224,16 @@ fn compare_and_set(
         (Err(err), _) => return Err(err),
     };
     let (generation, version) = next_identity(slot, condition, current.as_ref())?;
+    let (provider, account) = match (label, &current) {
+        (Some(label), _) => (label.provider.clone(), label.account.clone()),
+        (None, Some(current)) => (current.provider.clone(), current.account.clone()),
+        (None, None) => (None, None),
+    };
     let item = StoredCredentials {
         generation,
         version,
+        provider,
+        account,
         tokens,
     };
     backend.save(slot, &item)?;
@@ -230,19 +274,22 @@ fn delete(
     generation: u64,
 ) -> Result<(), StoreError> {
     match backend.load(slot) {
-        Ok(None) => Ok(()),
-        Ok(Some(found)) if found.generation > generation => Err(conflict(
-            slot,
-            format!("generation {generation} or older"),
-            Some(&found),
-        )),
-        Ok(Some(_)) => backend.delete(slot),
+        Ok(Some(found)) if found.generation > generation => {
+            return Err(conflict(
+                slot,
+                format!("generation {generation} or older"),
+                Some(&found),
+            ));
+        }
+        Ok(_) => {}
         Err(StoreError::Corrupt { message, .. }) => {
             tracing::warn!(slot, "deleting an unreadable credential item: {message}");
-            backend.delete(slot)
         }
-        Err(err) => Err(err),
+        Err(err) => return Err(err),
     }
+    // The ledger first: a crash between the two leaves an item known to be logged out.
+    ledger::record(backend, slot, generation)?;
+    backend.delete(slot)
 }
 
 /// What `condition` needs, in words (identities only, never token values).

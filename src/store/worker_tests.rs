@@ -12,6 +12,7 @@ use crate::store::test_support::{TempDir, item, tokens};
 #[derive(Clone, Default)]
 struct MemoryBackend {
     items: Arc<Mutex<HashMap<String, StoredCredentials>>>,
+    texts: Arc<Mutex<HashMap<String, String>>>,
     unavailable: Arc<AtomicBool>,
     saves: Arc<AtomicUsize>,
 }
@@ -56,6 +57,24 @@ impl CredentialBackend for MemoryBackend {
         self.items.lock().unwrap().remove(slot);
         Ok(())
     }
+    fn list(&mut self) -> Result<Vec<String>, StoreError> {
+        self.check()?;
+        let items = self.items.lock().unwrap().keys().cloned().collect::<Vec<_>>();
+        let texts = self.texts.lock().unwrap().keys().cloned().collect::<Vec<_>>();
+        Ok(items.into_iter().chain(texts).collect())
+    }
+    fn load_text(&mut self, account: &str) -> Result<Option<String>, StoreError> {
+        self.check()?;
+        Ok(self.texts.lock().unwrap().get(account).cloned())
+    }
+    fn save_text(&mut self, account: &str, text: &str) -> Result<(), StoreError> {
+        self.check()?;
+        self.texts
+            .lock()
+            .unwrap()
+            .insert(account.to_owned(), text.to_owned());
+        Ok(())
+    }
 }
 
 /// A backend whose every call panics.
@@ -72,6 +91,15 @@ impl CredentialBackend for PanickingBackend {
         panic!("backend bug")
     }
     fn delete(&mut self, _: &str) -> Result<(), StoreError> {
+        panic!("backend bug")
+    }
+    fn list(&mut self) -> Result<Vec<String>, StoreError> {
+        panic!("backend bug")
+    }
+    fn load_text(&mut self, _: &str) -> Result<Option<String>, StoreError> {
+        panic!("backend bug")
+    }
+    fn save_text(&mut self, _: &str, _: &str) -> Result<(), StoreError> {
         panic!("backend bug")
     }
 }
@@ -331,4 +359,46 @@ async fn conflicts_describe_identities_never_tokens() {
     let message = err.to_string();
     assert!(!message.contains("SECRET"), "{message}");
     assert!(message.contains("generation 3 version 2"), "{message}");
+}
+
+#[tokio::test]
+async fn items_carry_their_label_and_a_refresh_keeps_it() {
+    for (store, _dir) in stores_with_work_at_3_2() {
+        let label = ItemLabel {
+            provider: Some("claude".to_owned()),
+            account: Some("me@example.com".to_owned()),
+        };
+        store.label("work", label.clone());
+        let login = WriteCondition::NewLogin { generation: 4 };
+        let written = store
+            .compare_and_set("work", login, tokens("l"))
+            .await
+            .unwrap();
+        assert_eq!(written.provider.as_deref(), Some("claude"));
+        let inventory = store.inventory().await.unwrap();
+        let summary = inventory.items["work"].clone().unwrap();
+        assert_eq!((summary.generation, summary.version), (4, 1));
+        assert_eq!(summary.label, label);
+    }
+}
+
+#[tokio::test]
+async fn a_logout_is_recorded_in_the_ledger_which_the_inventory_lists_apart() {
+    for (store, _dir) in stores_with_work_at_3_2() {
+        let login = WriteCondition::NewLogin { generation: 1 };
+        store
+            .compare_and_set("home", login, tokens("h"))
+            .await
+            .unwrap();
+        store.delete("work", 3).await.unwrap();
+        // A logout of a slot with no item is recorded too.
+        store.delete("gone", 7).await.unwrap();
+        let inventory = store.inventory().await.unwrap();
+        assert_eq!(inventory.items.keys().collect::<Vec<_>>(), ["home"]);
+        let logged_out: Vec<_> = inventory.logged_out.into_iter().collect();
+        assert_eq!(
+            logged_out,
+            [("gone".to_owned(), 7), ("work".to_owned(), 3)]
+        );
+    }
 }

@@ -14,6 +14,7 @@ mod login_flows;
 mod logout;
 mod logs;
 mod quota;
+mod reconcile;
 mod refresh;
 mod service_files;
 mod socket;
