@@ -1,6 +1,9 @@
 //! The state file: the slot registry and each slot's non-secret state (never a token).
 //! Written atomically with mode 0600; a save is a compare-and-set on the file's
-//! `revision`, so a file changed behind the daemon's back is never silently overwritten.
+//! `revision`, so a file changed behind the daemon's back is never silently overwritten:
+//! the daemon's writer notices, warns and rewrites it with the daemon's own state. Which
+//! slots exist is the credential store's word (`crate::daemon::reconcile`); this file
+//! holds their non-secret metadata.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

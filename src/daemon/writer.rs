@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, watch};
 
 use crate::cache::QuotaCache;
-use crate::state::StateFile;
+use crate::state::{StateError, StateFile};
 
 use super::jobs::JobResult;
 
@@ -50,6 +50,11 @@ pub type NumberedState = (u64, StateFile);
 
 /// The state file's writer: a compare-and-set on the file's revision, which this writer
 /// tracks (starting from the revision the daemon loaded).
+///
+/// A file changed, restored or removed behind the daemon's back is overwritten with the
+/// daemon's own state, with a warning: the daemon (the only one, by its instance lock)
+/// holds the newer state, and the credential store is the record of which slots exist
+/// (`super::reconcile`), so the file on disk has nothing newer to offer.
 pub async fn state_file(
     path: PathBuf,
     revision: u64,
@@ -60,7 +65,22 @@ pub async fn state_file(
     let save = move |(number, snapshot): &NumberedState| {
         let mut snapshot = snapshot.clone();
         snapshot.revision = revision.load(Ordering::SeqCst);
-        let new = snapshot.save(&path).map_err(|e| e.to_string())?;
+        let new = match snapshot.save(&path) {
+            Err(StateError::Conflict {
+                expected, found, ..
+            }) => {
+                tracing::warn!(
+                    path = %path.display(),
+                    expected,
+                    found,
+                    "the state file was changed, restored or removed behind the daemon; rewriting it with the daemon's own state"
+                );
+                snapshot.revision = found;
+                snapshot.save(&path)
+            }
+            other => other,
+        }
+        .map_err(|e| e.to_string())?;
         revision.store(new, Ordering::SeqCst);
         Ok(*number)
     };
