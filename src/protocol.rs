@@ -247,6 +247,21 @@ pub struct StatusReport {
     /// The merged quota cache, judged at the cache level.
     pub cache: CacheStatus,
     pub slots: Vec<SlotStatus>,
+    /// Credential items under service `sessctl` that match no slot and could not be
+    /// adopted back as one, each with the command that fixes it.
+    #[serde(default)]
+    pub unplaced_credentials: Vec<UnplacedCredential>,
+}
+
+/// A credential item the daemon could not place in a slot (see `daemon::reconcile`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnplacedCredential {
+    /// The item's account, which is the slot name it was written for.
+    pub name: String,
+    /// What is wrong, in words.
+    pub problem: String,
+    /// The command that fixes it.
+    pub fix: String,
 }
 
 /// The quota cache file in `status`.

@@ -42,6 +42,32 @@ pub struct SlotRecord {
     pub last_refresh_at: Option<DateTime<Utc>>,
     pub last_refresh_error: Option<String>,
     pub refreshes: u64,
+    /// The newest credential item (generation, version) the daemon wrote or read for this
+    /// slot: an older item read back is a stale copy (a restored backup) whose refresh
+    /// token was already spent, and is never presented.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest_written: Option<ItemVersion>,
+}
+
+/// The identity of one credential item; ordered by generation, then version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ItemVersion {
+    pub generation: u64,
+    pub version: u64,
+}
+
+impl SlotRecord {
+    /// Whether an item of `found` is older than one already written or read.
+    pub fn is_stale(&self, found: ItemVersion) -> bool {
+        self.newest_written.is_some_and(|newest| found < newest)
+    }
+
+    /// Records that the store now holds `item` (kept when it is the newest seen).
+    pub fn note_item(&mut self, item: ItemVersion) {
+        if self.newest_written.is_none_or(|newest| newest < item) {
+            self.newest_written = Some(item);
+        }
+    }
 }
 
 /// The whole state file.
@@ -234,6 +260,10 @@ mod tests {
                 last_refresh_at: None,
                 last_refresh_error: Some("timeout".to_owned()),
                 refreshes: 7,
+                newest_written: Some(ItemVersion {
+                    generation: 3,
+                    version: 9,
+                }),
             },
         );
         state

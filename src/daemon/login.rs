@@ -144,6 +144,9 @@ impl Manager {
             "logged in; storing the tokens"
         );
         slot.pending_login = Some(PendingLogin { reply, answer });
+        self.jobs
+            .store
+            .label(&placed.target, super::reconcile::label_of(&slot.record));
         self.slots.insert(placed.target.clone(), slot);
         self.persist();
         self.start_login_write(&placed.target);
@@ -276,6 +279,7 @@ fn login_record(
         last_refresh_at: Some(now),
         last_refresh_error: None,
         refreshes: 0,
+        newest_written: None,
     }
 }
 

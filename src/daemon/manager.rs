@@ -13,7 +13,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::cache::QuotaCache;
 use crate::config::Config;
-use crate::protocol::{ErrorCode, ErrorReply, PROTOCOL_VERSION, Pong, Request, Response};
+use crate::protocol::{
+    ErrorCode, ErrorReply, PROTOCOL_VERSION, Pong, Request, Response, UnplacedCredential,
+};
 use crate::state::{SlotState, StateFile};
 use crate::store::StoreKind;
 
@@ -69,6 +71,8 @@ pub struct Manager {
     /// Jobs still running for logins a newer login replaced, by slot and generation: their
     /// results are dropped and the tokens they carry revoked (`super::retire`).
     pub(super) replaced_jobs: BTreeMap<(String, u64), ReplacedJob>,
+    /// Credential items found at start that match no slot (`super::reconcile`).
+    pub(super) unplaced: Vec<UnplacedCredential>,
 }
 
 /// What the manager needs from its surroundings.
@@ -82,6 +86,8 @@ pub struct ManagerParts {
     /// The cache a previous daemon left: seeds each slot's last known quota.
     pub previous_cache: Option<QuotaCache>,
     pub alert_queue: AlertQueue,
+    /// Credential items found at start that match no slot (`super::reconcile`).
+    pub unplaced: Vec<UnplacedCredential>,
 }
 
 impl Manager {
@@ -127,6 +133,7 @@ impl Manager {
             cache_error: None,
             flows: PendingFlows::default(),
             replaced_jobs: BTreeMap::new(),
+            unplaced: parts.unplaced,
         }
     }
 
@@ -301,10 +308,13 @@ impl Manager {
                 self.jobs.load(slot.name.clone(), slot.record.generation);
             }
             Creds::Missing => {
-                slot.resolve_waiters(Err(ErrorReply::new(
-                    ErrorCode::SlotInactive,
-                    format!("slot {name} has no stored credentials; log in again"),
-                )));
+                let refusal = slot.refusal(&self.config).unwrap_or_else(|| {
+                    ErrorReply::new(
+                        ErrorCode::SlotInactive,
+                        format!("slot {name} has no stored credentials; log in again"),
+                    )
+                });
+                slot.resolve_waiters(Err(refusal));
             }
             Creds::Present {
                 tokens,

@@ -14,6 +14,7 @@ mod login;
 mod login_jobs;
 mod manager;
 mod placement;
+mod reconcile;
 mod results;
 mod retire;
 pub mod schedule;
@@ -56,8 +57,16 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
         .map_err(|e| Error::io("create state directory", &paths.state_dir, e))?;
     let _lock = lock::InstanceLock::acquire(&paths.lock_file)?;
     let listener = bind_socket(&paths)?;
-    let state = StateFile::load(&paths.state_file)?;
+    let mut state = StateFile::load(&paths.state_file)?;
     let store = CredentialStore::open(config.credential_store, paths.credentials_file.clone());
+    let reconciled = reconcile::at_start(&store, &mut state).await;
+    if reconciled.changed() {
+        match state.save(&paths.state_file) {
+            Ok(revision) => state.revision = revision,
+            // The writer saves the next snapshot over whatever is there.
+            Err(e) => tracing::error!("{e}"),
+        }
+    }
     let oauth = OAuthClient::new()
         .map_err(|e| Error::io("start", "HTTP client", std::io::Error::other(e)))?;
     tracing::info!(
@@ -111,6 +120,7 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
         cache_path: paths.quota_cache.clone(),
         previous_cache,
         alert_queue,
+        unplaced: reconciled.unplaced,
     });
     manager.run(commands_rx, results_rx, shutdown_rx).await;
 

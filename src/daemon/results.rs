@@ -13,6 +13,7 @@ use crate::store::{StoreError, StoredCredentials, WriteCondition};
 use super::jobs::{JobResult, RefreshOutcome};
 use super::login::LoginWrite;
 use super::manager::Manager;
+use super::reconcile;
 use super::schedule::{self, delta};
 use super::slot::{Creds, Slot, Stored};
 
@@ -92,7 +93,12 @@ impl Manager {
         let now = Utc::now();
         let mut store_error = None;
         match result {
+            Ok(Some(item)) if slot.record.is_stale(reconcile::version_of(&item)) => {
+                reconcile::refuse_stale(slot, reconcile::version_of(&item));
+            }
             Ok(Some(item)) => {
+                slot.record.note_item(reconcile::version_of(&item));
+                reconcile::clear_stale(slot);
                 if item.generation != slot.record.generation {
                     tracing::warn!(
                         slot = name,
@@ -161,6 +167,7 @@ impl Manager {
         let mut store_health: Option<Option<String>> = None;
         let result = match outcome {
             RefreshOutcome::Stored(item) => {
+                slot.record.note_item(reconcile::version_of(&item));
                 slot.creds = Creds::Present {
                     stored: Stored::from_item(&item),
                     tokens: item.tokens,
@@ -255,6 +262,7 @@ impl Manager {
         let now = Utc::now();
         let login_write = match result {
             Ok(item) => {
+                slot.record.note_item(reconcile::version_of(&item));
                 if let Creds::Present { stored, .. } = &mut slot.creds {
                     *stored = Stored::from_item(&item);
                 }

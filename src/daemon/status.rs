@@ -43,6 +43,7 @@ impl Manager {
                     status
                 })
                 .collect(),
+            unplaced_credentials: self.unplaced.clone(),
         }
     }
 

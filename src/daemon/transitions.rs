@@ -129,6 +129,7 @@ mod tests {
             last_refresh_at: None,
             last_refresh_error: reason.map(|r| format!("because {r}")),
             refreshes: 0,
+            newest_written: None,
         };
         Slot::from_record(name.to_owned(), record, Utc::now())
     }

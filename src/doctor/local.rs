@@ -131,6 +131,9 @@ fn judge_daemon(pong: &Pong, status: Option<&StatusReport>, paths: &Paths) -> Ch
             fixes::state_file(&paths.state_file),
         );
     }
+    if let Some((problems, fixes)) = status.and_then(disagreements) {
+        return Check::warn("daemon", format!("{answers}, but {problems}"), fixes);
+    }
     if let Some(error) = status.and_then(|s| s.credential_store_error.as_ref()) {
         let fix = match status.map(|s| s.credential_store) {
             Some(CredentialStoreKind::File) => fixes::credentials_file(&paths.credentials_file),
@@ -143,6 +146,33 @@ fn judge_daemon(pong: &Pong, status: Option<&StatusReport>, paths: &Paths) -> Ch
         );
     }
     Check::pass("daemon", answers)
+}
+
+/// What the daemon could not reconcile between the credential store and its state by
+/// itself (items matching no slot, slots whose item is an older copy), and the commands
+/// that fix it; `None` when there is nothing.
+fn disagreements(status: &StatusReport) -> Option<(String, String)> {
+    let stale = status
+        .slots
+        .iter()
+        .filter(|slot| slot.reason.as_deref() == Some("stale_credentials"));
+    let mut problems: Vec<String> = Vec::new();
+    let mut fixes: Vec<String> = Vec::new();
+    for slot in stale {
+        problems.push(format!(
+            "slot {} has an older copy of its credential item (not presented)",
+            slot.name
+        ));
+        fixes.push(format!(
+            "sessctl login {} --provider {}",
+            slot.name, slot.provider
+        ));
+    }
+    for item in &status.unplaced_credentials {
+        problems.push(item.problem.clone());
+        fixes.push(item.fix.clone());
+    }
+    (!problems.is_empty()).then(|| (problems.join("; "), fixes.join("; ")))
 }
 
 fn not_answering(check: Check) -> Daemon {
@@ -256,6 +286,7 @@ mod tests {
                 error: None,
             },
             slots: Vec::new(),
+            unplaced_credentials: Vec::new(),
         };
         let check = judge_daemon(&pong, Some(&status), &p);
         assert_eq!(check.outcome, Outcome::Warn);

@@ -39,10 +39,7 @@ impl KeychainBackend {
     }
 
     /// Runs `call`; when the keychain is unavailable, reconnects once and tries again.
-    fn with_retry<T>(
-        &mut self,
-        call: impl Fn() -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    fn with_retry<T>(&mut self, call: impl Fn() -> Result<T, StoreError>) -> Result<T, StoreError> {
         let mut attempt = || {
             if std::mem::take(&mut self.reconnect) {
                 reconnect();

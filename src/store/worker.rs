@@ -173,8 +173,7 @@ fn serve(mut backend: Box<dyn CredentialBackend>, inbox: mpsc::Receiver<Request>
                 reply,
             } => {
                 let label = labels.get(&slot);
-                let result =
-                    guarded(|| compare_and_set(backend, &slot, condition, tokens, label));
+                let result = guarded(|| compare_and_set(backend, &slot, condition, tokens, label));
                 let _ = reply.send(result);
             }
             Request::Delete {

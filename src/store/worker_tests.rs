@@ -59,8 +59,20 @@ impl CredentialBackend for MemoryBackend {
     }
     fn list(&mut self) -> Result<Vec<String>, StoreError> {
         self.check()?;
-        let items = self.items.lock().unwrap().keys().cloned().collect::<Vec<_>>();
-        let texts = self.texts.lock().unwrap().keys().cloned().collect::<Vec<_>>();
+        let items = self
+            .items
+            .lock()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>();
+        let texts = self
+            .texts
+            .lock()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>();
         Ok(items.into_iter().chain(texts).collect())
     }
     fn load_text(&mut self, account: &str) -> Result<Option<String>, StoreError> {
@@ -396,9 +408,6 @@ async fn a_logout_is_recorded_in_the_ledger_which_the_inventory_lists_apart() {
         let inventory = store.inventory().await.unwrap();
         assert_eq!(inventory.items.keys().collect::<Vec<_>>(), ["home"]);
         let logged_out: Vec<_> = inventory.logged_out.into_iter().collect();
-        assert_eq!(
-            logged_out,
-            [("gone".to_owned(), 7), ("work".to_owned(), 3)]
-        );
+        assert_eq!(logged_out, [("gone".to_owned(), 7), ("work".to_owned(), 3)]);
     }
 }

@@ -40,6 +40,10 @@ impl Advisor<'_> {
             lines.push(format!("state file problem: {error}"));
             lines.push(format!("  next: {}", fixes::state_file(self.state_file)));
         }
+        for item in &report.unplaced_credentials {
+            lines.push(format!("credential store problem: {}", item.problem));
+            lines.push(format!("  next: {}", item.fix));
+        }
         if let Some(error) = &report.cache.error {
             lines.push(format!("quota cache problem: {error}"));
             lines.push(format!(
@@ -94,6 +98,10 @@ impl Advisor<'_> {
             Some("credentials_missing") => (
                 "its credentials are gone from the credential store".to_owned(),
                 format!("log in again: {login}"),
+            ),
+            Some("stale_credentials") => (
+                "the credential store holds an older copy of its item (restored from a backup?), whose refresh token was already used; sessctl does not present it".to_owned(),
+                format!("put the newer item back and restart the daemon, or log in again: {login}"),
             ),
             Some("credentials_unreadable") => (
                 "its stored credentials cannot be read".to_owned(),

@@ -79,6 +79,7 @@ fn report(slots: Vec<SlotStatus>) -> StatusReport {
             error: None,
         },
         slots,
+        unplaced_credentials: Vec::new(),
     }
 }
 

@@ -136,6 +136,7 @@ mod tests {
                     last_refresh_at: None,
                     last_refresh_error: None,
                     refreshes: 0,
+                    newest_written: None,
                     account_key: None,
                 };
                 let slot = Slot::from_record((*name).to_owned(), record, at("00:00:00"));
