@@ -147,6 +147,8 @@ impl Manager {
         self.jobs
             .store
             .label(&placed.target, super::reconcile::label_of(&slot.record));
+        // A login of that name replaces an item found at start that matched no slot.
+        self.unplaced.retain(|item| item.name != placed.target);
         self.slots.insert(placed.target.clone(), slot);
         self.persist();
         self.start_login_write(&placed.target);

@@ -23,6 +23,11 @@ use super::slot::{Creds, Slot};
 /// `reason` of a slot whose stored item is older than one the daemon already wrote.
 pub const STALE_CREDENTIALS: &str = "stale_credentials";
 
+/// How long start-up waits for the store's inventory before going on with the state file's
+/// list: long enough for a slow keyring over many items, short enough that a keyring
+/// waiting on an unlock prompt does not keep the daemon from answering.
+const INVENTORY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// What reconciling changed.
 #[derive(Debug, Default, PartialEq)]
 pub struct Reconciled {
@@ -46,11 +51,18 @@ impl Reconciled {
 /// Reads the store's inventory and reconciles `state` with it; tells the store each
 /// slot's label. When the store cannot be read, the state file's list stands (warned).
 pub async fn at_start(store: &CredentialStore, state: &mut StateFile) -> Reconciled {
-    let reconciled = match store.inventory().await {
-        Ok(inventory) => reconcile(state, &inventory, Utc::now()),
-        Err(e) => {
+    let reconciled = match tokio::time::timeout(INVENTORY_TIMEOUT, store.inventory()).await {
+        Ok(Ok(inventory)) => reconcile(state, &inventory, Utc::now()),
+        Ok(Err(e)) => {
             tracing::warn!(
                 "cannot list the credential store ({e}); the slots are as the state file lists them"
+            );
+            Reconciled::default()
+        }
+        Err(_) => {
+            tracing::warn!(
+                "the credential store did not list its items within {}s (locked, waiting on a prompt?); the slots are as the state file lists them",
+                INVENTORY_TIMEOUT.as_secs()
             );
             Reconciled::default()
         }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::flows::{Running, assert_success, code_and_stderr, token_works};
+use crate::support::wait_for;
 
 const STOP: Duration = Duration::from_secs(20);
 
@@ -106,4 +107,50 @@ fn an_older_copy_of_a_keychain_item_is_never_presented() {
     assert_eq!(status["reason"], "stale_credentials", "{status}");
     let text = String::from_utf8_lossy(&t.env.sessctl(&["status"]).stdout).into_owned();
     assert!(text.contains("sessctl login work"), "{text}");
+}
+
+#[test]
+fn an_item_that_names_no_provider_is_shown_with_the_command_that_fixes_it() {
+    let mut t = Running::start("");
+    // An item as an older sessctl wrote it: no provider or account (fake tokens).
+    let legacy = r#"{"generation":3,"version":1,"access_token":"legacy-a","refresh_token":"legacy-r","expires_at":null,"obtained_at":"2026-01-01T00:00:00Z","scopes":[]}"#;
+    t.env.secret_store("sessctl", "legacy", legacy);
+    restart(&mut t);
+
+    let status = t.env.status_json();
+    let unplaced = &status["unplaced_credentials"][0];
+    assert_eq!(unplaced["name"], "legacy", "{status}");
+    assert!(slot_names(&t).is_empty());
+    let fix = "sessctl login legacy --provider";
+    let text = String::from_utf8_lossy(&t.env.sessctl(&["status"]).stdout).into_owned();
+    assert!(text.contains(fix), "{text}");
+    let doctor = String::from_utf8_lossy(&t.env.sessctl(&["doctor"]).stdout).into_owned();
+    assert!(doctor.contains(fix), "{doctor}");
+
+    // The fix works: the login replaces the item (its generation is above the item's).
+    t.login("legacy", "lee");
+    assert_eq!(
+        t.env.status_json()["unplaced_credentials"],
+        serde_json::json!([])
+    );
+    assert!(token_works(&t.server, &t.token("legacy")));
+}
+
+#[test]
+fn a_state_file_restored_while_running_is_rewritten_with_the_daemons_state() {
+    let t = Running::start("");
+    t.login("work", "alice");
+    let backup = std::fs::read(state_file(&t)).unwrap();
+    t.login("home", "bob");
+    std::fs::write(state_file(&t), backup).unwrap();
+    assert_success(&t.env.sessctl(&["refresh", "work"]), "refresh");
+
+    wait_for("the state file to be rewritten", STOP, || {
+        std::fs::read_to_string(state_file(&t)).is_ok_and(|saved| saved.contains("\"home\""))
+    });
+    assert!(t.daemon.log().contains("behind the daemon"));
+    assert_eq!(
+        t.env.status_json()["state_file_error"],
+        serde_json::Value::Null
+    );
 }
