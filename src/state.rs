@@ -270,6 +270,22 @@ mod tests {
     }
 
     #[test]
+    fn an_item_older_than_the_newest_written_is_stale() {
+        let at = |generation, version| ItemVersion {
+            generation,
+            version,
+        };
+        let mut record = sample().slots.remove("work").unwrap();
+        record.newest_written = None;
+        assert!(!record.is_stale(at(1, 1)));
+        record.note_item(at(3, 9));
+        record.note_item(at(3, 2));
+        assert_eq!(record.newest_written, Some(at(3, 9)));
+        assert!(record.is_stale(at(3, 8)) && record.is_stale(at(2, 50)));
+        assert!(!record.is_stale(at(3, 9)) && !record.is_stale(at(4, 1)));
+    }
+
+    #[test]
     fn a_missing_file_loads_as_an_empty_registry() {
         let dir = TempDir::new("missing");
         assert_eq!(StateFile::load(&dir.file()).unwrap(), StateFile::default());

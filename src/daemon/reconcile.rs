@@ -84,14 +84,38 @@ pub fn label_of(record: &SlotRecord) -> ItemLabel {
 /// Applies the store's word to `state` (see the module docs).
 pub fn reconcile(state: &mut StateFile, inventory: &Inventory, now: DateTime<Utc>) -> Reconciled {
     let mut out = Reconciled::default();
-    let logged_out = |name: &str| inventory.logged_out.get(name).copied().unwrap_or(0);
+    drop_logged_out(state, inventory, &mut out);
+    adopt_orphans(state, inventory, now, &mut out);
+    let newest_seen = inventory
+        .items
+        .values()
+        .filter_map(|item| item.as_ref().ok().map(|i| i.generation))
+        .chain(inventory.logged_out.values().copied())
+        .max()
+        .unwrap_or(0);
+    if state.next_generation <= newest_seen {
+        state.next_generation = newest_seen + 1;
+        out.generation_raised = true;
+    }
+    out
+}
+
+/// The newest generation of `name` that was logged out (0: none).
+fn logged_out(inventory: &Inventory, name: &str) -> u64 {
+    inventory.logged_out.get(name).copied().unwrap_or(0)
+}
+
+/// Drops the slots the ledger says were logged out (unless a newer login holds the item,
+/// whose label the record then takes).
+fn drop_logged_out(state: &mut StateFile, inventory: &Inventory, out: &mut Reconciled) {
     state.slots.retain(|name, record| {
         let item = inventory.items.get(name).and_then(|item| item.as_ref().ok());
         let item_generation = item.map_or(0, |item| item.generation);
         if let Some(item) = item.filter(|item| item.generation > record.generation) {
             relabel(name, record, item);
         }
-        let gone = record.generation <= logged_out(name) && item_generation <= logged_out(name);
+        let ended = logged_out(inventory, name);
+        let gone = record.generation <= ended && item_generation <= ended;
         if gone {
             tracing::info!(
                 slot = name,
@@ -102,12 +126,21 @@ pub fn reconcile(state: &mut StateFile, inventory: &Inventory, now: DateTime<Utc
         }
         !gone
     });
+}
+
+/// Adopts every item that has no slot and names its provider; lists the others.
+fn adopt_orphans(
+    state: &mut StateFile,
+    inventory: &Inventory,
+    now: DateTime<Utc>,
+    out: &mut Reconciled,
+) {
     for (name, item) in &inventory.items {
         if state.slots.contains_key(name) {
             continue;
         }
         match item {
-            Ok(item) if item.generation <= logged_out(name) => tracing::warn!(
+            Ok(item) if item.generation <= logged_out(inventory, name) => tracing::warn!(
                 slot = name,
                 "a credential item of a logged-out login is still stored; ignoring it"
             ),
@@ -138,18 +171,6 @@ pub fn reconcile(state: &mut StateFile, inventory: &Inventory, now: DateTime<Utc
                 .push(unplaced(name, &format!("it cannot be read: {message}"))),
         }
     }
-    let newest_seen = inventory
-        .items
-        .values()
-        .filter_map(|item| item.as_ref().ok().map(|i| i.generation))
-        .chain(inventory.logged_out.values().copied())
-        .max()
-        .unwrap_or(0);
-    if state.next_generation <= newest_seen {
-        state.next_generation = newest_seen + 1;
-        out.generation_raised = true;
-    }
-    out
 }
 
 /// A newer login than the record's holds the item (the state file is older): the item's
