@@ -54,7 +54,8 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
         .map_err(|e| Error::io("create runtime directory", &paths.runtime_dir, e))?;
     fsutil::create_private_dir(&paths.state_dir)
         .map_err(|e| Error::io("create state directory", &paths.state_dir, e))?;
-    let _lock = lock::InstanceLock::acquire(&paths.lock_file)?;
+    let _lock = lock::InstanceLock::acquire(&paths.lock_file, &paths.socket)?;
+    let _socket_lock = lock::InstanceLock::acquire_socket(&paths.socket_lock, &paths.socket)?;
     let listener = bind_socket(&paths)?;
     let state = StateFile::load(&paths.state_file)?;
     let store = CredentialStore::open(config.credential_store, paths.credentials_file.clone());
@@ -131,7 +132,7 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
     Ok(())
 }
 
-/// Binds the socket, replacing a stale one. Only called with the instance lock held, so a
+/// Binds the socket, replacing a stale one. Only called with the socket lock held, so a
 /// socket file that exists now was left by a daemon that is gone.
 fn bind_socket(paths: &Paths) -> Result<UnixListener, Error> {
     match std::fs::remove_file(&paths.socket) {

@@ -9,6 +9,7 @@ mod cli_input;
 mod doctor;
 mod flows;
 mod harness_smoke;
+mod instance;
 mod lifecycle;
 mod login_flows;
 mod logout;
