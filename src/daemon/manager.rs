@@ -23,6 +23,7 @@ use super::jobs::{JobContext, JobResult};
 use super::retire::ReplacedJob;
 use super::schedule;
 use super::slot::{Creds, Job, Slot, Stored};
+use super::store_probe::StoreProbe;
 use super::transitions::StateLog;
 use super::writer::NumberedState;
 
@@ -69,6 +70,8 @@ pub struct Manager {
     /// Jobs still running for logins a newer login replaced, by slot and generation: their
     /// results are dropped and the tokens they carry revoked (`super::retire`).
     pub(super) replaced_jobs: BTreeMap<(String, u64), ReplacedJob>,
+    /// Whether there is a keychain at all (`super::store_probe`).
+    pub(super) store_probe: StoreProbe,
 }
 
 /// What the manager needs from its surroundings.
@@ -82,6 +85,7 @@ pub struct ManagerParts {
     /// The cache a previous daemon left: seeds each slot's last known quota.
     pub previous_cache: Option<QuotaCache>,
     pub alert_queue: AlertQueue,
+    pub store_probe: StoreProbe,
 }
 
 impl Manager {
@@ -127,6 +131,7 @@ impl Manager {
             cache_error: None,
             flows: PendingFlows::default(),
             replaced_jobs: BTreeMap::new(),
+            store_probe: parts.store_probe,
         }
     }
 
@@ -164,6 +169,10 @@ impl Manager {
 
     fn handle(&mut self, command: Command) -> Flow {
         let Command { request, reply } = command;
+        if let Some(refusal) = self.store_probe.refuses(&request) {
+            let _ = reply.send(Err(refusal));
+            return Flow::Continue;
+        }
         match request {
             Request::Ping => {
                 let _ = reply.send(Ok(Response::Pong(Pong {

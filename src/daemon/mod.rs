@@ -20,6 +20,7 @@ pub mod schedule;
 mod server;
 mod slot;
 mod status;
+mod store_probe;
 mod transitions;
 mod usage;
 mod writer;
@@ -98,6 +99,7 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
     let server = tokio::spawn(server::serve(listener, commands_tx, shutdown_rx.clone()));
     tokio::spawn(forward_signals(shutdown_tx.clone()));
     let (alert_queue, alert_delivery) = alerts::spawn(&config);
+    let store_probe = store_probe::start(&store, shutdown_rx.clone()).await;
 
     let manager = Manager::new(ManagerParts {
         config: Arc::new(config),
@@ -112,6 +114,7 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
         cache_path: paths.quota_cache.clone(),
         previous_cache,
         alert_queue,
+        store_probe,
     });
     manager.run(commands_rx, results_rx, shutdown_rx).await;
 

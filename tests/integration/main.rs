@@ -14,6 +14,7 @@ mod lifecycle;
 mod login_flows;
 mod logout;
 mod logs;
+mod no_keychain;
 mod quota;
 mod refresh;
 mod service_files;

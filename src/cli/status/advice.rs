@@ -167,7 +167,7 @@ impl Advisor<'_> {
 
     fn store_fix(&self, store: CredentialStoreKind) -> String {
         match store {
-            CredentialStoreKind::Keychain => fixes::keychain_unreachable().to_owned(),
+            CredentialStoreKind::Keychain => fixes::no_keychain(),
             CredentialStoreKind::File => fixes::credentials_file(self.credentials_file),
         }
     }
