@@ -73,6 +73,9 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
         "sessctl daemon {} started",
         env!("CARGO_PKG_VERSION")
     );
+    for warning in &config.warnings {
+        tracing::warn!("config {}: {warning}", paths.config_file.display());
+    }
 
     let (results_tx, results_rx) = mpsc::unbounded_channel();
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
