@@ -20,6 +20,7 @@ mod quota;
 mod refresh;
 mod service_files;
 mod socket;
+mod socket_flood;
 mod statusline;
 mod store;
 mod support;
