@@ -83,6 +83,9 @@ async fn serve_connection(
             "this daemon serves only the user that runs it",
         );
         send(&mut write, Err(error), limits).await;
+        // Take the request the client is sending (briefly) before closing, so its write
+        // does not fail with a broken pipe before it reads the refusal.
+        let _ = read_frame(&mut BufReader::new(read), Limits::RESERVE.request).await;
         return;
     }
     let mut reader = BufReader::new(read);

@@ -23,4 +23,5 @@ mod socket;
 mod socket_flood;
 mod statusline;
 mod store;
+mod stranger;
 mod support;
