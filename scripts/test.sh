@@ -94,7 +94,7 @@ run_cargo_tests() {
   # so a non-root run lists them as ignored instead of passing them; run them here when root.
   if [ "$(id -u)" -eq 0 ]; then
     phase "tests that need root"
-    cargo test --locked --test integration -- --ignored a_connection_from_another_user_is_refused
+    cargo test --locked --test integration -- --ignored a_connection_from_another_user_is_refused sessctl_token_as_another_user_shows_the_refusal
   fi
 }
 

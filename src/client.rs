@@ -61,13 +61,29 @@ pub fn call(socket: &Path, request: Request) -> Result<Response, ClientError> {
         v: PROTOCOL_VERSION,
         request,
     };
-    stream.write_all(&protocol::to_line(&frame)).map_err(io)?;
+    // A daemon that refuses us (another user) answers before reading and closes, so the
+    // write may fail (broken pipe) while its refusal waits to be read: read it either way.
+    let write_error = match stream.write_all(&protocol::to_line(&frame)) {
+        Ok(()) => None,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+            ) =>
+        {
+            Some(e)
+        }
+        Err(e) => return Err(io(e)),
+    };
     let mut line = Vec::new();
-    BufReader::new(stream)
+    let read = BufReader::new(stream)
         .take(MAX_FRAME_BYTES as u64 + 1)
-        .read_until(b'\n', &mut line)
-        .map_err(io)?;
+        .read_until(b'\n', &mut line);
     if line.is_empty() {
+        if let Some(e) = write_error {
+            return Err(io(e));
+        }
+        read.map_err(io)?;
         return Err(ClientError::BadReply(
             "the daemon closed the connection".into(),
         ));

@@ -23,6 +23,12 @@ pub enum Error {
     },
     #[error("already running (pid {pid})")]
     AlreadyRunning { pid: String },
+    /// Another daemon, over another state directory, answers on the same socket path.
+    #[error(
+        "another daemon (pid {pid}) over another state directory already listens on {}; give each state directory its own XDG_RUNTIME_DIR",
+        socket.display()
+    )]
+    SocketInUse { socket: PathBuf, pid: String },
 }
 
 impl Error {

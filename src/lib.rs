@@ -15,6 +15,8 @@ pub mod logfiles;
 pub mod logging;
 pub mod oauth;
 pub mod paths;
+#[cfg(test)]
+mod props;
 pub mod protocol;
 pub mod quota;
 pub mod relogin;

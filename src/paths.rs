@@ -38,12 +38,17 @@ pub struct Paths {
     pub cache_dir: PathBuf,
     /// The last quota readings per slot, so `status` has numbers right after a restart.
     pub quota_cache: PathBuf,
-    /// 0700 directory holding the socket and the single-instance lock.
+    /// 0700 directory holding the socket and its lock.
     pub runtime_dir: PathBuf,
     /// The daemon's Unix socket.
     pub socket: PathBuf,
-    /// The single-instance lock file (holds the daemon's pid).
+    /// The single-instance lock file (holds the daemon's pid). It lives beside the state
+    /// file because the state (and the keychain items it names) is what two daemons would
+    /// fight over: whatever `XDG_RUNTIME_DIR` a second daemon sees, it meets this lock.
     pub lock_file: PathBuf,
+    /// The socket's lock, beside the socket: two daemons over different state directories
+    /// that share a runtime directory would otherwise take each other's socket.
+    pub socket_lock: PathBuf,
 }
 
 /// The four base directories everything else is derived from.
@@ -85,7 +90,8 @@ impl Paths {
             log_dir: base.log_dir.unwrap_or_else(|| base.state_dir.join("logs")),
             quota_cache: base.cache_dir.join("quota.json"),
             socket: runtime_dir.join("sessctl.sock"),
-            lock_file: runtime_dir.join("sessctl.lock"),
+            lock_file: base.state_dir.join("daemon.lock"),
+            socket_lock: runtime_dir.join("sessctl.lock"),
             state_dir: base.state_dir,
             cache_dir: base.cache_dir,
             runtime_dir,
@@ -151,7 +157,8 @@ mod tests {
         assert_eq!(p.quota_cache, Path::new("/k/sessctl/quota.json"));
         assert_eq!(p.runtime_dir, Path::new("/r/sessctl"));
         assert_eq!(p.socket, Path::new("/r/sessctl/sessctl.sock"));
-        assert_eq!(p.lock_file, Path::new("/r/sessctl/sessctl.lock"));
+        assert_eq!(p.lock_file, Path::new("/s/sessctl/daemon.lock"));
+        assert_eq!(p.socket_lock, Path::new("/r/sessctl/sessctl.lock"));
     }
 
     #[test]
@@ -159,7 +166,8 @@ mod tests {
         let p = Paths::from_base(base(None), None);
         assert_eq!(p.runtime_dir, Path::new("/s/sessctl/run"));
         assert_eq!(p.socket, Path::new("/s/sessctl/run/sessctl.sock"));
-        assert_eq!(p.lock_file, Path::new("/s/sessctl/run/sessctl.lock"));
+        assert_eq!(p.lock_file, Path::new("/s/sessctl/daemon.lock"));
+        assert_eq!(p.socket_lock, Path::new("/s/sessctl/run/sessctl.lock"));
     }
 
     #[test]
@@ -236,6 +244,10 @@ mod tests {
         assert_eq!(p.cache_dir, Path::new("/home/t/.cache/sessctl"));
         assert_eq!(
             p.lock_file,
+            Path::new("/home/t/.local/state/sessctl/daemon.lock")
+        );
+        assert_eq!(
+            p.socket_lock,
             Path::new("/home/t/.local/state/sessctl/run/sessctl.lock")
         );
         let p = Paths::resolve(None).unwrap();

@@ -36,7 +36,8 @@ pub fn for_error(error: &anyhow::Error) -> ExitCode {
         if let Some(lib) = cause.downcast_ref::<crate::error::Error>() {
             return ExitCode::from(match lib {
                 crate::error::Error::Config(_) => CONFIG,
-                crate::error::Error::AlreadyRunning { .. } => ALREADY_RUNNING,
+                crate::error::Error::AlreadyRunning { .. }
+                | crate::error::Error::SocketInUse { .. } => ALREADY_RUNNING,
                 _ => FAILED,
             });
         }

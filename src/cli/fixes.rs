@@ -21,6 +21,15 @@ pub fn keychain_unreachable() -> &'static str {
     }
 }
 
+/// What to do when there is no keychain at all: get one, or opt in to the file store,
+/// whose risk is said with it.
+pub fn no_keychain() -> String {
+    format!(
+        "{}; or, on a machine without a keychain, set `credential_store: file` in the config (tokens then sit in a plaintext file readable by your user, mode 0600) and restart the daemon",
+        keychain_unreachable()
+    )
+}
+
 /// How to make the credentials file usable again.
 pub fn credentials_file(path: &Path) -> String {
     format!(

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
 use super::locate::show;
-use super::values::{DurationField, parse_duration};
+use super::values::{DurationField, parse_config_duration};
 
 /// While every slot stays inactive, the all-inactive alert is repeated this often: often
 /// enough that a dead setup is not forgotten for a day, rare enough not to nag.
@@ -116,7 +116,7 @@ fn parse_remind_every(text: &str) -> Result<Option<Duration>, String> {
     if s == "0" || s == "off" {
         return Ok(None);
     }
-    match parse_duration(s)? {
+    match parse_config_duration(s)? {
         d if d.is_zero() => Ok(None),
         d if d < MIN_REMIND_EVERY => Err(format!(
             "{} is too short: at least 1s, or 0 to turn reminders off",

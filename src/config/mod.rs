@@ -20,6 +20,7 @@ use serde::Deserialize;
 use crate::secret::Secret;
 
 mod alerting;
+mod bounds;
 mod locate;
 mod logs;
 mod provider;
@@ -33,6 +34,7 @@ pub use alerting::{
     Notifications,
 };
 use alerting::{RawAlertCommand, RawAlerts};
+pub use bounds::{MAX_CONFIG_BYTES, MAX_DURATION, MAX_PROVIDERS};
 use locate::Ctx;
 pub use logs::{DEFAULT_LOG_RETENTION, LogRotation};
 use provider::{RawProvider, build_provider};
@@ -166,6 +168,8 @@ pub struct Config {
     /// When the daemon starts a new log file, and how many log files are kept (≥ 1).
     pub log_rotation: LogRotation,
     pub log_retention: usize,
+    /// Accepted but doubtful settings, for the daemon to log at start (see `bounds`).
+    pub warnings: Vec<String>,
 }
 
 /// Why a config was refused.
@@ -186,6 +190,12 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
+    /// The file is over [`MAX_CONFIG_BYTES`]; it was not parsed.
+    #[error(
+        "{path}: the file is larger than {} KiB, the most a config may be; is it the right file?",
+        limit / 1024
+    )]
+    TooLarge { path: PathBuf, limit: u64 },
 }
 
 impl Default for Config {
@@ -202,6 +212,7 @@ impl Default for Config {
             alerts: AlertsConfig::default(),
             log_rotation: LogRotation::default(),
             log_retention: DEFAULT_LOG_RETENTION,
+            warnings: Vec::new(),
         }
     }
 }
@@ -237,8 +248,8 @@ impl Config {
     /// [`ConfigError::Read`] when the file cannot be read (or is missing and `must_exist`),
     /// [`ConfigError::Invalid`] when its content is refused (see [`Config::parse`]).
     pub fn load(path: &Path, must_exist: bool) -> Result<Config, ConfigError> {
-        let bytes = match std::fs::read(path) {
-            Ok(bytes) => bytes,
+        let bytes = match bounds::read_bounded(path) {
+            Ok(bytes) => bytes?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => {
                 return Ok(Config::default());
             }
@@ -322,11 +333,22 @@ impl RawConfig {
         }
         config.alert_command = self.alert_command.map(|c| c.0);
         config.alerts = self.alerts.map(RawAlerts::build).unwrap_or_default();
-        for (name, raw) in self.providers.unwrap_or_default() {
+        let providers = self.providers.unwrap_or_default();
+        bounds::check_provider_count(ctx, providers.len())?;
+        let named = providers.keys().cloned().collect();
+        let mut intervals_given = std::collections::BTreeSet::new();
+        for (name, raw) in providers {
+            if raw
+                .as_ref()
+                .is_some_and(RawProvider::sets_usage_min_interval)
+            {
+                intervals_given.insert(name.clone());
+            }
             let builtin = config.providers.remove(&name);
             let provider = build_provider(ctx, &name, builtin, raw.unwrap_or_default())?;
             config.providers.insert(name, provider);
         }
+        config.warnings = bounds::check_usage_intervals(ctx, &config, &named, &intervals_given)?;
         Ok(config)
     }
 }

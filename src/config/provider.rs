@@ -34,6 +34,13 @@ pub(super) struct RawProvider {
     usage_windows: Option<BTreeMap<String, WindowMapping>>,
 }
 
+impl RawProvider {
+    /// True when the file sets this provider's `usage_min_interval`.
+    pub(super) fn sets_usage_min_interval(&self) -> bool {
+        self.usage_min_interval.is_some()
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(super) enum RawTokenRequest {

@@ -93,7 +93,21 @@ pub(super) fn is_loopback(url: &Url) -> bool {
     }
 }
 
-/// A duration; `ALLOW_ZERO` says whether `0s` is acceptable.
+/// [`parse_duration`] for a config key: at most [`super::MAX_DURATION`].
+pub(super) fn parse_config_duration(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d > super::MAX_DURATION {
+        return Err(format!(
+            "{} is too long: a config duration is at most {}",
+            show(text.trim()),
+            super::bounds::MAX_DURATION_TEXT
+        ));
+    }
+    Ok(d)
+}
+
+/// A duration of at most [`super::MAX_DURATION`]; `ALLOW_ZERO` says whether `0s` is
+/// acceptable.
 pub(super) struct DurationField<const ALLOW_ZERO: bool>(pub(super) Duration);
 
 impl<'de, const ALLOW_ZERO: bool> Deserialize<'de> for DurationField<ALLOW_ZERO> {
@@ -105,7 +119,7 @@ impl<'de, const ALLOW_ZERO: bool> Deserialize<'de> for DurationField<ALLOW_ZERO>
                 f.write_str("a duration such as 90s, 5m or 1h30m")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                match parse_duration(v).map_err(E::custom)? {
+                match parse_config_duration(v).map_err(E::custom)? {
                     d if d.is_zero() && !Z => Err(E::custom("must be greater than zero")),
                     d => Ok(DurationField(d)),
                 }

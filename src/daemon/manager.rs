@@ -25,6 +25,7 @@ use super::jobs::{JobContext, JobResult};
 use super::retire::ReplacedJob;
 use super::schedule;
 use super::slot::{Creds, Job, Slot, Stored};
+use super::store_probe::StoreProbe;
 use super::transitions::StateLog;
 use super::writer::NumberedState;
 
@@ -73,6 +74,8 @@ pub struct Manager {
     pub(super) replaced_jobs: BTreeMap<(String, u64), ReplacedJob>,
     /// Credential items found at start that match no slot (`super::reconcile`).
     pub(super) unplaced: Vec<UnplacedCredential>,
+    /// Whether there is a keychain at all (`super::store_probe`).
+    pub(super) store_probe: StoreProbe,
 }
 
 /// What the manager needs from its surroundings.
@@ -88,6 +91,7 @@ pub struct ManagerParts {
     pub alert_queue: AlertQueue,
     /// Credential items found at start that match no slot (`super::reconcile`).
     pub unplaced: Vec<UnplacedCredential>,
+    pub store_probe: StoreProbe,
 }
 
 impl Manager {
@@ -134,6 +138,7 @@ impl Manager {
             flows: PendingFlows::default(),
             replaced_jobs: BTreeMap::new(),
             unplaced: parts.unplaced,
+            store_probe: parts.store_probe,
         }
     }
 
@@ -171,6 +176,10 @@ impl Manager {
 
     fn handle(&mut self, command: Command) -> Flow {
         let Command { request, reply } = command;
+        if let Some(refusal) = self.store_probe.refuses(&request) {
+            let _ = reply.send(Err(refusal));
+            return Flow::Continue;
+        }
         match request {
             Request::Ping => {
                 let _ = reply.send(Ok(Response::Pong(Pong {

@@ -4,6 +4,7 @@
 //! `shutdown` request or SIGTERM/SIGINT.
 
 mod alerts;
+mod backpressure;
 mod flow_input;
 mod flows;
 mod handlers;
@@ -21,6 +22,7 @@ pub mod schedule;
 mod server;
 mod slot;
 mod status;
+mod store_probe;
 mod transitions;
 mod usage;
 mod writer;
@@ -55,7 +57,8 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
         .map_err(|e| Error::io("create runtime directory", &paths.runtime_dir, e))?;
     fsutil::create_private_dir(&paths.state_dir)
         .map_err(|e| Error::io("create state directory", &paths.state_dir, e))?;
-    let _lock = lock::InstanceLock::acquire(&paths.lock_file)?;
+    let _lock = lock::InstanceLock::acquire(&paths.lock_file, &paths.socket)?;
+    let _socket_lock = lock::InstanceLock::acquire_socket(&paths.socket_lock, &paths.socket)?;
     let listener = bind_socket(&paths)?;
     let mut state = StateFile::load(&paths.state_file)?;
     let store = CredentialStore::open(config.credential_store, paths.credentials_file.clone());
@@ -80,6 +83,9 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
         "sessctl daemon {} started",
         env!("CARGO_PKG_VERSION")
     );
+    for warning in &config.warnings {
+        tracing::warn!("config {}: {warning}", paths.config_file.display());
+    }
 
     let (results_tx, results_rx) = mpsc::unbounded_channel();
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
@@ -106,6 +112,7 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
     let server = tokio::spawn(server::serve(listener, commands_tx, shutdown_rx.clone()));
     tokio::spawn(forward_signals(shutdown_tx.clone()));
     let (alert_queue, alert_delivery) = alerts::spawn(&config);
+    let store_probe = store_probe::start(&store, shutdown_rx.clone()).await;
 
     let manager = Manager::new(ManagerParts {
         config: Arc::new(config),
@@ -121,6 +128,7 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
         previous_cache,
         alert_queue,
         unplaced: reconciled.unplaced,
+        store_probe,
     });
     manager.run(commands_rx, results_rx, shutdown_rx).await;
 
@@ -141,7 +149,7 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
     Ok(())
 }
 
-/// Binds the socket, replacing a stale one. Only called with the instance lock held, so a
+/// Binds the socket, replacing a stale one. Only called with the socket lock held, so a
 /// socket file that exists now was left by a daemon that is gone.
 fn bind_socket(paths: &Paths) -> Result<UnixListener, Error> {
     match std::fs::remove_file(&paths.socket) {

@@ -1,29 +1,25 @@
 //! The socket server: accepts connections on the Unix socket, refuses other users (peer
 //! credentials), reads size-capped request lines with a deadline, forwards each request to
-//! the manager and writes the reply. Each connection is its own task, so a stalled or
-//! hostile client only holds its own connection; nothing here panics on input.
+//! the manager and writes the reply with a deadline. Each connection is its own task, so a
+//! stalled or hostile client only holds its own connection, and a reserve of slots keeps a
+//! well-behaved client served when all others are held (see `backpressure`); nothing here
+//! panics on input.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use crate::protocol::{self, ErrorCode, ErrorReply, MAX_FRAME_BYTES, ReplyFrame};
 
+use super::backpressure::{Limits, MAX_CONNECTIONS, RESERVE_CONNECTIONS, too_much_unread};
 use super::manager::Command;
-
-/// Time a client has to send a whole request line once connected (or after its previous
-/// reply): ample for any real client, short enough that stalled connections go away.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Longest a reply may take: a refresh waits for a token request (30 s timeout) and a
 /// store write, with room to spare.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Connections served at once; further ones wait in the kernel's backlog.
-const MAX_CONNECTIONS: usize = 512;
 
 /// Serves `listener` until `shutdown` turns true.
 pub async fn serve(
@@ -31,13 +27,20 @@ pub async fn serve(
     commands: mpsc::Sender<Command>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let normal = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let reserve = Arc::new(Semaphore::new(RESERVE_CONNECTIONS));
     // SAFETY: getuid has no preconditions and cannot fail.
     let own_uid = unsafe { libc::getuid() };
     loop {
-        let permit = tokio::select! {
-            permit = limit.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
+        // Wait for any free slot; beyond them, connections wait in the kernel's backlog.
+        let (permit, limits) = tokio::select! {
+            biased;
+            permit = normal.clone().acquire_owned() => match permit {
+                Ok(permit) => (permit, Limits::NORMAL),
+                Err(_) => return,
+            },
+            permit = reserve.clone().acquire_owned() => match permit {
+                Ok(permit) => (permit, Limits::RESERVE),
                 Err(_) => return,
             },
             _ = shutdown.changed() => return,
@@ -52,15 +55,25 @@ pub async fn serve(
             },
             _ = shutdown.changed() => return,
         };
+        // A normal slot freed while we waited is better than the reserve one held.
+        let (permit, limits) = match (limits, normal.clone().try_acquire_owned()) {
+            (Limits::RESERVE, Ok(better)) => (better, Limits::NORMAL),
+            _ => (permit, limits),
+        };
         let commands = commands.clone();
         tokio::spawn(async move {
-            serve_connection(stream, own_uid, commands).await;
+            serve_connection(stream, own_uid, commands, limits).await;
             drop(permit);
         });
     }
 }
 
-async fn serve_connection(stream: UnixStream, own_uid: u32, commands: mpsc::Sender<Command>) {
+async fn serve_connection(
+    stream: UnixStream,
+    own_uid: u32,
+    commands: mpsc::Sender<Command>,
+    limits: Limits,
+) {
     let (read, mut write) = stream.into_split();
     let peer_uid = write.as_ref().peer_cred().map(|c| c.uid()).ok();
     if peer_uid != Some(own_uid) {
@@ -69,34 +82,55 @@ async fn serve_connection(stream: UnixStream, own_uid: u32, commands: mpsc::Send
             ErrorCode::PermissionDenied,
             "this daemon serves only the user that runs it",
         );
-        let _ = write
-            .write_all(&protocol::to_line(&ReplyFrame::new(Err(error))))
-            .await;
+        send(&mut write, Err(error), limits).await;
+        // Take the request the client is sending (briefly) before closing, so its write
+        // does not fail with a broken pipe before it reads the refusal.
+        let _ = read_frame(&mut BufReader::new(read), Limits::RESERVE.request).await;
         return;
     }
     let mut reader = BufReader::new(read);
+    let (mut served, mut last_reply) = (0u32, 0usize);
     loop {
-        let reply = match read_frame(&mut reader).await {
+        let reply = match read_frame(&mut reader, limits.request).await {
             Frame::Closed => return,
+            Frame::Line(_) if too_much_unread(write.as_ref(), last_reply) => {
+                tracing::debug!("closed a connection whose client does not read its replies");
+                return;
+            }
             Frame::Line(line) => match protocol::parse_request(&line) {
                 Ok(request) => dispatch(request, &commands).await,
                 Err(error) => Err(error),
             },
             Frame::Bad(error) => {
-                let _ = write
-                    .write_all(&protocol::to_line(&ReplyFrame::new(Err(error))))
-                    .await;
+                send(&mut write, Err(error), limits).await;
                 return;
             }
         };
         let fatal = matches!(&reply, Err(e) if e.code == ErrorCode::BadRequest || e.code == ErrorCode::VersionMismatch);
-        if write
-            .write_all(&protocol::to_line(&ReplyFrame::new(reply)))
-            .await
-            .is_err()
-            || fatal
-        {
-            return;
+        served += 1;
+        match send(&mut write, reply, limits).await {
+            Some(len) if !fatal && limits.requests.is_none_or(|most| served < most) => {
+                last_reply = len;
+            }
+            _ => return,
+        }
+    }
+}
+
+/// Writes one reply within `limits.write`; its length, or `None` when the client did not
+/// take it in time (or is gone).
+async fn send(
+    write: &mut (impl AsyncWrite + Unpin),
+    reply: Result<protocol::Response, ErrorReply>,
+    limits: Limits,
+) -> Option<usize> {
+    let line = protocol::to_line(&ReplyFrame::new(reply));
+    match tokio::time::timeout(limits.write, write.write_all(&line)).await {
+        Ok(Ok(())) => Some(line.len()),
+        Ok(Err(_)) => None,
+        Err(_) => {
+            tracing::debug!("closed a connection whose client did not take its reply in time");
+            None
         }
     }
 }
@@ -110,20 +144,17 @@ enum Frame {
     Bad(ErrorReply),
 }
 
-/// Reads up to the next newline, at most [`MAX_FRAME_BYTES`], within [`REQUEST_TIMEOUT`].
-async fn read_frame<R: AsyncRead + Unpin>(reader: &mut BufReader<R>) -> Frame {
+/// Reads up to the next newline, at most [`MAX_FRAME_BYTES`], within `deadline`.
+async fn read_frame<R: AsyncRead + Unpin>(reader: &mut BufReader<R>, deadline: Duration) -> Frame {
     let mut line = Vec::new();
     let limit = MAX_FRAME_BYTES as u64;
     let mut limited = (&mut *reader).take(limit);
     let read = limited.read_until(b'\n', &mut line);
-    match tokio::time::timeout(REQUEST_TIMEOUT, read).await {
+    match tokio::time::timeout(deadline, read).await {
         Err(_) if line.is_empty() => Frame::Closed,
         Err(_) => Frame::Bad(ErrorReply::new(
             ErrorCode::Timeout,
-            format!(
-                "request not completed within {} s",
-                REQUEST_TIMEOUT.as_secs()
-            ),
+            format!("request not completed within {} s", deadline.as_secs()),
         )),
         Ok(Err(e)) => Frame::Bad(ErrorReply::new(
             ErrorCode::BadRequest,
@@ -170,7 +201,7 @@ mod tests {
 
     async fn frame_of(input: &[u8]) -> Frame {
         let mut reader = BufReader::new(input);
-        read_frame(&mut reader).await
+        read_frame(&mut reader, Limits::NORMAL.request).await
     }
 
     #[tokio::test]
@@ -204,7 +235,7 @@ mod tests {
         let mut client = client;
         client.write_all(b"{\"v\":1,").await.unwrap();
         let mut reader = BufReader::new(server);
-        let frame = read_frame(&mut reader).await;
+        let frame = read_frame(&mut reader, Limits::NORMAL.request).await;
         assert!(matches!(frame, Frame::Bad(e) if e.code == ErrorCode::Timeout));
         drop(client);
     }

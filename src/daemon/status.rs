@@ -17,7 +17,10 @@ impl Manager {
             pid: std::process::id(),
             all_inactive: self.all_inactive(),
             credential_store: self.store_kind,
-            credential_store_error: self.store_error.clone(),
+            credential_store_error: self
+                .store_error
+                .clone()
+                .or_else(|| self.store_probe.error()),
             state_file_error: self.state_error.clone(),
             cache: CacheStatus {
                 path: self.cache_path.clone(),

@@ -216,7 +216,8 @@ mod tests {
             quota_cache: dir.join("quota.json"),
             runtime_dir: dir.to_owned(),
             socket: dir.join("sessctl.sock"),
-            lock_file: dir.join("sessctl.lock"),
+            lock_file: dir.join("daemon.lock"),
+            socket_lock: dir.join("sessctl.lock"),
         }
     }
 

@@ -167,8 +167,12 @@ fn retry_after_zero_does_not_cause_a_burst() {
     // failure backoff alone (1 s, then 2 s, +-20%) would allow gaps of at most 2.4 s, so
     // gaps of 3.5 s or more (4 s less transit jitter on a loaded machine) show the minimum
     // interval at work. The gaps are measured by the server, when each request arrived,
-    // not by this test's polling, so a slow test process cannot skew them.
-    let t = Running::with_provider(FAST, "usage_min_interval: 4s");
+    // not by this test's polling, so a slow test process cannot skew them. (stale_after
+    // must exceed usage_min_interval, or the config is refused.)
+    let t = Running::with_provider(
+        "quota_interval: 1s\nstale_after: 10s",
+        "usage_min_interval: 4s",
+    );
     t.server.push_faults(
         "usage",
         (0..50)

@@ -165,9 +165,10 @@ impl Advisor<'_> {
             (None, Some(_)) => vec![
                 format!("quota stale ({age}) and no fetch since"),
                 format!(
-                    "next: {}; if nothing is there, {}",
-                    fixes::SEE_LOGS,
-                    fixes::RESTART_DAEMON
+                    "next: check in {} that provider {}'s usage_min_interval is shorter than stale_after (then restart the daemon); else {}",
+                    self.config_file.display(),
+                    slot.provider,
+                    fixes::SEE_LOGS
                 ),
             ],
         }
@@ -175,7 +176,7 @@ impl Advisor<'_> {
 
     fn store_fix(&self, store: CredentialStoreKind) -> String {
         match store {
-            CredentialStoreKind::Keychain => fixes::keychain_unreachable().to_owned(),
+            CredentialStoreKind::Keychain => fixes::no_keychain(),
             CredentialStoreKind::File => fixes::credentials_file(self.credentials_file),
         }
     }

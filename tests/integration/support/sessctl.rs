@@ -122,6 +122,22 @@ impl TestEnv {
         extra_args: &[&str],
         filter: &str,
     ) -> Daemon {
+        self.start_daemon_env(program, extra_args, filter, &[])
+    }
+
+    /// Starts `sessctl daemon` with `envs` set on top of this env (e.g. a session bus
+    /// address that leads nowhere) and waits until `sessctl ping` succeeds.
+    pub fn start_daemon_overriding(&self, envs: &[(&str, &str)]) -> Daemon {
+        self.start_daemon_env(Path::new(SESSCTL), &[], DAEMON_LOG_LEVEL, envs)
+    }
+
+    fn start_daemon_env(
+        &self,
+        program: &Path,
+        extra_args: &[&str],
+        filter: &str,
+        envs: &[(&str, &str)],
+    ) -> Daemon {
         let n = self.next_daemon.fetch_add(1, Ordering::Relaxed);
         let log_path = self.root().join(format!("daemon-{n}.log"));
         let log = File::create(&log_path).expect("create daemon log");
@@ -129,6 +145,7 @@ impl TestEnv {
         cmd.arg("daemon")
             .args(extra_args)
             .env(DAEMON_LOG_VAR, filter)
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log);
