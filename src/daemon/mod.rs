@@ -13,6 +13,7 @@ mod lock;
 mod login;
 mod login_jobs;
 mod manager;
+mod pacing;
 mod placement;
 mod results;
 mod retire;
