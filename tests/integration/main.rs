@@ -20,3 +20,4 @@ mod socket;
 mod statusline;
 mod store;
 mod support;
+mod token_replies;
