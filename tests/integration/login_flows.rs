@@ -138,6 +138,40 @@ fn browser_login_creates_a_slot_whose_tokens_refresh() {
     assert_eq!(run.state("work"), "active");
 }
 
+/// A code exchange whose reply has an `expires_in` oauth2 cannot read (negative) or that
+/// overflows a date (u64::MAX s) still logs in: the rotated tokens are kept and the lifetime
+/// bounded. The bad `expires_in` is a stand-in written by the test server's `rewrite` fault
+/// over the provider's real reply (the provider itself cannot send one).
+#[test]
+fn a_browser_login_whose_reply_has_a_bad_expires_in_still_logs_in() {
+    let run = start();
+    for (slot, account, raw) in [
+        ("work", "alice", "-5"),
+        ("home", "bob", "18446744073709551615"),
+    ] {
+        run.server
+            .add_account(account, &format!("{account}@example.com"));
+        run.server.push_faults(
+            "token",
+            vec![json!({"rewrite": {"drop": ["expires_in"], "raw": {"expires_in": raw}}})],
+        );
+        let (login, url) = login_in_background(&run, &["login", slot, "--provider", "test"]);
+        let redirect = UserAgent::new(run.server.base_url()).authorize(&url, account);
+        visit(&redirect);
+        assert_success(
+            &login.wait(LOGIN_DEADLINE),
+            &format!("login with expires_in {raw}"),
+        );
+        assert_eq!(run.state(slot), "active");
+        assert_success(
+            &run.env.sessctl(&["refresh", slot]),
+            "refresh after the login",
+        );
+        assert!(token_works(&run.server, &run.token(slot)));
+    }
+    assert_eq!(run.invalid_grants(), 0);
+}
+
 #[test]
 fn browser_relogin_of_an_existing_slot_gives_it_new_tokens() {
     let run = start();
