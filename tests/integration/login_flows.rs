@@ -172,6 +172,27 @@ fn a_browser_login_whose_reply_has_a_bad_expires_in_still_logs_in() {
     assert_eq!(run.invalid_grants(), 0);
 }
 
+/// A code exchange whose 200 reply is over the parse limit (a stand-in body: the test
+/// server's `rewrite` fault pads the provider's real reply) still logs in: the refresh token
+/// is found in it and kept, and the slot gets a usable access token by refreshing at once.
+#[test]
+fn a_browser_login_whose_reply_is_over_the_size_limit_keeps_its_refresh_token() {
+    let run = start();
+    run.server.add_account("alice", "alice@example.com");
+    run.server
+        .push_faults("token", vec![json!({"rewrite": {"pad_bytes": 300_000}})]);
+    let (login, url) = login_in_background(&run, &["login", "work", "--provider", "test"]);
+    let redirect = UserAgent::new(run.server.base_url()).authorize(&url, "alice");
+    visit(&redirect);
+    assert_success(&login.wait(LOGIN_DEADLINE), "login with an oversized reply");
+    wait_for("the slot's first refresh", LOGIN_DEADLINE, || {
+        run.slot_status("work")["refreshes"].as_u64().unwrap_or(0) >= 1
+    });
+    assert_eq!(run.state("work"), "active");
+    assert!(token_works(&run.server, &run.token("work")));
+    assert_eq!(run.invalid_grants(), 0);
+}
+
 #[test]
 fn browser_relogin_of_an_existing_slot_gives_it_new_tokens() {
     let run = start();
