@@ -383,6 +383,22 @@ fn device_login_survives_slow_down_and_creates_a_slot() {
     assert!(token_works(&run.server, &run.token("tv")));
 }
 
+/// A device authorization whose `expires_in` overflows a date (a stand-in reply: the test
+/// server's `rewrite` fault changes the provider's real one) neither panics the daemon nor
+/// stops the login.
+#[test]
+fn a_device_code_lifetime_of_u64_max_still_logs_in() {
+    let run = start();
+    run.server.add_account("carol", "carol@example.com");
+    let huge = json!({"drop": ["expires_in"], "raw": {"expires_in": "18446744073709551615"}});
+    run.server
+        .push_faults("device", vec![json!({ "rewrite": huge })]);
+    let (login, complete) = device_login(&run, "tv");
+    UserAgent::new(run.server.base_url()).device(&complete, "carol", true);
+    assert_success(&login.wait(LOGIN_DEADLINE), "device login");
+    assert!(token_works(&run.server, &run.token("tv")));
+}
+
 #[test]
 fn device_login_refused_by_the_user_stops_with_a_clear_message() {
     let run = start();

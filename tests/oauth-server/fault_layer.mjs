@@ -12,6 +12,7 @@ export const TARGETS = {
   '/token/revocation': 'revocation',
   '/api/oauth/usage': 'usage',
   '/me': 'userinfo',
+  '/device/auth': 'device',
 };
 
 /** target -> queued faults, consumed one per request. */
