@@ -50,6 +50,33 @@ pub struct Next {
     pub cut_retry_after: Option<Duration>,
 }
 
+impl Next {
+    /// `error` of a failed request, with what happened to the server's `Retry-After` when
+    /// it was cut short: for `status`'s `last_refresh_error`.
+    pub fn explain(&self, error: String) -> String {
+        match self.cut_retry_after {
+            Some(asked) => format!(
+                "{error}; the provider asked to wait {} s, but the access token expires sooner: retrying at {}",
+                asked.as_secs(),
+                self.at_text()
+            ),
+            None => error,
+        }
+    }
+
+    /// The error of a reply whose access token was unusable (`defect`), for `status`.
+    pub fn explain_unusable(&self, defect: &str) -> String {
+        format!(
+            "the provider's token reply was unusable ({defect}); the new refresh token in it was kept, and the slot is refreshed again at {}",
+            self.at_text()
+        )
+    }
+
+    fn at_text(&self) -> String {
+        self.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }
+}
+
 /// The next request for a slot after `reply`, received at `now`. `tokens` are the ones the
 /// slot holds now, `failures` its consecutive failures (this one counted), `unit` a random
 /// draw in `[0, 1)`. Never earlier than `now + MIN_REQUEST_INTERVAL`.

@@ -226,14 +226,7 @@ impl Manager {
                     now,
                     fastrand::f64(),
                 );
-                let error = match next.cut_retry_after {
-                    Some(asked) => format!(
-                        "{error}; the provider asked to wait {} s, but the access token expires sooner: retrying at {}",
-                        asked.as_secs(),
-                        next.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                    ),
-                    None => error,
-                };
+                let error = next.explain(error);
                 slot.record.state = SlotState::Degraded;
                 slot.record.reason = Some("refresh_failed".into());
                 slot.record.last_refresh_error = Some(error.clone());
@@ -373,10 +366,7 @@ fn unusable_reply(
         fastrand::f64(),
     );
     slot.next_refresh_at = Some(next.at);
-    let error = format!(
-        "the provider's token reply was unusable ({defect}); the new refresh token in it was kept, and the slot is refreshed again at {}",
-        next.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    );
+    let error = next.explain_unusable(defect);
     if stored {
         slot.record.state = SlotState::Degraded;
         slot.record.reason = Some(TOKEN_REPLY_UNUSABLE.into());
