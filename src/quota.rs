@@ -140,6 +140,7 @@ mod tests {
             retry_after: None,
             content_type: None,
             body: body.as_bytes().to_vec(),
+            complete: true,
         }
     }
 

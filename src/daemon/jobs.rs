@@ -32,6 +32,9 @@ pub enum JobResult {
         name: String,
         generation: u64,
         outcome: RefreshOutcome,
+        /// Set when the reply rotated the refresh token (kept in `outcome`) but its access
+        /// token was unusable: what was wrong ([`crate::oauth::TokenGrant::defect`]).
+        unusable: Option<String>,
     },
     Written {
         name: String,
@@ -126,9 +129,14 @@ impl JobContext {
             let reply = ctx.oauth.refresh(&provider, &current.refresh_token).await;
             let request_took = started.elapsed();
             let mut store_took = None;
+            let mut unusable = None;
             let outcome = match reply {
                 TokenOutcome::Refreshed(grant) => {
-                    let tokens = rotated_tokens(grant, &current.refresh_token, &current.scopes);
+                    if let Some(note) = &grant.note {
+                        tracing::warn!(slot = name, "{note}");
+                    }
+                    unusable.clone_from(&grant.defect);
+                    let tokens = refreshed_tokens(grant, &current);
                     let writing = Instant::now();
                     let written = ctx
                         .store
@@ -155,6 +163,7 @@ impl JobContext {
                 name,
                 generation,
                 outcome,
+                unusable,
             });
         });
     }
@@ -279,8 +288,14 @@ impl JobContext {
         if let Some(id_token) = &grant.id_token {
             identity = identity.or(oauth::identity_from_id_token(id_token));
         }
+        if let Some(note) = &grant.note {
+            tracing::warn!(slot = name, "{note}");
+        }
+        let unusable = grant.defect.is_some();
         let tokens = rotated_tokens(grant, refresh_token, &provider.scopes);
-        if identity.email.is_none() {
+        // An unusable access token (the reply's defect) is not shown to userinfo; the slot
+        // refreshes at once when placed, since the token counts as expired.
+        if identity.email.is_none() && !unusable {
             match self.oauth.userinfo(provider, &tokens.access_token).await {
                 Ok(Some(found)) => identity = identity.or(found),
                 Ok(None) => {}
@@ -357,6 +372,21 @@ impl JobContext {
     }
 }
 
+/// The tokens a refresh of `current` leads to. A reply whose access token is unusable
+/// (its `defect`) still rotated the refresh token: that is taken, and the access token held
+/// so far is kept with its expiry.
+fn refreshed_tokens(grant: TokenGrant, current: &Tokens) -> Tokens {
+    if grant.defect.is_none() {
+        return rotated_tokens(grant, &current.refresh_token, &current.scopes);
+    }
+    Tokens {
+        refresh_token: grant
+            .refresh_token
+            .unwrap_or_else(|| current.refresh_token.clone()),
+        ..current.clone()
+    }
+}
+
 /// The tokens after a successful grant of `refresh_token`: a provider that does not
 /// rotate leaves that refresh token valid; one that sends no scope keeps `scopes`.
 fn rotated_tokens(grant: TokenGrant, refresh_token: &Secret, scopes: &[String]) -> Tokens {
@@ -364,7 +394,10 @@ fn rotated_tokens(grant: TokenGrant, refresh_token: &Secret, scopes: &[String]) 
     Tokens {
         access_token: grant.access_token,
         refresh_token: grant.refresh_token.unwrap_or_else(|| refresh_token.clone()),
-        expires_at: grant.expires_in.map(|d| now + delta(d)),
+        // Capped again here (the parser caps already): no lifetime can overflow the date.
+        expires_at: grant
+            .expires_in
+            .map(|d| now + delta(d.min(oauth::MAX_LIFETIME))),
         obtained_at: now,
         scopes: grant.scope.unwrap_or_else(|| scopes.to_vec()),
     }

@@ -141,7 +141,9 @@ impl JobContext {
 
 /// What the CLI shows for a device login.
 fn begun_reply(login: &DeviceLogin, details: &DeviceDetails) -> LoginBegun {
-    let code_expires_at = Utc::now() + delta(details.expires_in());
+    // Capped: the provider's `expires_in` could otherwise overflow the date.
+    let lifetime = details.expires_in().min(crate::oauth::MAX_LIFETIME);
+    let code_expires_at = Utc::now() + delta(lifetime);
     LoginBegun {
         flow_id: login.flow_id.clone(),
         expires_at: login.expires_at.min(code_expires_at),

@@ -22,6 +22,7 @@ use crate::store::StoreKind;
 use super::alerts::{AlertQueue, Alerts};
 use super::flows::PendingFlows;
 use super::jobs::{JobContext, JobResult};
+use super::pacing;
 use super::retire::ReplacedJob;
 use super::schedule;
 use super::slot::{Creds, Job, Slot, Stored};
@@ -346,11 +347,18 @@ impl Manager {
                     return;
                 }
                 let due = schedule::is_due(tokens, self.config.refresh_before_expiry, now);
-                let wanted =
-                    slot.refresh_wanted || slot.waiters.iter().any(|w| !w.token_only || due);
+                // An explicit `refresh` goes at once; anything else waits out the pacing.
+                let explicit = slot.waiters.iter().any(|w| !w.token_only);
+                let asked = slot.refresh_wanted || (due && !slot.waiters.is_empty());
+                let paced = pacing::may_request(slot.last_reply_at, now);
                 let timed = scheduled && slot.next_refresh_at.is_some_and(|at| at <= now);
-                if wanted || timed {
+                if explicit || timed || (asked && paced) {
                     self.start_refresh(name);
+                } else if asked && let Some(replied) = slot.last_reply_at {
+                    // Callers wait (the timer starts the refresh when the interval is over).
+                    let earliest = pacing::earliest_after(replied);
+                    slot.next_refresh_at =
+                        Some(slot.next_refresh_at.map_or(earliest, |at| at.min(earliest)));
                 } else {
                     slot.resolve_waiters(Ok(()));
                 }

@@ -14,6 +14,7 @@ mod lock;
 mod login;
 mod login_jobs;
 mod manager;
+mod pacing;
 mod placement;
 mod reconcile;
 mod results;

@@ -13,12 +13,17 @@ use crate::store::{StoreError, StoredCredentials, WriteCondition};
 use super::jobs::{JobResult, RefreshOutcome};
 use super::login::LoginWrite;
 use super::manager::Manager;
+use super::pacing::{self, LastReply};
 use super::reconcile;
 use super::schedule::{self, delta};
 use super::slot::{Creds, Slot, Stored};
 
 /// `reason` of a slot whose newest tokens are only in memory.
 pub(super) const STORE_UNAVAILABLE: &str = "credential_store_unavailable";
+
+/// `reason` of a slot whose last token reply rotated the refresh token (kept) but carried
+/// no usable access token; it is refreshed again soon.
+pub(super) const TOKEN_REPLY_UNUSABLE: &str = "token_reply_unusable";
 
 impl Manager {
     /// Applies one job result.
@@ -33,7 +38,8 @@ impl Manager {
                 name,
                 generation,
                 outcome,
-            } => self.on_refreshed(&name, generation, outcome),
+                unusable,
+            } => self.on_refreshed(&name, generation, outcome, unusable),
             JobResult::Written {
                 name,
                 generation,
@@ -155,7 +161,13 @@ impl Manager {
         self.start_next_job(name, false);
     }
 
-    fn on_refreshed(&mut self, name: &str, generation: u64, outcome: RefreshOutcome) {
+    fn on_refreshed(
+        &mut self,
+        name: &str,
+        generation: u64,
+        outcome: RefreshOutcome,
+        unusable: Option<String>,
+    ) {
         let refresh_before_expiry = self.config.refresh_before_expiry;
         let config = std::sync::Arc::clone(&self.config);
         let Some(slot) = self.current(name, generation, "a refresh result") else {
@@ -163,9 +175,11 @@ impl Manager {
             return;
         };
         let now = Utc::now();
+        slot.last_reply_at = Some(now);
+        let failures_before = slot.failures;
         // Some(new value) when this outcome tells us about the store's health.
         let mut store_health: Option<Option<String>> = None;
-        let result = match outcome {
+        let mut result = match outcome {
             RefreshOutcome::Stored(item) => {
                 slot.record.note_item(reconcile::version_of(&item));
                 slot.creds = Creds::Present {
@@ -211,15 +225,23 @@ impl Manager {
             }
             RefreshOutcome::Transient { error, retry_after } => {
                 slot.failures += 1;
-                let wait = schedule::backoff(slot.failures, retry_after, fastrand::f64());
+                let next = pacing::next_request(
+                    LastReply::Failed { retry_after },
+                    slot.creds.tokens(),
+                    slot.failures,
+                    refresh_before_expiry,
+                    now,
+                    fastrand::f64(),
+                );
+                let error = next.explain(error);
                 slot.record.state = SlotState::Degraded;
                 slot.record.reason = Some("refresh_failed".into());
                 slot.record.last_refresh_error = Some(error.clone());
-                slot.next_refresh_at = Some(now + delta(wait));
+                slot.next_refresh_at = Some(next.at);
                 tracing::info!(
                     slot = name,
                     failures = slot.failures,
-                    retry_in_ms = wait.as_millis() as u64,
+                    retry_in_ms = (next.at - now).num_milliseconds(),
                     "refresh will be retried"
                 );
                 Err(ErrorReply::new(ErrorCode::RefreshFailed, error))
@@ -232,8 +254,32 @@ impl Manager {
                     .unwrap_or_else(|| ErrorReply::new(ErrorCode::SlotInactive, error)))
             }
         };
-        let refreshed = result.is_ok();
         let stored = store_health == Some(None);
+        if result.is_ok() {
+            match &unusable {
+                Some(defect) => {
+                    slot.failures = failures_before + 1;
+                    let error = unusable_reply(slot, defect, stored, refresh_before_expiry, now);
+                    result = Err(error);
+                }
+                None => {
+                    let held = slot.creds.tokens();
+                    slot.next_refresh_at = held.map(|_| {
+                        let unit = fastrand::f64();
+                        pacing::next_request(
+                            LastReply::Granted,
+                            held,
+                            0,
+                            refresh_before_expiry,
+                            now,
+                            unit,
+                        )
+                        .at
+                    });
+                }
+            }
+        }
+        let refreshed = result.is_ok();
         if refreshed {
             // The new token is what a usage 401 asked for.
             slot.refresh_wanted = false;
@@ -307,6 +353,35 @@ impl Manager {
         self.persist();
         self.start_next_job(name, false);
     }
+}
+
+/// A reply that rotated the refresh token (now held, `stored` or not) but whose access
+/// token is unusable: the slot is refreshed again soon, backing off while it repeats, and
+/// `status` says why and when. Returns the error for the callers waiting on the refresh.
+fn unusable_reply(
+    slot: &mut Slot,
+    defect: &str,
+    stored: bool,
+    refresh_before_expiry: std::time::Duration,
+    now: DateTime<Utc>,
+) -> ErrorReply {
+    let next = pacing::next_request(
+        LastReply::Unusable,
+        slot.creds.tokens(),
+        slot.failures,
+        refresh_before_expiry,
+        now,
+        fastrand::f64(),
+    );
+    slot.next_refresh_at = Some(next.at);
+    let error = next.explain_unusable(defect);
+    if stored {
+        slot.record.state = SlotState::Degraded;
+        slot.record.reason = Some(TOKEN_REPLY_UNUSABLE.into());
+        slot.record.last_refresh_error = Some(error.clone());
+    }
+    tracing::warn!(slot = slot.name, "{error}");
+    ErrorReply::new(ErrorCode::RefreshFailed, error)
 }
 
 /// Records a successful refresh.

@@ -27,11 +27,18 @@ pub const BACKOFF_CAP: Duration = Duration::from_secs(300);
 /// together do not all hit the provider in the same second.
 pub const MAX_SCHEDULE_JITTER: Duration = Duration::from_secs(30);
 
-/// When the access token stops working (assumed when the provider did not say).
+/// When the access token stops working (assumed when the provider did not say). Never more
+/// than [`crate::oauth::MAX_LIFETIME`] after it was obtained, also for tokens stored before
+/// that cap existed (an `expires_in` of 1e12 was once stored as the year 33715).
 pub fn effective_expiry(tokens: &Tokens) -> DateTime<Utc> {
+    let longest = tokens
+        .obtained_at
+        .checked_add_signed(delta(crate::oauth::MAX_LIFETIME))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
     tokens
         .expires_at
         .unwrap_or_else(|| tokens.obtained_at + delta(ASSUMED_LIFETIME))
+        .min(longest)
 }
 
 /// How long before expiry a token counts as due for refresh: `refresh_before_expiry`, but
@@ -147,6 +154,14 @@ mod tests {
             next_refresh_at(&t, FIVE_MIN, 0.0),
             at("2026-01-01T00:55:00Z")
         );
+    }
+
+    #[test]
+    fn a_stored_expiry_beyond_a_year_counts_as_a_year() {
+        let mut t = tokens("2026-01-01T00:00:00Z", Some(3600));
+        t.expires_at = Some(t.obtained_at + TimeDelta::seconds(1_000_000_000_000));
+        assert_eq!(effective_expiry(&t), at("2027-01-01T00:00:00Z"));
+        assert!(next_refresh_at(&t, FIVE_MIN, 0.0) < at("2027-01-01T00:00:00Z"));
     }
 
     #[test]

@@ -132,6 +132,9 @@ pub struct Slot {
     /// Refresh tokens of logins the current one replaced: revoked at the provider once the
     /// current tokens are stored (not before: until then they are the fallback).
     pub superseded: Vec<Secret>,
+    /// When the slot's last token request got its answer, whatever it was: no request
+    /// other than an explicit `refresh` goes sooner than [`super::pacing`] allows after it.
+    pub last_reply_at: Option<DateTime<Utc>>,
 }
 
 /// A login whose tokens are being stored; answered when the store has them.
@@ -160,6 +163,7 @@ impl Slot {
             quota: QuotaState::default(),
             pending_login: None,
             superseded: Vec::new(),
+            last_reply_at: None,
         }
     }
 

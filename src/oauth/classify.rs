@@ -1,10 +1,13 @@
 //! Turns a token endpoint's reply into a typed outcome. Pure: no I/O, so every rule is
 //! unit-tested. The rules (RFC 6749 §5.2 plus what real providers do):
-//! - 200 with a JSON body holding a non-empty `access_token`: refreshed.
+//! - 200 with a JSON body holding a non-empty `access_token`: refreshed (read by
+//!   [`super::grant`]). A 200 with a readable `refresh_token` but no usable access token is
+//!   refreshed too, with a `defect`: the grant has rotated and its refresh token is kept.
 //! - 400/401 with `error=invalid_grant`: the server-side session is gone (permanent).
 //! - 400/401 with `error=invalid_client` or `unauthorized_client`: the client is refused
 //!   (permanent).
-//! - everything else (5xx, 429, other 4xx, a 200 that does not parse, network errors):
+//! - everything else (5xx, 429, other 4xx, a 200 without a refresh token that does not
+//!   parse, network errors):
 //!   transient. A transient outcome never deactivates a slot.
 //!
 //! Error texts never contain the reply body: a provider may echo a token back.
@@ -14,6 +17,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use super::grant::parse_grant;
 use crate::secret::Secret;
 
 /// Longest `Retry-After` honoured; a provider asking for more is capped so a slot is never
@@ -78,23 +82,31 @@ pub struct TokenGrant {
     pub account_email: Option<String>,
     /// The account's stable id when the token response names it (Claude's `account.uuid`).
     pub account_subject: Option<String>,
+    /// Set when the reply rotated the refresh token but its access token cannot be used
+    /// (missing, or the body unreadable or over the parse limit): what was wrong. Then
+    /// `access_token` is empty and `expires_in` zero; only `refresh_token` counts, and it
+    /// must be stored all the same (the server has already retired the one we sent).
+    pub defect: Option<String>,
+    /// Set when the reply's `expires_in` was adjusted (capped, or unreadable and assumed):
+    /// what was done, for the log. Never holds a value from the reply.
+    pub note: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct RawGrant {
-    access_token: Option<String>,
-    refresh_token: Option<String>,
-    expires_in: Option<serde_json::Value>,
-    scope: Option<String>,
-    id_token: Option<String>,
-    account: Option<RawAccount>,
-}
-
-#[derive(Deserialize)]
-struct RawAccount {
-    email_address: Option<String>,
-    /// Read loosely: an id of another type must not make the whole grant unreadable.
-    uuid: Option<serde_json::Value>,
+impl TokenGrant {
+    /// A grant of which only the rotated refresh token could be read (see [`Self::defect`]).
+    pub fn defective(refresh_token: Secret, defect: String) -> Self {
+        TokenGrant {
+            access_token: Secret::new(""),
+            refresh_token: Some(refresh_token),
+            expires_in: Some(Duration::ZERO),
+            scope: None,
+            id_token: None,
+            account_email: None,
+            account_subject: None,
+            defect: Some(defect),
+            note: None,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -102,16 +114,19 @@ struct RawError {
     error: Option<String>,
 }
 
-/// Classifies a token endpoint reply. `retry_after` is the raw `Retry-After` header.
+/// Classifies a token endpoint reply. `retry_after` is the raw `Retry-After` header;
+/// `complete` is false when `body` is only the beginning of a longer reply. Never panics,
+/// whatever the reply.
 pub fn classify_reply(
     status: u16,
     retry_after: Option<&str>,
     body: &[u8],
+    complete: bool,
     now: DateTime<Utc>,
 ) -> TokenOutcome {
     let retry_after = retry_after.and_then(|v| parse_retry_after(v, now));
     match status {
-        200 => parse_grant(body),
+        200 => parse_grant(body, complete),
         400 | 401 => {
             let code = serde_json::from_slice::<RawError>(body)
                 .ok()
@@ -150,51 +165,6 @@ pub fn classify_reply(
     }
 }
 
-fn parse_grant(body: &[u8]) -> TokenOutcome {
-    let transient = |error: &str| TokenOutcome::Transient {
-        error: format!("HTTP 200 but {error}"),
-        retry_after: None,
-    };
-    let Ok(raw) = serde_json::from_slice::<RawGrant>(body) else {
-        return transient("the token response is not a JSON object of the expected shape");
-    };
-    let Some(access_token) = raw.access_token.filter(|t| !t.is_empty()) else {
-        return transient("the token response has no access_token");
-    };
-    let expires_in = match raw.expires_in {
-        None | Some(serde_json::Value::Null) => None,
-        Some(value) => match seconds(&value) {
-            Some(secs) => Some(Duration::from_secs(secs)),
-            None => return transient("the token response has an unreadable expires_in"),
-        },
-    };
-    TokenOutcome::Refreshed(TokenGrant {
-        access_token: Secret::new(access_token),
-        refresh_token: raw.refresh_token.filter(|t| !t.is_empty()).map(Secret::new),
-        expires_in,
-        scope: raw
-            .scope
-            .map(|s| s.split_whitespace().map(str::to_owned).collect()),
-        id_token: raw.id_token.map(Secret::new),
-        account_email: raw.account.as_ref().and_then(|a| a.email_address.clone()),
-        account_subject: raw
-            .account
-            .and_then(|a| a.uuid)
-            .and_then(|u| u.as_str().map(str::to_owned)),
-    })
-}
-
-/// `expires_in` as a number or a numeric string (some providers send `"3600"`).
-fn seconds(value: &serde_json::Value) -> Option<u64> {
-    match value {
-        serde_json::Value::Number(n) => n
-            .as_u64()
-            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
-        serde_json::Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
 /// `Retry-After`: delta seconds or an HTTP date (RFC 9110 §10.2.3), capped.
 pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     let value = value.trim();
@@ -228,7 +198,7 @@ mod tests {
     }
 
     fn classify(status: u16, body: &str) -> TokenOutcome {
-        classify_reply(status, None, body.as_bytes(), now())
+        classify_reply(status, None, body.as_bytes(), true, now())
     }
 
     #[test]
@@ -302,7 +272,6 @@ mod tests {
             (200, "not json"),
             (200, r#"{"token_type":"Bearer"}"#),
             (200, r#"{"access_token":""}"#),
-            (200, r#"{"access_token":"a","expires_in":"soon"}"#),
             (200, r#"["access_token"]"#),
             (302, ""),
         ] {
@@ -317,11 +286,11 @@ mod tests {
     #[test]
     fn errors_never_echo_the_body() {
         let TokenOutcome::Transient { error, .. } =
-            classify(200, r#"{"refresh_token":"SECRET-RT","expires_in":1}"#)
+            classify(200, r#"{"access_token":"SECRET-AT","expires_in":1,"#)
         else {
             panic!()
         };
-        assert!(!error.contains("SECRET-RT"), "{error}");
+        assert!(!error.contains("SECRET-AT"), "{error}");
         let TokenOutcome::Transient { error, .. } =
             classify(400, r#"{"error":"x\u0000y\nSECRET"}"#)
         else {
@@ -332,7 +301,7 @@ mod tests {
 
     #[test]
     fn retry_after_is_read_as_seconds_or_a_date_and_capped() {
-        let outcome = classify_reply(429, Some("7"), b"", now());
+        let outcome = classify_reply(429, Some("7"), b"", true, now());
         let TokenOutcome::Transient { retry_after, .. } = outcome else {
             panic!()
         };

@@ -142,6 +142,12 @@ impl OAuthClient {
         match reply {
             Ok(tokens) => Ok(grant(tokens)),
             Err(RequestTokenError::ServerResponse(e)) => Err(refused(e.error().as_ref())),
+            Err(RequestTokenError::Parse(e, body)) => salvage(&body).ok_or_else(|| {
+                FlowFailure::Failed(format!(
+                    "the provider's reply does not parse (at {})",
+                    e.path()
+                ))
+            }),
             Err(e) => Err(FlowFailure::Failed(describe(&e))),
         }
     }
@@ -196,6 +202,12 @@ impl OAuthClient {
             .await;
         match reply {
             Ok(tokens) => Ok(grant(tokens)),
+            Err(RequestTokenError::Parse(e, body)) => salvage(&body).ok_or_else(|| {
+                FlowFailure::Failed(format!(
+                    "the provider's reply does not parse (at {})",
+                    e.path()
+                ))
+            }),
             Err(RequestTokenError::ServerResponse(e)) => Err(match e.error() {
                 DeviceCodeErrorResponseType::AccessDenied => FlowFailure::Denied,
                 DeviceCodeErrorResponseType::ExpiredToken => FlowFailure::Expired,
@@ -261,15 +273,29 @@ fn describe<T: oauth2::ErrorResponse>(error: &RequestTokenError<HttpError, T>) -
     }
 }
 
+/// A successful reply that oauth2 could not parse (an `expires_in` that is negative or
+/// fractional, a field of the wrong type, no access token): read again by our own, more
+/// lenient parser, so that a refresh token it carries is kept. `None` when it has none.
+fn salvage(body: &[u8]) -> Option<TokenGrant> {
+    match super::grant::parse_grant(body, true) {
+        super::TokenOutcome::Refreshed(grant) if grant.refresh_token.is_some() => Some(grant),
+        _ => None,
+    }
+}
+
 fn grant(tokens: FlowTokenResponse) -> TokenGrant {
     let extra = tokens.extra_fields();
+    let (expires_in, note) = match tokens.expires_in() {
+        Some(lifetime) => super::grant::clamp_lifetime(lifetime),
+        None => (None, None),
+    };
     TokenGrant {
         access_token: Secret::new(tokens.access_token().secret().as_str()),
         refresh_token: tokens
             .refresh_token()
             .map(|t| Secret::new(t.secret().as_str()))
             .filter(|t| !t.is_empty()),
-        expires_in: tokens.expires_in(),
+        expires_in,
         scope: tokens
             .scopes()
             .map(|s| s.iter().map(|s| s.to_string()).collect()),
@@ -280,5 +306,7 @@ fn grant(tokens: FlowTokenResponse) -> TokenGrant {
             .as_ref()
             .and_then(|a| a.uuid.as_ref())
             .and_then(|u| u.as_str().map(str::to_owned)),
+        defect: None,
+        note,
     }
 }

@@ -4,6 +4,9 @@
 //! `token_request: json` provider gets the form body re-encoded as a JSON object, and every
 //! request carries the provider's extra headers.
 //!
+//! A 200 over the parse limit is not handed to oauth2 whole: it is reduced to its refresh
+//! token (read from up to 4 MiB), which the flows then keep (`flow::salvage`).
+//!
 //! Never puts a request or response body in an error: both may hold a token or a code.
 
 use std::future::Future;
@@ -67,7 +70,19 @@ impl<'c> oauth2::AsyncHttpClient<'c> for OAuth2Http<'_> {
                 .request(parts.method, url)
                 .headers(headers)
                 .body(body);
-            let reply = super::send(request).await.map_err(HttpError::Send)?;
+            let mut reply = super::send_reading(request, super::MAX_TOKEN_REPLY_BYTES)
+                .await
+                .map_err(HttpError::Send)?;
+            if reply.status == 200 && (!reply.complete || reply.body.len() > super::MAX_BODY_BYTES)
+            {
+                reply.body = only_refresh_token(&reply.body, reply.complete);
+            } else if !reply.complete || reply.body.len() > super::MAX_BODY_BYTES {
+                return Err(HttpError::Send(format!(
+                    "reply over {} bytes (HTTP {})",
+                    super::MAX_BODY_BYTES,
+                    reply.status
+                )));
+            }
             if self.transient_as_error && (reply.status >= 500 || reply.status == 429) {
                 return Err(HttpError::Unavailable(reply.status));
             }
@@ -80,6 +95,17 @@ impl<'c> oauth2::AsyncHttpClient<'c> for OAuth2Http<'_> {
                 .map_err(|e| HttpError::Build(e.to_string()))
         })
     }
+}
+
+/// A 200 too large to be parsed, reduced to the one thing that must not be lost: its
+/// refresh token, as `{"refresh_token":"..."}` (or `{}`). oauth2 then refuses it for want of
+/// an access token, and `flow::salvage` keeps the refresh token (a grant with a defect).
+fn only_refresh_token(body: &[u8], complete: bool) -> Vec<u8> {
+    let object = match super::grant::salvage_refresh_token(body, complete) {
+        Some(token) => serde_json::json!({ "refresh_token": token.expose() }),
+        None => serde_json::json!({}),
+    };
+    serde_json::to_vec(&object).unwrap_or_else(|_| b"{}".to_vec())
 }
 
 fn is_form(headers: &HeaderMap) -> bool {

@@ -6,6 +6,7 @@
 
 mod classify;
 mod flow;
+mod grant;
 mod http;
 mod identity;
 
@@ -13,6 +14,7 @@ pub use classify::{
     MAX_RETRY_AFTER, PermanentReason, TokenGrant, TokenOutcome, classify_reply, parse_retry_after,
 };
 pub use flow::{AuthorizationStart, DeviceDetails, FlowFailure, authorization_url};
+pub use grant::{MAX_LIFETIME, UNREADABLE_LIFETIME, clamp_lifetime};
 pub use identity::{
     account_from_id_token, email_from_id_token, identity_from_claims, identity_from_id_token,
 };
@@ -29,7 +31,12 @@ use crate::secret::Secret;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Largest response body read from a provider; a token response is a few KiB.
-const MAX_BODY_BYTES: usize = 256 * 1024;
+const MAX_BODY_BYTES: usize = grant::MAX_PARSED_BODY;
+
+/// How much of a token reply is read at most. A 200 over [`MAX_BODY_BYTES`] is not parsed
+/// as a grant, but its rotated refresh token must not be lost: up to this much is read to
+/// find it (the rest is cut off unread).
+const MAX_TOKEN_REPLY_BYTES: usize = 4 * 1024 * 1024;
 
 /// An HTTP client for providers. Cheap to clone (one connection pool).
 #[derive(Clone)]
@@ -76,11 +83,12 @@ impl OAuthClient {
         let request = request
             .headers(provider_headers(provider))
             .header(reqwest::header::ACCEPT, "application/json");
-        match send(request).await {
+        match send_reading(request, MAX_TOKEN_REPLY_BYTES).await {
             Ok(reply) => classify_reply(
                 reply.status,
                 reply.retry_after.as_deref(),
                 &reply.body,
+                reply.complete,
                 Utc::now(),
             ),
             Err(error) => TokenOutcome::Transient {
@@ -177,11 +185,26 @@ pub struct Reply {
     /// The raw `Content-Type` header.
     pub content_type: Option<String>,
     pub body: Vec<u8>,
+    /// False when `body` is only the beginning of the reply (see [`send_reading`]).
+    pub complete: bool,
 }
 
-/// Sends a request and reads at most [`MAX_BODY_BYTES`] of the reply. Errors are short
-/// texts without the request body.
+/// Sends a request and reads at most [`MAX_BODY_BYTES`] of the reply; a longer reply is an
+/// error. Errors are short texts without the request body.
 async fn send(request: reqwest::RequestBuilder) -> Result<Reply, String> {
+    let reply = send_reading(request, MAX_BODY_BYTES).await?;
+    if !reply.complete {
+        return Err(format!(
+            "reply over {MAX_BODY_BYTES} bytes (HTTP {})",
+            reply.status
+        ));
+    }
+    Ok(reply)
+}
+
+/// Sends a request and reads the reply's first `limit` bytes; the rest is not read
+/// (`complete` is then false).
+async fn send_reading(request: reqwest::RequestBuilder, limit: usize) -> Result<Reply, String> {
     let mut response = request.send().await.map_err(describe)?;
     let status = response.status().as_u16();
     let retry_after = response
@@ -195,9 +218,12 @@ async fn send(request: reqwest::RequestBuilder) -> Result<Reply, String> {
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let mut body = Vec::new();
+    let mut complete = true;
     while let Some(chunk) = response.chunk().await.map_err(describe)? {
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(format!("reply over {MAX_BODY_BYTES} bytes (HTTP {status})"));
+        if body.len() + chunk.len() > limit {
+            body.extend_from_slice(&chunk[..limit - body.len()]);
+            complete = false;
+            break;
         }
         body.extend_from_slice(&chunk);
     }
@@ -206,6 +232,7 @@ async fn send(request: reqwest::RequestBuilder) -> Result<Reply, String> {
         retry_after,
         content_type,
         body,
+        complete,
     })
 }
 

@@ -138,6 +138,61 @@ fn browser_login_creates_a_slot_whose_tokens_refresh() {
     assert_eq!(run.state("work"), "active");
 }
 
+/// A code exchange whose reply has an `expires_in` oauth2 cannot read (negative) or that
+/// overflows a date (u64::MAX s) still logs in: the rotated tokens are kept and the lifetime
+/// bounded. The bad `expires_in` is a stand-in written by the test server's `rewrite` fault
+/// over the provider's real reply (the provider itself cannot send one).
+#[test]
+fn a_browser_login_whose_reply_has_a_bad_expires_in_still_logs_in() {
+    let run = start();
+    for (slot, account, raw) in [
+        ("work", "alice", "-5"),
+        ("home", "bob", "18446744073709551615"),
+    ] {
+        run.server
+            .add_account(account, &format!("{account}@example.com"));
+        run.server.push_faults(
+            "token",
+            vec![json!({"rewrite": {"drop": ["expires_in"], "raw": {"expires_in": raw}}})],
+        );
+        let (login, url) = login_in_background(&run, &["login", slot, "--provider", "test"]);
+        let redirect = UserAgent::new(run.server.base_url()).authorize(&url, account);
+        visit(&redirect);
+        assert_success(
+            &login.wait(LOGIN_DEADLINE),
+            &format!("login with expires_in {raw}"),
+        );
+        assert_eq!(run.state(slot), "active");
+        assert_success(
+            &run.env.sessctl(&["refresh", slot]),
+            "refresh after the login",
+        );
+        assert!(token_works(&run.server, &run.token(slot)));
+    }
+    assert_eq!(run.invalid_grants(), 0);
+}
+
+/// A code exchange whose 200 reply is over the parse limit (a stand-in body: the test
+/// server's `rewrite` fault pads the provider's real reply) still logs in: the refresh token
+/// is found in it and kept, and the slot gets a usable access token by refreshing at once.
+#[test]
+fn a_browser_login_whose_reply_is_over_the_size_limit_keeps_its_refresh_token() {
+    let run = start();
+    run.server.add_account("alice", "alice@example.com");
+    run.server
+        .push_faults("token", vec![json!({"rewrite": {"pad_bytes": 300_000}})]);
+    let (login, url) = login_in_background(&run, &["login", "work", "--provider", "test"]);
+    let redirect = UserAgent::new(run.server.base_url()).authorize(&url, "alice");
+    visit(&redirect);
+    assert_success(&login.wait(LOGIN_DEADLINE), "login with an oversized reply");
+    wait_for("the slot's first refresh", LOGIN_DEADLINE, || {
+        run.slot_status("work")["refreshes"].as_u64().unwrap_or(0) >= 1
+    });
+    assert_eq!(run.state("work"), "active");
+    assert!(token_works(&run.server, &run.token("work")));
+    assert_eq!(run.invalid_grants(), 0);
+}
+
 #[test]
 fn browser_relogin_of_an_existing_slot_gives_it_new_tokens() {
     let run = start();
@@ -325,6 +380,22 @@ fn device_login_survives_slow_down_and_creates_a_slot() {
             .grant_type("urn:ietf:params:oauth:grant-type:device_code")
             >= 2
     );
+    assert!(token_works(&run.server, &run.token("tv")));
+}
+
+/// A device authorization whose `expires_in` overflows a date (a stand-in reply: the test
+/// server's `rewrite` fault changes the provider's real one) neither panics the daemon nor
+/// stops the login.
+#[test]
+fn a_device_code_lifetime_of_u64_max_still_logs_in() {
+    let run = start();
+    run.server.add_account("carol", "carol@example.com");
+    let huge = json!({"drop": ["expires_in"], "raw": {"expires_in": "18446744073709551615"}});
+    run.server
+        .push_faults("device", vec![json!({ "rewrite": huge })]);
+    let (login, complete) = device_login(&run, "tv");
+    UserAgent::new(run.server.base_url()).device(&complete, "carol", true);
+    assert_success(&login.wait(LOGIN_DEADLINE), "device login");
     assert!(token_works(&run.server, &run.token("tv")));
 }
 

@@ -26,3 +26,4 @@ mod statusline;
 mod store;
 mod stranger;
 mod support;
+mod token_replies;

@@ -32,8 +32,9 @@ fn a_slot_stays_valid_across_several_access_token_lifetimes() {
     let t = Running::start("");
     t.server.set_access_token_ttl(4);
     t.login("work", "alice");
-    // 4 s tokens are refreshed at half their life: wait for four scheduled refreshes.
-    wait_for("four scheduled refreshes", Duration::from_secs(40), || {
+    // 4 s tokens are refreshed at half their life, but token requests for a slot are at
+    // least 10 s apart (daemon::pacing): wait for four scheduled refreshes.
+    wait_for("four scheduled refreshes", Duration::from_secs(60), || {
         t.slot_status("work")["refreshes"].as_u64().unwrap_or(0) >= 4
     });
     assert_eq!(t.state("work"), "active");
@@ -130,9 +131,9 @@ fn server_errors_rate_limits_and_resets_degrade_then_recover() {
     let slot = t.slot_status("work");
     assert_eq!(slot["state"], "degraded");
     assert!(slot["last_refresh_error"].as_str().unwrap().contains("500"));
-    // The daemon retries with backoff (1 s, 2 s, 4 s, ...) until a request gets through,
-    // and the slot is never deactivated on the way.
-    wait_for("the slot to recover", Duration::from_secs(60), || {
+    // The daemon retries with backoff (1 s, 2 s, 4 s, ..., but requests at least 10 s
+    // apart) until a request gets through, and the slot is never deactivated on the way.
+    wait_for("the slot to recover", Duration::from_secs(90), || {
         let state = t.state("work");
         assert_ne!(state, "inactive", "a transient error deactivated the slot");
         state == "active"

@@ -12,6 +12,7 @@ export const TARGETS = {
   '/token/revocation': 'revocation',
   '/api/oauth/usage': 'usage',
   '/me': 'userinfo',
+  '/device/auth': 'device',
 };
 
 /** target -> queued faults, consumed one per request. */
@@ -22,6 +23,9 @@ const holds = Object.fromEntries(Object.values(TARGETS).map((t) => [t, { on: fal
 function freshStats() {
   return {
     token_requests: 0,
+    // When each token request arrived (ms since the epoch), the newest 1000: a test checks
+    // the gaps between requests as the server saw them.
+    token_request_times_ms: [],
     by_grant_type: {},
     errors: {},
     revocations: 0,
@@ -90,6 +94,8 @@ export function releaseOne(target, newest) {
 export function countRequest(target, form) {
   if (target === 'token') {
     stats.token_requests += 1;
+    stats.token_request_times_ms.push(Date.now());
+    if (stats.token_request_times_ms.length > 1000) stats.token_request_times_ms.shift();
     const gty = (form && form.grant_type) || '(none)';
     stats.by_grant_type[gty] = (stats.by_grant_type[gty] || 0) + 1;
   } else if (target === 'revocation') {
@@ -124,6 +130,15 @@ export async function waitWhileHeld(target) {
  *   {"reset":true}                  destroy the socket without replying
  *   {"drop_response":true}          pass through (a refresh really rotates), then destroy the
  *                                   socket instead of sending the reply: the lost-response case
+ *   {"rewrite":{...}}               pass through (a refresh really rotates, reuse detection
+ *                                   stays real), then change the provider's 200 JSON reply
+ *                                   before it is sent. Keys of `rewrite`:
+ *                                     set:   {"field": value}  fields replaced or added
+ *                                     raw:   {"field": "text"} fields added as literal JSON text
+ *                                            (numbers JSON.stringify cannot write: 18446744073709551615)
+ *                                     drop:  ["field"]         fields removed
+ *                                     pad_bytes: N             a "pad" field of N bytes, last
+ *                                   A reply that is not a 200 JSON object is sent unchanged.
  */
 export async function applyFault(target, req, res) {
   const fault = faults[target].shift();
@@ -140,6 +155,10 @@ export async function applyFault(target, req, res) {
       req.socket.destroy();
       return res;
     };
+    return false;
+  }
+  if (fault.rewrite) {
+    rewriteReply(res, fault.rewrite);
     return false;
   }
   if (fault.status === undefined) return false;
@@ -161,6 +180,31 @@ export async function applyFault(target, req, res) {
   res.writeHead(fault.status, headers);
   res.end(body);
   return true;
+}
+
+/**
+ * Makes `res` rewrite the provider's reply (see the `rewrite` fault). The provider (koa) sends
+ * its body with one res.end(text) and sets Content-Length before it, so both are replaced there.
+ */
+function rewriteReply(res, rewrite) {
+  const end = res.end.bind(res);
+  res.end = (chunk, ...rest) => {
+    let object;
+    try {
+      object = res.statusCode === 200 && chunk !== undefined ? JSON.parse(chunk.toString('utf8')) : undefined;
+    } catch {
+      object = undefined;
+    }
+    if (!object || typeof object !== 'object' || Array.isArray(object)) return end(chunk, ...rest);
+    for (const field of rewrite.drop || []) delete object[field];
+    Object.assign(object, rewrite.set || {});
+    const raw = Object.entries(rewrite.raw || {}).map(([k, v]) => `${JSON.stringify(k)}:${v}`);
+    if (rewrite.pad_bytes) raw.push(`"pad":${JSON.stringify('x'.repeat(rewrite.pad_bytes))}`);
+    let text = JSON.stringify(object);
+    if (raw.length) text = `${text.slice(0, -1)}${Object.keys(object).length ? ',' : ''}${raw.join(',')}}`;
+    if (!res.headersSent) res.setHeader('content-length', Buffer.byteLength(text));
+    return end(text, ...rest.filter((r) => typeof r === 'function'));
+  };
 }
 
 /**

@@ -26,7 +26,9 @@
 //   POST /admin/revoke-grant {"grant_id"}          -> {"revoked":bool}  (server-side session gone)
 //   GET  /admin/grant/<id>                         -> {"exists":bool}   (grant + a usable refresh token)
 //   GET  /admin/stats                              -> counters; POST /admin/stats/reset zeroes them
-//   POST /admin/faults {"target","faults":[...]}   (appends; targets: token revocation usage userinfo)
+//   POST /admin/faults {"target","faults":[...]}   (appends; targets: token revocation usage userinfo;
+//                                                     device (the device authorization endpoint);
+//                                                     kinds listed at applyFault in fault_layer.mjs)
 //   POST /admin/hold {"target","on":bool}
 //   POST /admin/release {"target","newest"?:bool}  -> {"released":0|1}  (one held request, hold stays on)
 //   POST /admin/access-token-ttl {"seconds":N}     (tokens minted from now on)

@@ -39,6 +39,8 @@ pub struct Grant {
 pub struct Stats {
     /// Requests that reached `/token` (faulted ones included).
     pub token_requests: u64,
+    /// When each token request arrived, in ms since the epoch (the newest 1000).
+    pub token_request_times_ms: Vec<u64>,
     pub by_grant_type: BTreeMap<String, u64>,
     /// Error replies by OAuth `error` code; injected faults count as `http_<status>`.
     pub errors: BTreeMap<String, u64>,
@@ -206,9 +208,11 @@ impl OAuthServer {
 
     /// Queues faults for `target` (`token`, `revocation`, `usage`, `userinfo`), each consumed by
     /// one request: `{"status":500}`, `{"status":429,"retry_after":"1"}`,
-    /// `{"status":200,"body":"not json"}`, `{"reset":true}`, `{"delay_ms":N}`, and
+    /// `{"status":200,"body":"not json"}`, `{"reset":true}`, `{"delay_ms":N}`,
     /// `{"drop_response":true}` (the provider processes the request, a refresh really rotates,
-    /// but the reply is lost: the connection is cut instead).
+    /// but the reply is lost: the connection is cut instead), and `{"rewrite":{...}}` (the
+    /// provider answers, a refresh really rotates, then fields of its reply are changed:
+    /// `set`, `raw` literal JSON text, `drop`, `pad_bytes`; see fault_layer.mjs).
     #[allow(
         clippy::needless_pass_by_value,
         reason = "callers build the list inline with vec!"
