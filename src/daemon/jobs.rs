@@ -74,6 +74,8 @@ pub struct LoginResult {
     /// The slot name the user typed.
     pub name: String,
     pub provider: String,
+    /// The login's ticket (`super::cancel`): a logout after it cancels it.
+    pub ticket: u64,
     pub reply: oneshot::Sender<Result<Response, ErrorReply>>,
     pub result: Result<LoginSuccess, ErrorReply>,
 }
@@ -211,7 +213,7 @@ impl JobContext {
     /// was typed) and stores them there.
     pub fn login(
         &self,
-        name: String,
+        (name, ticket): (String, u64),
         provider: Provider,
         refresh_token: Secret,
         reply: oneshot::Sender<Result<Response, ErrorReply>>,
@@ -222,6 +224,7 @@ impl JobContext {
             ctx.report(JobResult::LoggedIn(Box::new(LoginResult {
                 name,
                 provider: provider.name.clone(),
+                ticket,
                 reply,
                 result,
             })));
@@ -352,6 +355,8 @@ impl JobContext {
                 name,
                 revoked,
                 warning: (!warnings.is_empty()).then(|| warnings.join("; ")),
+                cancelled_logins: 0,
+                revocation_pending: false,
             })));
         });
     }

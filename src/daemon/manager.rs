@@ -18,6 +18,7 @@ use crate::state::{SlotState, StateFile};
 use crate::store::StoreKind;
 
 use super::alerts::{AlertQueue, Alerts};
+use super::cancel::LoginTickets;
 use super::flows::PendingFlows;
 use super::jobs::{JobContext, JobResult};
 use super::retire::ReplacedJob;
@@ -69,6 +70,8 @@ pub struct Manager {
     /// Jobs still running for logins a newer login replaced, by slot and generation: their
     /// results are dropped and the tokens they carry revoked (`super::retire`).
     pub(super) replaced_jobs: BTreeMap<(String, u64), ReplacedJob>,
+    /// Which pending logins a logout cancelled (`super::cancel`).
+    pub(super) login_tickets: LoginTickets,
 }
 
 /// What the manager needs from its surroundings.
@@ -127,6 +130,7 @@ impl Manager {
             cache_error: None,
             flows: PendingFlows::default(),
             replaced_jobs: BTreeMap::new(),
+            login_tickets: LoginTickets::default(),
         }
     }
 

@@ -12,6 +12,7 @@ mod harness_smoke;
 mod lifecycle;
 mod login_flows;
 mod logout;
+mod logout_cancels;
 mod logs;
 mod quota;
 mod refresh;
