@@ -131,9 +131,7 @@ fn check_not_cancelled(paths: &Paths, flow_id: &str) -> anyhow::Result<()> {
         flow_id: flow_id.to_owned(),
     });
     match client::call(&paths.socket, request) {
-        Err(client::ClientError::Daemon(error))
-            if matches!(error.code, ErrorCode::LoginFailed | ErrorCode::UnknownFlow) =>
-        {
+        Err(client::ClientError::Daemon(error)) if error.code == ErrorCode::LoginFailed => {
             Err(anyhow::Error::new(error).context("login failed"))
         }
         _ => Ok(()),
