@@ -247,6 +247,10 @@ pub struct StatusReport {
     /// The merged quota cache, judged at the cache level.
     pub cache: CacheStatus,
     pub slots: Vec<SlotStatus>,
+    /// Refresh tokens whose revocation failed for now and is being retried (no tokens
+    /// here: they wait in the credential store).
+    #[serde(default)]
+    pub pending_revocations: Vec<crate::revocation::PendingRevocation>,
 }
 
 /// The quota cache file in `status`.

@@ -22,6 +22,7 @@ use super::cancel::LoginTickets;
 use super::flows::PendingFlows;
 use super::jobs::{JobContext, JobResult};
 use super::retire::ReplacedJob;
+use super::revocations::RevocationQueue;
 use super::schedule;
 use super::slot::{Creds, Job, Slot, Stored};
 use super::transitions::StateLog;
@@ -72,6 +73,8 @@ pub struct Manager {
     pub(super) replaced_jobs: BTreeMap<(String, u64), ReplacedJob>,
     /// Which pending logins a logout cancelled (`super::cancel`).
     pub(super) login_tickets: LoginTickets,
+    /// Revocations still owed, retried until done (`super::revocations`).
+    pub(super) revocations: RevocationQueue,
 }
 
 /// What the manager needs from its surroundings.
@@ -92,6 +95,7 @@ impl Manager {
     pub fn new(parts: ManagerParts) -> Self {
         let now = Utc::now();
         let mut previous = parts.previous_cache.map(|c| c.slots).unwrap_or_default();
+        let revocations = RevocationQueue::resume(parts.state.pending_revocations, now);
         let slots = parts
             .state
             .slots
@@ -131,6 +135,7 @@ impl Manager {
             flows: PendingFlows::default(),
             replaced_jobs: BTreeMap::new(),
             login_tickets: LoginTickets::default(),
+            revocations,
         }
     }
 
@@ -218,6 +223,7 @@ impl Manager {
         for name in usage_due {
             self.start_usage_fetch(&name, now);
         }
+        self.start_due_revocations(now);
         if now >= self.cache_heartbeat_at() {
             self.publish_cache();
         }
@@ -241,6 +247,7 @@ impl Manager {
             .chain(usage)
             .chain(std::iter::once(self.cache_heartbeat_at()))
             .chain(self.alerts.reminder_at())
+            .chain(self.revocations.deadline())
             .min()
     }
 
@@ -269,6 +276,7 @@ impl Manager {
                 .iter()
                 .map(|(name, slot)| (name.clone(), slot.record.clone()))
                 .collect(),
+            pending_revocations: self.revocations.entries.clone(),
         };
         self.state_number += 1;
         self.state_tx.send_replace((self.state_number, snapshot));

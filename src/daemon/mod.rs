@@ -17,6 +17,8 @@ mod manager;
 mod placement;
 mod results;
 mod retire;
+mod revocations;
+mod revoke_jobs;
 pub mod schedule;
 mod server;
 mod slot;

@@ -43,6 +43,7 @@ impl Manager {
                     status
                 })
                 .collect(),
+            pending_revocations: self.revocations.entries.clone(),
         }
     }
 

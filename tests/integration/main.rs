@@ -16,6 +16,7 @@ mod logout_cancels;
 mod logs;
 mod quota;
 mod refresh;
+mod revocation_retry;
 mod service_files;
 mod socket;
 mod statusline;

@@ -72,6 +72,7 @@ fn report(slots: Vec<SlotStatus>) -> StatusReport {
         credential_store: CredentialStoreKind::Keychain,
         credential_store_error: None,
         state_file_error: None,
+        pending_revocations: Vec::new(),
         cache: CacheStatus {
             path: PathBuf::from("/k/quota.json"),
             updated_at: Some(at("2026-11-23T20:59:30Z")),
