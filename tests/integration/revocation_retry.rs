@@ -97,6 +97,18 @@ fn a_pending_revocation_survives_a_restart_and_is_retried_at_start() {
         .push_faults("revocation", vec![json!({"status": 503})]);
     logout_pending(&t);
     the_pending_revocation(&t);
+    let table = t.env.sessctl(&["status"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("refresh token of slot work (logout) not revoked yet"),
+        "{table}"
+    );
+    let doctor = t.env.sessctl(&["doctor"]);
+    let doctor = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        doctor.contains("1 refresh token(s) still wait to be revoked"),
+        "{doctor}"
+    );
     // kill -9: the logout answered only once the record was on disk.
     t.crash_and_restart();
     wait_for("the retry at start to revoke the grant", DEADLINE, || {
@@ -122,4 +134,23 @@ fn a_permanent_refusal_ends_the_revocation_and_is_logged() {
     assert!(stderr.contains("unsupported_token_type"), "{stderr}");
     assert!(pending(&t).is_empty());
     assert!(t.daemon.log().contains("refused to revoke"));
+}
+
+#[test]
+fn the_grant_of_a_replaced_login_is_revoked_by_a_retry_when_the_first_attempt_fails() {
+    let t = Running::start(FAST_RETRY);
+    let first = t.login("work", "alice");
+    t.server
+        .push_faults("revocation", vec![json!({"reset": true})]);
+    t.login("work", "alice");
+    wait_for(
+        "the replaced grant to be revoked by a retry",
+        DEADLINE,
+        || !t.server.grant_exists(&first.grant_id),
+    );
+    wait_for("the pending list to empty", DEADLINE, || {
+        pending(&t).is_empty()
+    });
+    assert!(t.daemon.log().contains("revoked a kept refresh token"));
+    assert_no_token_written(&t);
 }
