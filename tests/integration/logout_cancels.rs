@@ -98,3 +98,19 @@ fn logout_during_a_pending_device_login_stops_it_and_an_approval_afterwards_make
     UserAgent::new(run.server.base_url()).device(&complete, "carol", true);
     assert_nothing_left(&run);
 }
+
+#[test]
+fn logout_during_a_pasted_code_login_ends_it_before_anything_is_pasted() {
+    let run = start();
+    run.server.add_account("alice", "alice@example.com");
+    let (login, _url) =
+        login_in_background(&run, &["login", "work", "--provider", "test", "--manual"]);
+    logout_cancelling_one(&run);
+    // Still waiting for a paste (stdin open): the CLI itself notices the cancellation.
+    wait_for("the login to say it was cancelled", LOGIN_DEADLINE, || {
+        login.stderr().contains(CANCELLED)
+    });
+    assert_cancelled(&login.wait(LOGIN_DEADLINE));
+    assert_eq!(run.server.stats().grant_type("authorization_code"), 0);
+    assert_nothing_left(&run);
+}

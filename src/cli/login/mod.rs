@@ -121,7 +121,7 @@ fn complete(
     .with_context(|| format!("login of slot {name} failed"))
 }
 
-/// How often a browser login asks the daemon whether a logout cancelled it.
+/// How often a browser or pasted-code login asks the daemon whether a logout cancelled it.
 const CANCEL_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Fails with the daemon's reason when a logout cancelled login `flow_id`. Any other
