@@ -20,6 +20,7 @@ mod props;
 pub mod protocol;
 pub mod quota;
 pub mod relogin;
+pub mod revocation;
 pub mod secret;
 pub mod slot_name;
 pub mod state;

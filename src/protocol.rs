@@ -251,6 +251,10 @@ pub struct StatusReport {
     /// adopted back as one, each with the command that fixes it.
     #[serde(default)]
     pub unplaced_credentials: Vec<UnplacedCredential>,
+    /// Refresh tokens whose revocation failed for now and is being retried (no tokens
+    /// here: they wait in the credential store).
+    #[serde(default)]
+    pub pending_revocations: Vec<crate::revocation::PendingRevocation>,
 }
 
 /// A credential item the daemon could not place in a slot (see `daemon::reconcile`).
@@ -399,6 +403,13 @@ pub struct LogoutReply {
     pub revoked: bool,
     /// Why revocation or deletion did not fully happen, if it did not.
     pub warning: Option<String>,
+    /// Pending logins of this name the logout cancelled (their grants, if any, revoked).
+    #[serde(default)]
+    pub cancelled_logins: u32,
+    /// The revocation failed for now: the token is kept and revoked by a later retry
+    /// (listed in `status` as a pending revocation).
+    #[serde(default)]
+    pub revocation_pending: bool,
 }
 
 /// Parses one request line. The version is checked before the request itself, so a client

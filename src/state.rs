@@ -80,6 +80,10 @@ pub struct StateFile {
     /// The next login generation to hand out (never reused, across slots and restarts).
     pub next_generation: u64,
     pub slots: BTreeMap<String, SlotRecord>,
+    /// Revocations still owed (no tokens: those wait in the credential store). Absent in
+    /// state files written before revocations were retried.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_revocations: Vec<crate::revocation::PendingRevocation>,
 }
 
 /// Why the state file could not be read or written.
@@ -111,6 +115,7 @@ impl Default for StateFile {
             revision: 0,
             next_generation: 1,
             slots: BTreeMap::new(),
+            pending_revocations: Vec::new(),
         }
     }
 }

@@ -45,3 +45,23 @@ pub fn state_file(path: &Path) -> String {
         path.display()
     )
 }
+
+/// What to do about revocations still pending: usually nothing, the daemon retries.
+pub const PENDING_REVOCATIONS: &str = "nothing, the daemon retries until the provider answers (backing off up to an hour, and at every start); if it lasts, check the network and the provider's revoke_url, and `sessctl logs`";
+
+/// Revocations still pending in one line: slot, provider, attempts and last error each.
+pub fn describe_revocations(pending: &[crate::revocation::PendingRevocation]) -> String {
+    let each: Vec<String> = pending
+        .iter()
+        .map(|p| {
+            format!(
+                "slot {} at {} ({} attempt(s), last error: {})",
+                p.slot,
+                p.provider,
+                p.attempts,
+                p.last_error.as_deref().unwrap_or("none")
+            )
+        })
+        .collect();
+    each.join("; ")
+}

@@ -1,4 +1,5 @@
-//! `sessctl logout NAME`: revoke at the provider, delete the credentials and the slot.
+//! `sessctl logout NAME`: revoke at the provider, delete the credentials and the slot, and
+//! cancel pending logins of NAME.
 
 use std::process::ExitCode;
 
@@ -6,7 +7,7 @@ use anyhow::Context;
 
 use crate::client;
 use crate::paths::Paths;
-use crate::protocol::{Request, Response, SlotRef};
+use crate::protocol::{LogoutReply, Request, Response, SlotRef};
 
 pub fn run(paths: &Paths, name: String) -> anyhow::Result<ExitCode> {
     let reply = client::call(
@@ -17,14 +18,30 @@ pub fn run(paths: &Paths, name: String) -> anyhow::Result<ExitCode> {
     let Response::Logout(logout) = reply else {
         anyhow::bail!("unexpected reply to logout: {reply:?}");
     };
-    let revoked = if logout.revoked {
-        "refresh token revoked at the provider"
-    } else {
-        "refresh token NOT revoked at the provider"
-    };
-    println!("logged out slot {} ({revoked})", logout.name);
+    println!("{}", describe(&logout));
     if let Some(warning) = logout.warning {
         eprintln!("sessctl: warning: {warning}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The line `logout` prints: what happened to the slot, its token and pending logins.
+fn describe(logout: &LogoutReply) -> String {
+    let cancelled = match logout.cancelled_logins {
+        0 => String::new(),
+        1 => "; cancelled 1 pending login".to_owned(),
+        n => format!("; cancelled {n} pending logins"),
+    };
+    if logout.cancelled_logins > 0 && !logout.revoked && logout.warning.is_none() {
+        // No slot existed: only pending logins were cancelled.
+        return format!("no slot {} to log out{cancelled}", logout.name);
+    }
+    let revoked = if logout.revoked {
+        "refresh token revoked at the provider"
+    } else if logout.revocation_pending {
+        "the provider could not be reached: the refresh token is kept in the credential store and will be revoked later; `sessctl status` lists it until then"
+    } else {
+        "refresh token NOT revoked at the provider"
+    };
+    format!("logged out slot {} ({revoked}){cancelled}", logout.name)
 }

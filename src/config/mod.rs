@@ -51,6 +51,9 @@ pub const DEFAULT_QUOTA_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// A slot's readings are shown as stale after this long without an update: three missed
 /// quota polls at the default interval.
 pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(15 * 60);
+/// First wait before a failed revocation is retried: long enough not to hammer a provider
+/// that is down, short enough that a blip costs the user nothing.
+pub const DEFAULT_REVOCATION_RETRY: Duration = Duration::from_secs(30);
 /// Minimum gap between two usage requests for a provider other than `claude`.
 pub const DEFAULT_USAGE_MIN_INTERVAL: Duration = Duration::from_secs(60);
 /// Minimum gap between two usage requests to Claude: its usage endpoint rate-limits
@@ -170,6 +173,9 @@ pub struct Config {
     pub log_retention: usize,
     /// Accepted but doubtful settings, for the daemon to log at start (see `bounds`).
     pub warnings: Vec<String>,
+    /// The first wait before a failed revocation is tried again; it doubles per attempt up
+    /// to [`crate::revocation::MAX_RETRY_INTERVAL`].
+    pub revocation_retry: Duration,
 }
 
 /// Why a config was refused.
@@ -204,6 +210,7 @@ impl Default for Config {
             refresh_before_expiry: DEFAULT_REFRESH_BEFORE_EXPIRY,
             quota_interval: DEFAULT_QUOTA_INTERVAL,
             stale_after: DEFAULT_STALE_AFTER,
+            revocation_retry: DEFAULT_REVOCATION_RETRY,
             credential_store: CredentialStoreKind::Keychain,
             providers: BTreeMap::from([(CLAUDE.to_owned(), builtin_claude())]),
             statusline: StatuslineConfig::default(),
@@ -306,6 +313,7 @@ struct RawConfig {
     alerts: Option<RawAlerts>,
     log_rotation: Option<LogRotation>,
     log_retention: Option<logs::LogRetention>,
+    revocation_retry: Option<DurationField<false>>,
 }
 
 impl RawConfig {
@@ -319,6 +327,9 @@ impl RawConfig {
         }
         if let Some(d) = self.stale_after {
             config.stale_after = d.0;
+        }
+        if let Some(d) = self.revocation_retry {
+            config.revocation_retry = d.0;
         }
         if let Some(kind) = self.credential_store {
             config.credential_store = kind;

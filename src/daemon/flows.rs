@@ -46,6 +46,8 @@ pub(super) struct PendingFlow {
     name: String,
     provider: Provider,
     expires_at: DateTime<Utc>,
+    /// Compared with logouts of the name (`super::cancel`).
+    ticket: u64,
     kind: PendingKind,
 }
 
@@ -56,10 +58,11 @@ enum PendingKind {
         state: Secret,
         verifier: Secret,
     },
-    /// Device: the job's outcome, and (by being dropped with the flow) its cancellation.
+    /// Device: the job's outcome, and its cancellation: dropped with the flow, polling
+    /// stops; sent a reason (a logout), polling stops and the reason is the outcome.
     Device {
         result: watch::Receiver<DeviceResult>,
-        _cancel: oneshot::Sender<()>,
+        cancel: oneshot::Sender<ErrorReply>,
     },
 }
 
@@ -67,6 +70,9 @@ enum PendingKind {
 #[derive(Default)]
 pub(super) struct PendingFlows {
     flows: HashMap<String, PendingFlow>,
+    /// Logins a logout cancelled, by id, until they would have expired: what their CLI is
+    /// told when it comes back (`login_wait`, `login_complete`).
+    cancelled: HashMap<String, (DateTime<Utc>, ErrorReply)>,
 }
 
 impl PendingFlows {
@@ -76,6 +82,33 @@ impl PendingFlows {
             PendingKind::Code { .. } => now <= flow.expires_at,
             PendingKind::Device { .. } => now <= flow.expires_at + delta(RESULT_GRACE),
         });
+        self.cancelled.retain(|_, (until, _)| now <= *until);
+    }
+
+    /// Cancels every pending login of slot name `name` with `reason`; returns how many.
+    pub(super) fn cancel_named(&mut self, name: &str, reason: &ErrorReply) -> usize {
+        let ids: Vec<String> = (self.flows.iter())
+            .filter(|(_, flow)| flow.name == name)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &ids {
+            let Some(flow) = self.flows.remove(id) else {
+                continue;
+            };
+            let until = flow.expires_at + delta(RESULT_GRACE);
+            if let PendingKind::Device { cancel, .. } = flow.kind {
+                let _ = cancel.send(reason.clone());
+            }
+            self.cancelled.insert(id.clone(), (until, reason.clone()));
+        }
+        ids.len()
+    }
+
+    /// Why login `flow_id` was cancelled, if a logout cancelled it.
+    fn cancellation(&self, flow_id: &str) -> Option<ErrorReply> {
+        self.cancelled
+            .get(flow_id)
+            .map(|(_, reason)| reason.clone())
     }
 }
 
@@ -95,6 +128,7 @@ impl Manager {
         let lifetime = Duration::from_secs(begin.timeout_secs).min(MAX_FLOW_LIFETIME);
         let expires_at = now + delta(lifetime);
         let flow_id = new_flow_id();
+        let ticket = self.login_tickets.issue();
         let kind = match &begin.flow {
             LoginFlow::Browser { redirect_uri } => match loopback_redirect(redirect_uri) {
                 Ok(redirect_uri) => begin_code_flow(&provider, redirect_uri, &flow_id, expires_at),
@@ -115,18 +149,16 @@ impl Manager {
                     provider: provider.clone(),
                     flow_id: flow_id.clone(),
                     expires_at,
+                    ticket,
                 };
                 // The job answers `reply` once the provider has given a user code.
                 self.jobs.device_login(login, reply, result_tx, cancelled);
                 self.insert_flow(
                     flow_id,
                     &begin,
-                    provider,
+                    (provider, ticket),
                     expires_at,
-                    PendingKind::Device {
-                        result,
-                        _cancel: cancel,
-                    },
+                    PendingKind::Device { result, cancel },
                 );
                 return;
             }
@@ -134,7 +166,7 @@ impl Manager {
         match kind {
             Ok((begun, kind)) => {
                 let _ = reply.send(Ok(Response::LoginBegun(begun)));
-                self.insert_flow(flow_id, &begin, provider, expires_at, kind);
+                self.insert_flow(flow_id, &begin, (provider, ticket), expires_at, kind);
             }
             Err(error) => {
                 let _ = reply.send(Err(error));
@@ -146,7 +178,7 @@ impl Manager {
         &mut self,
         flow_id: String,
         begin: &LoginBegin,
-        provider: Provider,
+        (provider, ticket): (Provider, u64),
         expires_at: DateTime<Utc>,
         kind: PendingKind,
     ) {
@@ -157,6 +189,7 @@ impl Manager {
                 name: begin.name.clone(),
                 provider,
                 expires_at,
+                ticket,
                 kind,
             },
         );
@@ -238,12 +271,14 @@ impl Manager {
     pub(super) fn handle_login_complete(&mut self, complete: LoginComplete, reply: Reply) {
         self.flows.prune(Utc::now());
         let Some(flow) = self.flows.flows.remove(&complete.flow_id) else {
-            let _ = reply.send(Err(unknown_flow()));
+            let error = self.flows.cancellation(&complete.flow_id);
+            let _ = reply.send(Err(error.unwrap_or_else(unknown_flow)));
             return;
         };
         let PendingFlow {
             name,
             provider,
+            ticket,
             kind,
             ..
         } = flow;
@@ -275,6 +310,7 @@ impl Manager {
             return;
         }
         tracing::info!(slot = name, "exchanging an authorization code");
+        self.login_tickets.exchanging(ticket, &name);
         self.jobs.code_login(
             super::login_jobs::CodeLogin {
                 name,
@@ -283,24 +319,24 @@ impl Manager {
                 code: complete.code,
                 verifier,
                 state,
+                ticket,
             },
             reply,
         );
     }
 
     /// `login_wait`: the device login's outcome, or `login_pending` after at most
-    /// [`LOGIN_WAIT_SLICE_SECS`].
+    /// [`LOGIN_WAIT_SLICE_SECS`]. A browser or pasted-code login answers `login_pending` at
+    /// once while it is pending: its CLI asks to learn of a cancellation by logout.
     pub(super) fn handle_login_wait(&mut self, flow_id: &str, reply: Reply) {
         self.flows.prune(Utc::now());
         let Some(flow) = self.flows.flows.get(flow_id) else {
-            let _ = reply.send(Err(unknown_flow()));
+            let error = self.flows.cancellation(flow_id);
+            let _ = reply.send(Err(error.unwrap_or_else(unknown_flow)));
             return;
         };
         let PendingKind::Device { result, .. } = &flow.kind else {
-            let _ = reply.send(Err(ErrorReply::new(
-                ErrorCode::BadRequest,
-                "only a device login can be waited for",
-            )));
+            let _ = reply.send(Ok(Response::LoginPending));
             return;
         };
         let mut result = result.clone();

@@ -130,17 +130,34 @@ impl Manager {
         }
         let token = crate::secret::Secret::new(login.refresh_token.expose().trim());
         tracing::info!(slot = login.name, provider = provider.name, "login started");
-        self.jobs.login(login.name, provider, token, reply);
+        let ticket = self.login_tickets.issue();
+        self.login_tickets.exchanging(ticket, &login.name);
+        self.jobs
+            .login((login.name, ticket), provider, token, reply);
     }
 
-    /// `logout NAME`: waits for a running job (its outcome may rotate the refresh token
-    /// that must be revoked), then revokes and deletes.
+    /// `logout NAME`: cancels the pending logins of NAME (`super::cancel`), waits for a
+    /// running job (its outcome may rotate the refresh token that must be revoked), then
+    /// revokes and deletes. With no slot NAME, cancelling a pending login is a logout too.
     pub(super) fn handle_logout(&mut self, name: String, reply: Reply) {
+        let cancelled = self.cancel_logins(&name);
         let Some(slot) = self.slots.get_mut(&name) else {
-            let _ = reply.send(Err(unknown_slot(&name)));
+            let answer = if cancelled > 0 {
+                Ok(Response::Logout(crate::protocol::LogoutReply {
+                    name,
+                    revoked: false,
+                    warning: None,
+                    cancelled_logins: u32::try_from(cancelled).unwrap_or(u32::MAX),
+                    revocation_pending: false,
+                }))
+            } else {
+                Err(unknown_slot(&name))
+            };
+            let _ = reply.send(answer);
             return;
         };
-        slot.logouts.push(reply);
+        slot.logouts
+            .push(super::cancel::counting_cancelled(reply, cancelled));
         self.start_next_job(&name, false);
     }
 

@@ -122,13 +122,17 @@ pub fn login(slot: &str, result: Result<(), &str>, took: Duration) {
     }
 }
 
-/// Logs a logout's revocation request.
-pub fn revocation(slot: &str, result: &Result<bool, String>, took: Duration) {
+/// Logs a revocation request.
+pub fn revocation(slot: &str, result: &Result<bool, crate::oauth::RevokeError>, took: Duration) {
     let duration_ms = ms(took);
     match result {
         Ok(true) => tracing::info!(slot, outcome = "revoked", duration_ms, "revocation"),
         Ok(false) => tracing::info!(slot, outcome = "no_revoke_url", "revocation"),
-        Err(error) => tracing::warn!(slot, outcome = "failed", duration_ms, error, "revocation"),
+        Err(e) => {
+            let outcome = if e.permanent { "refused" } else { "failed" };
+            let error = e.message.as_str();
+            tracing::warn!(slot, outcome, duration_ms, error, "revocation");
+        }
     }
 }
 

@@ -1,5 +1,5 @@
-//! The I/O the manager delegates: token requests, credential store reads and writes,
-//! revocation. Each job runs as its own task and reports a [`JobResult`] tagged with the
+//! The I/O the manager delegates: token requests, credential store reads and writes
+//! (revocations and logouts: `super::revoke_jobs`). Each job runs as its own task and reports a [`JobResult`] tagged with the
 //! slot's generation; the manager drops results of an older generation. A refresh job
 //! writes the rotated tokens to the store itself, before reporting: the new refresh token
 //! is persisted before anything else is done with it. Each provider request is timed
@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::account::Identity;
 use crate::config::Provider;
 use crate::oauth::{self, OAuthClient, TokenGrant, TokenOutcome};
-use crate::protocol::{ErrorCode, ErrorReply, LogoutReply, Response};
+use crate::protocol::{ErrorCode, ErrorReply, Response};
 use crate::quota::{self, UsageOutcome};
 use crate::secret::Secret;
 use crate::store::{CredentialStore, StoreError, StoredCredentials, Tokens, WriteCondition};
@@ -51,6 +51,8 @@ pub enum JobResult {
     StateSaved(Result<u64, String>),
     /// The quota cache was written (with this `updated_at`) or could not be.
     CacheSaved(Result<chrono::DateTime<Utc>, String>),
+    /// A revocation attempt ended (`super::revoke_jobs`).
+    Revocation(Box<super::revoke_jobs::RevocationReport>),
 }
 
 /// How a refresh job ended.
@@ -77,6 +79,8 @@ pub struct LoginResult {
     /// The slot name the user typed.
     pub name: String,
     pub provider: String,
+    /// The login's ticket (`super::cancel`): a logout after it cancels it.
+    pub ticket: u64,
     pub reply: oneshot::Sender<Result<Response, ErrorReply>>,
     pub result: Result<LoginSuccess, ErrorReply>,
 }
@@ -220,7 +224,7 @@ impl JobContext {
     /// was typed) and stores them there.
     pub fn login(
         &self,
-        name: String,
+        (name, ticket): (String, u64),
         provider: Provider,
         refresh_token: Secret,
         reply: oneshot::Sender<Result<Response, ErrorReply>>,
@@ -231,6 +235,7 @@ impl JobContext {
             ctx.report(JobResult::LoggedIn(Box::new(LoginResult {
                 name,
                 provider: provider.name.clone(),
+                ticket,
                 reply,
                 result,
             })));
@@ -303,72 +308,6 @@ impl JobContext {
             }
         }
         Ok(LoginSuccess { tokens, identity })
-    }
-
-    /// Revokes a refresh token nobody holds any more (a login replaced it, or it was
-    /// refused), so no live grant is left behind. Best effort: the outcome is logged.
-    pub fn revoke(
-        &self,
-        slot: String,
-        provider: Provider,
-        refresh_token: Secret,
-        why: &'static str,
-    ) {
-        let ctx = self.clone();
-        tokio::spawn(async move {
-            match ctx.oauth.revoke(&provider, &refresh_token).await {
-                Ok(true) => tracing::info!(slot, "revoked the refresh token of {why}"),
-                Ok(false) => tracing::warn!(
-                    slot,
-                    "provider {} has no revoke_url; the refresh token of {why} stays valid at the provider",
-                    provider.name
-                ),
-                Err(e) => tracing::warn!(slot, "could not revoke the refresh token of {why}: {e}"),
-            }
-        });
-    }
-
-    /// Revokes the refresh token (when the provider can), deletes the item, replies.
-    pub fn logout(
-        &self,
-        name: String,
-        generation: u64,
-        provider: Option<Provider>,
-        tokens: Option<Tokens>,
-        reply: oneshot::Sender<Result<Response, ErrorReply>>,
-    ) {
-        let ctx = self.clone();
-        tokio::spawn(async move {
-            let mut warnings = Vec::new();
-            let mut revoked = false;
-            match (&provider, &tokens) {
-                (Some(provider), Some(tokens)) => {
-                    let started = Instant::now();
-                    let result = ctx.oauth.revoke(provider, &tokens.refresh_token).await;
-                    joblog::revocation(&name, &result, started.elapsed());
-                    match result {
-                        Ok(done) => revoked = done,
-                        Err(e) => warnings.push(format!("revocation failed: {e}")),
-                    }
-                    if provider.revoke_url.is_none() {
-                        warnings.push(format!(
-                            "provider {} has no revoke_url; the token was not revoked at the server",
-                            provider.name
-                        ));
-                    }
-                }
-                _ => warnings.push("no credentials were held; nothing to revoke".to_owned()),
-            }
-            if let Err(e) = ctx.store.delete(&name, generation).await {
-                warnings.push(format!("the credential item was not deleted: {e}"));
-            }
-            tracing::info!(slot = name, revoked, "logged out");
-            let _ = reply.send(Ok(Response::Logout(LogoutReply {
-                name,
-                revoked,
-                warning: (!warnings.is_empty()).then(|| warnings.join("; ")),
-            })));
-        });
     }
 }
 

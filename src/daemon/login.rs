@@ -51,9 +51,11 @@ impl Manager {
         let LoginResult {
             name: typed,
             provider,
+            ticket,
             reply,
             result,
         } = login;
+        self.login_tickets.finish(ticket);
         let success = match result {
             Ok(success) => success,
             Err(error) => {
@@ -63,7 +65,19 @@ impl Manager {
             }
         };
         let key = AccountKey::new(&provider, &success.identity);
-        let (target, action) = match self.place(&typed, &provider, key.as_ref()) {
+        let placement = self.place(&typed, &provider, key.as_ref());
+        let lands_in = match &placement {
+            Ok(Placement::UpdateAccountSlot(slot)) => slot.as_str(),
+            _ => typed.as_str(),
+        };
+        if self.login_tickets.cancelled(ticket, &[&typed, lands_in]) {
+            tracing::warn!(slot = typed, "a login finished after a logout cancelled it");
+            let token = success.tokens.refresh_token;
+            self.revoke_unheld(&typed, &provider, token, "a login cancelled by logout");
+            let _ = reply.send(Err(super::cancel::cancelled_by_logout(&typed)));
+            return;
+        }
+        let (target, action) = match placement {
             Ok(Placement::Create) => (typed.clone(), LoginAction::Created),
             Ok(Placement::Update) => (typed.clone(), LoginAction::Updated),
             Ok(Placement::UpdateAccountSlot(slot)) => (slot, LoginAction::UpdatedAccountSlot),

@@ -26,6 +26,8 @@ pub struct CodeLogin {
     pub code: Secret,
     pub verifier: Secret,
     pub state: Secret,
+    /// Compared with logouts of the name (`super::cancel`).
+    pub ticket: u64,
 }
 
 /// A device login about to ask for its user code.
@@ -35,6 +37,8 @@ pub struct DeviceLogin {
     pub flow_id: String,
     /// Polling stops here (the CLI's timeout), or at the device code's own expiry.
     pub expires_at: chrono::DateTime<Utc>,
+    /// Compared with logouts of the name (`super::cancel`).
+    pub ticket: u64,
 }
 
 impl JobContext {
@@ -56,6 +60,7 @@ impl JobContext {
             ctx.report(JobResult::LoggedIn(Box::new(LoginResult {
                 name: login.name,
                 provider: login.provider.name.clone(),
+                ticket: login.ticket,
                 reply,
                 result,
             })));
@@ -64,13 +69,14 @@ impl JobContext {
 
     /// Asks for a user code (answering `begun` with it), polls until the user approves,
     /// refuses or time runs out, then finishes the login. The outcome goes to `done`; when
-    /// `cancelled` resolves (the pending login was forgotten), polling stops.
+    /// `cancelled` resolves (the pending login was forgotten), polling stops, and a reason
+    /// sent on it (a logout) becomes the outcome.
     pub fn device_login(
         &self,
         login: DeviceLogin,
         begun: Reply,
         done: watch::Sender<DeviceResult>,
-        cancelled: oneshot::Receiver<()>,
+        cancelled: oneshot::Receiver<ErrorReply>,
     ) {
         let ctx = self.clone();
         tokio::spawn(async move {
@@ -94,8 +100,11 @@ impl JobContext {
             let _ = begun.send(Ok(Response::LoginBegun(begun_reply(&login, &details))));
             let polled = tokio::select! {
                 polled = ctx.oauth.poll_device(&login.provider, &details, login.expires_at) => polled,
-                _ = cancelled => {
+                reason = cancelled => {
                     tracing::info!(slot = login.name, "device login cancelled; polling stopped");
+                    if let Ok(reason) = reason {
+                        done.send_replace(Some(Err(reason)));
+                    }
                     return;
                 }
             };
@@ -104,6 +113,7 @@ impl JobContext {
             ctx.report(JobResult::LoggedIn(Box::new(LoginResult {
                 name: login.name,
                 provider: login.provider.name.clone(),
+                ticket: login.ticket,
                 reply,
                 result,
             })));

@@ -20,10 +20,12 @@ use crate::state::{SlotState, StateFile};
 use crate::store::StoreKind;
 
 use super::alerts::{AlertQueue, Alerts};
+use super::cancel::LoginTickets;
 use super::flows::PendingFlows;
 use super::jobs::{JobContext, JobResult};
 use super::pacing;
 use super::retire::ReplacedJob;
+use super::revocations::RevocationQueue;
 use super::schedule;
 use super::slot::{Creds, Job, Slot, Stored};
 use super::store_probe::StoreProbe;
@@ -77,6 +79,10 @@ pub struct Manager {
     pub(super) unplaced: Vec<UnplacedCredential>,
     /// Whether there is a keychain at all (`super::store_probe`).
     pub(super) store_probe: StoreProbe,
+    /// Which pending logins a logout cancelled (`super::cancel`).
+    pub(super) login_tickets: LoginTickets,
+    /// Revocations still owed, retried until done (`super::revocations`).
+    pub(super) revocations: RevocationQueue,
 }
 
 /// What the manager needs from its surroundings.
@@ -100,6 +106,7 @@ impl Manager {
     pub fn new(parts: ManagerParts) -> Self {
         let now = Utc::now();
         let mut previous = parts.previous_cache.map(|c| c.slots).unwrap_or_default();
+        let revocations = RevocationQueue::resume(parts.state.pending_revocations, now);
         let slots = parts
             .state
             .slots
@@ -140,6 +147,8 @@ impl Manager {
             replaced_jobs: BTreeMap::new(),
             unplaced: parts.unplaced,
             store_probe: parts.store_probe,
+            login_tickets: LoginTickets::default(),
+            revocations,
         }
     }
 
@@ -231,6 +240,7 @@ impl Manager {
         for name in usage_due {
             self.start_usage_fetch(&name, now);
         }
+        self.start_due_revocations(now);
         if now >= self.cache_heartbeat_at() {
             self.publish_cache();
         }
@@ -254,6 +264,7 @@ impl Manager {
             .chain(usage)
             .chain(std::iter::once(self.cache_heartbeat_at()))
             .chain(self.alerts.reminder_at())
+            .chain(self.revocations.deadline())
             .min()
     }
 
@@ -282,6 +293,7 @@ impl Manager {
                 .iter()
                 .map(|(name, slot)| (name.clone(), slot.record.clone()))
                 .collect(),
+            pending_revocations: self.revocations.entries.clone(),
         };
         self.state_number += 1;
         self.state_tx.send_replace((self.state_number, snapshot));

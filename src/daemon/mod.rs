@@ -5,6 +5,7 @@
 
 mod alerts;
 mod backpressure;
+mod cancel;
 mod flow_input;
 mod flows;
 mod handlers;
@@ -19,6 +20,8 @@ mod placement;
 mod reconcile;
 mod results;
 mod retire;
+mod revocations;
+mod revoke_jobs;
 pub mod schedule;
 mod server;
 mod slot;

@@ -46,6 +46,7 @@ impl Manager {
                 result,
             } => self.on_written(&name, generation, result),
             JobResult::LoggedIn(login) => self.on_logged_in(*login),
+            JobResult::Revocation(report) => self.on_revocation(*report),
             JobResult::Usage {
                 name,
                 generation,

@@ -47,6 +47,7 @@ impl Manager {
                 })
                 .collect(),
             unplaced_credentials: self.unplaced.clone(),
+            pending_revocations: self.revocations.entries.clone(),
         }
     }
 

@@ -145,6 +145,19 @@ fn judge_daemon(pong: &Pong, status: Option<&StatusReport>, paths: &Paths) -> Ch
             fix,
         );
     }
+    if let Some(pending) = status.map(|s| &s.pending_revocations)
+        && !pending.is_empty()
+    {
+        return Check::warn(
+            "daemon",
+            format!(
+                "{answers}, but {} refresh token(s) still wait to be revoked: {}",
+                pending.len(),
+                crate::cli::fixes::describe_revocations(pending)
+            ),
+            crate::cli::fixes::PENDING_REVOCATIONS,
+        );
+    }
     Check::pass("daemon", answers)
 }
 
@@ -280,6 +293,7 @@ mod tests {
             credential_store: CredentialStoreKind::Keychain,
             credential_store_error: None,
             state_file_error: Some("state file changed behind the daemon".to_owned()),
+            pending_revocations: Vec::new(),
             cache: crate::protocol::CacheStatus {
                 path: dir.join("quota.json"),
                 updated_at: None,

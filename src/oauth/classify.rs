@@ -145,7 +145,7 @@ pub fn classify_reply(
                     }
                 }
                 (Some(other), _) => TokenOutcome::Transient {
-                    error: format!("HTTP {status}: {}", printable(other)),
+                    error: format!("HTTP {status}: {}", printable_code(other)),
                     retry_after,
                 },
                 (None, _) => TokenOutcome::Transient {
@@ -180,7 +180,7 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
 }
 
 /// An error code from the wire, trimmed to something safe to log.
-fn printable(code: &str) -> String {
+pub(super) fn printable_code(code: &str) -> String {
     code.chars()
         .filter(|c| c.is_ascii_graphic())
         .take(64)

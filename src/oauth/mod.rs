@@ -104,7 +104,7 @@ impl OAuthClient {
         &self,
         provider: &Provider,
         refresh_token: &Secret,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, RevokeError> {
         let Some(url) = &provider.revoke_url else {
             return Ok(false);
         };
@@ -121,15 +121,27 @@ impl OAuthClient {
             .post(url.clone())
             .form(&fields)
             .headers(provider_headers(provider));
-        let reply = send(request).await?;
+        let reply = send(request).await.map_err(|message| RevokeError {
+            message,
+            permanent: false,
+        })?;
         if reply.status == 200 {
-            Ok(true)
-        } else {
-            Err(format!(
-                "revocation endpoint answered HTTP {}",
-                reply.status
-            ))
+            return Ok(true);
         }
+        // RFC 7009 §2.2.1: 503 (and, like every endpoint, 429 and 5xx) means "try again
+        // later"; any other refusal (`unsupported_token_type`, `invalid_client`) stays.
+        let permanent = reply.status != 429 && reply.status < 500;
+        let error = serde_json::from_slice::<serde_json::Value>(&reply.body)
+            .ok()
+            .and_then(|v| v.get("error")?.as_str().map(classify::printable_code));
+        let message = match error {
+            Some(error) => format!(
+                "revocation endpoint answered HTTP {} ({error})",
+                reply.status
+            ),
+            None => format!("revocation endpoint answered HTTP {}", reply.status),
+        };
+        Err(RevokeError { message, permanent })
     }
 
     /// Asks the provider's userinfo endpoint who the access token belongs to: the e-mail
@@ -174,6 +186,15 @@ impl OAuthClient {
             .header(reqwest::header::ACCEPT, "application/json");
         send(request).await.map(Some)
     }
+}
+
+/// Why a revocation did not happen: a failure worth retrying (network, 5xx, 429) or a
+/// permanent refusal by the provider (any other 4xx).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct RevokeError {
+    pub message: String,
+    pub permanent: bool,
 }
 
 /// The parts of a provider's reply callers look at.

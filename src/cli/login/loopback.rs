@@ -15,7 +15,10 @@ use crate::paths::Paths;
 use crate::protocol::LoginFlow;
 use crate::secret::Secret;
 
-use super::{Args, TimedOut, browser, cancel, complete, readable, report, state_of};
+use super::{
+    Args, CANCEL_CHECK_EVERY, TimedOut, browser, cancel, check_not_cancelled, complete, readable,
+    report, state_of,
+};
 
 /// The path the redirect comes to.
 const CALLBACK_PATH: &str = "/callback";
@@ -59,7 +62,12 @@ pub fn run(paths: &Paths, args: &Args, deadline: Instant) -> anyhow::Result<Exit
         "Waiting for the browser to come back to 127.0.0.1:{port} (up to {}s)...",
         args.timeout.as_secs()
     );
-    let Some((stream, callback)) = wait_for_redirect(&listener, deadline, expected_state)? else {
+    let wait = Wait {
+        paths,
+        flow_id: &begun.flow_id,
+        deadline,
+    };
+    let Some((stream, callback)) = wait_for_redirect(&listener, &wait, expected_state)? else {
         cancel(paths, &begun.flow_id);
         return Err(TimedOut(args.timeout).into());
     };
@@ -87,16 +95,30 @@ pub fn run(paths: &Paths, args: &Args, deadline: Instant) -> anyhow::Result<Exit
     }
 }
 
-/// Serves the listener until a redirect with this login's state arrives, or the deadline.
+/// What the wait for the redirect is about.
+struct Wait<'a> {
+    paths: &'a Paths,
+    flow_id: &'a str,
+    deadline: Instant,
+}
+
+/// Serves the listener until a redirect with this login's state arrives, or the deadline;
+/// fails when a logout cancels the login meanwhile.
 fn wait_for_redirect(
     listener: &TcpListener,
-    deadline: Instant,
+    wait: &Wait<'_>,
     expected_state: Option<String>,
 ) -> anyhow::Result<Option<(TcpStream, Callback)>> {
+    let deadline = wait.deadline;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || !readable(listener, left, "waiting for the browser's redirect")? {
+        if left.is_zero() {
             return Ok(None);
+        }
+        let slice = left.min(CANCEL_CHECK_EVERY);
+        if !readable(listener, slice, "waiting for the browser's redirect")? {
+            check_not_cancelled(wait.paths, wait.flow_id)?;
+            continue;
         }
         let Ok((stream, _)) = listener.accept() else {
             continue;

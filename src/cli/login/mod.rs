@@ -23,8 +23,8 @@ use crate::cli::exit::UsageError;
 use crate::client;
 use crate::paths::Paths;
 use crate::protocol::{
-    FlowRef, LoginAction, LoginBegin, LoginBegun, LoginComplete, LoginFlow, LoginReply, Request,
-    Response,
+    ErrorCode, FlowRef, LoginAction, LoginBegin, LoginBegun, LoginComplete, LoginFlow, LoginReply,
+    Request, Response,
 };
 use crate::secret::Secret;
 
@@ -119,6 +119,23 @@ fn complete(
         }),
     )
     .with_context(|| format!("login of slot {name} failed"))
+}
+
+/// How often a browser or pasted-code login asks the daemon whether a logout cancelled it.
+const CANCEL_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// Fails with the daemon's reason when a logout cancelled login `flow_id`. Any other
+/// answer (pending; an older daemon that cannot tell; a socket hiccup) lets the wait go on.
+fn check_not_cancelled(paths: &Paths, flow_id: &str) -> anyhow::Result<()> {
+    let request = Request::LoginWait(FlowRef {
+        flow_id: flow_id.to_owned(),
+    });
+    match client::call(&paths.socket, request) {
+        Err(client::ClientError::Daemon(error)) if error.code == ErrorCode::LoginFailed => {
+            Err(anyhow::Error::new(error).context("login failed"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Tells the daemon to forget a login the CLI gave up on (best effort: it expires anyway).

@@ -13,7 +13,10 @@ use crate::paths::Paths;
 use crate::protocol::LoginFlow;
 use crate::secret::Secret;
 
-use super::{Args, TimedOut, browser, cancel, complete, report, state_of};
+use super::{
+    Args, CANCEL_CHECK_EVERY, TimedOut, browser, cancel, check_not_cancelled, complete, report,
+    state_of,
+};
 
 /// Longest paste accepted: a code and state are a few hundred bytes, a redirect URL a few
 /// KiB.
@@ -32,7 +35,8 @@ pub fn run(paths: &Paths, args: &Args, deadline: Instant) -> anyhow::Result<Exit
         browser::open(&url);
     }
     eprint!("Code: ");
-    let pasted = match read_line(deadline) {
+    let mut still_pending = || check_not_cancelled(paths, &begun.flow_id);
+    let pasted = match read_line(deadline, &mut still_pending) {
         Ok(Some(line)) => line,
         Ok(None) => {
             cancel(paths, &begun.flow_id);
@@ -67,15 +71,25 @@ pub fn run(paths: &Paths, args: &Args, deadline: Instant) -> anyhow::Result<Exit
     )?)
 }
 
-/// Reads one line from stdin, or `None` when `deadline` passes first.
-fn read_line(deadline: Instant) -> anyhow::Result<Option<String>> {
+/// Reads one line from stdin, or `None` when `deadline` passes first; fails when
+/// `still_pending` does (a logout cancelled the login), which it is asked every
+/// [`CANCEL_CHECK_EVERY`] while nothing is typed.
+fn read_line(
+    deadline: Instant,
+    still_pending: &mut dyn FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<Option<String>> {
     let stdin = std::io::stdin();
     let mut bytes = Vec::new();
     let mut chunk = [0u8; 1024];
     while !bytes.contains(&b'\n') && bytes.len() <= MAX_PASTE_BYTES {
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || !super::readable(&stdin, left, "waiting for the pasted code")? {
+        if left.is_zero() {
             return Ok(None);
+        }
+        let slice = left.min(CANCEL_CHECK_EVERY);
+        if !super::readable(&stdin, slice, "waiting for the pasted code")? {
+            still_pending()?;
+            continue;
         }
         let n = stdin
             .lock()

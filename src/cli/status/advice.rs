@@ -44,6 +44,18 @@ impl Advisor<'_> {
             lines.push(format!("credential store problem: {}", item.problem));
             lines.push(format!("  next: {}", item.fix));
         }
+        for pending in &report.pending_revocations {
+            lines.push(format!(
+                "refresh token of slot {} ({}) not revoked yet: {} attempt(s), the first {}, last error: {}; next try {}",
+                pending.slot,
+                pending.why,
+                pending.attempts,
+                relative(Some(pending.since), self.now),
+                pending.last_error.as_deref().unwrap_or("none"),
+                relative(Some(pending.next_attempt_at), self.now),
+            ));
+            lines.push(format!("  next: {}", fixes::PENDING_REVOCATIONS));
+        }
         if let Some(error) = &report.cache.error {
             lines.push(format!("quota cache problem: {error}"));
             lines.push(format!(

@@ -72,6 +72,7 @@ fn report(slots: Vec<SlotStatus>) -> StatusReport {
         credential_store: CredentialStoreKind::Keychain,
         credential_store_error: None,
         state_file_error: None,
+        pending_revocations: Vec::new(),
         cache: CacheStatus {
             path: PathBuf::from("/k/quota.json"),
             updated_at: Some(at("2026-11-23T20:59:30Z")),
@@ -298,5 +299,31 @@ fn the_login_command_follows_the_configured_provider() {
     assert_eq!(
         super::login_command(None, "work", "claude"),
         "sessctl login work --provider claude"
+    );
+}
+
+#[test]
+fn a_pending_revocation_is_listed_with_its_attempts_and_next_try() {
+    let mut whole = report(Vec::new());
+    whole
+        .pending_revocations
+        .push(crate::revocation::PendingRevocation {
+            id: "00ff".to_owned(),
+            slot: "old".to_owned(),
+            provider: "claude".to_owned(),
+            why: "logout".to_owned(),
+            since: at("2026-11-23T20:57:00Z"),
+            attempts: 2,
+            last_error: Some("revocation endpoint answered HTTP 503".to_owned()),
+            next_attempt_at: at("2026-11-23T21:01:00Z"),
+        });
+    let lines = advisor().report(&whole);
+    assert_eq!(
+        lines[0],
+        "refresh token of slot old (logout) not revoked yet: 2 attempt(s), the first 3m ago, last error: revocation endpoint answered HTTP 503; next try in 1m"
+    );
+    assert!(
+        lines[1].starts_with("  next: nothing, the daemon retries"),
+        "{lines:?}"
     );
 }
