@@ -3,7 +3,9 @@
 //! slot's generation; the manager drops results of an older generation. A refresh job
 //! writes the rotated tokens to the store itself, before reporting: the new refresh token
 //! is persisted before anything else is done with it. Each provider request is timed
-//! here, where it runs, and logged once ([`super::joblog`]).
+//! here, where it runs, and logged once ([`super::joblog`]). Token requests hold a guard of
+//! the drain gate ([`super::drain`]) from before they are sent until their result is
+//! reported, so a graceful stop waits for them; once stopping, none is sent.
 
 use std::time::Instant;
 
@@ -18,6 +20,7 @@ use crate::quota::{self, UsageOutcome};
 use crate::secret::Secret;
 use crate::store::{CredentialStore, StoreError, StoredCredentials, Tokens, WriteCondition};
 
+use super::drain::DrainGate;
 use super::joblog;
 use super::schedule::delta;
 
@@ -90,6 +93,8 @@ pub struct JobContext {
     pub oauth: OAuthClient,
     pub store: CredentialStore,
     pub results: mpsc::UnboundedSender<JobResult>,
+    /// Counts token requests out; closed when the daemon stops.
+    pub drain: DrainGate,
 }
 
 impl JobContext {
@@ -120,8 +125,19 @@ impl JobContext {
         current: Tokens,
         condition: WriteCondition,
     ) {
+        // Stopping: not sent, and not reported either (the slot's waiters hear "shutting
+        // down" when the daemon exits; nothing about the slot changed).
+        let Some(in_flight) = self.drain.enter() else {
+            tracing::info!(slot = name, "refresh not sent: the daemon is stopping");
+            return;
+        };
         let ctx = self.clone();
         tokio::spawn(async move {
+            let _in_flight = in_flight;
+            if ctx.drain.is_closed() {
+                tracing::info!(slot = name, "refresh not sent: the daemon is stopping");
+                return;
+            }
             let started = Instant::now();
             let reply = ctx.oauth.refresh(&provider, &current.refresh_token).await;
             let request_took = started.elapsed();
@@ -216,8 +232,13 @@ impl JobContext {
         refresh_token: Secret,
         reply: oneshot::Sender<Result<Response, ErrorReply>>,
     ) {
+        let Some(in_flight) = self.drain.enter() else {
+            let _ = reply.send(Err(stopping()));
+            return;
+        };
         let ctx = self.clone();
         tokio::spawn(async move {
+            let _in_flight = in_flight;
             let result = ctx.redeem_login(&name, &provider, refresh_token).await;
             ctx.report(JobResult::LoggedIn(Box::new(LoginResult {
                 name,
@@ -299,8 +320,10 @@ impl JobContext {
         refresh_token: Secret,
         why: &'static str,
     ) {
+        let in_flight = self.drain.track();
         let ctx = self.clone();
         tokio::spawn(async move {
+            let _in_flight = in_flight;
             match ctx.oauth.revoke(&provider, &refresh_token).await {
                 Ok(true) => tracing::info!(slot, "revoked the refresh token of {why}"),
                 Ok(false) => tracing::warn!(
@@ -322,8 +345,10 @@ impl JobContext {
         tokens: Option<Tokens>,
         reply: oneshot::Sender<Result<Response, ErrorReply>>,
     ) {
+        let in_flight = self.drain.track();
         let ctx = self.clone();
         tokio::spawn(async move {
+            let _in_flight = in_flight;
             let mut warnings = Vec::new();
             let mut revoked = false;
             match (&provider, &tokens) {
@@ -355,6 +380,14 @@ impl JobContext {
             })));
         });
     }
+}
+
+/// The reply to work refused because the daemon is stopping.
+pub(super) fn stopping() -> ErrorReply {
+    ErrorReply::new(
+        ErrorCode::ShuttingDown,
+        "the daemon is shutting down; try again once it has restarted",
+    )
 }
 
 /// The tokens after a successful grant of `refresh_token`: a provider that does not

@@ -8,6 +8,7 @@ mod alerts;
 mod cli_input;
 mod doctor;
 mod flows;
+mod graceful_stop;
 mod harness_smoke;
 mod lifecycle;
 mod login_flows;

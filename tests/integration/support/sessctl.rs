@@ -180,6 +180,11 @@ impl Daemon {
         self.process.kill();
     }
 
+    /// Sends `signal` (e.g. `libc::SIGTERM`) without waiting.
+    pub fn signal(&self, signal: libc::c_int) {
+        self.process.signal(signal);
+    }
+
     /// Sends SIGTERM and waits (up to `timeout`) for a clean exit.
     pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
         self.process.signal(libc::SIGTERM);

@@ -1,0 +1,94 @@
+//! A graceful stop (SIGTERM, as `systemctl --user stop/restart` sends, or `sessctl shutdown`)
+//! while refreshes are in flight: the server has already rotated each refresh token, so the
+//! daemon must wait for the replies and store them before it exits, or the next daemon
+//! presents the consumed tokens and the server revokes every grant (reuse detection).
+
+use std::time::Duration;
+
+use crate::flows::{Running, assert_success, code_and_stderr, token_works};
+use crate::support::{Grant, wait_for};
+
+/// Slots refreshing at once when the stop comes.
+const SLOTS: [&str; 3] = ["one", "two", "three"];
+/// What the daemon logs while it waits for requests already sent.
+const DRAINING: &str = "stopping: waiting for";
+
+/// Logs every slot in (one account each) and returns their grants.
+fn log_in_all(t: &Running) -> Vec<Grant> {
+    SLOTS
+        .iter()
+        .map(|slot| t.login(slot, &format!("acct-{slot}")))
+        .collect()
+}
+
+/// Holds the server's refresh replies after it has rotated, starts `refresh --all`, stops
+/// the daemon with `stop`, checks it accepts nothing new meanwhile, releases the replies,
+/// and checks a new daemon finds every grant alive and every slot working.
+fn stop_while_rotated_replies_are_held(stop: impl FnOnce(&mut Running)) {
+    let mut t = Running::start("");
+    let grants = log_in_all(&t);
+    t.server.hold_replies("token", true);
+    let refresh = t.env.sessctl_background(&["refresh", "--all"], &[]);
+    wait_for(
+        "every refresh to be rotated at the server, its reply held",
+        Duration::from_secs(20),
+        || t.server.stats().holding_replies("token") == SLOTS.len() as u64,
+    );
+    let sent = t.token_requests();
+    stop(&mut t);
+    wait_for(
+        "the daemon to exit or to say what it waits for",
+        Duration::from_secs(20),
+        || !t.daemon.is_running() || t.daemon.log().contains(DRAINING),
+    );
+    let waited = t.daemon.is_running();
+    if waited {
+        // Stopping: new work is refused with a clear word, and nothing new is sent.
+        let out = t.env.sessctl(&["token", "one"]);
+        let (code, stderr) = code_and_stderr(&out);
+        assert_ne!(code, Some(0), "{stderr}");
+        assert!(stderr.contains("shutting down"), "{stderr}");
+        assert_eq!(
+            t.token_requests(),
+            sent,
+            "a request was sent while stopping"
+        );
+    }
+    t.server.hold_replies("token", false);
+    let exit = t.daemon.wait_exit(Duration::from_secs(60));
+    assert!(exit.success(), "the daemon exited with {exit}");
+    let _ = refresh.wait(Duration::from_secs(10));
+
+    t.daemon = t.env.start_daemon();
+    let out = t.env.sessctl(&["refresh", "--all"]);
+    assert_eq!(
+        t.invalid_grants(),
+        0,
+        "the new daemon presented a consumed refresh token: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_success(&out, "refresh --all after the restart");
+    for (slot, grant) in SLOTS.iter().zip(&grants) {
+        assert!(t.server.grant_exists(&grant.grant_id), "{slot}: grant gone");
+        assert!(
+            token_works(&t.server, &t.token(slot)),
+            "{slot}: token refused"
+        );
+    }
+    assert!(
+        waited,
+        "the daemon exited without waiting for its token requests"
+    );
+}
+
+#[test]
+fn sigterm_during_refreshes_stores_every_rotated_token_before_exiting() {
+    stop_while_rotated_replies_are_held(|t| t.daemon.signal(libc::SIGTERM));
+}
+
+#[test]
+fn shutdown_during_refreshes_stores_every_rotated_token_before_exiting() {
+    stop_while_rotated_replies_are_held(|t| {
+        assert_success(&t.env.sessctl(&["shutdown"]), "shutdown");
+    });
+}
