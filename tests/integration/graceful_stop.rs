@@ -92,3 +92,60 @@ fn shutdown_during_refreshes_stores_every_rotated_token_before_exiting() {
         assert_success(&t.env.sessctl(&["shutdown"]), "shutdown");
     });
 }
+
+/// A slot refreshed while the keychain is away: its newest tokens exist only in memory.
+fn refreshed_with_keychain_down() -> Running {
+    let mut t = Running::start("");
+    t.login("work", "alice");
+    t.env.session_bus_mut().stop_keyring();
+    assert_success(&t.env.sessctl(&["refresh", "work"]), "refresh");
+    assert_eq!(
+        t.slot_status("work")["reason"],
+        "credential_store_unavailable"
+    );
+    t
+}
+
+/// What the daemon logs, once per slot, about tokens that die with it.
+const LOST: &str = "exiting while this slot's newest tokens exist only in memory";
+
+#[test]
+fn a_stop_holding_unsaved_tokens_retries_the_keychain_and_stores_them() {
+    let mut t = refreshed_with_keychain_down();
+    t.daemon.signal(libc::SIGTERM);
+    wait_for(
+        "the daemon to exit or to wait for the keychain",
+        Duration::from_secs(20),
+        || !t.daemon.is_running() || t.daemon.log().contains("the credential store to take"),
+    );
+    let waited = t.daemon.is_running();
+    t.env.session_bus_mut().restart_keyring();
+    let exit = t.daemon.wait_exit(Duration::from_secs(60));
+    assert!(exit.success(), "the daemon exited with {exit}");
+    assert!(!t.daemon.log().contains(LOST), "{}", t.daemon.log());
+
+    t.daemon = t.env.start_daemon();
+    let out = t.env.sessctl(&["refresh", "work"]);
+    assert_eq!(
+        t.invalid_grants(),
+        0,
+        "the new daemon presented a consumed token"
+    );
+    assert_success(&out, "refresh after the restart");
+    assert!(token_works(&t.server, &t.token("work")));
+    assert!(waited, "the daemon exited without retrying the keychain");
+}
+
+#[test]
+fn a_stop_that_cannot_store_tokens_says_once_per_slot_that_they_are_lost() {
+    let mut t = refreshed_with_keychain_down();
+    t.daemon.signal(libc::SIGTERM);
+    let exit = t.daemon.wait_exit(Duration::from_secs(60));
+    assert!(exit.success(), "the daemon exited with {exit}");
+    let log = t.daemon.log();
+    let said: Vec<&str> = log.lines().filter(|line| line.contains(LOST)).collect();
+    assert_eq!(said.len(), 1, "{log}");
+    assert!(said[0].contains("ERROR"), "{}", said[0]);
+    assert!(said[0].contains("slot=\"work\""), "{}", said[0]);
+    assert!(said[0].contains("sessctl login work"), "{}", said[0]);
+}
