@@ -7,6 +7,7 @@
 //! the drain gate ([`super::drain`]) from before they are sent until their result is
 //! reported, so a graceful stop waits for them; once stopping, none is sent.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
@@ -14,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::account::Identity;
 use crate::config::Provider;
+use crate::journal::{Entry, Journal};
 use crate::oauth::{self, OAuthClient, TokenGrant, TokenOutcome};
 use crate::protocol::{ErrorCode, ErrorReply, LogoutReply, Response};
 use crate::quota::{self, UsageOutcome};
@@ -95,6 +97,8 @@ pub struct JobContext {
     pub results: mpsc::UnboundedSender<JobResult>,
     /// Counts token requests out; closed when the daemon stops.
     pub drain: DrainGate,
+    /// Where rotated tokens are made durable before the store write (`crate::journal`).
+    pub journal: Option<Arc<Journal>>,
 }
 
 impl JobContext {
@@ -144,13 +148,16 @@ impl JobContext {
             let mut store_took = None;
             let outcome = match reply {
                 TokenOutcome::Refreshed(grant) => {
+                    let arrived = Instant::now();
                     let tokens = rotated_tokens(grant, &current.refresh_token, &current.scopes);
+                    ctx.journal_append(&name, condition, &tokens, arrived).await;
                     let writing = Instant::now();
                     let written = ctx
                         .store
                         .compare_and_set(&name, condition, tokens.clone())
                         .await;
                     store_took = Some(writing.elapsed());
+                    ctx.settle_if_stored(&name, &written);
                     match written {
                         Ok(item) => RefreshOutcome::Stored(item),
                         Err(error @ StoreError::Conflict { .. }) => {
@@ -173,6 +180,52 @@ impl JobContext {
                 outcome,
             });
         });
+    }
+
+    /// Appends rotated tokens to the journal and fsyncs, before the store write; logs how
+    /// long they were held only in memory (reply arrival to durable). A failed append is
+    /// logged and the store write goes on: it is then the only durable copy, as before.
+    async fn journal_append(
+        &self,
+        name: &str,
+        condition: WriteCondition,
+        tokens: &Tokens,
+        arrived: Instant,
+    ) {
+        let Some(journal) = self.journal.clone() else {
+            return;
+        };
+        let (generation, replaces_version) = match condition {
+            WriteCondition::Exact {
+                generation,
+                version,
+            } => (generation, Some(version)),
+            WriteCondition::NewLogin { generation } => (generation, None),
+        };
+        let entry = Entry {
+            slot: name.to_owned(),
+            generation,
+            replaces_version,
+            tokens: tokens.clone(),
+        };
+        let appended = tokio::task::spawn_blocking(move || journal.append(&entry)).await;
+        match appended {
+            Ok(Ok(())) => tracing::debug!(
+                slot = name,
+                durable_us = arrived.elapsed().as_micros() as u64,
+                "rotated tokens journaled"
+            ),
+            Ok(Err(e)) => tracing::error!(slot = name, "{e}; the keychain write is the only copy"),
+            Err(e) => tracing::error!(slot = name, "journal task failed: {e}"),
+        }
+    }
+
+    /// The store took a slot's tokens (or holds newer ones, or deleted the item): its
+    /// journal entries are retired.
+    fn settle_if_stored<T>(&self, name: &str, result: &Result<T, StoreError>) {
+        if let (Some(journal), Ok(_) | Err(StoreError::Conflict { .. })) = (&self.journal, result) {
+            journal.settle(name);
+        }
     }
 
     /// Fetches a slot's usage with its access token.
@@ -214,6 +267,7 @@ impl JobContext {
         let ctx = self.clone();
         tokio::spawn(async move {
             let result = ctx.store.compare_and_set(&name, condition, tokens).await;
+            ctx.settle_if_stored(&name, &result);
             ctx.report(JobResult::Written {
                 name,
                 generation,
@@ -369,8 +423,9 @@ impl JobContext {
                 }
                 _ => warnings.push("no credentials were held; nothing to revoke".to_owned()),
             }
-            if let Err(e) = ctx.store.delete(&name, generation).await {
-                warnings.push(format!("the credential item was not deleted: {e}"));
+            match ctx.store.delete(&name, generation).await {
+                Ok(()) => ctx.settle_if_stored(&name, &Ok(())),
+                Err(e) => warnings.push(format!("the credential item was not deleted: {e}")),
             }
             tracing::info!(slot = name, revoked, "logged out");
             let _ = reply.send(Ok(Response::Logout(LogoutReply {

@@ -12,6 +12,7 @@ mod flows;
 mod handlers;
 mod joblog;
 mod jobs;
+mod journal_start;
 mod lock;
 mod login;
 mod login_jobs;
@@ -62,6 +63,9 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
     let listener = bind_socket(&paths)?;
     let state = StateFile::load(&paths.state_file)?;
     let store = CredentialStore::open(config.credential_store, paths.credentials_file.clone());
+    // Before any credential is loaded: the previous daemon's journal goes to the store first.
+    let journal =
+        journal_start::open(config.credential_store, &paths.state_dir, &store, &state).await;
     let oauth = OAuthClient::new()
         .map_err(|e| Error::io("start", "HTTP client", std::io::Error::other(e)))?;
     tracing::info!(
@@ -112,6 +116,7 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
             store,
             results: results_tx,
             drain: drain::DrainGate::default(),
+            journal,
         },
         state_tx,
         cache_tx,

@@ -175,9 +175,19 @@ impl Manager {
         }
     }
 
-    /// Says loudly, once per slot, which tokens die with this process.
+    /// Says loudly, once per slot, which tokens die with this process (those in the
+    /// journal do not: the next start stores them).
     fn report_unsaved_at_exit(&self) {
         for slot in self.slots.values().filter(|slot| holds_unsaved(slot)) {
+            if let Some(journal) = &self.jobs.journal
+                && journal.holds(&slot.name)
+            {
+                tracing::warn!(
+                    slot = slot.name,
+                    "exiting before the keychain took this slot's newest tokens: they are in the write-ahead journal, and the next start stores them"
+                );
+                continue;
+            }
             let why = slot
                 .record
                 .last_refresh_error

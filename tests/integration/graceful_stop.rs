@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use crate::flows::{Running, assert_success, code_and_stderr, token_works};
-use crate::support::{Grant, wait_for};
+use crate::flows::{Running, assert_success, code_and_stderr, config_yaml, token_works};
+use crate::support::{Grant, OAuthServer, TestEnv, wait_for};
 
 /// Slots refreshing at once when the stop comes.
 const SLOTS: [&str; 3] = ["one", "two", "three"];
@@ -93,9 +93,22 @@ fn shutdown_during_refreshes_stores_every_rotated_token_before_exiting() {
     });
 }
 
-/// A slot refreshed while the keychain is away: its newest tokens exist only in memory.
-fn refreshed_with_keychain_down() -> Running {
-    let mut t = Running::start("");
+/// A slot refreshed while the keychain is away: its newest tokens exist only in memory
+/// (and, with `journal`, in the write-ahead journal; without, the journal key item is made
+/// unusable before the daemon starts, so it runs without one).
+fn refreshed_with_keychain_down(journal: bool) -> Running {
+    let env = TestEnv::new();
+    let server = OAuthServer::start();
+    env.write_config(&config_yaml(&server, "", ""));
+    if !journal {
+        env.secret_store("sessctl", ".journal-key", "not a key");
+    }
+    let daemon = env.start_daemon();
+    let mut t = Running {
+        server,
+        daemon,
+        env,
+    };
     t.login("work", "alice");
     t.env.session_bus_mut().stop_keyring();
     assert_success(&t.env.sessctl(&["refresh", "work"]), "refresh");
@@ -111,7 +124,7 @@ const LOST: &str = "exiting while this slot's newest tokens exist only in memory
 
 #[test]
 fn a_stop_holding_unsaved_tokens_retries_the_keychain_and_stores_them() {
-    let mut t = refreshed_with_keychain_down();
+    let mut t = refreshed_with_keychain_down(true);
     t.daemon.signal(libc::SIGTERM);
     wait_for(
         "the daemon to exit or to wait for the keychain",
@@ -138,7 +151,7 @@ fn a_stop_holding_unsaved_tokens_retries_the_keychain_and_stores_them() {
 
 #[test]
 fn a_stop_that_cannot_store_tokens_says_once_per_slot_that_they_are_lost() {
-    let mut t = refreshed_with_keychain_down();
+    let mut t = refreshed_with_keychain_down(false);
     t.daemon.signal(libc::SIGTERM);
     let exit = t.daemon.wait_exit(Duration::from_secs(60));
     assert!(exit.success(), "the daemon exited with {exit}");
@@ -148,4 +161,34 @@ fn a_stop_that_cannot_store_tokens_says_once_per_slot_that_they_are_lost() {
     assert!(said[0].contains("ERROR"), "{}", said[0]);
     assert!(said[0].contains("slot=\"work\""), "{}", said[0]);
     assert!(said[0].contains("sessctl login work"), "{}", said[0]);
+}
+
+#[test]
+fn a_stop_with_the_keychain_gone_leaves_the_tokens_in_the_journal_for_the_next_start() {
+    let mut t = refreshed_with_keychain_down(true);
+    t.daemon.signal(libc::SIGTERM);
+    let exit = t.daemon.wait_exit(Duration::from_secs(60));
+    assert!(exit.success(), "the daemon exited with {exit}");
+    assert!(!t.daemon.log().contains(LOST), "{}", t.daemon.log());
+    assert!(
+        t.daemon
+            .log()
+            .contains("they are in the write-ahead journal")
+    );
+
+    t.env.session_bus_mut().restart_keyring();
+    t.daemon = t.env.start_daemon();
+    assert!(
+        t.daemon
+            .log()
+            .contains("journal: stored tokens the previous daemon received")
+    );
+    let out = t.env.sessctl(&["refresh", "work"]);
+    assert_eq!(
+        t.invalid_grants(),
+        0,
+        "the new daemon presented a consumed token"
+    );
+    assert_success(&out, "refresh after the restart");
+    assert!(token_works(&t.server, &t.token("work")));
 }

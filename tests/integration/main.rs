@@ -10,6 +10,7 @@ mod doctor;
 mod flows;
 mod graceful_stop;
 mod harness_smoke;
+mod journal;
 mod lifecycle;
 mod login_flows;
 mod logout;
