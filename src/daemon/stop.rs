@@ -2,7 +2,8 @@
 //! ([`super::drain`]): nothing new starts (no scheduled refresh, no usage fetch, no request
 //! not yet sent), new requests get "shutting down". It then waits, bounded by
 //! [`STOP_LIMIT`], for every token request already sent to come back, applies each result
-//! as usual (so rotated tokens reach the store), waits for store writes under way, retries
+//! as usual (so rotated tokens reach the store), waits for store writes under way and for
+//! the state file behind replies already decided (a login's "created"), retries
 //! tokens the store could not take for up to [`STOP_STORE_RETRY`], and only then lets the
 //! daemon exit. Tokens it still holds only in memory are named at error level, once per
 //! slot: the next daemon cannot have them.
@@ -40,11 +41,16 @@ struct Pending {
     writing: Vec<String>,
     /// Slots whose newest tokens the store has not taken (counted while retrying).
     unsaved: Vec<String>,
+    /// Replies (a login's "created") held until the state file has what they report.
+    replies: usize,
 }
 
 impl Pending {
     fn is_empty(&self) -> bool {
-        self.requests == 0 && self.writing.is_empty() && self.unsaved.is_empty()
+        self.requests == 0
+            && self.writing.is_empty()
+            && self.unsaved.is_empty()
+            && self.replies == 0
     }
 
     fn describe(&self) -> String {
@@ -60,6 +66,9 @@ impl Pending {
                 "the credential store to take the tokens of {}",
                 self.unsaved.join(", ")
             ));
+        }
+        if self.replies > 0 {
+            parts.push(format!("the state file, for {} reply(ies)", self.replies));
         }
         parts.join("; ")
     }
@@ -135,6 +144,7 @@ impl Manager {
             requests: self.jobs.drain.in_flight(),
             writing,
             unsaved,
+            replies: self.awaiting_durable.len(),
         }
     }
 
@@ -237,10 +247,11 @@ mod tests {
             requests: 2,
             writing: vec!["a".into()],
             unsaved: vec!["b".into(), "c".into()],
+            replies: 1,
         };
         assert_eq!(
             pending.describe(),
-            "2 token request(s) already sent; store writes of a; the credential store to take the tokens of b, c"
+            "2 token request(s) already sent; store writes of a; the credential store to take the tokens of b, c; the state file, for 1 reply(ies)"
         );
         assert!(Pending::default().is_empty());
     }

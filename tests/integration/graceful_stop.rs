@@ -192,3 +192,48 @@ fn a_stop_with_the_keychain_gone_leaves_the_tokens_in_the_journal_for_the_next_s
     assert_success(&out, "refresh after the restart");
     assert!(token_works(&t.server, &t.token("work")));
 }
+
+#[test]
+fn sigterm_during_a_login_finishes_and_keeps_the_new_slot() {
+    let mut t = Running::start("");
+    let grant = t.server.grant("alice", "alice@example.com");
+    t.server.hold_replies("token", true);
+    let mut login = t.env.sessctl_background(
+        &[
+            "login",
+            "work",
+            "--provider",
+            "test",
+            "--refresh-token-stdin",
+        ],
+        &[],
+    );
+    login.write_stdin(&grant.refresh_token);
+    login.close_stdin();
+    wait_for(
+        "the login's redemption to be rotated at the server, its reply held",
+        Duration::from_secs(20),
+        || t.server.stats().holding_replies("token") == 1,
+    );
+    t.daemon.signal(libc::SIGTERM);
+    wait_for(
+        "the daemon to exit or to say what it waits for",
+        Duration::from_secs(20),
+        || !t.daemon.is_running() || t.daemon.log().contains(DRAINING),
+    );
+    t.server.hold_replies("token", false);
+    let exit = t.daemon.wait_exit(Duration::from_secs(60));
+    assert!(exit.success(), "the daemon exited with {exit}");
+    let out = login.wait(Duration::from_secs(10));
+    assert_success(&out, "the login in flight at the stop");
+
+    t.daemon = t.env.start_daemon();
+    assert_eq!(t.state("work"), "active");
+    assert_success(
+        &t.env.sessctl(&["refresh", "work"]),
+        "refresh after the restart",
+    );
+    assert_eq!(t.invalid_grants(), 0);
+    assert!(token_works(&t.server, &t.token("work")));
+    assert!(t.server.grant_exists(&grant.grant_id));
+}

@@ -285,6 +285,11 @@ impl Background {
         stdin.flush().expect("flush stdin");
     }
 
+    /// Closes the command's stdin (end of input).
+    pub fn close_stdin(&mut self) {
+        self.stdin.take();
+    }
+
     /// Waits (at most `timeout`) for the command to exit; returns everything it printed.
     pub fn wait(mut self, timeout: Duration) -> Output {
         self.stdin = None;
