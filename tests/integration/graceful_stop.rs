@@ -237,3 +237,41 @@ fn sigterm_during_a_login_finishes_and_keeps_the_new_slot() {
     assert!(token_works(&t.server, &t.token("work")));
     assert!(t.server.grant_exists(&grant.grant_id));
 }
+
+#[test]
+fn sigterm_during_a_device_poll_that_got_the_tokens_keeps_the_new_slot() {
+    let mut t = crate::login_flows::start();
+    t.server.add_account("carol", "carol@example.com");
+    // The next poll waits before the provider while the user approves; then it goes on to
+    // the provider (which issues the tokens) and its reply is held.
+    t.server.hold("token", true);
+    let (_login, complete) = crate::login_flows::device_login(&t, "tv");
+    wait_for("a poll to be waiting", Duration::from_secs(20), || {
+        t.server.stats().holding("token") == 1
+    });
+    crate::support::UserAgent::new(t.server.base_url()).device(&complete, "carol", true);
+    t.server.hold_replies("token", true);
+    t.server.hold("token", false);
+    wait_for(
+        "the approved poll's reply to be held",
+        Duration::from_secs(20),
+        || t.server.stats().holding_replies("token") == 1,
+    );
+    t.daemon.signal(libc::SIGTERM);
+    wait_for(
+        "the daemon to exit or to say what it waits for",
+        Duration::from_secs(20),
+        || !t.daemon.is_running() || t.daemon.log().contains(DRAINING),
+    );
+    t.server.hold_replies("token", false);
+    let exit = t.daemon.wait_exit(Duration::from_secs(60));
+    assert!(exit.success(), "the daemon exited with {exit}");
+
+    t.daemon = t.env.start_daemon();
+    assert_eq!(t.state("tv"), "active");
+    assert_success(
+        &t.env.sessctl(&["refresh", "tv"]),
+        "refresh after the restart",
+    );
+    assert!(token_works(&t.server, &t.token("tv")));
+}

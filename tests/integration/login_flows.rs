@@ -29,7 +29,7 @@ fn flow_keys(base: &str) -> String {
 }
 
 /// The real server, a config whose provider `test` offers every flow, a running daemon.
-fn start() -> Running {
+pub(crate) fn start() -> Running {
     let env = TestEnv::new();
     let server = OAuthServer::start();
     env.write_config(&config_yaml(&server, "", &flow_keys(server.base_url())));
@@ -278,7 +278,7 @@ fn manual_login_refuses_bad_pastes_with_a_clear_message() {
 
 /// Starts `sessctl login NAME --provider test --device` and returns it with the URI that
 /// fills the code in.
-fn device_login(run: &Running, name: &str) -> (Background, String) {
+pub(crate) fn device_login(run: &Running, name: &str) -> (Background, String) {
     device_login_with(run, name, &[])
 }
 
