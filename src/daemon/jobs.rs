@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::account::Identity;
 use crate::config::Provider;
-use crate::journal::{Entry, Journal};
+use crate::journal::Journal;
 use crate::oauth::{self, OAuthClient, TokenGrant, TokenOutcome};
 use crate::protocol::{ErrorCode, ErrorReply, LogoutReply, Response};
 use crate::quota::{self, UsageOutcome};
@@ -180,52 +180,6 @@ impl JobContext {
                 outcome,
             });
         });
-    }
-
-    /// Appends rotated tokens to the journal and fsyncs, before the store write; logs how
-    /// long they were held only in memory (reply arrival to durable). A failed append is
-    /// logged and the store write goes on: it is then the only durable copy, as before.
-    async fn journal_append(
-        &self,
-        name: &str,
-        condition: WriteCondition,
-        tokens: &Tokens,
-        arrived: Instant,
-    ) {
-        let Some(journal) = self.journal.clone() else {
-            return;
-        };
-        let (generation, replaces_version) = match condition {
-            WriteCondition::Exact {
-                generation,
-                version,
-            } => (generation, Some(version)),
-            WriteCondition::NewLogin { generation } => (generation, None),
-        };
-        let entry = Entry {
-            slot: name.to_owned(),
-            generation,
-            replaces_version,
-            tokens: tokens.clone(),
-        };
-        let appended = tokio::task::spawn_blocking(move || journal.append(&entry)).await;
-        match appended {
-            Ok(Ok(())) => tracing::debug!(
-                slot = name,
-                durable_us = arrived.elapsed().as_micros() as u64,
-                "rotated tokens journaled"
-            ),
-            Ok(Err(e)) => tracing::error!(slot = name, "{e}; the keychain write is the only copy"),
-            Err(e) => tracing::error!(slot = name, "journal task failed: {e}"),
-        }
-    }
-
-    /// The store took a slot's tokens (or holds newer ones, or deleted the item): its
-    /// journal entries are retired.
-    fn settle_if_stored<T>(&self, name: &str, result: &Result<T, StoreError>) {
-        if let (Some(journal), Ok(_) | Err(StoreError::Conflict { .. })) = (&self.journal, result) {
-            journal.settle(name);
-        }
     }
 
     /// Fetches a slot's usage with its access token.

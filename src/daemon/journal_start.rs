@@ -6,10 +6,15 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::journal::{self, Journal, JournalKey};
 use crate::state::StateFile;
 use crate::store::{CredentialStore, StoreError, StoreKind, read_or_create_item};
+
+/// How long the start waits for the keychain (the key, then the replay): a keychain that
+/// does not answer must not keep the daemon from starting.
+const KEYCHAIN_AT_START: Duration = Duration::from_secs(10);
 
 /// Opens the journal of this run, replaying the previous one first.
 pub async fn open(
@@ -21,9 +26,16 @@ pub async fn open(
     if kind != StoreKind::Keychain {
         return None;
     }
-    let key = match read_key().await {
-        Ok(key) => key,
-        Err(why) => {
+    let key = match tokio::time::timeout(KEYCHAIN_AT_START, read_key()).await {
+        Ok(Ok(key)) => key,
+        Err(_) => {
+            tracing::warn!(
+                "no write-ahead journal this run: the keychain did not answer within {} s; a rotated token is durable only once the keychain has it",
+                KEYCHAIN_AT_START.as_secs()
+            );
+            return None;
+        }
+        Ok(Err(why)) => {
             tracing::warn!(
                 "no write-ahead journal this run: {why}; a rotated token is durable only once the keychain has it"
             );
@@ -31,7 +43,23 @@ pub async fn open(
         }
     };
     let path = state_dir.join(journal::FILE_NAME);
-    let unreplayed = replay(&path, &key, store, state).await;
+    let unreplayed = match tokio::time::timeout(
+        KEYCHAIN_AT_START,
+        replay(&path, &key, store, state),
+    )
+    .await
+    {
+        Ok(unreplayed) => unreplayed,
+        Err(_) => {
+            tracing::error!(
+                "journal: the keychain did not answer within {} s; the entries are kept for the next start",
+                KEYCHAIN_AT_START.as_secs()
+            );
+            journal::read(&path, &key)
+                .map(|c| journal::newest_per_slot(c.entries).into_keys().collect())
+                .unwrap_or_default()
+        }
+    };
     match Journal::open(&path, &key, unreplayed) {
         Ok(journal) => Some(Arc::new(journal)),
         Err(e) => {

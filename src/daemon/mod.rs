@@ -12,6 +12,7 @@ mod flows;
 mod handlers;
 mod joblog;
 mod jobs;
+mod journal_jobs;
 mod journal_start;
 mod lock;
 mod login;
