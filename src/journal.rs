@@ -10,6 +10,9 @@
 //! JSON`. A record that is cut short (a crash mid-append) or does not open (another key) ends
 //! the readable part: what came before is used, the rest reported, never a panic.
 //!
+//! At replay an entry's item ([`Entry::item`]) replaces a stored item of an older
+//! (generation, version), or none; a stored item as new or newer is kept.
+//!
 //! Entries are retired per slot once the store holds those tokens (or something newer);
 //! when no slot has an entry outstanding, the file is truncated. With `credential_store:
 //! file` there is no journal: that store's write is itself an fsynced atomic replace.
@@ -26,7 +29,7 @@ use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Tokens, WriteCondition};
+use crate::store::{StoredCredentials, Tokens};
 
 /// The journal's file name, in the state directory.
 pub const FILE_NAME: &str = "journal";
@@ -66,16 +69,13 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// The store write these tokens were waiting for.
-    pub fn condition(&self) -> WriteCondition {
-        match self.replaces_version {
-            Some(version) => WriteCondition::Exact {
-                generation: self.generation,
-                version,
-            },
-            None => WriteCondition::NewLogin {
-                generation: self.generation,
-            },
+    /// The stored item these tokens became (or were about to become): the store's write
+    /// gives a refresh `version + 1` and a login version 1.
+    pub fn item(&self) -> StoredCredentials {
+        StoredCredentials {
+            generation: self.generation,
+            version: self.replaces_version.map_or(1, |v| v.saturating_add(1)),
+            tokens: self.tokens.clone(),
         }
     }
 }

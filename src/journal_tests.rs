@@ -33,11 +33,8 @@ fn appended_entries_read_back_and_the_newest_per_slot_wins() {
     let newest = newest_per_slot(contents.entries);
     assert_eq!(newest["a"].tokens.refresh_token.expose(), "RT-a2");
     assert_eq!(
-        newest["b"].condition(),
-        WriteCondition::Exact {
-            generation: 1,
-            version: 4
-        }
+        (newest["b"].item().generation, newest["b"].item().version),
+        (1, 5)
     );
 }
 

@@ -80,7 +80,7 @@ async fn read_key() -> Result<JournalKey, String> {
 }
 
 /// Stores the newest journaled tokens of each slot the state file still has, unless the
-/// store holds them or newer already (its compare-and-set decides). Returns the slots whose
+/// store holds them or newer already, by (generation, version). Returns the slots whose
 /// entries could not be stored: they stay in the journal for the next start. An unreadable
 /// journal is moved aside after what could be read was used.
 async fn replay(
@@ -102,10 +102,7 @@ async fn replay(
             tracing::info!(slot, "journal: the slot is gone; its entry is dropped");
             continue;
         }
-        match store
-            .compare_and_set(&slot, entry.condition(), entry.tokens)
-            .await
-        {
+        match store.restore(&slot, entry.item()).await {
             Ok(item) => tracing::warn!(
                 slot,
                 generation = item.generation,

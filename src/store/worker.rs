@@ -43,6 +43,11 @@ enum Request {
         generation: u64,
         reply: Reply<()>,
     },
+    Restore {
+        slot: String,
+        item: StoredCredentials,
+        reply: Reply<StoredCredentials>,
+    },
 }
 
 /// A cheap, cloneable handle to the store worker thread.
@@ -117,6 +122,19 @@ impl CredentialStore {
         .await
     }
 
+    /// Writes `item` with its own generation and version unless the store holds the same
+    /// or a newer (generation, version): the journal's replay, whose tokens were already
+    /// given that identity. An unreadable item is replaced.
+    pub async fn restore(
+        &self,
+        slot: &str,
+        item: StoredCredentials,
+    ) -> Result<StoredCredentials, StoreError> {
+        let slot = slot.to_owned();
+        self.call(|reply| Request::Restore { slot, item, reply })
+            .await
+    }
+
     /// Sends one request and waits for its reply.
     async fn call<T>(&self, request: impl FnOnce(Reply<T>) -> Request) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
@@ -153,6 +171,9 @@ fn serve(mut backend: Box<dyn CredentialBackend>, inbox: mpsc::Receiver<Request>
                 reply,
             } => {
                 let _ = reply.send(guarded(|| delete(backend, &slot, generation)));
+            }
+            Request::Restore { slot, item, reply } => {
+                let _ = reply.send(guarded(|| restore(backend, &slot, item)));
             }
         }
     }
@@ -243,6 +264,32 @@ fn delete(
         }
         Err(err) => Err(err),
     }
+}
+
+fn restore(
+    backend: &mut dyn CredentialBackend,
+    slot: &str,
+    item: StoredCredentials,
+) -> Result<StoredCredentials, StoreError> {
+    match backend.load(slot) {
+        Ok(Some(found)) if (found.generation, found.version) >= (item.generation, item.version) => {
+            let wanted = format!(
+                "older than generation {} version {}",
+                item.generation, item.version
+            );
+            return Err(conflict(slot, wanted, Some(&found)));
+        }
+        Ok(_) => {}
+        Err(StoreError::Corrupt { message, .. }) => {
+            tracing::warn!(
+                slot,
+                "replacing an unreadable credential item from the journal: {message}"
+            );
+        }
+        Err(err) => return Err(err),
+    }
+    backend.save(slot, &item)?;
+    Ok(item)
 }
 
 /// What `condition` needs, in words (identities only, never token values).

@@ -174,3 +174,38 @@ fn measure_the_kill_9_window() {
         ms(&window, 99) / percentile(&store, 99).max(1.0)
     );
 }
+
+/// The journal's newest entry beats an older stored item, by (generation, version): here the
+/// keychain item is replaced by an older copy while the daemon is down (a restored backup).
+#[test]
+fn the_journal_replaces_an_older_keychain_copy_at_start() {
+    let mut t = Running::start("");
+    let grant = t.login("work", "alice");
+    let old_copy = t
+        .env
+        .secret_lookup("sessctl", "work")
+        .expect("item after login");
+    assert_success(&t.env.sessctl(&["refresh", "work"]), "first refresh");
+    t.env.session_bus().pause_keyring();
+    let refresh = t.env.sessctl_background(&["refresh", "work"], &[]);
+    wait_for(
+        "the rotated reply to be journaled",
+        Duration::from_secs(20),
+        || t.daemon.log().matches("rotated tokens journaled").count() == 2,
+    );
+    t.daemon.kill9();
+    drop(refresh);
+    t.env.session_bus().resume_keyring();
+    t.env.secret_store("sessctl", "work", &old_copy);
+
+    t.daemon = t.env.start_daemon();
+    let out = t.env.sessctl(&["refresh", "work"]);
+    assert_eq!(
+        t.invalid_grants(),
+        0,
+        "a consumed refresh token was presented"
+    );
+    assert_success(&out, "refresh after the restart");
+    assert!(t.server.grant_exists(&grant.grant_id));
+    assert!(token_works(&t.server, &t.token("work")));
+}
