@@ -7,7 +7,8 @@
 # statusline: a release `sessctl statusline` over generated caches of 10 and 200 slots, in
 # a throw-away HOME (nothing of yours is read or written). Target on a 2-core machine:
 # median at most 1 ms. Then `status --json` through a daemon it starts in the throw-away HOME
-# (target: at most 2 ms).
+# (target: at most 2 ms). Last, the kill -9 window (see bench_kill9_window), which needs what
+# scripts/test.sh installs.
 #
 # Needs bash, cargo and hyperfine (installed with apt-get when missing, as root or with
 # sudo). Honours CARGO_TARGET_DIR.
@@ -120,6 +121,17 @@ bench_status_json_roundtrip() (
     wait "$pid"
 )
 
+# bench_kill9_window: the window a `kill -9` can still cost a grant in, reply arrival to the
+# write-ahead journal's fsync, p50/p99 over ROUNDS x 4 refreshes through the real test OAuth
+# server and gnome-keyring (what scripts/test.sh installs), with the same run's keychain write
+# (the window before the journal) and token request as anchors, and their ratio. Debug build:
+# the figures are fsync, D-Bus and loopback time, not our code's.
+bench_kill9_window() {
+    (cd "$ROOT" && ROUNDS=${ROUNDS:-50} cargo test --quiet --test integration -- \
+        --ignored --nocapture --exact journal::measure_the_kill_9_window 2>&1) |
+        grep -E '^(kill -9 window|anchor|ratio)'
+}
+
 # write_state FILE N: a state file of N slots (their credentials are missing, so the daemon
 # marks them inactive at start; status still lists all of them).
 write_state() {
@@ -148,6 +160,7 @@ main() {
     bench_statusline 200 "statusline, 200 slots, reset times" \
         --format "'{name} {5h} {reset:5h} {reset_in:7d} {stale}'"
     bench_status_json_roundtrip
+    bench_kill9_window
 }
 
 main "$@"

@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod doctor;
 pub mod error;
 pub mod fsutil;
+pub mod journal;
 pub mod logfiles;
 pub mod logging;
 pub mod oauth;

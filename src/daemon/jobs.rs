@@ -3,8 +3,11 @@
 //! slot's generation; the manager drops results of an older generation. A refresh job
 //! writes the rotated tokens to the store itself, before reporting: the new refresh token
 //! is persisted before anything else is done with it. Each provider request is timed
-//! here, where it runs, and logged once ([`super::joblog`]).
+//! here, where it runs, and logged once ([`super::joblog`]). Token requests hold a guard of
+//! the drain gate ([`super::drain`]) from before they are sent until their result is
+//! reported, so a graceful stop waits for them; once stopping, none is sent.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
@@ -12,12 +15,14 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::account::Identity;
 use crate::config::Provider;
+use crate::journal::Journal;
 use crate::oauth::{self, OAuthClient, TokenGrant, TokenOutcome};
 use crate::protocol::{ErrorCode, ErrorReply, Response};
 use crate::quota::{self, UsageOutcome};
 use crate::secret::Secret;
 use crate::store::{CredentialStore, StoreError, StoredCredentials, Tokens, WriteCondition};
 
+use super::drain::DrainGate;
 use super::joblog;
 use super::schedule::delta;
 
@@ -97,6 +102,10 @@ pub struct JobContext {
     pub oauth: OAuthClient,
     pub store: CredentialStore,
     pub results: mpsc::UnboundedSender<JobResult>,
+    /// Counts token requests out; closed when the daemon stops.
+    pub drain: DrainGate,
+    /// Where rotated tokens are made durable before the store write (`crate::journal`).
+    pub journal: Option<Arc<Journal>>,
 }
 
 impl JobContext {
@@ -127,8 +136,19 @@ impl JobContext {
         current: Tokens,
         condition: WriteCondition,
     ) {
+        // Stopping: not sent, and not reported either (the slot's waiters hear "shutting
+        // down" when the daemon exits; nothing about the slot changed).
+        let Some(in_flight) = self.drain.enter() else {
+            tracing::info!(slot = name, "refresh not sent: the daemon is stopping");
+            return;
+        };
         let ctx = self.clone();
         tokio::spawn(async move {
+            let _in_flight = in_flight;
+            if ctx.drain.is_closed() {
+                tracing::info!(slot = name, "refresh not sent: the daemon is stopping");
+                return;
+            }
             let started = Instant::now();
             let reply = ctx.oauth.refresh(&provider, &current.refresh_token).await;
             let request_took = started.elapsed();
@@ -140,13 +160,16 @@ impl JobContext {
                         tracing::warn!(slot = name, "{note}");
                     }
                     unusable.clone_from(&grant.defect);
+                    let arrived = Instant::now();
                     let tokens = refreshed_tokens(grant, &current);
+                    ctx.journal_append(&name, condition, &tokens, arrived).await;
                     let writing = Instant::now();
                     let written = ctx
                         .store
                         .compare_and_set(&name, condition, tokens.clone())
                         .await;
                     store_took = Some(writing.elapsed());
+                    ctx.settle_if_stored(&name, &written);
                     match written {
                         Ok(item) => RefreshOutcome::Stored(item),
                         Err(error @ StoreError::Conflict { .. }) => {
@@ -211,6 +234,7 @@ impl JobContext {
         let ctx = self.clone();
         tokio::spawn(async move {
             let result = ctx.store.compare_and_set(&name, condition, tokens).await;
+            ctx.settle_if_stored(&name, &result);
             ctx.report(JobResult::Written {
                 name,
                 generation,
@@ -229,8 +253,13 @@ impl JobContext {
         refresh_token: Secret,
         reply: oneshot::Sender<Result<Response, ErrorReply>>,
     ) {
+        let Some(in_flight) = self.drain.enter() else {
+            let _ = reply.send(Err(stopping()));
+            return;
+        };
         let ctx = self.clone();
         tokio::spawn(async move {
+            let _in_flight = in_flight;
             let result = ctx.redeem_login(&name, &provider, refresh_token).await;
             ctx.report(JobResult::LoggedIn(Box::new(LoginResult {
                 name,
@@ -324,6 +353,14 @@ fn refreshed_tokens(grant: TokenGrant, current: &Tokens) -> Tokens {
             .unwrap_or_else(|| current.refresh_token.clone()),
         ..current.clone()
     }
+}
+
+/// The reply to work refused because the daemon is stopping.
+pub(super) fn stopping() -> ErrorReply {
+    ErrorReply::new(
+        ErrorCode::ShuttingDown,
+        "the daemon is shutting down; try again once it has restarted",
+    )
 }
 
 /// The tokens after a successful grant of `refresh_token`: a provider that does not

@@ -2,7 +2,13 @@
 //! login from its authorization request to the end of its polling. Both end like a
 //! refresh-token login: [`JobContext::finish_login`] learns the account, and the manager's
 //! one completion path (`Manager::on_logged_in`) gets a [`JobResult::LoggedIn`] and places
-//! and stores the tokens.
+//! and stores the tokens. Both hold a drain guard (`super::drain`) while a request is out, so
+//! a graceful stop waits for it; a device login gives it up between polls.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::Utc;
 use reqwest::Url;
@@ -13,8 +19,9 @@ use crate::oauth::{DeviceDetails, FlowFailure, PermanentReason, TokenGrant};
 use crate::protocol::{DeviceCode, ErrorCode, ErrorReply, LoginBegun, Response};
 use crate::secret::Secret;
 
+use super::drain::{DrainGate, InFlight};
 use super::flows::DeviceResult;
-use super::jobs::{JobContext, JobResult, LoginResult, LoginSuccess};
+use super::jobs::{JobContext, JobResult, LoginResult, LoginSuccess, stopping};
 use super::manager::Reply;
 use super::schedule::delta;
 
@@ -44,8 +51,13 @@ pub struct DeviceLogin {
 impl JobContext {
     /// Exchanges the code, then finishes the login; `reply` gets the login's outcome.
     pub fn code_login(&self, login: CodeLogin, reply: Reply) {
+        let Some(in_flight) = self.drain.enter() else {
+            let _ = reply.send(Err(stopping()));
+            return;
+        };
         let ctx = self.clone();
         tokio::spawn(async move {
+            let _in_flight = in_flight;
             let grant = ctx
                 .oauth
                 .exchange_code(
@@ -78,8 +90,17 @@ impl JobContext {
         done: watch::Sender<DeviceResult>,
         cancelled: oneshot::Receiver<ErrorReply>,
     ) {
+        let Some(in_flight) = self.drain.enter() else {
+            let _ = begun.send(Err(stopping()));
+            done.send_replace(Some(Err(stopping())));
+            return;
+        };
         let ctx = self.clone();
         tokio::spawn(async move {
+            // Held while a request is out or a result unreported, dropped while waiting
+            // between polls (`poll_pause`): a stop waits for a poll in flight, not for the
+            // user.
+            let held = Arc::new(Mutex::new(Some(in_flight)));
             let Some(device_url) = login.provider.device_authorization_url.clone() else {
                 return;
             };
@@ -99,7 +120,12 @@ impl JobContext {
             };
             let _ = begun.send(Ok(Response::LoginBegun(begun_reply(&login, &details))));
             let polled = tokio::select! {
-                polled = ctx.oauth.poll_device(&login.provider, &details, login.expires_at) => polled,
+                polled = ctx.oauth.poll_device(
+                    &login.provider,
+                    &details,
+                    login.expires_at,
+                    poll_pause(&ctx.drain, &held),
+                ) => polled,
                 reason = cancelled => {
                     tracing::info!(slot = login.name, "device login cancelled; polling stopped");
                     if let Ok(reason) = reason {
@@ -108,6 +134,7 @@ impl JobContext {
                     return;
                 }
             };
+            let in_flight = lock(&held).take();
             let result = ctx.finish_flow(&login.name, &login.provider, polled).await;
             let (reply, outcome) = oneshot::channel();
             ctx.report(JobResult::LoggedIn(Box::new(LoginResult {
@@ -117,6 +144,7 @@ impl JobContext {
                 reply,
                 result,
             })));
+            drop(in_flight);
             let outcome = outcome.await.unwrap_or_else(|_| {
                 Err(ErrorReply::new(
                     ErrorCode::ShuttingDown,
@@ -147,6 +175,35 @@ impl JobContext {
         self.finish_login(name, provider, grant, &refresh_token)
             .await
     }
+}
+
+/// The wait between two device polls: gives up the drain guard while waiting and takes it
+/// back before the next poll; once the daemon is stopping it never ends, so the poll that
+/// would follow is never sent.
+fn poll_pause(
+    drain: &DrainGate,
+    held: &Arc<Mutex<Option<InFlight>>>,
+) -> impl Fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    let drain = drain.clone();
+    let held = Arc::clone(held);
+    move |pause| {
+        let drain = drain.clone();
+        let held = Arc::clone(&held);
+        Box::pin(async move {
+            drop(lock(&held).take());
+            tokio::time::sleep(pause).await;
+            match drain.enter() {
+                Some(in_flight) => *lock(&held) = Some(in_flight),
+                None => std::future::pending::<()>().await,
+            }
+        })
+    }
+}
+
+/// The guard slot, even if a thread panicked while holding it (it holds plain data).
+fn lock(held: &Mutex<Option<InFlight>>) -> std::sync::MutexGuard<'_, Option<InFlight>> {
+    held.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// What the CLI shows for a device login.

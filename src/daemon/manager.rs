@@ -180,11 +180,13 @@ impl Manager {
                 () = tokio::time::sleep(sleep) => {}
             }
         }
+        // Graceful stop: what was sent comes back and is stored first (`super::stop`).
+        self.stop(&mut commands, &mut results).await;
         tracing::info!("manager stopping");
         self.persist();
     }
 
-    fn handle(&mut self, command: Command) -> Flow {
+    pub(super) fn handle(&mut self, command: Command) -> Flow {
         let Command { request, reply } = command;
         if let Some(refusal) = self.store_probe.refuses(&request) {
             let _ = reply.send(Err(refusal));
@@ -317,6 +319,10 @@ impl Manager {
             return;
         };
         if slot.job.is_some() {
+            return;
+        }
+        if self.jobs.drain.is_closed() {
+            slot.refuse_work_while_stopping();
             return;
         }
         if !slot.logouts.is_empty() {
@@ -464,7 +470,7 @@ fn deadline(slot: &Slot) -> Option<DateTime<Utc>> {
 
 /// Whether the manager loop goes on.
 #[derive(Debug, PartialEq, Eq)]
-enum Flow {
+pub(super) enum Flow {
     Continue,
     Stop,
 }

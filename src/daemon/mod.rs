@@ -1,16 +1,21 @@
 //! `sessctl daemon`: start-up and shutdown. Takes the single-instance lock, cleans up a
 //! socket left by a crashed daemon, binds the socket (0600 in a 0700 directory), loads the
 //! state file, then runs the socket server, the manager and the state writer until a
-//! `shutdown` request or SIGTERM/SIGINT.
+//! `shutdown` request or SIGTERM/SIGINT. Then the manager drains (`stop`): requests already
+//! sent finish and their results are stored while the socket still answers "shutting down";
+//! only then do the server and the writers end.
 
 mod alerts;
 mod backpressure;
 mod cancel;
+mod drain;
 mod flow_input;
 mod flows;
 mod handlers;
 mod joblog;
 mod jobs;
+mod journal_jobs;
+mod journal_start;
 mod lock;
 mod login;
 mod login_jobs;
@@ -26,6 +31,7 @@ pub mod schedule;
 mod server;
 mod slot;
 mod status;
+mod stop;
 mod store_probe;
 mod transitions;
 mod usage;
@@ -74,6 +80,9 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
             Err(e) => tracing::error!("{e}"),
         }
     }
+    // Before any credential is loaded: the previous daemon's journal goes to the store first.
+    let journal =
+        journal_start::open(config.credential_store, &paths.state_dir, &store, &state).await;
     let oauth = OAuthClient::new()
         .map_err(|e| Error::io("start", "HTTP client", std::io::Error::other(e)))?;
     tracing::info!(
@@ -113,7 +122,9 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
         cache_rx,
         results_tx.clone(),
     ));
-    let server = tokio::spawn(server::serve(listener, commands_tx, shutdown_rx.clone()));
+    // The server outlives the manager's drain, so requests meanwhile hear "shutting down".
+    let (server_stop_tx, server_stop_rx) = watch::channel(false);
+    let server = tokio::spawn(server::serve(listener, commands_tx, server_stop_rx));
     tokio::spawn(forward_signals(shutdown_tx.clone()));
     let (alert_queue, alert_delivery) = alerts::spawn(&config);
     let store_probe = store_probe::start(&store, shutdown_rx.clone()).await;
@@ -125,6 +136,8 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
             oauth,
             store,
             results: results_tx,
+            drain: drain::DrainGate::default(),
+            journal,
         },
         state_tx,
         cache_tx,
@@ -136,7 +149,7 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
     });
     manager.run(commands_rx, results_rx, shutdown_rx).await;
 
-    let _ = shutdown_tx.send(true);
+    let _ = server_stop_tx.send(true);
     let _ = server.await;
     let _ = std::fs::remove_file(&paths.socket);
     // The manager dropped its snapshot sender: the writer saves the last state and ends.

@@ -78,8 +78,11 @@ impl JobContext {
     /// Revokes a refresh token nobody holds any more (a login replaced it, it was refused,
     /// a logout cancelled it), keeping it for a retry when the provider cannot be reached.
     pub fn revoke(&self, slot: String, provider: Provider, token: Secret, why: &'static str) {
+        // Begun work: a stop waits for it (the token must be revoked or kept, not lost).
+        let in_flight = self.drain.track();
         let ctx = self.clone();
         tokio::spawn(async move {
+            let _in_flight = in_flight;
             let revocation = Revocation {
                 slot,
                 provider,
@@ -101,8 +104,10 @@ impl JobContext {
         tokens: Option<Tokens>,
         reply: Reply,
     ) {
+        let in_flight = self.drain.track();
         let ctx = self.clone();
         tokio::spawn(async move {
+            let _in_flight = in_flight;
             let revocation = match (provider, tokens) {
                 (Some(provider), Some(tokens)) => Some(Revocation {
                     slot: name.clone(),
@@ -117,7 +122,9 @@ impl JobContext {
                 None => None,
             };
             let mut answer = logout_reply(&name, outcome.as_ref());
-            if let Err(e) = ctx.store.delete(&name, generation).await {
+            let deleted = ctx.store.delete(&name, generation).await;
+            ctx.settle_if_stored(&name, &deleted);
+            if let Err(e) = deleted {
                 let note = format!("the credential item was not deleted: {e}");
                 answer.warning = Some(match answer.warning.take() {
                     Some(earlier) => format!("{earlier}; {note}"),
@@ -138,8 +145,14 @@ impl JobContext {
 
     /// Tries revocation `id` again with the token kept in the store.
     pub fn retry_revocation(&self, id: String, slot: String, provider: Option<Provider>) {
+        // A retry is new work: none starts once the daemon is stopping (the token stays
+        // kept for the next start).
+        let Some(in_flight) = self.drain.enter() else {
+            return;
+        };
         let ctx = self.clone();
         tokio::spawn(async move {
+            let _in_flight = in_flight;
             let outcome = ctx.retry_once(&id, &slot, provider).await;
             let report = RevocationReport::Retried { id, outcome };
             ctx.report(JobResult::Revocation(Box::new(report)));

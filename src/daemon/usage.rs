@@ -84,6 +84,9 @@ impl Manager {
     /// Starts a usage fetch for `name` with its current access token. An expired token is
     /// not sent: the fetch waits for the slot's next successful refresh instead.
     pub(super) fn start_usage_fetch(&mut self, name: &str, now: DateTime<Utc>) {
+        if self.jobs.drain.is_closed() {
+            return;
+        }
         let Some(slot) = self.slots.get_mut(name) else {
             return;
         };

@@ -175,12 +175,19 @@ impl OAuthClient {
 
     /// Polls the token endpoint until the user approves, refuses, or `deadline` (or the
     /// device code's own expiry) passes. Transient replies (5xx, 429, network) back off.
-    pub async fn poll_device(
+    /// Between two polls it waits with `sleep` (the caller's: a stopping daemon's never
+    /// ends, so no poll is sent once it stops).
+    pub async fn poll_device<S, F>(
         &self,
         provider: &Provider,
         details: &DeviceDetails,
         deadline: DateTime<Utc>,
-    ) -> Result<TokenGrant, FlowFailure> {
+        sleep: S,
+    ) -> Result<TokenGrant, FlowFailure>
+    where
+        S: Fn(Duration) -> F,
+        F: std::future::Future<Output = ()>,
+    {
         let client = base_client(provider)
             .set_token_uri(TokenUrl::from_url(provider.token_url.clone()))
             .set_device_authorization_url(DeviceAuthorizationUrl::from_url(
@@ -198,7 +205,7 @@ impl OAuthClient {
         let reply = client
             .exchange_device_access_token(details)
             .set_max_backoff_interval(MAX_POLL_BACKOFF)
-            .request_async(&http, tokio::time::sleep, Some(timeout))
+            .request_async(&http, sleep, Some(timeout))
             .await;
         match reply {
             Ok(tokens) => Ok(grant(tokens)),

@@ -128,6 +128,26 @@ fn search_accounts() -> Result<Vec<String>, StoreError> {
         .collect())
 }
 
+/// The text of the item `account` (service `sessctl`), created with `create()` when there
+/// is none. For sessctl's own reserved items (accounts starting with a dot), not slots.
+pub fn read_or_create_item(
+    account: &str,
+    create: impl FnOnce() -> String,
+) -> Result<String, StoreError> {
+    let entry = entry(account, Op::Read)?;
+    match entry.get_password() {
+        Ok(text) => Ok(text),
+        Err(keyring::Error::NoEntry) => {
+            let text = create();
+            entry
+                .set_password(&text)
+                .map_err(|err| map_error(account, Op::Write, err))?;
+            Ok(text)
+        }
+        Err(err) => Err(map_error(account, Op::Read, err)),
+    }
+}
+
 /// Replaces the default store with a fresh connection (Linux Secret Service); elsewhere the
 /// platform keychain needs no reconnecting.
 fn reconnect() {

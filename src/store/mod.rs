@@ -18,7 +18,7 @@ mod worker;
 pub use backend::CredentialBackend;
 pub use file::FileBackend;
 pub use inventory::{Inventory, ItemLabel, ItemSummary};
-pub use keychain::KeychainBackend;
+pub use keychain::{KeychainBackend, read_or_create_item};
 pub use worker::CredentialStore;
 
 use chrono::{DateTime, Utc};

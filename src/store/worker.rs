@@ -55,6 +55,11 @@ enum Request {
         slot: String,
         label: ItemLabel,
     },
+    Restore {
+        slot: String,
+        item: StoredCredentials,
+        reply: Reply<StoredCredentials>,
+    },
 }
 
 /// A cheap, cloneable handle to the store worker thread.
@@ -144,6 +149,19 @@ impl CredentialStore {
         });
     }
 
+    /// Writes `item` with its own generation and version unless the store holds the same
+    /// or a newer (generation, version): the journal's replay, whose tokens were already
+    /// given that identity. An unreadable item is replaced.
+    pub async fn restore(
+        &self,
+        slot: &str,
+        item: StoredCredentials,
+    ) -> Result<StoredCredentials, StoreError> {
+        let slot = slot.to_owned();
+        self.call(|reply| Request::Restore { slot, item, reply })
+            .await
+    }
+
     /// Sends one request and waits for its reply.
     async fn call<T>(&self, request: impl FnOnce(Reply<T>) -> Request) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
@@ -188,6 +206,10 @@ fn serve(mut backend: Box<dyn CredentialBackend>, inbox: mpsc::Receiver<Request>
             }
             Request::Label { slot, label } => {
                 labels.insert(slot, label);
+            }
+            Request::Restore { slot, item, reply } => {
+                let label = labels.get(&slot);
+                let _ = reply.send(guarded(|| restore(backend, &slot, item, label)));
             }
         }
     }
@@ -287,8 +309,53 @@ fn delete(
         Err(err) => return Err(err),
     }
     // The ledger first: a crash between the two leaves an item known to be logged out.
-    ledger::record(backend, slot, generation)?;
+    // Reserved items (a leading `.`, e.g. a kept revocation) are no slots: not recorded.
+    if !slot.starts_with('.') {
+        ledger::record(backend, slot, generation)?;
+    }
     backend.delete(slot)
+}
+
+fn restore(
+    backend: &mut dyn CredentialBackend,
+    slot: &str,
+    mut item: StoredCredentials,
+    label: Option<&ItemLabel>,
+) -> Result<StoredCredentials, StoreError> {
+    let found = backend.load(slot);
+    // The journal keeps no label: the one told for the slot, else the replaced item's.
+    if item.provider.is_none() && item.account.is_none() {
+        match (label, &found) {
+            (Some(label), _) => {
+                item.provider.clone_from(&label.provider);
+                item.account.clone_from(&label.account);
+            }
+            (None, Ok(Some(old))) => {
+                item.provider.clone_from(&old.provider);
+                item.account.clone_from(&old.account);
+            }
+            _ => {}
+        }
+    }
+    match found {
+        Ok(Some(found)) if (found.generation, found.version) >= (item.generation, item.version) => {
+            let wanted = format!(
+                "older than generation {} version {}",
+                item.generation, item.version
+            );
+            return Err(conflict(slot, wanted, Some(&found)));
+        }
+        Ok(_) => {}
+        Err(StoreError::Corrupt { message, .. }) => {
+            tracing::warn!(
+                slot,
+                "replacing an unreadable credential item from the journal: {message}"
+            );
+        }
+        Err(err) => return Err(err),
+    }
+    backend.save(slot, &item)?;
+    Ok(item)
 }
 
 /// What `condition` needs, in words (identities only, never token values).

@@ -411,3 +411,25 @@ async fn a_logout_is_recorded_in_the_ledger_which_the_inventory_lists_apart() {
         assert_eq!(logged_out, [("gone".to_owned(), 7), ("work".to_owned(), 3)]);
     }
 }
+
+#[tokio::test]
+async fn a_restore_replaces_only_an_older_item_or_none() {
+    for (store, _dir) in stores_with_work_at_3_2() {
+        for same_or_newer in [
+            item(3, 2, "same"),
+            item(3, 1, "older"),
+            item(2, 9, "old-login"),
+        ] {
+            let result = store.restore("work", same_or_newer).await;
+            assert_conflict(result, "generation 3 version 2");
+        }
+        assert_eq!(store.load("work").await.unwrap(), Some(item(3, 2, "old")));
+        // Newer by version (even skipping one), by generation, or into an empty slot.
+        for newer in [item(3, 4, "v4"), item(4, 1, "g4")] {
+            assert_eq!(store.restore("work", newer.clone()).await.unwrap(), newer);
+            assert_eq!(store.load("work").await.unwrap(), Some(newer));
+        }
+        let fresh = item(1, 1, "fresh");
+        assert_eq!(store.restore("other", fresh.clone()).await.unwrap(), fresh);
+    }
+}

@@ -20,6 +20,8 @@ fn systemd_accepts_the_user_unit_without_warnings() {
         unit.contains("ExecStart=%h/.cargo/bin/sessctl daemon"),
         "{unit}"
     );
+    // Room for the graceful stop's drain (at most 45 s, src/daemon/stop.rs).
+    assert!(unit.contains("\nTimeoutStopSec=60\n"), "{unit}");
     // Verify it with the built binary in place of the install path (the verifier checks the
     // executable exists).
     let unit = unit.replace("%h/.cargo/bin/sessctl", SESSCTL);
@@ -52,6 +54,8 @@ assert args[0].endswith("/sessctl") and args[1:] == ["daemon"], args
 assert p["RunAtLoad"] is True
 assert p["KeepAlive"] == {"SuccessfulExit": False}, p["KeepAlive"]
 assert isinstance(p["ThrottleInterval"], int)
+# Room for the graceful stop's drain (at most 45 s, src/daemon/stop.rs).
+assert isinstance(p["ExitTimeOut"], int) and p["ExitTimeOut"] >= 60, p.get("ExitTimeOut")
 assert isinstance(p["StandardErrorPath"], str)
 assert all(isinstance(v, str) for v in p["EnvironmentVariables"].values())
 print("ok")

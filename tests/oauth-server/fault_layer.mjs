@@ -19,6 +19,12 @@ export const TARGETS = {
 const faults = Object.fromEntries(Object.values(TARGETS).map((t) => [t, []]));
 /** target -> { on, waiters }: while on, requests to the target wait. */
 const holds = Object.fromEntries(Object.values(TARGETS).map((t) => [t, { on: false, waiters: [] }]));
+/**
+ * target -> { on, waiters }: while on, requests go through to the provider (a refresh really
+ * rotates) and only the *reply* waits: the window between the server's rotation and the
+ * client's receipt of the new token, held open for as long as a test needs.
+ */
+const replyHolds = Object.fromEntries(Object.values(TARGETS).map((t) => [t, { on: false, waiters: [] }]));
 
 function freshStats() {
   return {
@@ -35,6 +41,7 @@ function freshStats() {
     usage_request_times_ms: [],
     userinfo_requests: 0,
     held: 0,
+    replies_held: 0,
   };
 }
 let stats = freshStats();
@@ -42,7 +49,8 @@ let stats = freshStats();
 /** The counters, plus how many requests are waiting on a hold right now, by target. */
 export function statsSnapshot() {
   const holding = Object.fromEntries(Object.entries(holds).map(([t, h]) => [t, h.waiters.length]));
-  return { ...stats, holding };
+  const holding_replies = Object.fromEntries(Object.entries(replyHolds).map(([t, h]) => [t, h.waiters.length]));
+  return { ...stats, holding, holding_replies };
 }
 
 export function resetStats() {
@@ -75,6 +83,35 @@ export function setHold(target, on) {
   if (!hold.on) {
     for (const release of hold.waiters.splice(0)) release();
   }
+}
+
+/**
+ * Turns the reply hold on or off; turning it off sends every held reply (to a client that
+ * may have gone meanwhile: then the reply is lost, as it would be in real life).
+ */
+export function setReplyHold(target, on) {
+  const hold = replyHolds[target];
+  hold.on = Boolean(on);
+  if (!hold.on) {
+    for (const send of hold.waiters.splice(0)) send();
+  }
+}
+
+/**
+ * While the target's reply hold is on, lets the provider process this request but keeps its
+ * reply back: the provider answers with res.end(body), which is deferred until the hold is
+ * turned off. A reply produced after the hold went off is sent at once.
+ */
+export function holdReplyIfOn(target, res) {
+  const hold = replyHolds[target];
+  if (!hold.on) return;
+  const end = res.end.bind(res);
+  res.end = (...args) => {
+    if (!hold.on) return end(...args);
+    stats.replies_held += 1;
+    hold.waiters.push(() => end(...args));
+    return res;
+  };
 }
 
 /**

@@ -11,7 +11,8 @@
 //   1. /admin/* (below): the test's remote control.
 //   2. fault_layer.mjs: the fault/hold layer in front of the provider, the one place this server
 //      *mocks* what a real server cannot be made to do on demand (5xx, 429, garbage bodies,
-//      dropped connections, slowness, requests stuck in flight). It also counts requests and
+//      dropped connections, slowness, requests stuck in flight, replies held back after the
+//      provider has processed the request). It also counts requests and
 //      converts JSON token request bodies to form encoding.
 //   3. provider.mjs: node-oidc-provider itself, unmodified: token rotation, reuse detection,
 //      revocation, userinfo, the authorization-code flow with PKCE and the device flow (its dev
@@ -30,6 +31,9 @@
 //                                                     device (the device authorization endpoint);
 //                                                     kinds listed at applyFault in fault_layer.mjs)
 //   POST /admin/hold {"target","on":bool}
+//   POST /admin/hold-replies {"target","on":bool}  (requests reach the provider, which rotates a
+//                                                     refresh token as usual; its *reply* waits
+//                                                     until turned off: stats.holding_replies)
 //   POST /admin/release {"target","newest"?:bool}  -> {"released":0|1}  (one held request, hold stays on)
 //   POST /admin/access-token-ttl {"seconds":N}     (tokens minted from now on)
 //   POST /admin/usage {"account", "five_hour"?, "seven_day"?, ...}  (merged into that account's reply)
@@ -38,8 +42,8 @@
 import http from 'node:http';
 
 import {
-  TARGETS, applyFault, countRequest, prepareTokenBody, queueFaults, releaseOne, resetStats, setHold,
-  statsSnapshot, targetOf, waitWhileHeld,
+  TARGETS, applyFault, countRequest, holdReplyIfOn, prepareTokenBody, queueFaults, releaseOne, resetStats,
+  setHold, setReplyHold, statsSnapshot, targetOf, waitWhileHeld,
 } from './fault_layer.mjs';
 import { HttpError, log, parseJsonBody, readBody, sendJson } from './http_util.mjs';
 import {
@@ -70,6 +74,10 @@ async function handleAdmin(provider, req, res, path) {
   if (route === 'POST /admin/faults') return sendJson(res, 200, { queued: queueFaults(targetOf(body), body.faults) });
   if (route === 'POST /admin/hold') {
     setHold(targetOf(body), body.on);
+    return sendJson(res, 200, {});
+  }
+  if (route === 'POST /admin/hold-replies') {
+    setReplyHold(targetOf(body), body.on);
     return sendJson(res, 200, {});
   }
   if (route === 'POST /admin/release') return sendJson(res, 200, { released: releaseOne(targetOf(body), Boolean(body.newest)) });
@@ -108,6 +116,7 @@ async function handle(provider, providerCallback, req, res) {
   countRequest(target, form);
   await waitWhileHeld(target);
   if (await applyFault(target, req, res)) return;
+  holdReplyIfOn(target, res);
   if (target === 'usage') {
     await handleUsage(provider, req, res);
   } else {

@@ -53,6 +53,9 @@ pub struct Stats {
     pub held: u64,
     /// Requests waiting on a hold right now, by target.
     pub holding: BTreeMap<String, u64>,
+    /// Replies held back right now (the provider has processed their requests), by target.
+    #[serde(default)]
+    pub holding_replies: BTreeMap<String, u64>,
 }
 
 impl Stats {
@@ -67,6 +70,10 @@ impl Stats {
     /// Requests to `target` waiting on a hold right now.
     pub fn holding(&self, target: &str) -> u64 {
         self.holding.get(target).copied().unwrap_or(0)
+    }
+    /// Replies of `target` held back right now, their requests already processed.
+    pub fn holding_replies(&self, target: &str) -> u64 {
+        self.holding_replies.get(target).copied().unwrap_or(0)
     }
 }
 
@@ -224,6 +231,12 @@ impl OAuthServer {
     /// While on, requests to `target` wait (see [`Stats::holding`]) until it is turned off.
     pub fn hold(&self, target: &str, on: bool) {
         self.admin_post("hold", &json!({"target": target, "on": on}));
+    }
+
+    /// While on, requests to `target` reach the provider (a refresh really rotates) but their
+    /// replies wait (see [`Stats::holding_replies`]); turning it off sends them all.
+    pub fn hold_replies(&self, target: &str, on: bool) {
+        self.admin_post("hold-replies", &json!({"target": target, "on": on}));
     }
 
     /// Lets one request held on `target` through (the most recent with `newest`, else the

@@ -197,6 +197,11 @@ impl Daemon {
         self.process.kill();
     }
 
+    /// Sends `signal` (e.g. `libc::SIGTERM`) without waiting.
+    pub fn signal(&self, signal: libc::c_int) {
+        self.process.signal(signal);
+    }
+
     /// Sends SIGTERM and waits (up to `timeout`) for a clean exit.
     pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
         self.process.signal(libc::SIGTERM);
@@ -295,6 +300,11 @@ impl Background {
         let stdin = self.stdin.as_mut().expect("stdin still open");
         stdin.write_all(text.as_bytes()).expect("write to stdin");
         stdin.flush().expect("flush stdin");
+    }
+
+    /// Closes the command's stdin (end of input).
+    pub fn close_stdin(&mut self) {
+        self.stdin.take();
     }
 
     /// Waits (at most `timeout`) for the command to exit; returns everything it printed.

@@ -1,0 +1,116 @@
+use super::*;
+use crate::secret::Secret;
+
+fn entry(slot: &str, version: u64, refresh: &str) -> Entry {
+    Entry {
+        slot: slot.to_owned(),
+        generation: 1,
+        replaces_version: Some(version),
+        tokens: Tokens {
+            access_token: Secret::new(format!("AT-{refresh}")),
+            refresh_token: Secret::new(refresh),
+            expires_at: None,
+            obtained_at: chrono::Utc::now(),
+            scopes: vec![],
+        },
+    }
+}
+
+fn journal_path() -> PathBuf {
+    crate::test_dirs::fresh("journal").join(FILE_NAME)
+}
+
+#[test]
+fn appended_entries_read_back_and_the_newest_per_slot_wins() {
+    let path = journal_path();
+    let key = JournalKey::generate();
+    let journal = Journal::open(&path, &key, vec![]).unwrap();
+    journal.append(&entry("a", 1, "RT-a1")).unwrap();
+    journal.append(&entry("b", 4, "RT-b")).unwrap();
+    journal.append(&entry("a", 1, "RT-a2")).unwrap();
+    let contents = read(&path, &key).unwrap();
+    assert!(contents.problem.is_none());
+    let newest = newest_per_slot(contents.entries);
+    assert_eq!(newest["a"].tokens.refresh_token.expose(), "RT-a2");
+    assert_eq!(
+        (newest["b"].item().generation, newest["b"].item().version),
+        (1, 5)
+    );
+}
+
+#[test]
+fn the_file_never_holds_a_token_in_the_clear_and_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let path = journal_path();
+    let journal = Journal::open(&path, &JournalKey::generate(), vec![]).unwrap();
+    journal
+        .append(&entry("a", 1, "RT-PLAINTEXT-CANARY"))
+        .unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(!bytes.windows(6).any(|w| w == b"CANARY"));
+    assert!(!bytes.windows(5).any(|w| w == b"\"slot"));
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn a_record_cut_short_keeps_the_entries_before_it() {
+    let path = journal_path();
+    let key = JournalKey::generate();
+    let journal = Journal::open(&path, &key, vec![]).unwrap();
+    journal.append(&entry("a", 1, "RT-a")).unwrap();
+    journal.append(&entry("b", 1, "RT-b")).unwrap();
+    let len = std::fs::metadata(&path).unwrap().len();
+    File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len - 7)
+        .unwrap();
+    let contents = read(&path, &key).unwrap();
+    assert_eq!(contents.entries.len(), 1);
+    assert!(contents.problem.unwrap().contains("cut short"));
+}
+
+#[test]
+fn another_key_or_garbage_is_reported_not_read() {
+    let path = journal_path();
+    let journal = Journal::open(&path, &JournalKey::generate(), vec![]).unwrap();
+    journal.append(&entry("a", 1, "RT-a")).unwrap();
+    let other = read(&path, &JournalKey::generate()).unwrap();
+    assert!(other.entries.is_empty());
+    assert!(other.problem.unwrap().contains("does not open"));
+    std::fs::write(&path, b"\xff\xff\xff\xffgarbage").unwrap();
+    let garbage = read(&path, &JournalKey::generate()).unwrap();
+    assert!(garbage.problem.unwrap().contains("not a record"));
+}
+
+#[test]
+fn settling_every_slot_empties_the_file() {
+    let path = journal_path();
+    let key = JournalKey::generate();
+    let journal = Journal::open(&path, &key, vec![]).unwrap();
+    journal.append(&entry("a", 1, "RT-a")).unwrap();
+    journal.append(&entry("b", 1, "RT-b")).unwrap();
+    journal.settle("a");
+    assert!(journal.holds("b") && !journal.holds("a"));
+    assert!(std::fs::metadata(&path).unwrap().len() > 0);
+    journal.settle("b");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    journal.append(&entry("c", 1, "RT-c")).unwrap();
+    assert_eq!(read(&path, &key).unwrap().entries.len(), 1);
+}
+
+#[test]
+fn a_key_round_trips_through_its_text_and_bad_text_is_refused() {
+    let key = JournalKey::generate();
+    assert_eq!(JournalKey::decode(&key.encode()).unwrap().0, key.0);
+    assert!(matches!(
+        JournalKey::decode("short"),
+        Err(JournalError::BadKey)
+    ));
+    assert!(matches!(
+        JournalKey::decode("!!!"),
+        Err(JournalError::BadKey)
+    ));
+}
