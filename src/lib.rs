@@ -18,6 +18,7 @@ pub mod paths;
 pub mod protocol;
 pub mod quota;
 pub mod relogin;
+pub mod repeat;
 pub mod secret;
 pub mod slot_name;
 pub mod state;

@@ -11,12 +11,14 @@
 mod backend;
 mod file;
 mod keychain;
+#[cfg(test)]
+mod stall_tests;
 mod worker;
 
 pub use backend::CredentialBackend;
 pub use file::FileBackend;
 pub use keychain::KeychainBackend;
-pub use worker::CredentialStore;
+pub use worker::{CredentialStore, STORE_WAIT};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -46,6 +48,13 @@ pub struct StoredCredentials {
     pub tokens: Tokens,
 }
 
+/// The identity of one stored item: which login and which write of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ItemId {
+    pub generation: u64,
+    pub version: u64,
+}
+
 /// What a write requires of the item currently stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteCondition {
@@ -73,6 +82,9 @@ pub enum StoreError {
         slot: String,
         expected: String,
         found: String,
+        /// The identity of the item found (`None`: no item), so the caller can decide
+        /// which copy is newer without reading it again.
+        found_item: Option<ItemId>,
     },
     /// The stored item cannot be parsed.
     #[error("credential item for slot {slot} is unreadable: {message}")]

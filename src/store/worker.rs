@@ -8,21 +8,44 @@
 //!
 //! An item that cannot be parsed has no generation to protect: a login may replace it and
 //! a logout may remove it (both are explicit user actions and the only way out), but a
-//! refresh may not. A call whose future is dropped may still complete on the worker.
+//! refresh may not.
+//!
+//! A keychain can stall (a stopped gnome-keyring, a password prompt): the thread then
+//! waits inside one call, and everything queued behind it waits too. A caller therefore
+//! waits at most [`STORE_WAIT`] and then sees `Unavailable`, while the call goes on here:
+//! - a queued load or write whose caller already gave up is skipped (the caller treats
+//!   it as not done, and will retry);
+//! - a write that completes after its caller gave up is *unheard*: the caller still holds
+//!   its old condition. The worker remembers it, and the caller's next write under that
+//!   same condition is taken as following it (the caller's tokens are those of the unheard
+//!   write or newer, never older), instead of failing as a conflict.
+//!
+//! Store health is logged here, once per change ([`crate::repeat`]).
 
+use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
 use super::{
-    CredentialBackend, FileBackend, KeychainBackend, StoreError, StoreKind, StoredCredentials,
-    Tokens, WriteCondition,
+    CredentialBackend, FileBackend, ItemId, KeychainBackend, StoreError, StoreKind,
+    StoredCredentials, Tokens, WriteCondition,
 };
+use crate::repeat::{Repeated, Say};
 
 /// What a caller sees when the worker thread is gone.
 const WORKER_STOPPED: &str = "credential store worker stopped";
+
+/// How long a caller waits for the store before treating it as unavailable. A healthy
+/// keychain answers in milliseconds, and D-Bus activation of a stopped gnome-keyring takes
+/// about a second even on a loaded machine; a frozen keychain or one waiting on a password
+/// prompt may not answer for minutes. Past this, `token` and `refresh` callers are answered
+/// from memory (rotated tokens held as unsaved and written later) instead of waiting on a
+/// store that may never answer.
+pub const STORE_WAIT: Duration = Duration::from_secs(5);
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
@@ -50,12 +73,19 @@ enum Request {
 pub struct CredentialStore {
     requests: mpsc::Sender<Request>,
     kind: StoreKind,
+    /// How long a caller waits for an answer ([`STORE_WAIT`]).
+    wait: Duration,
 }
 
 impl CredentialStore {
     /// Starts the worker thread that owns `backend`. The thread ends when the last handle
     /// is dropped.
     pub fn spawn(backend: Box<dyn CredentialBackend>) -> Self {
+        Self::spawn_waiting(backend, STORE_WAIT)
+    }
+
+    /// [`CredentialStore::spawn`] with callers waiting at most `wait` for each answer.
+    pub fn spawn_waiting(backend: Box<dyn CredentialBackend>, wait: Duration) -> Self {
         let kind = backend.kind();
         let (requests, inbox) = mpsc::channel();
         let started = std::thread::Builder::new()
@@ -65,7 +95,11 @@ impl CredentialStore {
             // The inbox went down with the closure, so every call reports the worker stopped.
             tracing::error!("cannot start the credential store thread: {err}");
         }
-        CredentialStore { requests, kind }
+        CredentialStore {
+            requests,
+            kind,
+            wait,
+        }
     }
 
     /// Opens the store `kind`: the OS keychain, or the 0600 file `credentials_file`
@@ -117,42 +151,149 @@ impl CredentialStore {
         .await
     }
 
-    /// Sends one request and waits for its reply.
+    /// Sends one request and waits for its reply, at most `self.wait`.
     async fn call<T>(&self, request: impl FnOnce(Reply<T>) -> Request) -> Result<T, StoreError> {
-        let (reply, answer) = oneshot::channel();
+        let (reply, mut answer) = oneshot::channel();
         self.requests
             .send(request(reply))
             .map_err(|_| StoreError::Unavailable(WORKER_STOPPED.to_owned()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable(WORKER_STOPPED.to_owned()))?
+        match tokio::time::timeout(self.wait, &mut answer).await {
+            Ok(result) => result.map_err(|_| StoreError::Unavailable(WORKER_STOPPED.to_owned()))?,
+            Err(_) => {
+                // Closed first: from now on the worker's answer fails to send, so it knows
+                // this caller did not hear it. One sent just before is still ours.
+                answer.close();
+                answer.try_recv().unwrap_or_else(|_| {
+                    Err(StoreError::Unavailable(format!(
+                        "the credential store did not answer within {} s (is the keychain service stopped, or waiting for a password?); the operation may still complete",
+                        self.wait.as_secs_f64()
+                    )))
+                })
+            }
+        }
     }
+}
+
+/// A write that completed after its caller stopped waiting: the caller still holds
+/// `condition`, the store holds `written`.
+struct Unheard {
+    condition: WriteCondition,
+    written: ItemId,
 }
 
 /// The worker thread's loop: one request at a time until every handle is gone.
 fn serve(mut backend: Box<dyn CredentialBackend>, inbox: mpsc::Receiver<Request>) {
     let backend = backend.as_mut();
+    let mut unheard: HashMap<String, Unheard> = HashMap::new();
+    let mut health = Repeated::default();
     while let Ok(request) = inbox.recv() {
-        // A caller that gave up has dropped its receiver; its result is simply discarded.
-        match request {
-            Request::Load { slot, reply } => {
-                let _ = reply.send(guarded(|| backend.load(&slot)));
+        if abandoned(&request) {
+            tracing::debug!("skipping a credential store call its caller gave up on");
+            continue;
+        }
+        let unavailable = serve_one(backend, &mut unheard, request);
+        log_health(&mut health, unavailable);
+    }
+}
+
+/// Runs one request and answers it; returns the error when the store was unavailable.
+fn serve_one(
+    backend: &mut dyn CredentialBackend,
+    unheard: &mut HashMap<String, Unheard>,
+    request: Request,
+) -> Option<String> {
+    match request {
+        Request::Load { slot, reply } => {
+            let result = guarded(|| backend.load(&slot));
+            let unavailable = result_unavailable(&result);
+            let _ = reply.send(result);
+            unavailable
+        }
+        Request::CompareAndSet {
+            slot,
+            condition,
+            tokens,
+            reply,
+        } => {
+            let result =
+                guarded(|| compare_and_set(backend, &slot, condition, tokens, unheard.get(&slot)));
+            let unavailable = result_unavailable(&result);
+            let written = result.as_ref().ok().map(ItemId::of);
+            let heard = reply.send(result).is_ok();
+            match written {
+                Some(written) if !heard => {
+                    tracing::info!(
+                        slot,
+                        generation = written.generation,
+                        version = written.version,
+                        "a credential write completed after its caller stopped waiting"
+                    );
+                    unheard.insert(slot, Unheard { condition, written });
+                }
+                Some(_) => {
+                    unheard.remove(&slot);
+                }
+                None => {}
             }
-            Request::CompareAndSet {
-                slot,
-                condition,
-                tokens,
-                reply,
-            } => {
-                let result = guarded(|| compare_and_set(backend, &slot, condition, tokens));
-                let _ = reply.send(result);
+            unavailable
+        }
+        Request::Delete {
+            slot,
+            generation,
+            reply,
+        } => {
+            // Run even when its caller gave up: the logout wants the item gone.
+            let result = guarded(|| delete(backend, &slot, generation));
+            if result.is_ok() {
+                unheard.remove(&slot);
             }
-            Request::Delete {
-                slot,
-                generation,
-                reply,
-            } => {
-                let _ = reply.send(guarded(|| delete(backend, &slot, generation)));
+            let unavailable = result_unavailable(&result);
+            let _ = reply.send(result);
+            unavailable
+        }
+    }
+}
+
+/// True for a load or write whose caller no longer waits for it.
+fn abandoned(request: &Request) -> bool {
+    match request {
+        Request::Load { reply, .. } => reply.is_closed(),
+        Request::CompareAndSet { reply, .. } => reply.is_closed(),
+        Request::Delete { .. } => false,
+    }
+}
+
+/// The message of an `Unavailable` result, if it is one.
+fn result_unavailable<T>(result: &Result<T, StoreError>) -> Option<String> {
+    match result {
+        Err(StoreError::Unavailable(message)) => Some(message.clone()),
+        _ => None,
+    }
+}
+
+/// Logs the store becoming unavailable, staying so (with a count, at a bounded rate) and
+/// becoming available again: once per change, however many calls fail in between.
+fn log_health(health: &mut Repeated, unavailable: Option<String>) {
+    let now = Instant::now();
+    match unavailable {
+        Some(error) => match health.failed(now) {
+            Say::Started => tracing::warn!("credential store unavailable: {error}"),
+            Say::Still { count, since } => tracing::warn!(
+                failed_calls = count,
+                "credential store still unavailable ({count} failed calls in {} s): {error}",
+                since.as_secs()
+            ),
+            Say::Nothing | Say::Ended { .. } => {
+                tracing::debug!("credential store unavailable: {error}");
+            }
+        },
+        None => {
+            if let Say::Ended { count, lasted } = health.succeeded(now) {
+                tracing::info!(
+                    failed_calls = count,
+                    "credential store available again (after {count} failed calls in {} s)",
+                    lasted.as_secs()
+                );
             }
         }
     }
@@ -174,6 +315,7 @@ fn compare_and_set(
     slot: &str,
     condition: WriteCondition,
     tokens: Tokens,
+    unheard: Option<&Unheard>,
 ) -> Result<StoredCredentials, StoreError> {
     let current = match (backend.load(slot), condition) {
         (Ok(current), _) => current,
@@ -186,7 +328,14 @@ fn compare_and_set(
         }
         (Err(err), _) => return Err(err),
     };
-    let (generation, version) = next_identity(slot, condition, current.as_ref())?;
+    let follows_unheard = unheard.is_some_and(|u| {
+        u.condition == condition && current.as_ref().map(ItemId::of) == Some(u.written)
+    });
+    let (generation, version) = match (&current, follows_unheard) {
+        // The item is this caller's own write it never heard of: these tokens follow it.
+        (Some(found), true) => (found.generation, next_version(slot, found.version)?),
+        _ => next_identity(slot, condition, current.as_ref())?,
+    };
     let item = StoredCredentials {
         generation,
         version,
@@ -210,11 +359,7 @@ fn next_identity(
             },
             Some(found),
         ) if found.generation == generation && found.version == version => {
-            let next = version.checked_add(1).ok_or_else(|| StoreError::Corrupt {
-                slot: slot.to_owned(),
-                message: "item version is at its maximum".to_owned(),
-            })?;
-            Ok((generation, next))
+            Ok((generation, next_version(slot, version)?))
         }
         (WriteCondition::NewLogin { generation }, None) => Ok((generation, 1)),
         (WriteCondition::NewLogin { generation }, Some(found)) if found.generation < generation => {
@@ -222,6 +367,14 @@ fn next_identity(
         }
         (condition, found) => Err(conflict(slot, expected(condition), found)),
     }
+}
+
+/// The version after `version`.
+fn next_version(slot: &str, version: u64) -> Result<u64, StoreError> {
+    version.checked_add(1).ok_or_else(|| StoreError::Corrupt {
+        slot: slot.to_owned(),
+        message: "item version is at its maximum".to_owned(),
+    })
 }
 
 fn delete(
@@ -245,6 +398,16 @@ fn delete(
     }
 }
 
+impl ItemId {
+    /// The identity of `item`.
+    fn of(item: &StoredCredentials) -> Self {
+        ItemId {
+            generation: item.generation,
+            version: item.version,
+        }
+    }
+}
+
 /// What `condition` needs, in words (identities only, never token values).
 fn expected(condition: WriteCondition) -> String {
     match condition {
@@ -261,14 +424,15 @@ fn expected(condition: WriteCondition) -> String {
 }
 
 fn conflict(slot: &str, expected: String, found: Option<&StoredCredentials>) -> StoreError {
-    let found = match found {
+    let described = match found {
         Some(item) => format!("generation {} version {}", item.generation, item.version),
         None => "no item".to_owned(),
     };
     StoreError::Conflict {
         slot: slot.to_owned(),
         expected,
-        found,
+        found: described,
+        found_item: found.map(ItemId::of),
     }
 }
 
