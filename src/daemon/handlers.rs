@@ -29,8 +29,9 @@ impl Manager {
             let _ = reply.send(Err(refusal));
             return;
         }
-        if slot.job.is_none()
-            && let Some(tokens) = slot.creds.tokens()
+        // Answered from memory whenever the held token is valid, even while a job runs
+        // (a refresh, or a write to a keychain that does not answer).
+        if let Some(tokens) = slot.creds.tokens()
             && !schedule::is_due(tokens, self.config.refresh_before_expiry, Utc::now())
         {
             let _ = reply.send(Ok(Response::Token(TokenReply {

@@ -296,10 +296,15 @@ impl Manager {
         }
         let now = Utc::now();
         match &slot.creds {
-            Creds::NotLoaded { .. } => {
+            // A failed load is retried when its backoff ends or a caller asks, never at
+            // once: a locked keychain must not be read in a loop.
+            Creds::NotLoaded { retry_at, .. }
+                if scheduled || *retry_at <= now || !slot.waiters.is_empty() =>
+            {
                 slot.job = Some(Job::Loading);
                 self.jobs.load(slot.name.clone(), slot.record.generation);
             }
+            Creds::NotLoaded { .. } => {}
             Creds::Missing => {
                 slot.resolve_waiters(Err(ErrorReply::new(
                     ErrorCode::SlotInactive,

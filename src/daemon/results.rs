@@ -10,6 +10,7 @@ use crate::protocol::{ErrorCode, ErrorReply};
 use crate::state::{SlotRecord, SlotState};
 use crate::store::{StoreError, StoredCredentials, WriteCondition};
 
+use super::conflict::{self, Resolution};
 use super::jobs::{JobResult, RefreshOutcome};
 use super::login::LoginWrite;
 use super::manager::Manager;
@@ -135,7 +136,17 @@ impl Manager {
                     slot.record.reason = Some(STORE_UNAVAILABLE.into());
                     slot.record.last_refresh_error = Some(e.clone());
                 }
-                tracing::warn!(slot = name, "cannot load credentials: {e}");
+                // Once per outage per slot; the store worker counts the failed calls.
+                if attempt == 1 {
+                    tracing::warn!(slot = name, "cannot load credentials: {e}");
+                } else {
+                    tracing::debug!(slot = name, attempt, "still cannot load credentials: {e}");
+                }
+                // Callers are told now; the next load waits for its backed-off retry.
+                slot.resolve_waiters(Err(ErrorReply::new(
+                    ErrorCode::StoreUnavailable,
+                    format!("cannot load the credentials of slot {name}: {e}"),
+                )));
                 store_error = Some(e);
             }
             Err(e) => {
@@ -159,6 +170,9 @@ impl Manager {
         let now = Utc::now();
         // Some(new value) when this outcome tells us about the store's health.
         let mut store_health: Option<Option<String>> = None;
+        // The rotated refresh token of a refresh a newer stored login overtook.
+        let mut yielded = None;
+        let provider = slot.record.provider.clone();
         let result = match outcome {
             RefreshOutcome::Stored(item) => {
                 slot.creds = Creds::Present {
@@ -194,13 +208,41 @@ impl Manager {
                 store_health = Some(Some(error.to_string()));
                 Ok(())
             }
-            RefreshOutcome::Conflict { error, .. } => {
-                tracing::warn!(slot = name, "{error}; reloading the newer stored item");
-                slot.creds = Creds::NotLoaded {
-                    attempt: 0,
-                    retry_at: now,
-                };
-                Err(ErrorReply::new(ErrorCode::Conflict, error.to_string()))
+            RefreshOutcome::Conflict { error, tokens } => {
+                let found = conflict::found_item(&error).flatten();
+                match conflict::resolve(generation, found) {
+                    // The rotated tokens are this login's newest: never dropped.
+                    Resolution::Rewrite(condition) => {
+                        tracing::warn!(
+                            slot = name,
+                            "{error}; keeping the rotated tokens (the newest of this login) and writing them over it"
+                        );
+                        slot.creds = Creds::Present {
+                            tokens,
+                            stored: Stored::No {
+                                condition,
+                                attempt: 0,
+                                retry_at: now,
+                            },
+                        };
+                        mark_refreshed(&mut slot.record, now);
+                        slot.failures = 0;
+                        schedule_next(slot, refresh_before_expiry);
+                        Ok(())
+                    }
+                    Resolution::YieldToNewer => {
+                        tracing::warn!(
+                            slot = name,
+                            "{error}; a newer login is stored: reloading it and retiring the rotated tokens"
+                        );
+                        yielded = Some(tokens.refresh_token);
+                        slot.creds = Creds::NotLoaded {
+                            attempt: 0,
+                            retry_at: now,
+                        };
+                        Err(ErrorReply::new(ErrorCode::Conflict, error.to_string()))
+                    }
+                }
             }
             RefreshOutcome::Transient { error, retry_after } => {
                 slot.failures += 1;
@@ -237,6 +279,14 @@ impl Manager {
         }
         if stored {
             self.revoke_superseded(name);
+        }
+        if let Some(token) = yielded {
+            self.revoke_unheld(
+                name,
+                &provider,
+                token,
+                "a refresh a newer stored login overtook",
+            );
         }
         self.persist();
         self.usage_after_refresh(name, refreshed);
@@ -279,23 +329,66 @@ impl Manager {
                     *attempt += 1;
                     *retry_at = retry_time(now, *attempt);
                 }
-                tracing::warn!(slot = name, "credential store unavailable: {e}");
+                // The store worker logs the outage once; each retry only at debug.
+                tracing::debug!(slot = name, "credential write failed: {e}");
                 self.store_error = Some(e.clone());
                 LoginWrite::Unavailable(e)
             }
             Err(e) => {
-                tracing::error!(slot = name, "{e}; reloading the stored item");
-                slot.creds = Creds::NotLoaded {
-                    attempt: 0,
-                    retry_at: now,
-                };
-                LoginWrite::Refused(e.to_string())
+                match conflict::found_item(&e).map(|found| conflict::resolve(generation, found)) {
+                    // Tokens never stored are the newest of their login: written over the
+                    // older copy, never dropped for it. The login (if any) waits on.
+                    Some(Resolution::Rewrite(new_condition)) => {
+                        tracing::warn!(slot = name, "{e}; writing the held tokens over it");
+                        if let Creds::Present {
+                            stored:
+                                Stored::No {
+                                    condition,
+                                    retry_at,
+                                    ..
+                                },
+                            ..
+                        } = &mut slot.creds
+                        {
+                            *condition = new_condition;
+                            *retry_at = now;
+                        }
+                        LoginWrite::Pending
+                    }
+                    Some(Resolution::YieldToNewer) => {
+                        tracing::error!(slot = name, "{e}; reloading the stored item");
+                        slot.creds = Creds::NotLoaded {
+                            attempt: 0,
+                            retry_at: now,
+                        };
+                        LoginWrite::Refused(e.to_string())
+                    }
+                    // An unreadable item: a refresh may not replace it (`crate::store`); the
+                    // tokens stay held and the write is retried, as for an unavailable store.
+                    None => {
+                        tracing::error!(slot = name, "{e}; holding the tokens in memory");
+                        if let Creds::Present {
+                            stored:
+                                Stored::No {
+                                    attempt, retry_at, ..
+                                },
+                            ..
+                        } = &mut slot.creds
+                        {
+                            *attempt += 1;
+                            *retry_at = retry_time(now, *attempt);
+                        }
+                        LoginWrite::Unavailable(e.to_string())
+                    }
+                }
             }
         };
         if matches!(login_write, LoginWrite::Stored) {
             self.revoke_superseded(name);
         }
-        self.settle_pending_login(name, login_write);
+        if !matches!(login_write, LoginWrite::Pending) {
+            self.settle_pending_login(name, login_write);
+        }
         self.persist();
         self.start_next_job(name, false);
     }

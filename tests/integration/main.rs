@@ -19,4 +19,5 @@ mod service_files;
 mod socket;
 mod statusline;
 mod store;
+mod store_stall;
 mod support;

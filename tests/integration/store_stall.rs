@@ -1,0 +1,60 @@
+//! A credential store that stops answering: gnome-keyring frozen with SIGSTOP (the real
+//! keyring, really frozen), so every Secret Service call hangs until it is let go.
+
+use std::time::Duration;
+
+use crate::flows::{Running, code_and_stderr, token_works};
+use crate::support::wait_for;
+
+/// Long enough for the daemon's backed-off write retries to reach a keyring that answers
+/// again; only a broken daemon gets near it.
+const STORED_DEADLINE: Duration = Duration::from_secs(60);
+
+/// With the keyring frozen, `token` answers from memory, `refresh` rotates and answers
+/// within the daemon's bounded wait (the tokens held as unsaved), and `status` says the
+/// store does not answer. Once the keyring runs again, the newest tokens land in it (the
+/// write that hung completes late, and the retry of the newer tokens follows it instead of
+/// failing as a conflict), and a new daemon refreshes from the store with no reuse.
+#[test]
+fn a_frozen_keychain_blocks_no_caller_and_loses_no_rotated_token() {
+    let mut t = Running::start("");
+    let grant = t.login("work", "alice");
+    let first = t.token("work");
+    t.env.session_bus().pause_keyring();
+
+    let refresh = t.env.sessctl(&["refresh", "work"]);
+    assert!(refresh.status.success(), "{:?}", code_and_stderr(&refresh));
+    let held = t.token("work");
+    assert_ne!(held, first, "token still hands out the pre-refresh token");
+    assert!(token_works(&t.server, &held));
+    let status = t.env.status_json();
+    let error = status["credential_store_error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(error.contains("did not answer"), "{status}");
+    let slot = t.slot_status("work");
+    assert_eq!(slot["reason"], "credential_store_unavailable", "{slot}");
+
+    // Still frozen: a further refresh presents the held (newest) refresh token.
+    let again = t.env.sessctl(&["refresh", "work"]);
+    assert!(again.status.success(), "{:?}", code_and_stderr(&again));
+    let newest = t.token("work");
+    assert_ne!(newest, held);
+
+    t.env.session_bus().resume_keyring();
+    wait_for("the held tokens to be stored", STORED_DEADLINE, || {
+        t.state("work") == "active"
+    });
+    assert!(t.env.status_json()["credential_store_error"].is_null());
+    let stored: serde_json::Value =
+        serde_json::from_str(&t.env.secret_lookup("sessctl", "work").unwrap()).unwrap();
+    assert_eq!(stored["access_token"], newest.as_str());
+
+    // A new daemon knows only the store: it refreshes from it without reuse.
+    t.crash_and_restart();
+    let after = t.env.sessctl(&["refresh", "work"]);
+    assert!(after.status.success(), "{:?}", code_and_stderr(&after));
+    assert!(token_works(&t.server, &t.token("work")));
+    assert_eq!(t.invalid_grants(), 0);
+    assert!(t.server.grant_exists(&grant.grant_id));
+}
