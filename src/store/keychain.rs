@@ -37,13 +37,23 @@ pub struct KeychainBackend {
     reconnects: Reconnects,
 }
 
-/// When to rebuild the keychain connection: pure bookkeeping over an injected clock.
-#[derive(Debug, Default)]
+/// When to (re)build the keychain connection: pure bookkeeping over an injected clock.
+/// The first call connects; a working connection is kept.
+#[derive(Debug)]
 struct Reconnects {
     /// Reconnects made since the last successful call.
     made: u32,
     /// A reconnect is wanted from this moment on (`None`: the last call succeeded).
     due_at: Option<Instant>,
+}
+
+impl Default for Reconnects {
+    fn default() -> Self {
+        Reconnects {
+            made: 0,
+            due_at: Some(Instant::now()),
+        }
+    }
 }
 
 impl Reconnects {
@@ -69,7 +79,8 @@ impl Reconnects {
 
     /// A call succeeded: the connection works.
     fn succeeded(&mut self) {
-        *self = Reconnects::default();
+        self.made = 0;
+        self.due_at = None;
     }
 }
 
@@ -138,9 +149,13 @@ impl CredentialBackend for KeychainBackend {
     }
 }
 
-/// Replaces the default store with a fresh connection (Linux Secret Service); elsewhere the
-/// platform keychain needs no reconnecting.
+/// Connects: keyring's platform default store on first use; on Linux, when that fails or a
+/// connection stopped working, replaces the default store with a fresh Secret Service
+/// connection. Elsewhere the platform keychain needs no reconnecting.
 fn reconnect() {
+    if keyring_core::get_default_store().is_none() && keyring::Entry::store_status().is_ok() {
+        return;
+    }
     #[cfg(all(unix, not(target_os = "macos")))]
     match zbus_secret_service_keyring_store::Store::new() {
         Ok(store) => {
@@ -171,13 +186,9 @@ impl Op {
     }
 }
 
-/// The slot's entry in the default store. keyring sets the platform's default store on
-/// first use; after that (or after [`reconnect`]) entries come from keyring-core directly, so
-/// a replaced store takes effect.
+/// The slot's entry in the default store ([`reconnect`] sets it), from keyring-core
+/// directly, so a replaced store takes effect.
 fn entry(slot: &str, op: Op) -> Result<keyring_core::Entry, StoreError> {
-    if keyring_core::get_default_store().is_none() && keyring::Entry::store_status().is_err() {
-        reconnect();
-    }
     keyring_core::Entry::new(KEYCHAIN_SERVICE, slot).map_err(|err| map_error(slot, op, err))
 }
 
@@ -243,9 +254,11 @@ mod tests {
 
     #[test]
     fn reconnects_come_at_once_then_back_off_to_a_minute_and_reset_on_success() {
-        let start = Instant::now();
         let mut r = Reconnects::default();
-        assert!(!r.due(start), "a healthy keychain is not reconnected");
+        let start = Instant::now();
+        assert!(r.due(start), "the first call connects");
+        r.succeeded();
+        assert!(!r.due(start), "a working connection is kept");
         r.failed(start);
         assert!(r.due(start), "the first failure reconnects at once");
         let mut now = start;
@@ -275,6 +288,7 @@ mod tests {
         // of the incident (about 20,000 reconnects in 17 minutes).
         let start = Instant::now();
         let mut r = Reconnects::default();
+        r.succeeded();
         let mut made = 0;
         for tick in 0..(3600 * 50) {
             let now = start + Duration::from_millis(tick * 20);

@@ -284,7 +284,7 @@ fn log_health(health: &mut Repeated, unavailable: Option<String>) {
                 since.as_secs()
             ),
             Say::Nothing | Say::Ended { .. } => {
-                tracing::debug!("credential store unavailable: {error}");
+                tracing::debug!("credential store call failed: {error}");
             }
         },
         None => {

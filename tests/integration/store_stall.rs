@@ -1,5 +1,6 @@
-//! A credential store that stops answering: gnome-keyring frozen with SIGSTOP (the real
-//! keyring, really frozen), so every Secret Service call hangs until it is let go.
+//! A credential store that stops answering (gnome-keyring frozen with SIGSTOP: the real
+//! keyring, really frozen, so every Secret Service call hangs until it is let go) or keeps
+//! failing (gnome-keyring gone from the bus).
 
 use std::time::Duration;
 
@@ -57,4 +58,55 @@ fn a_frozen_keychain_blocks_no_caller_and_loses_no_rotated_token() {
     assert!(token_works(&t.server, &t.token("work")));
     assert_eq!(t.invalid_grants(), 0);
     assert!(t.server.grant_exists(&grant.grant_id));
+}
+
+/// Log lines of `log` that contain `needle`.
+fn lines_with(log: &str, needle: &str) -> usize {
+    log.lines().filter(|line| line.contains(needle)).count()
+}
+
+/// Log lines of `log` at `level` (`WARN`, `INFO`, ...) that contain `needle`.
+fn logged(log: &str, level: &str, needle: &str) -> usize {
+    let level = format!(" {level} ");
+    log.lines()
+        .filter(|line| line.contains(&level) && line.contains(needle))
+        .count()
+}
+
+/// A daemon started while the keyring is gone keeps failing to load the slot: it retries
+/// at a backoff (the old daemon re-read in a loop, thousands of times a second), says so
+/// once, answers callers with the store error instead of holding them, and says once when
+/// the keyring is back.
+#[test]
+fn a_keychain_that_keeps_failing_is_retried_with_backoff_and_logged_once_per_change() {
+    let mut t = Running::start("");
+    t.login("work", "alice");
+    t.daemon.kill9();
+    t.env.session_bus_mut().stop_keyring();
+    t.daemon = t.env.start_daemon();
+    // Evidence that time passed and the daemon kept trying: three keychain reconnects
+    // (at once, then after 1 s and 2 s more of failures).
+    let reconnects = |log: &str| {
+        lines_with(log, "reconnected to the Secret Service")
+            + lines_with(log, "Secret Service still unreachable")
+    };
+    wait_for("three keychain reconnects", STORED_DEADLINE, || {
+        reconnects(&t.daemon.log()) >= 3
+    });
+    let log = t.daemon.log();
+    assert_eq!(logged(&log, "WARN", "cannot load credentials"), 1, "{log}");
+    assert_eq!(logged(&log, "WARN", "credential store unavailable"), 1, "{log}");
+
+    let token = t.env.sessctl(&["token", "work"]);
+    let (code, stderr) = code_and_stderr(&token);
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("cannot load the credentials"), "{stderr}");
+
+    t.env.session_bus_mut().restart_keyring();
+    wait_for("the slot to load", STORED_DEADLINE, || {
+        t.state("work") == "active"
+    });
+    let log = t.daemon.log();
+    assert_eq!(logged(&log, "INFO", "credential store available again"), 1, "{log}");
+    assert!(token_works(&t.server, &t.token("work")));
 }
