@@ -18,6 +18,7 @@ use crate::state::{SlotState, StateFile};
 use crate::store::StoreKind;
 
 use super::alerts::{AlertQueue, Alerts};
+use super::clock::ClockWatch;
 use super::flows::PendingFlows;
 use super::jobs::{JobContext, JobResult};
 use super::retire::ReplacedJob;
@@ -69,6 +70,8 @@ pub struct Manager {
     /// Jobs still running for logins a newer login replaced, by slot and generation: their
     /// results are dropped and the tokens they carry revoked (`super::retire`).
     pub(super) replaced_jobs: BTreeMap<(String, u64), ReplacedJob>,
+    /// The last reading of the wall and boot clocks, to see the wall clock stepped back.
+    pub(super) clock: ClockWatch,
 }
 
 /// What the manager needs from its surroundings.
@@ -127,6 +130,7 @@ impl Manager {
             cache_error: None,
             flows: PendingFlows::default(),
             replaced_jobs: BTreeMap::new(),
+            clock: ClockWatch::start(),
         }
     }
 
@@ -141,6 +145,7 @@ impl Manager {
         // Slots already inactive at start are announced now: the user may not know.
         self.observe_alerts();
         loop {
+            self.watch_clock();
             let now = Utc::now();
             self.start_due_work(now);
             let sleep = schedule::sleep_for(self.earliest_deadline(), now);
@@ -163,6 +168,8 @@ impl Manager {
     }
 
     fn handle(&mut self, command: Command) -> Flow {
+        // The select may have waited: a clock step since is applied before any judging.
+        self.watch_clock();
         let Command { request, reply } = command;
         match request {
             Request::Ping => {

@@ -4,6 +4,7 @@
 //! `shutdown` request or SIGTERM/SIGINT.
 
 mod alerts;
+mod clock;
 mod conflict;
 mod flow_input;
 mod flows;

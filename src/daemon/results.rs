@@ -23,6 +23,7 @@ pub(super) const STORE_UNAVAILABLE: &str = "credential_store_unavailable";
 impl Manager {
     /// Applies one job result.
     pub(super) fn on_result(&mut self, result: JobResult) {
+        self.watch_clock();
         match result {
             JobResult::Loaded {
                 name,
