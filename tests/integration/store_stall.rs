@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use serde_json::Value;
+
 use crate::flows::{Running, code_and_stderr, token_works};
 use crate::support::wait_for;
 
@@ -26,7 +28,7 @@ fn a_frozen_keychain_blocks_no_caller_and_loses_no_rotated_token() {
     let refresh = t.env.sessctl(&["refresh", "work"]);
     assert!(refresh.status.success(), "{:?}", code_and_stderr(&refresh));
     let held = t.token("work");
-    assert_ne!(held, first, "token still hands out the pre-refresh token");
+    assert!(held != first, "token still hands out the pre-refresh token");
     assert!(token_works(&t.server, &held));
     let status = t.env.status_json();
     let error = status["credential_store_error"]
@@ -40,7 +42,10 @@ fn a_frozen_keychain_blocks_no_caller_and_loses_no_rotated_token() {
     let again = t.env.sessctl(&["refresh", "work"]);
     assert!(again.status.success(), "{:?}", code_and_stderr(&again));
     let newest = t.token("work");
-    assert_ne!(newest, held);
+    assert!(
+        newest != held,
+        "token still hands out the first rotated token"
+    );
 
     t.env.session_bus().resume_keyring();
     wait_for("the held tokens to be stored", STORED_DEADLINE, || {
@@ -49,7 +54,10 @@ fn a_frozen_keychain_blocks_no_caller_and_loses_no_rotated_token() {
     assert!(t.env.status_json()["credential_store_error"].is_null());
     let stored: serde_json::Value =
         serde_json::from_str(&t.env.secret_lookup("sessctl", "work").unwrap()).unwrap();
-    assert_eq!(stored["access_token"], newest.as_str());
+    assert!(
+        stored["access_token"] == newest.as_str(),
+        "the store does not hold the newest tokens"
+    );
 
     // A new daemon knows only the store: it refreshes from it without reuse.
     t.crash_and_restart();
@@ -124,4 +132,38 @@ fn a_keychain_that_keeps_failing_is_retried_with_backoff_and_logged_once_per_cha
         "{log}"
     );
     assert!(token_works(&t.server, &t.token("work")));
+}
+
+/// The slot's item as the keychain holds it.
+fn stored_item(t: &Running) -> Value {
+    serde_json::from_str(&t.env.secret_lookup("sessctl", "work").expect("an item")).unwrap()
+}
+
+/// The store holds another version of the same login than the daemon read (written behind
+/// its back): the refresh that meets it keeps its rotated tokens, the newest of the login,
+/// and writes them over it. (The old daemon reloaded the stored copy, whose refresh token
+/// the server had just rotated away, and lost the grant at the next refresh.)
+#[test]
+fn a_refresh_the_store_refuses_keeps_its_rotated_tokens() {
+    let t = Running::start("");
+    let grant = t.login("work", "alice");
+    let mut item = stored_item(&t);
+    let version = item["version"].as_u64().unwrap();
+    item["version"] = Value::from(version + 5);
+    t.env.secret_store("sessctl", "work", &item.to_string());
+
+    let refresh = t.env.sessctl(&["refresh", "work"]);
+    assert!(refresh.status.success(), "{:?}", code_and_stderr(&refresh));
+    let token = t.token("work");
+    assert!(token_works(&t.server, &token));
+    wait_for("the rotated tokens to be stored", STORED_DEADLINE, || {
+        stored_item(&t)["access_token"] == token.as_str()
+    });
+    assert!(stored_item(&t)["version"].as_u64().unwrap() > version + 5);
+
+    let again = t.env.sessctl(&["refresh", "work"]);
+    assert!(again.status.success(), "{:?}", code_and_stderr(&again));
+    assert_eq!(t.state("work"), "active");
+    assert_eq!(t.invalid_grants(), 0);
+    assert!(t.server.grant_exists(&grant.grant_id));
 }
