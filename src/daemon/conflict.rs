@@ -6,7 +6,14 @@
 //! the grant. So they are only ever given up for a *newer login* the store holds; any other
 //! item is written over.
 
-use crate::store::{ItemId, StoreError, WriteCondition};
+use chrono::{DateTime, Utc};
+
+use crate::secret::Secret;
+use crate::store::{ItemId, StoreError, Tokens, WriteCondition};
+
+use super::login::LoginWrite;
+use super::results::retry_time;
+use super::slot::{Creds, Slot, Stored};
 
 /// How a refused write of tokens of login `generation` is resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +46,92 @@ pub(super) fn found_item(error: &StoreError) -> Option<Option<ItemId>> {
         StoreError::Conflict { found_item, .. } => Some(*found_item),
         _ => None,
     }
+}
+
+/// A refresh of `slot` (login `generation`) rotated `tokens`, and the store refused them
+/// (`error`). Keeps them, to be written over the stored item, unless a newer login is
+/// stored: then the slot reloads it and the rotated refresh token is returned to retire.
+pub(super) fn keep_rotated(
+    slot: &mut Slot,
+    generation: u64,
+    tokens: Tokens,
+    error: &StoreError,
+    now: DateTime<Utc>,
+) -> Result<(), Secret> {
+    let name = &slot.name;
+    match resolve(generation, found_item(error).flatten()) {
+        Resolution::Rewrite(condition) => {
+            tracing::warn!(
+                slot = name,
+                "{error}; keeping the rotated tokens (the newest of this login) and writing them over it"
+            );
+            slot.creds = Creds::Present {
+                tokens,
+                stored: Stored::No {
+                    condition,
+                    attempt: 0,
+                    retry_at: now,
+                },
+            };
+            Ok(())
+        }
+        Resolution::YieldToNewer => {
+            tracing::warn!(
+                slot = name,
+                "{error}; a newer login is stored: reloading it and retiring the rotated tokens"
+            );
+            slot.creds = Creds::NotLoaded {
+                attempt: 0,
+                retry_at: now,
+            };
+            Err(tokens.refresh_token)
+        }
+    }
+}
+
+/// A write of `slot`'s held tokens (login `generation`, never stored) was refused with
+/// `error` (not as unavailable). Tokens never stored are the newest of their login: they
+/// are written over an older copy, never dropped for it (a login waiting on them waits
+/// on); only a newer stored login wins. An unreadable item (which only a login may
+/// replace, `crate::store`) keeps them held and retried, as an unavailable store does.
+pub(super) fn write_refused(
+    slot: &mut Slot,
+    generation: u64,
+    error: &StoreError,
+    now: DateTime<Utc>,
+) -> LoginWrite {
+    let name = slot.name.clone();
+    let resolution = found_item(error).map(|found| resolve(generation, found));
+    if resolution == Some(Resolution::YieldToNewer) {
+        tracing::error!(slot = name, "{error}; reloading the stored item");
+        slot.creds = Creds::NotLoaded {
+            attempt: 0,
+            retry_at: now,
+        };
+        return LoginWrite::Refused(error.to_string());
+    }
+    let Creds::Present {
+        stored:
+            Stored::No {
+                condition,
+                attempt,
+                retry_at,
+            },
+        ..
+    } = &mut slot.creds
+    else {
+        return LoginWrite::Refused(error.to_string());
+    };
+    if let Some(Resolution::Rewrite(rewrite)) = resolution {
+        tracing::warn!(slot = name, "{error}; writing the held tokens over it");
+        *condition = rewrite;
+        *retry_at = now;
+        return LoginWrite::Pending;
+    }
+    tracing::error!(slot = name, "{error}; holding the tokens in memory");
+    *attempt += 1;
+    *retry_at = retry_time(now, *attempt);
+    LoginWrite::Unavailable(error.to_string())
 }
 
 #[cfg(test)]

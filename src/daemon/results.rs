@@ -10,7 +10,7 @@ use crate::protocol::{ErrorCode, ErrorReply};
 use crate::state::{SlotRecord, SlotState};
 use crate::store::{StoreError, StoredCredentials, WriteCondition};
 
-use super::conflict::{self, Resolution};
+use super::conflict;
 use super::jobs::{JobResult, RefreshOutcome};
 use super::login::LoginWrite;
 use super::manager::Manager;
@@ -210,37 +210,15 @@ impl Manager {
                 Ok(())
             }
             RefreshOutcome::Conflict { error, tokens } => {
-                let found = conflict::found_item(&error).flatten();
-                match conflict::resolve(generation, found) {
-                    // The rotated tokens are this login's newest: never dropped.
-                    Resolution::Rewrite(condition) => {
-                        tracing::warn!(
-                            slot = name,
-                            "{error}; keeping the rotated tokens (the newest of this login) and writing them over it"
-                        );
-                        slot.creds = Creds::Present {
-                            tokens,
-                            stored: Stored::No {
-                                condition,
-                                attempt: 0,
-                                retry_at: now,
-                            },
-                        };
+                match conflict::keep_rotated(slot, generation, tokens, &error, now) {
+                    Ok(()) => {
                         mark_refreshed(&mut slot.record, now);
                         slot.failures = 0;
                         schedule_next(slot, refresh_before_expiry);
                         Ok(())
                     }
-                    Resolution::YieldToNewer => {
-                        tracing::warn!(
-                            slot = name,
-                            "{error}; a newer login is stored: reloading it and retiring the rotated tokens"
-                        );
-                        yielded = Some(tokens.refresh_token);
-                        slot.creds = Creds::NotLoaded {
-                            attempt: 0,
-                            retry_at: now,
-                        };
+                    Err(rotated) => {
+                        yielded = Some(rotated);
                         Err(ErrorReply::new(ErrorCode::Conflict, error.to_string()))
                     }
                 }
@@ -335,54 +313,7 @@ impl Manager {
                 self.store_error = Some(e.clone());
                 LoginWrite::Unavailable(e)
             }
-            Err(e) => {
-                match conflict::found_item(&e).map(|found| conflict::resolve(generation, found)) {
-                    // Tokens never stored are the newest of their login: written over the
-                    // older copy, never dropped for it. The login (if any) waits on.
-                    Some(Resolution::Rewrite(new_condition)) => {
-                        tracing::warn!(slot = name, "{e}; writing the held tokens over it");
-                        if let Creds::Present {
-                            stored:
-                                Stored::No {
-                                    condition,
-                                    retry_at,
-                                    ..
-                                },
-                            ..
-                        } = &mut slot.creds
-                        {
-                            *condition = new_condition;
-                            *retry_at = now;
-                        }
-                        LoginWrite::Pending
-                    }
-                    Some(Resolution::YieldToNewer) => {
-                        tracing::error!(slot = name, "{e}; reloading the stored item");
-                        slot.creds = Creds::NotLoaded {
-                            attempt: 0,
-                            retry_at: now,
-                        };
-                        LoginWrite::Refused(e.to_string())
-                    }
-                    // An unreadable item: a refresh may not replace it (`crate::store`); the
-                    // tokens stay held and the write is retried, as for an unavailable store.
-                    None => {
-                        tracing::error!(slot = name, "{e}; holding the tokens in memory");
-                        if let Creds::Present {
-                            stored:
-                                Stored::No {
-                                    attempt, retry_at, ..
-                                },
-                            ..
-                        } = &mut slot.creds
-                        {
-                            *attempt += 1;
-                            *retry_at = retry_time(now, *attempt);
-                        }
-                        LoginWrite::Unavailable(e.to_string())
-                    }
-                }
-            }
+            Err(e) => conflict::write_refused(slot, generation, &e, now),
         };
         if matches!(login_write, LoginWrite::Stored) {
             self.revoke_superseded(name);
@@ -413,6 +344,6 @@ pub(super) fn schedule_next(slot: &mut Slot, refresh_before_expiry: std::time::D
 }
 
 /// When to retry a store operation after `attempt` failures.
-fn retry_time(now: DateTime<Utc>, attempt: u32) -> DateTime<Utc> {
+pub(super) fn retry_time(now: DateTime<Utc>, attempt: u32) -> DateTime<Utc> {
     now + delta(schedule::backoff(attempt, None, fastrand::f64()))
 }

@@ -10,6 +10,7 @@
 
 mod backend;
 mod file;
+mod health;
 mod keychain;
 #[cfg(test)]
 mod stall_tests;

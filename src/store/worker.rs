@@ -20,21 +20,22 @@
 //!   same condition is taken as following it (the caller's tokens are those of the unheard
 //!   write or newer, never older), instead of failing as a conflict.
 //!
-//! Store health is logged here, once per change ([`crate::repeat`]).
+//! Store health is logged here, once per change ([`super::health`]).
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use super::health::{log_health, result_unavailable};
 use super::{
     CredentialBackend, FileBackend, ItemId, KeychainBackend, StoreError, StoreKind,
     StoredCredentials, Tokens, WriteCondition,
 };
-use crate::repeat::{Repeated, Say};
+use crate::repeat::Repeated;
 
 /// What a caller sees when the worker thread is gone.
 const WORKER_STOPPED: &str = "credential store worker stopped";
@@ -260,42 +261,6 @@ fn abandoned(request: &Request) -> bool {
         Request::Load { reply, .. } => reply.is_closed(),
         Request::CompareAndSet { reply, .. } => reply.is_closed(),
         Request::Delete { .. } => false,
-    }
-}
-
-/// The message of an `Unavailable` result, if it is one.
-fn result_unavailable<T>(result: &Result<T, StoreError>) -> Option<String> {
-    match result {
-        Err(StoreError::Unavailable(message)) => Some(message.clone()),
-        _ => None,
-    }
-}
-
-/// Logs the store becoming unavailable, staying so (with a count, at a bounded rate) and
-/// becoming available again: once per change, however many calls fail in between.
-fn log_health(health: &mut Repeated, unavailable: Option<String>) {
-    let now = Instant::now();
-    match unavailable {
-        Some(error) => match health.failed(now) {
-            Say::Started => tracing::warn!("credential store unavailable: {error}"),
-            Say::Still { count, since } => tracing::warn!(
-                failed_calls = count,
-                "credential store still unavailable ({count} failed calls in {} s): {error}",
-                since.as_secs()
-            ),
-            Say::Nothing | Say::Ended { .. } => {
-                tracing::debug!("credential store call failed: {error}");
-            }
-        },
-        None => {
-            if let Say::Ended { count, lasted } = health.succeeded(now) {
-                tracing::info!(
-                    failed_calls = count,
-                    "credential store available again (after {count} failed calls in {} s)",
-                    lasted.as_secs()
-                );
-            }
-        }
     }
 }
 
