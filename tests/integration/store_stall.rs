@@ -27,6 +27,8 @@ fn a_frozen_keychain_blocks_no_caller_and_loses_no_rotated_token() {
 
     let refresh = t.env.sessctl(&["refresh", "work"]);
     assert!(refresh.status.success(), "{:?}", code_and_stderr(&refresh));
+    let said = String::from_utf8_lossy(&refresh.stdout);
+    assert!(said.contains("held in memory only"), "{said}");
     let held = t.token("work");
     assert!(held != first, "token still hands out the pre-refresh token");
     assert!(token_works(&t.server, &held));
