@@ -4,10 +4,15 @@
 //! token is never handed out as valid. The arithmetic is in [`super::schedule`]; this module
 //! reads the clocks and applies it. It never writes anything: the store keeps the times it
 //! was given, and the tokens the next refresh writes carry times of the current wall clock.
+//!
+//! Limits: tokens a job obtained before a step and reported after it are not moved (the
+//! window is the job's store write, at most [`crate::store::STORE_WAIT`]); a daemon started
+//! after a step reads the stored times as they were written; quota and alert times are
+//! not moved.
 
 use std::time::Duration;
 
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use super::manager::Manager;
 use super::schedule::{self, Clocks};
@@ -87,7 +92,7 @@ impl Manager {
         for slot in self.slots.values_mut() {
             move_back(slot, step);
         }
-        self.cache_published_at -= step;
+        back(&mut self.cache_published_at, step);
     }
 }
 
@@ -95,28 +100,34 @@ impl Manager {
 /// (by elapsed time), told in the stepped wall clock.
 pub(super) fn move_back(slot: &mut Slot, step: TimeDelta) {
     if let Some(at) = &mut slot.next_refresh_at {
-        *at -= step;
+        back(at, step);
     }
     match &mut slot.creds {
-        Creds::NotLoaded { retry_at, .. } => *retry_at -= step,
+        Creds::NotLoaded { retry_at, .. } => back(retry_at, step),
         Creds::Missing => {}
         Creds::Present { tokens, stored } => {
-            tokens.obtained_at -= step;
+            back(&mut tokens.obtained_at, step);
             if let Some(at) = &mut tokens.expires_at {
-                *at -= step;
+                back(at, step);
             }
             if let Stored::No { retry_at, .. } = stored {
-                *retry_at -= step;
+                back(retry_at, step);
             }
         }
+    }
+}
+
+/// Moves `at` back by `step`; a time at the edge of chrono's range (the "never" marker of
+/// an unpublished cache) stays where it is rather than overflow.
+fn back(at: &mut DateTime<Utc>, step: TimeDelta) {
+    if let Some(moved) = at.checked_sub_signed(step) {
+        *at = moved;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
-
-    use chrono::{DateTime, Utc};
 
     use super::*;
     use crate::secret::Secret;
@@ -220,6 +231,13 @@ mod tests {
         assert!(
             matches!(slot.creds, Creds::NotLoaded { retry_at, .. } if retry_at == at("2026-01-01T08:31:00Z"))
         );
+    }
+
+    #[test]
+    fn times_at_the_edge_of_the_range_do_not_overflow() {
+        let mut never = DateTime::<Utc>::MIN_UTC;
+        back(&mut never, TimeDelta::hours(2));
+        assert_eq!(never, DateTime::<Utc>::MIN_UTC);
     }
 
     #[test]
