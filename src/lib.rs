@@ -21,6 +21,7 @@ mod props;
 pub mod protocol;
 pub mod quota;
 pub mod relogin;
+pub mod repeat;
 pub mod revocation;
 pub mod secret;
 pub mod slot_name;

@@ -9,6 +9,7 @@ use crate::cli::exit;
 use crate::client;
 use crate::paths::Paths;
 use crate::protocol::{RefreshRequest, Request, Response};
+use crate::state::SlotState;
 
 pub fn run(paths: &Paths, name: Option<String>) -> anyhow::Result<ExitCode> {
     let reply = client::call(&paths.socket, Request::Refresh(RefreshRequest { name }))
@@ -23,6 +24,12 @@ pub fn run(paths: &Paths, name: Option<String>) -> anyhow::Result<ExitCode> {
     let mut code = exit::OK;
     for result in &report.results {
         match &result.error {
+            // A refresh succeeds with the slot degraded only when the store did not take
+            // the new tokens (unreachable, locked or not answering): say so.
+            None if result.state == SlotState::Degraded => println!(
+                "{}: refreshed, but the new tokens are held in memory only: the credential store did not take them (see sessctl status; the daemon keeps retrying)",
+                result.name
+            ),
             None => println!("{}: refreshed", result.name),
             Some(error) => {
                 eprintln!("{}: {}", result.name, error.message);

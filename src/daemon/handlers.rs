@@ -29,9 +29,14 @@ impl Manager {
             let _ = reply.send(Err(refusal));
             return;
         }
-        if slot.job.is_none()
-            && let Some(tokens) = slot.creds.tokens()
-            && !schedule::is_due(tokens, self.config.refresh_before_expiry, Utc::now())
+        // Answered from memory whenever the held token is valid, even while a job runs
+        // (a refresh, or a write to a keychain that does not answer), unless its scheduled
+        // refresh time has come: that refresh (started early by its jitter) is awaited.
+        let now = Utc::now();
+        let refresh_time = slot.next_refresh_at.is_some_and(|at| at <= now);
+        if let Some(tokens) = slot.creds.tokens()
+            && !refresh_time
+            && !schedule::is_due(tokens, self.config.refresh_before_expiry, now)
         {
             let _ = reply.send(Ok(Response::Token(TokenReply {
                 access_token: tokens.access_token.clone(),

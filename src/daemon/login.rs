@@ -32,6 +32,8 @@ pub(super) enum LoginWrite {
     Unavailable(String),
     /// The store refused the write (it holds something newer).
     Refused(String),
+    /// Not settled yet: the write is being retried (the login waits on).
+    Pending,
 }
 
 /// Where a finished login goes and what it does there.
@@ -258,6 +260,10 @@ impl Manager {
                 ErrorCode::Conflict,
                 format!("the login of slot {name} was not stored: {error}"),
             )),
+            LoginWrite::Pending => {
+                slot.pending_login = Some(PendingLogin { reply, answer });
+                return;
+            }
         };
         self.persist();
         // The slot exists once the state file says so: a crash right after the reply must

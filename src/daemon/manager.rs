@@ -21,6 +21,7 @@ use crate::store::StoreKind;
 
 use super::alerts::{AlertQueue, Alerts};
 use super::cancel::LoginTickets;
+use super::clock::ClockWatch;
 use super::flows::PendingFlows;
 use super::jobs::{JobContext, JobResult};
 use super::pacing;
@@ -83,6 +84,8 @@ pub struct Manager {
     pub(super) login_tickets: LoginTickets,
     /// Revocations still owed, retried until done (`super::revocations`).
     pub(super) revocations: RevocationQueue,
+    /// The last reading of the wall and boot clocks, to see the wall clock stepped back.
+    pub(super) clock: ClockWatch,
 }
 
 /// What the manager needs from its surroundings.
@@ -149,6 +152,7 @@ impl Manager {
             store_probe: parts.store_probe,
             login_tickets: LoginTickets::default(),
             revocations,
+            clock: ClockWatch::start(),
         }
     }
 
@@ -163,6 +167,7 @@ impl Manager {
         // Slots already inactive at start are announced now: the user may not know.
         self.observe_alerts();
         loop {
+            self.watch_clock();
             let now = Utc::now();
             self.start_due_work(now);
             let sleep = schedule::sleep_for(self.earliest_deadline(), now);
@@ -187,6 +192,8 @@ impl Manager {
     }
 
     pub(super) fn handle(&mut self, command: Command) -> Flow {
+        // The select may have waited: a clock step since is applied before any judging.
+        self.watch_clock();
         let Command { request, reply } = command;
         if let Some(refusal) = self.store_probe.refuses(&request) {
             let _ = reply.send(Err(refusal));
@@ -331,10 +338,15 @@ impl Manager {
         }
         let now = Utc::now();
         match &slot.creds {
-            Creds::NotLoaded { .. } => {
+            // A failed load is retried when its backoff ends or a caller asks, never at
+            // once: a locked keychain must not be read in a loop.
+            Creds::NotLoaded { retry_at, .. }
+                if scheduled || *retry_at <= now || !slot.waiters.is_empty() =>
+            {
                 slot.job = Some(Job::Loading);
                 self.jobs.load(slot.name.clone(), slot.record.generation);
             }
+            Creds::NotLoaded { .. } => {}
             Creds::Missing => {
                 let refusal = slot.refusal(&self.config).unwrap_or_else(|| {
                     ErrorReply::new(

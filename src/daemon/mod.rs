@@ -8,6 +8,8 @@
 mod alerts;
 mod backpressure;
 mod cancel;
+mod clock;
+mod conflict;
 mod drain;
 mod flow_input;
 mod flows;

@@ -10,6 +10,7 @@ use crate::protocol::{ErrorCode, ErrorReply};
 use crate::state::{SlotRecord, SlotState};
 use crate::store::{StoreError, StoredCredentials, WriteCondition};
 
+use super::conflict;
 use super::jobs::{JobResult, RefreshOutcome};
 use super::login::LoginWrite;
 use super::manager::Manager;
@@ -28,6 +29,7 @@ pub(super) const TOKEN_REPLY_UNUSABLE: &str = "token_reply_unusable";
 impl Manager {
     /// Applies one job result.
     pub(super) fn on_result(&mut self, result: JobResult) {
+        self.watch_clock();
         match result {
             JobResult::Loaded {
                 name,
@@ -148,7 +150,17 @@ impl Manager {
                     slot.record.reason = Some(STORE_UNAVAILABLE.into());
                     slot.record.last_refresh_error = Some(e.clone());
                 }
-                tracing::warn!(slot = name, "cannot load credentials: {e}");
+                // Once per outage per slot; the store worker counts the failed calls.
+                if attempt == 1 {
+                    tracing::warn!(slot = name, "cannot load credentials: {e}");
+                } else {
+                    tracing::debug!(slot = name, attempt, "still cannot load credentials: {e}");
+                }
+                // Callers are told now; the next load waits for its backed-off retry.
+                slot.resolve_waiters(Err(ErrorReply::new(
+                    ErrorCode::StoreUnavailable,
+                    format!("cannot load the credentials of slot {name}: {e}"),
+                )));
                 store_error = Some(e);
             }
             Err(e) => {
@@ -180,6 +192,9 @@ impl Manager {
         let failures_before = slot.failures;
         // Some(new value) when this outcome tells us about the store's health.
         let mut store_health: Option<Option<String>> = None;
+        // The rotated refresh token of a refresh a newer stored login overtook.
+        let mut yielded = None;
+        let provider = slot.record.provider.clone();
         let mut result = match outcome {
             RefreshOutcome::Stored(item) => {
                 slot.record.note_item(reconcile::version_of(&item));
@@ -216,13 +231,19 @@ impl Manager {
                 store_health = Some(Some(error.to_string()));
                 Ok(())
             }
-            RefreshOutcome::Conflict { error, .. } => {
-                tracing::warn!(slot = name, "{error}; reloading the newer stored item");
-                slot.creds = Creds::NotLoaded {
-                    attempt: 0,
-                    retry_at: now,
-                };
-                Err(ErrorReply::new(ErrorCode::Conflict, error.to_string()))
+            RefreshOutcome::Conflict { error, tokens } => {
+                match conflict::keep_rotated(slot, generation, tokens, &error, now) {
+                    Ok(()) => {
+                        mark_refreshed(&mut slot.record, now);
+                        slot.failures = 0;
+                        schedule_next(slot, refresh_before_expiry);
+                        Ok(())
+                    }
+                    Err(rotated) => {
+                        yielded = Some(rotated);
+                        Err(ErrorReply::new(ErrorCode::Conflict, error.to_string()))
+                    }
+                }
             }
             RefreshOutcome::Transient { error, retry_after } => {
                 slot.failures += 1;
@@ -292,6 +313,14 @@ impl Manager {
         if stored {
             self.revoke_superseded(name);
         }
+        if let Some(token) = yielded {
+            self.revoke_unheld(
+                name,
+                &provider,
+                token,
+                "a refresh a newer stored login overtook",
+            );
+        }
         self.persist();
         self.usage_after_refresh(name, refreshed);
         self.start_next_job(name, false);
@@ -334,23 +363,19 @@ impl Manager {
                     *attempt += 1;
                     *retry_at = retry_time(now, *attempt);
                 }
-                tracing::warn!(slot = name, "credential store unavailable: {e}");
+                // The store worker logs the outage once; each retry only at debug.
+                tracing::debug!(slot = name, "credential write failed: {e}");
                 self.store_error = Some(e.clone());
                 LoginWrite::Unavailable(e)
             }
-            Err(e) => {
-                tracing::error!(slot = name, "{e}; reloading the stored item");
-                slot.creds = Creds::NotLoaded {
-                    attempt: 0,
-                    retry_at: now,
-                };
-                LoginWrite::Refused(e.to_string())
-            }
+            Err(e) => conflict::write_refused(slot, generation, &e, now),
         };
         if matches!(login_write, LoginWrite::Stored) {
             self.revoke_superseded(name);
         }
-        self.settle_pending_login(name, login_write);
+        if !matches!(login_write, LoginWrite::Pending) {
+            self.settle_pending_login(name, login_write);
+        }
         self.persist();
         self.start_next_job(name, false);
     }
@@ -403,6 +428,6 @@ pub(super) fn schedule_next(slot: &mut Slot, refresh_before_expiry: std::time::D
 }
 
 /// When to retry a store operation after `attempt` failures.
-fn retry_time(now: DateTime<Utc>, attempt: u32) -> DateTime<Utc> {
+pub(super) fn retry_time(now: DateTime<Utc>, attempt: u32) -> DateTime<Utc> {
     now + delta(schedule::backoff(attempt, None, fastrand::f64()))
 }

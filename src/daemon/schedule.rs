@@ -2,6 +2,13 @@
 //! `now` and a random draw, so tests pin both. Deadlines are wall-clock instants
 //! (`DateTime<Utc>`), because monotonic timers do not count time the machine spent
 //! suspended; the manager additionally never sleeps longer than [`MAX_SLEEP`].
+//!
+//! The wall clock can also be *stepped* (by NTP, or by hand). A step backwards would leave
+//! every deadline and token expiry late by the step, so the manager reads both clocks
+//! ([`Clocks`]) and, when the wall clock fell behind the boot clock (which counts suspended
+//! time but is never stepped), moves its deadlines and expiries back by as much
+//! ([`wall_fell_behind`]). A step forwards needs nothing: the wall clock then judges every
+//! deadline earlier than the boot clock would, which is already the earlier of the two.
 
 use std::time::Duration;
 
@@ -26,6 +33,29 @@ pub const BACKOFF_CAP: Duration = Duration::from_secs(300);
 /// Largest random jitter subtracted from a scheduled refresh, so slots that were logged in
 /// together do not all hit the provider in the same second.
 pub const MAX_SCHEDULE_JITTER: Duration = Duration::from_secs(30);
+
+/// Smallest disagreement between the wall and boot clocks treated as a step of the wall
+/// clock. The manager compares the clocks at least every [`MAX_SLEEP`]; NTP slews at most
+/// 500 ppm (15 ms in 30 s), so only a real step gets this far.
+pub const CLOCK_STEP_TOLERANCE: Duration = Duration::from_secs(1);
+
+/// One reading of both clocks: the wall clock, and a monotonic clock that counts time
+/// suspended (`CLOCK_BOOTTIME` on Linux), as time since an arbitrary origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clocks {
+    pub wall: DateTime<Utc>,
+    pub boot: Duration,
+}
+
+/// How far the wall clock fell behind the boot clock between the readings `earlier` and
+/// `now` (a backward step), or `None` when it did not by more than
+/// [`CLOCK_STEP_TOLERANCE`] (no step, a forward step, or a suspend the boot clock counted).
+pub fn wall_fell_behind(earlier: Clocks, now: Clocks) -> Option<TimeDelta> {
+    let boot_elapsed = delta(now.boot.saturating_sub(earlier.boot));
+    let wall_elapsed = now.wall - earlier.wall;
+    let behind = boot_elapsed - wall_elapsed;
+    (behind > delta(CLOCK_STEP_TOLERANCE)).then_some(behind)
+}
 
 /// When the access token stops working (assumed when the provider did not say). Never more
 /// than [`crate::oauth::MAX_LIFETIME`] after it was obtained, also for tokens stored before
@@ -199,6 +229,38 @@ mod tests {
             backoff(5, Some(Duration::ZERO), 0.5),
             Duration::from_secs(16)
         );
+    }
+
+    fn clocks(wall: &str, boot_secs: u64) -> Clocks {
+        Clocks {
+            wall: at(wall),
+            boot: Duration::from_secs(boot_secs),
+        }
+    }
+
+    #[test]
+    fn a_two_hour_step_back_of_the_wall_clock_is_measured() {
+        let before = clocks("2026-01-01T10:30:00Z", 1000);
+        // 30 s later by the boot clock, the wall clock reads two hours less.
+        let after = clocks("2026-01-01T08:30:30Z", 1030);
+        assert_eq!(wall_fell_behind(before, after), Some(TimeDelta::hours(2)));
+    }
+
+    #[test]
+    fn suspend_forward_steps_and_slew_are_not_steps_back() {
+        let before = clocks("2026-01-01T10:00:00Z", 1000);
+        // Suspended 8 h: both clocks count it.
+        let resumed = clocks("2026-01-01T18:00:00Z", 1000 + 8 * 3600);
+        assert_eq!(wall_fell_behind(before, resumed), None);
+        // A day forward: the wall clock is ahead, already the earlier judge.
+        let forward = clocks("2026-01-02T10:00:30Z", 1030);
+        assert_eq!(wall_fell_behind(before, forward), None);
+        // NTP slewing: milliseconds.
+        let slewed = Clocks {
+            wall: at("2026-01-01T10:00:29.985Z"),
+            boot: Duration::from_secs(1030),
+        };
+        assert_eq!(wall_fell_behind(before, slewed), None);
     }
 
     #[test]

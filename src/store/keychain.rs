@@ -5,10 +5,15 @@
 //! On Linux the Secret Service connection is rebuilt after a failure: keyring's store keeps
 //! one D-Bus session for the life of the process, so a gnome-keyring that restarted (or a
 //! bus that was not there when the daemon started) would otherwise fail every later call.
+//! Reconnects back off ([`Reconnects`]): the first comes at once, further ones at growing
+//! intervals while the keychain keeps failing, so a locked or crash-looping keyring (each
+//! reconnect may D-Bus-activate a new one) is not hammered and the log not flooded.
 //!
 //! keyring's errors may carry the item's raw bytes (`BadEncoding`, `BadDataFormat`) or
 //! platform text we do not control, so they never reach our messages: each is mapped to
 //! its kind plus a description written here.
+
+use std::time::{Duration, Instant};
 
 use super::{CredentialBackend, StoreError, StoreKind, StoredCredentials, describe_json_error};
 
@@ -19,16 +24,68 @@ pub const KEYCHAIN_SERVICE: &str = "sessctl";
 /// owning `org.freedesktop.secrets` on it).
 const NO_KEYCHAIN: &str = "no keychain reachable (on Linux: is a Secret Service such as gnome-keyring running on the session D-Bus?)";
 
+/// First wait between reconnects while the keychain keeps failing; doubles each time.
+const RECONNECT_BASE: Duration = Duration::from_secs(1);
+
+/// Longest wait between reconnects: a keyring that comes back is found within a minute,
+/// and a keyring that never does costs one reconnect (and one debug line) a minute.
+const RECONNECT_CAP: Duration = Duration::from_secs(60);
+
 /// Items in the OS keychain.
 #[derive(Default)]
 pub struct KeychainBackend {
-    /// The last call failed as unavailable: reconnect before the next one.
-    reconnect: bool,
+    reconnects: Reconnects,
+}
+
+/// When to (re)build the keychain connection: pure bookkeeping over an injected clock.
+/// The first call connects; a working connection is kept.
+#[derive(Debug)]
+struct Reconnects {
+    /// Reconnects made since the last successful call.
+    made: u32,
+    /// A reconnect is wanted from this moment on (`None`: the last call succeeded).
+    due_at: Option<Instant>,
+}
+
+impl Default for Reconnects {
+    fn default() -> Self {
+        Reconnects {
+            made: 0,
+            due_at: Some(Instant::now()),
+        }
+    }
+}
+
+impl Reconnects {
+    /// True when a reconnect should be made before the next call.
+    fn due(&self, now: Instant) -> bool {
+        self.due_at.is_some_and(|at| now >= at)
+    }
+
+    /// A call failed as unavailable: the first failure after a success wants a reconnect at
+    /// once; later ones leave the backed-off moment alone.
+    fn failed(&mut self, now: Instant) {
+        self.due_at.get_or_insert(now);
+    }
+
+    /// A reconnect was made at `now`: the next one waits twice as long as the last.
+    fn reconnected(&mut self, now: Instant) {
+        let wait = RECONNECT_BASE
+            .saturating_mul(1 << self.made.min(16))
+            .min(RECONNECT_CAP);
+        self.made = self.made.saturating_add(1);
+        self.due_at = Some(now + wait);
+    }
+
+    /// A call succeeded: the connection works.
+    fn succeeded(&mut self) {
+        self.made = 0;
+        self.due_at = None;
+    }
 }
 
 impl KeychainBackend {
-    /// Runs `call` on the slot's entry; when the keychain is unavailable, reconnects once
-    /// and tries again (every call here is idempotent).
+    /// Runs `call` on the slot's entry, with [`KeychainBackend::with_retry`].
     fn with_entry<T>(
         &mut self,
         slot: &str,
@@ -38,20 +95,25 @@ impl KeychainBackend {
         self.with_retry(|| entry(slot, op).and_then(|e| call(&e)))
     }
 
-    /// Runs `call`; when the keychain is unavailable, reconnects once and tries again.
+    /// Runs `call`. When the keychain is unavailable and a reconnect is due, reconnects and
+    /// tries once more (every call here is idempotent).
     fn with_retry<T>(&mut self, call: impl Fn() -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let mut attempt = || {
-            if std::mem::take(&mut self.reconnect) {
+        let attempt = |reconnects: &mut Reconnects| {
+            if reconnects.due(Instant::now()) {
                 reconnect();
+                reconnects.reconnected(Instant::now());
             }
             let result = call();
-            if matches!(result, Err(StoreError::Unavailable(_))) {
-                self.reconnect = true;
+            match &result {
+                Err(StoreError::Unavailable(_)) => reconnects.failed(Instant::now()),
+                _ => reconnects.succeeded(),
             }
             result
         };
-        match attempt() {
-            Err(StoreError::Unavailable(_)) => attempt(),
+        match attempt(&mut self.reconnects) {
+            Err(StoreError::Unavailable(_)) if self.reconnects.due(Instant::now()) => {
+                attempt(&mut self.reconnects)
+            }
             done => done,
         }
     }
@@ -148,14 +210,20 @@ pub fn read_or_create_item(
     }
 }
 
-/// Replaces the default store with a fresh connection (Linux Secret Service); elsewhere the
-/// platform keychain needs no reconnecting.
+
+/// Connects: keyring's platform default store on first use; on Linux, when that fails or a
+/// connection stopped working, replaces the default store with a fresh Secret Service
+/// connection. Elsewhere the platform keychain needs no reconnecting.
 fn reconnect() {
+    if keyring_core::get_default_store().is_none() && keyring::Entry::store_status().is_ok() {
+        return;
+    }
     #[cfg(all(unix, not(target_os = "macos")))]
     match zbus_secret_service_keyring_store::Store::new() {
         Ok(store) => {
             keyring_core::set_default_store(store);
-            tracing::info!("reconnected to the Secret Service");
+            // Debug only: the worker logs the store's health once per change.
+            tracing::debug!("reconnected to the Secret Service");
         }
         // The error's text is platform text we do not control: say only that it failed.
         Err(_) => tracing::debug!("Secret Service still unreachable"),
@@ -182,13 +250,9 @@ impl Op {
     }
 }
 
-/// The slot's entry in the default store. keyring sets the platform's default store on
-/// first use; after that (or after [`reconnect`]) entries come from keyring-core directly, so
-/// a replaced store takes effect.
+/// The slot's entry in the default store ([`reconnect`] sets it), from keyring-core
+/// directly, so a replaced store takes effect.
 fn entry(slot: &str, op: Op) -> Result<keyring_core::Entry, StoreError> {
-    if keyring_core::get_default_store().is_none() && keyring::Entry::store_status().is_err() {
-        reconnect();
-    }
     keyring_core::Entry::new(KEYCHAIN_SERVICE, slot).map_err(|err| map_error(slot, op, err))
 }
 
@@ -250,6 +314,55 @@ mod tests {
 
     fn message(err: &StoreError) -> String {
         err.to_string()
+    }
+
+    #[test]
+    fn reconnects_come_at_once_then_back_off_to_a_minute_and_reset_on_success() {
+        let mut r = Reconnects::default();
+        let start = Instant::now();
+        assert!(r.due(start), "the first call connects");
+        r.succeeded();
+        assert!(!r.due(start), "a working connection is kept");
+        r.failed(start);
+        assert!(r.due(start), "the first failure reconnects at once");
+        let mut now = start;
+        let mut waits = Vec::new();
+        for _ in 0..10 {
+            r.reconnected(now);
+            r.failed(now);
+            let next = r.due_at.unwrap();
+            assert!(!r.due(now), "a failure right after a reconnect waits");
+            waits.push((next - now).as_secs());
+            now = next;
+            assert!(r.due(now));
+        }
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60, 60]);
+        r.succeeded();
+        assert!(!r.due(now));
+        r.failed(now);
+        assert!(
+            r.due(now),
+            "after a success, the next failure reconnects at once again"
+        );
+    }
+
+    #[test]
+    fn a_keychain_failing_for_an_hour_is_reconnected_about_once_a_minute() {
+        // A call every 20 ms for an hour, each failing: as the locked, re-activated keyring
+        // of the incident (about 20,000 reconnects in 17 minutes).
+        let start = Instant::now();
+        let mut r = Reconnects::default();
+        r.succeeded();
+        let mut made = 0;
+        for tick in 0..(3600 * 50) {
+            let now = start + Duration::from_millis(tick * 20);
+            if r.due(now) {
+                r.reconnected(now);
+                made += 1;
+            }
+            r.failed(now);
+        }
+        assert!((60..=70).contains(&made), "{made} reconnects");
     }
 
     #[test]

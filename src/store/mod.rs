@@ -10,16 +10,20 @@
 
 mod backend;
 mod file;
+mod health;
 mod inventory;
 mod keychain;
 mod ledger;
+mod rules;
+#[cfg(test)]
+mod stall_tests;
 mod worker;
 
 pub use backend::CredentialBackend;
 pub use file::FileBackend;
 pub use inventory::{Inventory, ItemLabel, ItemSummary};
 pub use keychain::{KeychainBackend, read_or_create_item};
-pub use worker::CredentialStore;
+pub use worker::{CredentialStore, STORE_WAIT};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -56,6 +60,13 @@ pub struct StoredCredentials {
     pub tokens: Tokens,
 }
 
+/// The identity of one stored item: which login and which write of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ItemId {
+    pub generation: u64,
+    pub version: u64,
+}
+
 /// What a write requires of the item currently stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteCondition {
@@ -83,6 +94,9 @@ pub enum StoreError {
         slot: String,
         expected: String,
         found: String,
+        /// The identity of the item found (`None`: no item), so the caller can decide
+        /// which copy is newer without reading it again.
+        found_item: Option<ItemId>,
     },
     /// The stored item cannot be parsed.
     #[error("credential item for slot {slot} is unreadable: {message}")]

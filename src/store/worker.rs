@@ -1,33 +1,47 @@
 //! The store worker: one thread that owns the backend and serializes every operation, so a
 //! compare-and-set cannot interleave with another write from this process.
 //!
-//! The compare-and-set rules live here, once, for every backend:
-//! - a refresh (`WriteCondition::Exact`) replaces only exactly the item it read;
-//! - a login (`WriteCondition::NewLogin`) replaces only an absent item or an older login;
-//! - a logout (`delete`) never removes a newer login, and is recorded in the logout
-//!   ledger (`super::ledger`) before the item goes.
+//! The compare-and-set rules it applies live in [`super::rules`]. Every item written carries
+//! its slot's label (provider, account) as last told with [`CredentialStore::label`].
 //!
-//! Every item written carries its slot's label (provider, account) as last told with
-//! [`CredentialStore::label`], or else the label of the item it replaces.
+//! A keychain can stall (a stopped gnome-keyring, a password prompt): the thread then
+//! waits inside one call, and everything queued behind it waits too. A caller therefore
+//! waits at most [`STORE_WAIT`] and then sees `Unavailable`, while the call goes on here:
+//! - a queued load or write whose caller already gave up is skipped (the caller treats
+//!   it as not done, and will retry);
+//! - a write that completes after its caller gave up is *unheard*: the caller still holds
+//!   its old condition. The worker remembers it, and the caller's next write under that
+//!   same condition is taken as following it (the caller's tokens are those of the unheard
+//!   write or newer, never older), instead of failing as a conflict.
 //!
-//! An item that cannot be parsed has no generation to protect: a login may replace it and
-//! a logout may remove it (both are explicit user actions and the only way out), but a
-//! refresh may not. A call whose future is dropped may still complete on the worker.
+//! Store health is logged here, once per change ([`super::health`]).
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::mpsc;
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use super::health::{log_health, result_unavailable};
+use super::rules::{compare_and_set, delete, restore};
 use super::{
-    CredentialBackend, FileBackend, Inventory, ItemLabel, KeychainBackend, StoreError, StoreKind,
-    StoredCredentials, Tokens, WriteCondition, inventory, ledger,
+    CredentialBackend, FileBackend, Inventory, ItemId, ItemLabel, KeychainBackend, StoreError,
+    StoreKind, StoredCredentials, Tokens, WriteCondition, inventory,
 };
+use crate::repeat::Repeated;
 
 /// What a caller sees when the worker thread is gone.
 const WORKER_STOPPED: &str = "credential store worker stopped";
+
+/// How long a caller waits for the store before treating it as unavailable. A healthy
+/// keychain answers in milliseconds, and D-Bus activation of a stopped gnome-keyring takes
+/// about a second even on a loaded machine; a frozen keychain or one waiting on a password
+/// prompt may not answer for minutes. Past this, `token` and `refresh` callers are answered
+/// from memory (rotated tokens held as unsaved and written later) instead of waiting on a
+/// store that may never answer.
+pub const STORE_WAIT: Duration = Duration::from_secs(5);
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
@@ -67,12 +81,19 @@ enum Request {
 pub struct CredentialStore {
     requests: mpsc::Sender<Request>,
     kind: StoreKind,
+    /// How long a caller waits for an answer ([`STORE_WAIT`]).
+    wait: Duration,
 }
 
 impl CredentialStore {
     /// Starts the worker thread that owns `backend`. The thread ends when the last handle
     /// is dropped.
     pub fn spawn(backend: Box<dyn CredentialBackend>) -> Self {
+        Self::spawn_waiting(backend, STORE_WAIT)
+    }
+
+    /// [`CredentialStore::spawn`] with callers waiting at most `wait` for each answer.
+    pub fn spawn_waiting(backend: Box<dyn CredentialBackend>, wait: Duration) -> Self {
         let kind = backend.kind();
         let (requests, inbox) = mpsc::channel();
         let started = std::thread::Builder::new()
@@ -82,7 +103,11 @@ impl CredentialStore {
             // The inbox went down with the closure, so every call reports the worker stopped.
             tracing::error!("cannot start the credential store thread: {err}");
         }
-        CredentialStore { requests, kind }
+        CredentialStore {
+            requests,
+            kind,
+            wait,
+        }
     }
 
     /// Opens the store `kind`: the OS keychain, or the 0600 file `credentials_file`
@@ -162,56 +187,145 @@ impl CredentialStore {
             .await
     }
 
-    /// Sends one request and waits for its reply.
+    /// Sends one request and waits for its reply, at most `self.wait`.
     async fn call<T>(&self, request: impl FnOnce(Reply<T>) -> Request) -> Result<T, StoreError> {
-        let (reply, answer) = oneshot::channel();
+        let (reply, mut answer) = oneshot::channel();
         self.requests
             .send(request(reply))
             .map_err(|_| StoreError::Unavailable(WORKER_STOPPED.to_owned()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable(WORKER_STOPPED.to_owned()))?
+        match tokio::time::timeout(self.wait, &mut answer).await {
+            Ok(result) => result.map_err(|_| StoreError::Unavailable(WORKER_STOPPED.to_owned()))?,
+            Err(_) => {
+                // Closed first: from now on the worker's answer fails to send, so it knows
+                // this caller did not hear it. One sent just before is still ours.
+                answer.close();
+                answer.try_recv().unwrap_or_else(|_| {
+                    Err(StoreError::Unavailable(format!(
+                        "the credential store did not answer within {} s (is the keychain service stopped, or waiting for a password?); the operation may still complete",
+                        self.wait.as_secs_f64()
+                    )))
+                })
+            }
+        }
     }
+}
+
+/// A write that completed after its caller stopped waiting: the caller still holds
+/// `condition`, the store holds `written`.
+pub(super) struct Unheard {
+    pub(super) condition: WriteCondition,
+    pub(super) written: ItemId,
+}
+
+/// What the worker remembers between calls.
+#[derive(Default)]
+struct Memory {
+    /// Writes whose callers did not hear of them, by slot.
+    unheard: HashMap<String, Unheard>,
+    /// The label each slot's items carry from now on.
+    labels: HashMap<String, ItemLabel>,
 }
 
 /// The worker thread's loop: one request at a time until every handle is gone.
 fn serve(mut backend: Box<dyn CredentialBackend>, inbox: mpsc::Receiver<Request>) {
     let backend = backend.as_mut();
-    let mut labels: HashMap<String, ItemLabel> = HashMap::new();
+    let mut memory = Memory::default();
+    let mut health = Repeated::default();
     while let Ok(request) = inbox.recv() {
-        // A caller that gave up has dropped its receiver; its result is simply discarded.
-        match request {
-            Request::Load { slot, reply } => {
-                let _ = reply.send(guarded(|| backend.load(&slot)));
-            }
-            Request::CompareAndSet {
-                slot,
-                condition,
-                tokens,
-                reply,
-            } => {
-                let label = labels.get(&slot);
-                let result = guarded(|| compare_and_set(backend, &slot, condition, tokens, label));
-                let _ = reply.send(result);
-            }
-            Request::Delete {
-                slot,
-                generation,
-                reply,
-            } => {
-                let _ = reply.send(guarded(|| delete(backend, &slot, generation)));
-            }
-            Request::Inventory { reply } => {
-                let _ = reply.send(guarded(|| inventory::take(backend)));
-            }
-            Request::Label { slot, label } => {
-                labels.insert(slot, label);
-            }
-            Request::Restore { slot, item, reply } => {
-                let label = labels.get(&slot);
-                let _ = reply.send(guarded(|| restore(backend, &slot, item, label)));
-            }
+        if abandoned(&request) {
+            tracing::debug!("skipping a credential store call its caller gave up on");
+            continue;
         }
+        let unavailable = serve_one(backend, &mut memory, request);
+        log_health(&mut health, unavailable);
+    }
+}
+
+/// Runs one request and answers it; returns the error when the store was unavailable.
+fn serve_one(
+    backend: &mut dyn CredentialBackend,
+    memory: &mut Memory,
+    request: Request,
+) -> Option<String> {
+    let Memory { unheard, labels } = memory;
+    match request {
+        Request::Load { slot, reply } => {
+            let result = guarded(|| backend.load(&slot));
+            let unavailable = result_unavailable(&result);
+            let _ = reply.send(result);
+            unavailable
+        }
+        Request::CompareAndSet {
+            slot,
+            condition,
+            tokens,
+            reply,
+        } => {
+            let (unheard_write, label) = (unheard.get(&slot), labels.get(&slot));
+            let result =
+                guarded(|| compare_and_set(backend, &slot, condition, tokens, unheard_write, label));
+            let unavailable = result_unavailable(&result);
+            let written = result.as_ref().ok().map(ItemId::of);
+            let heard = reply.send(result).is_ok();
+            match written {
+                Some(written) if !heard => {
+                    tracing::info!(
+                        slot,
+                        generation = written.generation,
+                        version = written.version,
+                        "a credential write completed after its caller stopped waiting"
+                    );
+                    unheard.insert(slot, Unheard { condition, written });
+                }
+                Some(_) => {
+                    unheard.remove(&slot);
+                }
+                None => {}
+            }
+            unavailable
+        }
+        Request::Delete {
+            slot,
+            generation,
+            reply,
+        } => {
+            // Run even when its caller gave up: the logout wants the item gone.
+            let result = guarded(|| delete(backend, &slot, generation));
+            if result.is_ok() {
+                unheard.remove(&slot);
+            }
+            let unavailable = result_unavailable(&result);
+            let _ = reply.send(result);
+            unavailable
+        }
+        Request::Inventory { reply } => {
+            let result = guarded(|| inventory::take(backend));
+            let unavailable = result_unavailable(&result);
+            let _ = reply.send(result);
+            unavailable
+        }
+        Request::Label { slot, label } => {
+            labels.insert(slot, label);
+            None
+        }
+        Request::Restore { slot, item, reply } => {
+            let label = labels.get(&slot);
+            let result = guarded(|| restore(backend, &slot, item, label));
+            let unavailable = result_unavailable(&result);
+            let _ = reply.send(result);
+            unavailable
+        }
+    }
+}
+
+/// True for a load or write whose caller no longer waits for it.
+fn abandoned(request: &Request) -> bool {
+    match request {
+        Request::Load { reply, .. } => reply.is_closed(),
+        Request::CompareAndSet { reply, .. } => reply.is_closed(),
+        Request::Inventory { reply } => reply.is_closed(),
+        // A logout wants the item gone; a label is no call; a replay is kept.
+        Request::Delete { .. } | Request::Label { .. } | Request::Restore { .. } => false,
     }
 }
 
@@ -224,165 +338,6 @@ fn guarded<T>(op: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreErro
             "credential store backend panicked".to_owned(),
         ))
     })
-}
-
-fn compare_and_set(
-    backend: &mut dyn CredentialBackend,
-    slot: &str,
-    condition: WriteCondition,
-    tokens: Tokens,
-    label: Option<&ItemLabel>,
-) -> Result<StoredCredentials, StoreError> {
-    let current = match (backend.load(slot), condition) {
-        (Ok(current), _) => current,
-        (Err(StoreError::Corrupt { message, .. }), WriteCondition::NewLogin { .. }) => {
-            tracing::warn!(
-                slot,
-                "replacing an unreadable credential item on login: {message}"
-            );
-            None
-        }
-        (Err(err), _) => return Err(err),
-    };
-    let (generation, version) = next_identity(slot, condition, current.as_ref())?;
-    let (provider, account) = match (label, &current) {
-        (Some(label), _) => (label.provider.clone(), label.account.clone()),
-        (None, Some(current)) => (current.provider.clone(), current.account.clone()),
-        (None, None) => (None, None),
-    };
-    let item = StoredCredentials {
-        generation,
-        version,
-        provider,
-        account,
-        tokens,
-    };
-    backend.save(slot, &item)?;
-    Ok(item)
-}
-
-/// The generation and version to write under `condition` over `current`, or the conflict.
-fn next_identity(
-    slot: &str,
-    condition: WriteCondition,
-    current: Option<&StoredCredentials>,
-) -> Result<(u64, u64), StoreError> {
-    match (condition, current) {
-        (
-            WriteCondition::Exact {
-                generation,
-                version,
-            },
-            Some(found),
-        ) if found.generation == generation && found.version == version => {
-            let next = version.checked_add(1).ok_or_else(|| StoreError::Corrupt {
-                slot: slot.to_owned(),
-                message: "item version is at its maximum".to_owned(),
-            })?;
-            Ok((generation, next))
-        }
-        (WriteCondition::NewLogin { generation }, None) => Ok((generation, 1)),
-        (WriteCondition::NewLogin { generation }, Some(found)) if found.generation < generation => {
-            Ok((generation, 1))
-        }
-        (condition, found) => Err(conflict(slot, expected(condition), found)),
-    }
-}
-
-fn delete(
-    backend: &mut dyn CredentialBackend,
-    slot: &str,
-    generation: u64,
-) -> Result<(), StoreError> {
-    match backend.load(slot) {
-        Ok(Some(found)) if found.generation > generation => {
-            return Err(conflict(
-                slot,
-                format!("generation {generation} or older"),
-                Some(&found),
-            ));
-        }
-        Ok(_) => {}
-        Err(StoreError::Corrupt { message, .. }) => {
-            tracing::warn!(slot, "deleting an unreadable credential item: {message}");
-        }
-        Err(err) => return Err(err),
-    }
-    // The ledger first: a crash between the two leaves an item known to be logged out.
-    // Reserved items (a leading `.`, e.g. a kept revocation) are no slots: not recorded.
-    if !slot.starts_with('.') {
-        ledger::record(backend, slot, generation)?;
-    }
-    backend.delete(slot)
-}
-
-fn restore(
-    backend: &mut dyn CredentialBackend,
-    slot: &str,
-    mut item: StoredCredentials,
-    label: Option<&ItemLabel>,
-) -> Result<StoredCredentials, StoreError> {
-    let found = backend.load(slot);
-    // The journal keeps no label: the one told for the slot, else the replaced item's.
-    if item.provider.is_none() && item.account.is_none() {
-        match (label, &found) {
-            (Some(label), _) => {
-                item.provider.clone_from(&label.provider);
-                item.account.clone_from(&label.account);
-            }
-            (None, Ok(Some(old))) => {
-                item.provider.clone_from(&old.provider);
-                item.account.clone_from(&old.account);
-            }
-            _ => {}
-        }
-    }
-    match found {
-        Ok(Some(found)) if (found.generation, found.version) >= (item.generation, item.version) => {
-            let wanted = format!(
-                "older than generation {} version {}",
-                item.generation, item.version
-            );
-            return Err(conflict(slot, wanted, Some(&found)));
-        }
-        Ok(_) => {}
-        Err(StoreError::Corrupt { message, .. }) => {
-            tracing::warn!(
-                slot,
-                "replacing an unreadable credential item from the journal: {message}"
-            );
-        }
-        Err(err) => return Err(err),
-    }
-    backend.save(slot, &item)?;
-    Ok(item)
-}
-
-/// What `condition` needs, in words (identities only, never token values).
-fn expected(condition: WriteCondition) -> String {
-    match condition {
-        WriteCondition::Exact {
-            generation,
-            version,
-        } => {
-            format!("generation {generation} version {version}")
-        }
-        WriteCondition::NewLogin { generation } => {
-            format!("no item or a generation older than {generation}")
-        }
-    }
-}
-
-fn conflict(slot: &str, expected: String, found: Option<&StoredCredentials>) -> StoreError {
-    let found = match found {
-        Some(item) => format!("generation {} version {}", item.generation, item.version),
-        None => "no item".to_owned(),
-    };
-    StoreError::Conflict {
-        slot: slot.to_owned(),
-        expected,
-        found,
-    }
 }
 
 #[cfg(test)]

@@ -312,6 +312,7 @@ async fn a_stopped_worker_is_reported_as_unavailable() {
     let store = CredentialStore {
         requests,
         kind: StoreKind::Keychain,
+        wait: STORE_WAIT,
     };
     match store.load("work").await {
         Err(StoreError::Unavailable(message)) => assert_eq!(message, WORKER_STOPPED),

@@ -28,6 +28,7 @@ mod socket;
 mod socket_flood;
 mod statusline;
 mod store;
+mod store_stall;
 mod stranger;
 mod support;
 mod token_replies;
