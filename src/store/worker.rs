@@ -236,8 +236,12 @@ fn serve(mut backend: Box<dyn CredentialBackend>, inbox: mpsc::Receiver<Request>
             tracing::debug!("skipping a credential store call its caller gave up on");
             continue;
         }
+        // A label is bookkeeping, not a call: it says nothing of the store's health.
+        let is_call = !matches!(request, Request::Label { .. });
         let unavailable = serve_one(backend, &mut memory, request);
-        log_health(&mut health, unavailable);
+        if is_call {
+            log_health(&mut health, unavailable);
+        }
     }
 }
 
@@ -262,8 +266,9 @@ fn serve_one(
             reply,
         } => {
             let (unheard_write, label) = (unheard.get(&slot), labels.get(&slot));
-            let result =
-                guarded(|| compare_and_set(backend, &slot, condition, tokens, unheard_write, label));
+            let result = guarded(|| {
+                compare_and_set(backend, &slot, condition, tokens, unheard_write, label)
+            });
             let unavailable = result_unavailable(&result);
             let written = result.as_ref().ok().map(ItemId::of);
             let heard = reply.send(result).is_ok();

@@ -112,8 +112,10 @@ fn a_keychain_that_keeps_failing_is_retried_with_backoff_and_logged_once_per_cha
     });
     let log = t.daemon.log();
     assert_eq!(logged(&log, "WARN", "cannot load credentials"), 1, "{log}");
+    // The store's health line (other start-up steps each say once what the outage costs
+    // them: the listing, the journal, logins).
     assert_eq!(
-        logged(&log, "WARN", "credential store unavailable"),
+        logged(&log, "WARN", "store::health: credential store unavailable"),
         1,
         "{log}"
     );
