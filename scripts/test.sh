@@ -20,8 +20,9 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 # What the integration tests run: dbus-daemon and dbus-send (the private bus), gnome-keyring-daemon
 # (the Secret Service sessctl stores tokens in), secret-tool (to read what sessctl stored),
 # python3-dbusmock and notify-send (a fake notification server and a client to check it with),
-# systemd (systemd-analyze verifies the user unit) and python3 (plistlib checks the launchd agent).
-DEB_PACKAGES=(dbus dbus-bin dbus-daemon gnome-keyring libsecret-tools python3-dbusmock libnotify-bin systemd python3)
+# systemd (systemd-analyze verifies the user unit), python3 (plistlib checks the launchd agent) and
+# libfaketime (steps the daemon's wall clock alone, tests/integration/clock.rs).
+DEB_PACKAGES=(dbus dbus-bin dbus-daemon gnome-keyring libsecret-tools python3-dbusmock libnotify-bin systemd python3 libfaketime)
 # The OAuth server needs Node.js 20 or newer (oidc-provider 9 uses modern JS and node APIs).
 NODE_MIN_MAJOR=20
 OAUTH_SERVER_DIR=tests/oauth-server

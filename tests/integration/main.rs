@@ -6,6 +6,7 @@ mod accounts;
 mod alert_command;
 mod alerts;
 mod cli_input;
+mod clock;
 mod config_bounds;
 mod doctor;
 mod flows;
