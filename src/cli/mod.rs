@@ -5,6 +5,7 @@ pub mod daemon;
 mod doctor;
 pub mod exit;
 pub mod fixes;
+mod generate;
 mod login;
 mod logout;
 mod logs;
@@ -87,6 +88,14 @@ pub enum Command {
     /// Print every slot's quota as one short line for a prompt, tmux or Claude Code, from
     /// the cache file alone; always exits 0.
     Statusline(statusline::Args),
+    /// Print the completion script for SHELL, e.g.
+    /// `sessctl completions bash > ~/.local/share/bash-completion/completions/sessctl`.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `sessctl man > ~/.local/share/man/man1/sessctl.1`.
+    Man,
 }
 
 /// `sessctl statusline ...` alone: the command a prompt runs on every render, parsed without
@@ -126,6 +135,12 @@ pub fn run_statusline(argv: impl Iterator<Item = std::ffi::OsString>) -> ExitCod
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Generated from the command tree alone: no config or home directory needed.
+    match cli.command {
+        Command::Completions { shell } => return generate::completions(shell),
+        Command::Man => return generate::man(),
+        _ => {}
+    }
     let config_override = cli.config.clone();
     let paths = Paths::resolve(cli.config)?;
     match cli.command {
@@ -140,5 +155,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Shutdown => shutdown::run(&paths),
         Command::Statusline(args) => statusline::run(&paths, &args),
         Command::Logs(args) => logs::run(&paths, &args),
+        Command::Completions { shell } => generate::completions(shell),
+        Command::Man => generate::man(),
     }
 }

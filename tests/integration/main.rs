@@ -8,6 +8,7 @@ mod alerts;
 mod cli_input;
 mod doctor;
 mod flows;
+mod generated_docs;
 mod harness_smoke;
 mod lifecycle;
 mod login_flows;
