@@ -11,6 +11,7 @@ mod logout;
 mod logs;
 mod ping;
 mod refresh;
+mod service;
 mod shutdown;
 mod status;
 mod statusline;
@@ -88,6 +89,10 @@ pub enum Command {
     /// Print every slot's quota as one short line for a prompt, tmux or Claude Code, from
     /// the cache file alone; always exits 0.
     Statusline(statusline::Args),
+    /// Install, remove or inspect the daemon as a user service (systemd on Linux, launchd on
+    /// macOS): `sessctl service install` writes the unit for this installation and starts it.
+    #[command(subcommand)]
+    Service(service::Action),
     /// Print the completion script for SHELL, e.g.
     /// `sessctl completions bash > ~/.local/share/bash-completion/completions/sessctl`.
     Completions {
@@ -139,6 +144,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Completions { shell } => return generate::completions(shell),
         Command::Man => return generate::man(),
+        Command::Service(action) => return service::run(action),
         _ => {}
     }
     let config_override = cli.config.clone();
@@ -157,5 +163,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs(args) => logs::run(&paths, &args),
         Command::Completions { shell } => generate::completions(shell),
         Command::Man => generate::man(),
+        Command::Service(action) => service::run(action),
     }
 }

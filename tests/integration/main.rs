@@ -18,6 +18,7 @@ mod quota;
 mod reconcile;
 mod refresh;
 mod service_files;
+mod service_install;
 mod socket;
 mod statusline;
 mod store;
