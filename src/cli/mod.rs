@@ -103,11 +103,22 @@ pub enum Command {
     Man,
 }
 
-/// `sessctl statusline ...` alone: the command a prompt runs on every render, parsed without
-/// building the whole command tree (about a third of its run time otherwise).
+// `sessctl statusline ...` alone: the command a prompt runs on every render, parsed without
+// building the whole command tree (about a third of its run time otherwise). Its help is the
+// user's, so the about text is written out here, not taken from this comment.
 #[derive(Debug, Parser)]
-#[command(name = "sessctl statusline")]
+#[command(
+    name = "sessctl statusline",
+    bin_name = "sessctl statusline",
+    about = "Print every slot's quota as one short line for a shell prompt, tmux or Claude Code. \
+             Reads only the daemon's cache file, never the network; always exits 0 (a problem \
+             shows as a marker in the line).",
+    after_help = "Examples:\n  sessctl statusline --format '{name} {5h} ({reset_in:5h})'\n  \
+                  tmux: set -g status-right '#(sessctl statusline --no-stdin)'\n\
+                  Each flag overrides its statusline.* key in the config; see docs/statusline.md."
+)]
 struct StatuslineOnly {
+    /// Config file (default: $XDG_CONFIG_HOME/sessctl/config.yaml).
     #[arg(long, env = "SESSCTL_CONFIG", value_name = "PATH")]
     config: Option<PathBuf>,
     #[command(flatten)]

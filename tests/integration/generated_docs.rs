@@ -1,4 +1,4 @@
-//! `sessctl completions SHELL` and `sessctl man`: each prints what its consumer accepts
+//! `sessctl completions SHELL`, `sessctl man` and `statusline --help`: each prints what its consumer accepts
 //! (bash parses the bash script, zsh and fish scripts name their shell's completion entry
 //! points, the man page is roff with the subcommands), from the real binary.
 
@@ -68,4 +68,19 @@ fn the_man_page_is_roff_naming_every_subcommand() {
     for sub in ["status", "login", "doctor", "statusline", "completions"] {
         assert!(page.contains(sub), "man page lacks {sub}");
     }
+}
+
+/// `sessctl statusline --help` is parsed apart from the rest (for speed) and must still read
+/// as the user's documentation: the full usage line, every flag described.
+#[test]
+fn statusline_help_reads_as_user_documentation() {
+    let env = TestEnv::new();
+    let help = stdout_of(&env, &["statusline", "--help"]);
+    assert!(
+        help.contains("Usage: sessctl statusline [OPTIONS]"),
+        "{help}"
+    );
+    assert!(help.starts_with("Print every slot's quota"), "{help}");
+    assert!(help.contains("Config file (default:"), "{help}");
+    assert!(!help.contains("command tree"), "{help}");
 }
