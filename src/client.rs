@@ -19,7 +19,7 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(130);
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error(
-        "the sessctl daemon is not running (no answer on {socket}); start it with `sessctl daemon`, or `systemctl --user start sessctl` where it is installed as a service"
+        "the sessctl daemon is not running (no answer on {socket}); start it with `sessctl daemon &`, or `sessctl service install` to run it as a user service"
     )]
     NotRunning { socket: PathBuf },
     #[error("talking to the daemon on {socket} failed: {source}")]

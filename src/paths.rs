@@ -11,7 +11,7 @@
 //! ignored and the XDG default under the home directory applies. The home directory is
 //! `$HOME` when non-empty, else the passwd entry of the current user.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use directories::ProjectDirs;
 
@@ -110,7 +110,7 @@ fn platform_locations(dirs: &ProjectDirs) -> BaseLocations {
             .unwrap_or_else(|| dirs.data_local_dir())
             .to_path_buf(),
         cache_dir: dirs.cache_dir().to_path_buf(),
-        runtime_dir: dirs.runtime_dir().map(Path::to_path_buf),
+        runtime_dir: dirs.runtime_dir().map(std::path::Path::to_path_buf),
         log_dir: None,
     }
 }
@@ -133,6 +133,7 @@ fn platform_locations(dirs: &ProjectDirs) -> BaseLocations {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn base(runtime: Option<&str>) -> BaseLocations {
         BaseLocations {

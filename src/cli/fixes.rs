@@ -4,7 +4,7 @@
 use std::path::Path;
 
 /// How to start the daemon.
-pub const START_DAEMON: &str = "start it: `sessctl daemon &`, or `systemctl --user start sessctl` where it is installed as a service";
+pub const START_DAEMON: &str = "start it: `sessctl daemon &`, or `sessctl service install` to run it as a user service started at every login (systemd or launchd)";
 
 /// How to restart a daemon of another version.
 pub const RESTART_DAEMON: &str = "restart the daemon: `sessctl shutdown`, then start it again";
@@ -17,7 +17,7 @@ pub fn keychain_unreachable() -> &'static str {
     if cfg!(target_os = "macos") {
         "unlock the login keychain (Keychain Access, or `security unlock-keychain`); the daemon retries on its own"
     } else {
-        "start or unlock a Secret Service on the session D-Bus: log in to the desktop session, or run `gnome-keyring-daemon --start --components=secrets` and unlock it; the daemon retries on its own"
+        "start or unlock a Secret Service on the session D-Bus: on a desktop, log in to it; without one (ssh, a server), start a bus and an unlocked keyring in the shell that starts the daemon: `export DBUS_SESSION_BUS_ADDRESS=$(dbus-daemon --session --fork --print-address)`, then `printf '%s' \"$KEYRING_PASSWORD\" | gnome-keyring-daemon --foreground --unlock --components=secrets &` (README, Headless machines); or set `credential_store: file` (tokens in a file only you can read, unencrypted); the daemon retries on its own"
     }
 }
 

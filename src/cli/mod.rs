@@ -5,11 +5,13 @@ pub mod daemon;
 mod doctor;
 pub mod exit;
 pub mod fixes;
+mod generate;
 mod login;
 mod logout;
 mod logs;
 mod ping;
 mod refresh;
+mod service;
 mod shutdown;
 mod status;
 mod statusline;
@@ -87,13 +89,36 @@ pub enum Command {
     /// Print every slot's quota as one short line for a prompt, tmux or Claude Code, from
     /// the cache file alone; always exits 0.
     Statusline(statusline::Args),
+    /// Install, remove or inspect the daemon as a user service (systemd on Linux, launchd on
+    /// macOS): `sessctl service install` writes the unit for this installation and starts it.
+    #[command(subcommand)]
+    Service(service::Action),
+    /// Print the completion script for SHELL, e.g.
+    /// `sessctl completions bash > ~/.local/share/bash-completion/completions/sessctl`.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `sessctl man > ~/.local/share/man/man1/sessctl.1`.
+    Man,
 }
 
-/// `sessctl statusline ...` alone: the command a prompt runs on every render, parsed without
-/// building the whole command tree (about a third of its run time otherwise).
+// `sessctl statusline ...` alone: the command a prompt runs on every render, parsed without
+// building the whole command tree (about a third of its run time otherwise). Its help is the
+// user's, so the about text is written out here, not taken from this comment.
 #[derive(Debug, Parser)]
-#[command(name = "sessctl statusline")]
+#[command(
+    name = "sessctl statusline",
+    bin_name = "sessctl statusline",
+    about = "Print every slot's quota as one short line for a shell prompt, tmux or Claude Code. \
+             Reads only the daemon's cache file, never the network; always exits 0 (a problem \
+             shows as a marker in the line).",
+    after_help = "Examples:\n  sessctl statusline --format '{name} {5h} ({reset_in:5h})'\n  \
+                  tmux: set -g status-right '#(sessctl statusline --no-stdin)'\n\
+                  Each flag overrides its statusline.* key in the config; see docs/statusline.md."
+)]
 struct StatuslineOnly {
+    /// Config file (default: $XDG_CONFIG_HOME/sessctl/config.yaml).
     #[arg(long, env = "SESSCTL_CONFIG", value_name = "PATH")]
     config: Option<PathBuf>,
     #[command(flatten)]
@@ -126,6 +151,13 @@ pub fn run_statusline(argv: impl Iterator<Item = std::ffi::OsString>) -> ExitCod
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Generated from the command tree alone: no config or home directory needed.
+    match cli.command {
+        Command::Completions { shell } => return generate::completions(shell),
+        Command::Man => return generate::man(),
+        Command::Service(action) => return service::run(action),
+        _ => {}
+    }
     let config_override = cli.config.clone();
     let paths = Paths::resolve(cli.config)?;
     match cli.command {
@@ -140,5 +172,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Shutdown => shutdown::run(&paths),
         Command::Statusline(args) => statusline::run(&paths, &args),
         Command::Logs(args) => logs::run(&paths, &args),
+        Command::Completions { shell } => generate::completions(shell),
+        Command::Man => generate::man(),
+        Command::Service(action) => service::run(action),
     }
 }

@@ -16,7 +16,7 @@ mod clock;
 mod endpoints;
 mod local;
 mod notifications;
-mod service;
+pub(crate) mod service;
 mod store_probe;
 
 use std::process::ExitCode;

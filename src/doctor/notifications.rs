@@ -2,12 +2,13 @@
 //! session bus to show sessctl's desktop alerts? A machine without a desktop is a warning,
 //! not a failure: alerts still reach the log.
 
-use std::sync::mpsc;
-use std::time::Duration;
+#[cfg(all(unix, not(target_os = "macos")))]
+use std::{sync::mpsc, time::Duration};
 
 use super::Check;
 
 /// How long the notification server gets to describe itself.
+#[cfg(all(unix, not(target_os = "macos")))]
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 const CHECK: &str = "notifications";
@@ -17,6 +18,21 @@ pub fn check(desktop: bool) -> Check {
     if !desktop {
         return Check::pass(CHECK, "desktop alerts are disabled (notifications: none)");
     }
+    server_check()
+}
+
+/// macOS and Windows: the platform's notification centre is always there; nothing to ask.
+#[cfg(not(all(unix, not(target_os = "macos"))))]
+fn server_check() -> Check {
+    Check::pass(
+        CHECK,
+        "desktop alerts go to the system's notification centre",
+    )
+}
+
+/// Linux and the BSDs: asks the session bus who shows notifications.
+#[cfg(all(unix, not(target_os = "macos")))]
+fn server_check() -> Check {
     let (tx, rx) = mpsc::channel();
     // notify-rust blocks on D-Bus; a thread of its own keeps a silent bus from hanging doctor.
     std::thread::spawn(move || {
@@ -35,6 +51,7 @@ pub fn check(desktop: bool) -> Check {
     }
 }
 
+#[cfg(all(unix, not(target_os = "macos")))]
 fn no_server(why: &str) -> Check {
     Check::warn(
         CHECK,

@@ -566,3 +566,35 @@ fn a_device_login_nobody_approves_ends_at_its_timeout() {
     );
     assert_no_slots(&run);
 }
+
+/// A plain `sessctl login` where no browser can be opened (the test env has no display and
+/// no `$BROWSER`), for a provider with a pasted-code flow but no device grant (like
+/// `claude`): it takes the pasted code at once instead of waiting on a port no browser can
+/// reach, and names the flag it stands for.
+#[test]
+fn a_login_without_a_browser_takes_the_pasted_code_flow() {
+    let env = TestEnv::new();
+    let server = OAuthServer::start();
+    let base = server.base_url();
+    let keys = format!(
+        "authorize_url: {base}/auth?prompt=consent\nmanual_redirect_uri: {base}/manual-code\n"
+    );
+    env.write_config(&config_yaml(&server, "", &keys));
+    let _daemon = env.start_daemon();
+    let login = env.sessctl_background(
+        &["login", "work", "--provider", "test", "--timeout", "60s"],
+        &[],
+    );
+    wait_for("the pasted-code prompt", PROMPT_DEADLINE, || {
+        login.stderr().contains("as --manual does")
+    });
+    let mut login = login;
+    login.write_stdin("\n");
+    let (code, stderr) = code_and_stderr(&login.wait(LOGIN_DEADLINE));
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(stderr.contains("nothing was pasted"), "{stderr}");
+    assert!(
+        !stderr.contains("--device") && !stderr.contains("Waiting for the browser"),
+        "{stderr}"
+    );
+}

@@ -39,7 +39,7 @@ pub fn run(paths: &Paths, args: &Args, deadline: Instant) -> anyhow::Result<Exit
                 flow_id: begun.flow_id.clone(),
             }),
         )
-        .with_context(|| format!("login of slot {} failed", args.name))?;
+        .with_context(|| format!("login of slot {}", args.name))?;
         match reply {
             Response::LoginPending => {}
             other => return report(other),

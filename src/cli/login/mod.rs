@@ -9,6 +9,7 @@
 
 mod browser;
 mod device;
+mod headless;
 mod loopback;
 mod paste;
 mod refresh_token;
@@ -75,12 +76,25 @@ pub fn run(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
         return refresh_token::run(paths, args.name, args.provider);
     }
     let deadline = Instant::now() + args.timeout;
-    if args.device {
-        device::run(paths, &args, deadline)
+    let flow = if args.device {
+        headless::Flow::Device
     } else if args.manual {
-        paste::run(paths, &args, deadline)
+        headless::Flow::Manual
+    } else if args.no_browser {
+        headless::Flow::Loopback
     } else {
-        loopback::run(paths, &args, deadline)
+        let browser = crate::relogin::browser_available(|v| std::env::var_os(v));
+        let provider = headless::provider(paths, &args.provider);
+        let (flow, note) = headless::choose(provider.as_ref(), browser);
+        if let Some(note) = note {
+            eprintln!("{note}");
+        }
+        flow
+    };
+    match flow {
+        headless::Flow::Device => device::run(paths, &args, deadline),
+        headless::Flow::Manual => paste::run(paths, &args, deadline),
+        headless::Flow::Loopback => loopback::run(paths, &args, deadline),
     }
 }
 
@@ -95,7 +109,7 @@ fn begin(paths: &Paths, args: &Args, flow: LoginFlow) -> anyhow::Result<LoginBeg
             timeout_secs: args.timeout.as_secs().max(1),
         }),
     )
-    .with_context(|| format!("login of slot {} failed", args.name))?;
+    .with_context(|| format!("login of slot {}", args.name))?;
     match reply {
         Response::LoginBegun(begun) => Ok(begun),
         other => anyhow::bail!("unexpected reply to login_begin: {other:?}"),
@@ -118,7 +132,7 @@ fn complete(
             state,
         }),
     )
-    .with_context(|| format!("login of slot {name} failed"))
+    .with_context(|| format!("login of slot {name}"))
 }
 
 /// How often a browser or pasted-code login asks the daemon whether a logout cancelled it.

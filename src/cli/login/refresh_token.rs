@@ -25,7 +25,7 @@ pub fn run(paths: &Paths, name: String, provider: String) -> anyhow::Result<Exit
             refresh_token: token,
         }),
     )
-    .with_context(|| format!("login of slot {name} failed"))?;
+    .with_context(|| format!("login of slot {name}"))?;
     super::report(reply)
 }
 

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use super::event::{DesktopNotice, Urgency};
+use super::event::DesktopNotice;
+#[cfg(all(unix, not(target_os = "macos")))]
+use super::event::Urgency;
 
 /// How long one notification may take before it is abandoned: a healthy notification
 /// server answers in milliseconds; a wedged one must not hold back `alert_command`.

@@ -6,7 +6,7 @@
 //! No service manager, no user instance of it, or a daemon started by hand are warnings:
 //! sessctl works, it just will not be restarted at login or after a crash.
 
-mod probe;
+pub(crate) mod probe;
 
 use super::Check;
 
@@ -134,9 +134,9 @@ pub fn classify(probe: &Probe, daemon_pid: Option<u32>) -> Check {
 
 fn install_fix() -> &'static str {
     if cfg!(target_os = "macos") {
-        "install the launchd agent (README, Running as a service): launchd/dev.sessctl.daemon.plist into ~/Library/LaunchAgents, then `launchctl bootstrap gui/$(id -u) ~/Library/LaunchAgents/dev.sessctl.daemon.plist`"
+        "`sessctl service install` (writes the launchd agent and loads it)"
     } else {
-        "install the user unit (README, Running as a service): copy systemd/sessctl.service to ~/.config/systemd/user/, then `systemctl --user daemon-reload && systemctl --user enable --now sessctl`"
+        "`sessctl service install` (writes the user unit and enables it)"
     }
 }
 

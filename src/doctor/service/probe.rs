@@ -13,6 +13,9 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Asks `systemctl --user` about the unit.
 pub fn systemd() -> Probe {
+    if let Err(why) = systemd_user_instance() {
+        return Probe::NoManager(why);
+    }
     let enabled = match systemctl(&["is-enabled", SYSTEMD_UNIT]) {
         Ok(out) => out,
         Err(why) => return Probe::NoManager(why),
@@ -97,12 +100,36 @@ pub fn parse_launchctl_print(text: &str) -> Probe {
     }
 }
 
-fn systemctl(args: &[&str]) -> Result<Output, String> {
+/// Whether a systemd user instance runs for this user (`systemctl --user` can work); `Err`
+/// says why not. Without one (containers, WSL, ssh sessions without lingering) `systemctl
+/// --user is-enabled` still reads unit files, so this is asked first.
+pub fn systemd_user_instance() -> Result<(), String> {
+    parse_is_system_running(&systemctl(&["is-system-running"])?)
+}
+
+/// Reads `systemctl --user is-system-running`: any state but `offline` (or no answer) means
+/// a manager runs; `degraded` only means some unit failed.
+pub fn parse_is_system_running(out: &Output) -> Result<(), String> {
+    let state = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    match state.as_str() {
+        "running" | "degraded" | "starting" | "initializing" | "maintenance" | "stopping" => Ok(()),
+        "" => Err(format!(
+            "no systemd user instance (`systemctl --user is-system-running`: {})",
+            if err.is_empty() { "no answer" } else { &err }
+        )),
+        other => Err(format!(
+            "no systemd user instance (`systemctl --user is-system-running`: {other})"
+        )),
+    }
+}
+
+pub(crate) fn systemctl(args: &[&str]) -> Result<Output, String> {
     run(Command::new("systemctl").arg("--user").args(args))
 }
 
 /// Runs `command` with a deadline; `Err` says why there was no answer.
-fn run(command: &mut Command) -> Result<Output, String> {
+pub(crate) fn run(command: &mut Command) -> Result<Output, String> {
     let program = command.get_program().to_string_lossy().into_owned();
     let child = command
         .stdin(Stdio::null())
@@ -148,6 +175,17 @@ mod tests {
             stdout: stdout.as_bytes().to_vec(),
             stderr: stderr.as_bytes().to_vec(),
         }
+    }
+
+    #[test]
+    fn a_user_instance_is_told_from_none() {
+        assert_eq!(parse_is_system_running(&out(0, "running\n", "")), Ok(()));
+        assert_eq!(parse_is_system_running(&out(256, "degraded\n", "")), Ok(()));
+        let offline = parse_is_system_running(&out(256, "offline\n", "")).unwrap_err();
+        assert!(offline.contains("no systemd user instance") && offline.contains("offline"));
+        let no_bus =
+            parse_is_system_running(&out(256, "", "Failed to connect to bus: No medium found"));
+        assert!(no_bus.unwrap_err().contains("No medium found"));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! a deadline. Owns process lifetime only; never decides what a process means to a test.
 
 use std::io::{Read, Write};
+#[cfg(target_os = "linux")]
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
@@ -15,6 +16,7 @@ const OUTPUT_GRACE: Duration = Duration::from_secs(2);
 /// Makes the kernel SIGKILL the child if the thread that spawned it dies, so a test binary
 /// killed mid-run (timeout, Ctrl-C, SIGKILL) leaks no bus, keyring, server or daemon.
 /// Linux ties this to the spawning *thread*: spawn and drop in the same test.
+#[cfg(target_os = "linux")]
 pub fn die_with_parent(cmd: &mut Command) -> &mut Command {
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
     unsafe {
@@ -25,6 +27,12 @@ pub fn die_with_parent(cmd: &mut Command) -> &mut Command {
             Ok(())
         })
     }
+}
+
+/// Other platforms have no parent-death signal: only `ChildGuard`'s drop ends the child.
+#[cfg(not(target_os = "linux"))]
+pub fn die_with_parent(cmd: &mut Command) -> &mut Command {
+    cmd
 }
 
 /// A child process killed (SIGKILL) and reaped when dropped.
