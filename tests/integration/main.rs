@@ -23,6 +23,7 @@ mod quota;
 mod reconcile;
 mod refresh;
 mod revocation_retry;
+mod scale;
 mod service_files;
 mod socket;
 mod socket_flood;
