@@ -210,7 +210,6 @@ pub fn read_or_create_item(
     }
 }
 
-
 /// Connects: keyring's platform default store on first use; on Linux, when that fails or a
 /// connection stopped working, replaces the default store with a fresh Secret Service
 /// connection. Elsewhere the platform keychain needs no reconnecting.

@@ -198,4 +198,3 @@ fn conflict(slot: &str, expected: String, found: Option<&StoredCredentials>) -> 
         found_item: found.map(ItemId::of),
     }
 }
-

@@ -262,8 +262,9 @@ fn serve_one(
             reply,
         } => {
             let (unheard_write, label) = (unheard.get(&slot), labels.get(&slot));
-            let result =
-                guarded(|| compare_and_set(backend, &slot, condition, tokens, unheard_write, label));
+            let result = guarded(|| {
+                compare_and_set(backend, &slot, condition, tokens, unheard_write, label)
+            });
             let unavailable = result_unavailable(&result);
             let written = result.as_ref().ok().map(ItemId::of);
             let heard = reply.send(result).is_ok();
