@@ -24,6 +24,7 @@ use super::cancel::LoginTickets;
 use super::clock::ClockWatch;
 use super::flows::PendingFlows;
 use super::jobs::{JobContext, JobResult};
+use super::limiter::Urgency;
 use super::pacing;
 use super::retire::ReplacedJob;
 use super::revocations::RevocationQueue;
@@ -421,12 +422,18 @@ impl Manager {
         tracing::debug!(slot = name, "refreshing");
         slot.job = Some(Job::Refreshing);
         slot.refresh_wanted = false;
+        // Someone waiting goes before the timer's refreshes; those go soonest expiry first.
+        let urgency = if slot.waiters.is_empty() {
+            Urgency::Scheduled(tokens.expires_at)
+        } else {
+            Urgency::Asked
+        };
         self.jobs.refresh(
-            name.to_owned(),
-            slot.record.generation,
+            (name.to_owned(), slot.record.generation),
             provider.clone(),
             tokens.clone(),
             condition,
+            urgency,
         );
     }
 

@@ -22,6 +22,7 @@ mod no_keychain;
 mod quota;
 mod reconcile;
 mod refresh;
+mod request_limit;
 mod revocation_retry;
 mod scale;
 mod service_files;
