@@ -11,6 +11,7 @@ mod doctor;
 mod flows;
 mod graceful_stop;
 mod harness_smoke;
+mod idle;
 mod instance;
 mod journal;
 mod lifecycle;
