@@ -231,13 +231,15 @@ impl Manager {
     /// Starts whatever is due for idle slots: credential loads, store write retries,
     /// scheduled refreshes. Compares against the wall clock, so time spent suspended counts.
     fn start_due_work(&mut self, now: DateTime<Utc>) {
-        let due: Vec<String> = self
+        let mut due: Vec<&Slot> = self
             .slots
             .values()
             .filter(|slot| slot.job.is_none())
             .filter(|slot| deadline(slot).is_some_and(|at| at <= now))
-            .map(|slot| slot.name.clone())
             .collect();
+        // Most urgent first, so the first token requests go to the soonest expiries.
+        due.sort_by_key(|slot| expiry_guess(slot));
+        let due: Vec<String> = due.into_iter().map(|slot| slot.name.clone()).collect();
         for name in due {
             self.start_next_job(&name, true);
         }
@@ -484,6 +486,19 @@ fn deadline(slot: &Slot) -> Option<DateTime<Utc>> {
                 .map_or(*retry_at, |at| at.min(*retry_at)),
         ),
         Creds::Present { .. } => slot.next_refresh_at,
+    }
+}
+
+/// When a slot's access token expires, or, before its credentials are loaded (a restart),
+/// when it was last refreshed or logged in: with tokens of one lifetime, the same order.
+fn expiry_guess(slot: &Slot) -> Option<DateTime<Utc>> {
+    match slot.creds.tokens() {
+        Some(tokens) => tokens.expires_at,
+        None => Some(
+            slot.record
+                .last_refresh_at
+                .unwrap_or(slot.record.created_at),
+        ),
     }
 }
 

@@ -13,10 +13,11 @@ use crate::support::wait_for;
 
 /// Logs in `count` slots with access tokens of `ttl` seconds, stops the daemon (graceful),
 /// waits until every stored access token has expired, and holds the server's token
-/// endpoint: the next daemon finds every slot due at once.
+/// endpoint: the next daemon finds every slot due at once. Returns the names soonest
+/// expiry first, which is the reverse of their alphabetical order.
 fn expired_slots_behind_a_hold(t: &mut Running, count: usize, ttl: u64) -> Vec<String> {
     t.server.set_access_token_ttl(ttl);
-    let names: Vec<String> = (0..count).map(|i| format!("slot{i:02}")).collect();
+    let names: Vec<String> = (0..count).rev().map(|i| format!("slot{i:02}")).collect();
     for (i, name) in names.iter().enumerate() {
         t.login(name, &format!("acct{i:02}"));
     }
@@ -44,12 +45,17 @@ fn expired_slots_behind_a_hold(t: &mut Running, count: usize, ttl: u64) -> Vec<S
     names
 }
 
-/// Whether the slot's last refresh came after `since`.
-fn refreshed_since(t: &Running, name: &str, since: DateTime<Utc>) -> bool {
+/// The slot's last refresh, if any.
+fn last_refresh(t: &Running, name: &str) -> Option<DateTime<Utc>> {
     t.slot_status(name)["last_refresh_at"]
         .as_str()
         .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
-        .is_some_and(|at| at > since)
+        .map(|at| at.with_timezone(&Utc))
+}
+
+/// Whether the slot's last refresh came after `since`.
+fn refreshed_since(t: &Running, name: &str, since: DateTime<Utc>) -> bool {
+    last_refresh(t, name).is_some_and(|at| at > since)
 }
 
 #[test]
@@ -66,6 +72,11 @@ fn a_restart_with_every_token_expired_keeps_token_requests_under_the_cap() {
         "the first refreshes at the server",
         Duration::from_secs(30),
         || t.server.stats().holding("token") >= CAP.min(SLOTS as u64),
+    );
+    wait_for(
+        "every slot's refresh started or queued",
+        Duration::from_secs(30),
+        || t.daemon.log().matches("refreshing slot=").count() >= SLOTS,
     );
     for released in 0..SLOTS {
         wait_for(
@@ -92,6 +103,17 @@ fn a_restart_with_every_token_expired_keeps_token_requests_under_the_cap() {
     for name in &names {
         assert_eq!(t.state(name), "active", "{name}");
     }
+    // Released one at a time, requests finish in the order they reached the server: after
+    // the first CAP, the queued ones went soonest expiry first (not alphabetically).
+    let mut finished = names.clone();
+    finished.sort_by_key(|name| last_refresh(&t, name));
+    let first = &finished[..CAP as usize];
+    let queued: Vec<&String> = names.iter().filter(|n| !first.contains(n)).collect();
+    let finished_queued: Vec<&String> = finished[CAP as usize..].iter().collect();
+    assert_eq!(
+        finished_queued, queued,
+        "queued refreshes, soonest expiry first"
+    );
 }
 
 #[test]
