@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::flows::{Running, token_works};
+use crate::flows::{Running, assert_success, token_works};
 use crate::support::wait_for;
 
 /// Logs in `count` slots with access tokens of `ttl` seconds, stops the daemon (graceful),
@@ -148,5 +148,59 @@ fn a_refresh_queued_for_its_turn_is_not_sent_once_a_stop_began() {
         3,
         "each slot refreshed once in all"
     );
+    assert_eq!(t.invalid_grants(), 0, "a refresh token was reused");
+}
+
+#[test]
+fn a_persons_refresh_goes_before_the_timers_queued_ones() {
+    let mut t = Running::start("max_token_requests: 1");
+    // Logged in with a long-lived token: not due after the restart, refreshed on request.
+    t.server.set_access_token_ttl(3600);
+    t.login("asked", "acct-asked");
+    let names = expired_slots_behind_a_hold(&mut t, 3, 3);
+    let restarted = Utc::now();
+    t.daemon = t.env.start_daemon();
+    wait_for("one refresh at the server", Duration::from_secs(30), || {
+        t.server.stats().holding("token") == 1
+    });
+    wait_for("the others queued", Duration::from_secs(30), || {
+        t.daemon.log().matches("refreshing slot=").count() >= names.len()
+    });
+    let mut refresh = t.env.sessctl_command(&["refresh", "asked"]);
+    let asked = std::thread::spawn(move || refresh.output().expect("run sessctl refresh"));
+    wait_for(
+        "the person's refresh queued",
+        Duration::from_secs(30),
+        || t.daemon.log().contains("refreshing slot=\"asked\""),
+    );
+    // The one out finishes; the next at the server must be the person's, not the timer's.
+    assert!(t.server.release_one("token", false));
+    wait_for(
+        "the next request at the server",
+        Duration::from_secs(30),
+        || t.server.stats().holding("token") == 1,
+    );
+    assert!(t.server.release_one("token", false));
+    wait_for(
+        "the person's refresh to end",
+        Duration::from_secs(30),
+        || asked.is_finished(),
+    );
+    let out = asked.join().expect("refresh thread");
+    assert_success(&out, "refresh asked");
+    let timer_done = names
+        .iter()
+        .filter(|name| refreshed_since(&t, name, restarted))
+        .count();
+    assert_eq!(
+        timer_done, 1,
+        "the person's refresh went before the queued ones"
+    );
+    t.server.hold("token", false);
+    wait_for("every slot refreshed", Duration::from_secs(60), || {
+        names
+            .iter()
+            .all(|name| refreshed_since(&t, name, restarted))
+    });
     assert_eq!(t.invalid_grants(), 0, "a refresh token was reused");
 }
