@@ -7,8 +7,8 @@
 # statusline: a release `sessctl statusline` over generated caches of 10 and 200 slots, in
 # a throw-away HOME (nothing of yours is read or written). Target on a 2-core machine:
 # median at most 1 ms. Then `status --json` through a daemon it starts in the throw-away HOME
-# (target: at most 2 ms). Last, the kill -9 window (see bench_kill9_window), which needs what
-# scripts/test.sh installs.
+# (target: at most 2 ms). Last, the kill -9 window (see bench_kill9_window) and an idle
+# daemon's wakeups per minute (bench_idle_wakeups), which need what scripts/test.sh installs.
 #
 # Needs bash, cargo and hyperfine (installed with apt-get when missing, as root or with
 # sudo). Honours CARGO_TARGET_DIR.
@@ -132,6 +132,16 @@ bench_kill9_window() {
         grep -E '^(kill -9 window|anchor|ratio)'
 }
 
+# bench_idle_wakeups: an idle daemon's voluntary wakeups per minute (all threads, from
+# /proc/PID/task/*/status), over IDLE_SECS (default 60) with one slot in the real keychain,
+# its token fresh and its usage fetched; per thread, then the total. Needs what
+# scripts/test.sh installs.
+bench_idle_wakeups() {
+    (cd "$ROOT" && IDLE_SECS=${IDLE_SECS:-60} cargo test --quiet --test integration -- \
+        --ignored --nocapture --exact idle::measure_idle_wakeups 2>&1) |
+        grep -E '^idle '
+}
+
 # write_state FILE N: a state file of N slots (their credentials are missing, so the daemon
 # marks them inactive at start; status still lists all of them).
 write_state() {
@@ -161,6 +171,7 @@ main() {
         --format "'{name} {5h} {reset:5h} {reset_in:7d} {stale}'"
     bench_status_json_roundtrip
     bench_kill9_window
+    bench_idle_wakeups
 }
 
 main "$@"

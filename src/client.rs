@@ -1,13 +1,17 @@
 //! The CLI's side of the socket: connect, send one request line, read one reply line.
 //! Blocking std I/O: a CLI call needs no async runtime, which keeps `status` fast.
+//! Replies may be of any practical size (a `status` of 1,000 slots is about half a MB):
+//! only requests are held to [`MAX_FRAME_BYTES`], by the daemon.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[cfg(doc)]
+use crate::protocol::MAX_FRAME_BYTES;
 use crate::protocol::{
-    self, ErrorReply, MAX_FRAME_BYTES, PROTOCOL_VERSION, ReplyFrame, Request, RequestFrame,
+    self, ErrorReply, MAX_REPLY_BYTES, PROTOCOL_VERSION, ReplyFrame, Request, RequestFrame,
     Response,
 };
 
@@ -75,10 +79,7 @@ pub fn call(socket: &Path, request: Request) -> Result<Response, ClientError> {
         }
         Err(e) => return Err(io(e)),
     };
-    let mut line = Vec::new();
-    let read = BufReader::new(stream)
-        .take(MAX_FRAME_BYTES as u64 + 1)
-        .read_until(b'\n', &mut line);
+    let (line, read) = read_reply_line(BufReader::new(stream));
     if line.is_empty() {
         if let Some(e) = write_error {
             return Err(io(e));
@@ -91,8 +92,30 @@ pub fn call(socket: &Path, request: Request) -> Result<Response, ClientError> {
     parse_reply(&line)
 }
 
+/// Reads one reply line, whatever its size up to [`MAX_REPLY_BYTES`]; what was read, and
+/// how reading ended.
+fn read_reply_line(reader: impl BufRead) -> (Vec<u8>, std::io::Result<()>) {
+    read_line_within(reader, MAX_REPLY_BYTES)
+}
+
+/// Reads up to a newline, at most `limit` bytes and one more (so a line over the limit is
+/// told from one that fits).
+fn read_line_within(reader: impl BufRead, limit: usize) -> (Vec<u8>, std::io::Result<()>) {
+    let mut line = Vec::new();
+    let read = reader
+        .take(limit as u64 + 1)
+        .read_until(b'\n', &mut line)
+        .map(drop);
+    (line, read)
+}
+
 /// Interprets one reply line.
 fn parse_reply(line: &[u8]) -> Result<Response, ClientError> {
+    if line.len() > MAX_REPLY_BYTES {
+        return Err(ClientError::BadReply(format!(
+            "the reply is over {MAX_REPLY_BYTES} bytes"
+        )));
+    }
     let value: serde_json::Value =
         serde_json::from_slice(line).map_err(|e| ClientError::BadReply(e.to_string()))?;
     let version = value.get("v").and_then(serde_json::Value::as_u64);
@@ -140,6 +163,98 @@ mod tests {
         ] {
             assert!(parse_reply(junk).is_err());
         }
+    }
+
+    /// A `status` reply of `slots` slots, each as big as a real one with quota data.
+    fn status_of(slots: usize) -> Response {
+        use crate::protocol::{CacheStatus, QuotaStatus, SlotStatus, StatusReport};
+        let now = chrono::Utc::now();
+        let window = |utilization| crate::cache::Window {
+            utilization,
+            resets_at: Some(now),
+        };
+        let slot = |i: usize| SlotStatus {
+            name: format!("slot-{i:05}"),
+            provider: "claude".to_owned(),
+            account: Some(format!("someone-{i:05}@example.com")),
+            state: crate::state::SlotState::Active,
+            reason: None,
+            access_token_expires_at: Some(now),
+            last_refresh_at: Some(now),
+            last_refresh_error: None,
+            next_refresh_at: Some(now),
+            refreshes: 12,
+            quota: Some(QuotaStatus {
+                windows: [("five_hour", 42.5), ("seven_day", 7.25)]
+                    .into_iter()
+                    .map(|(name, used)| (name.to_owned(), window(used)))
+                    .collect(),
+                fetched_at: Some(now),
+                stale: false,
+                error: None,
+            }),
+        };
+        Response::Status(StatusReport {
+            version: "0.1.0".to_owned(),
+            pid: 42,
+            all_inactive: false,
+            credential_store: crate::config::CredentialStoreKind::Keychain,
+            credential_store_error: None,
+            state_file_error: None,
+            cache: CacheStatus {
+                path: "/cache/sessctl/quota.json".into(),
+                updated_at: Some(now),
+                stale: false,
+                error: None,
+            },
+            slots: (0..slots).map(slot).collect(),
+            unplaced_credentials: Vec::new(),
+            pending_revocations: Vec::new(),
+        })
+    }
+
+    /// What the daemon's server writes for `reply`, read back through a real socket by the
+    /// client's reader while a thread writes it (so the reader sees partial reads).
+    fn over_a_socket(reply: Response) -> Result<Response, ClientError> {
+        let line = protocol::to_line(&ReplyFrame::new(Ok(reply)));
+        let (mut daemon, cli) = UnixStream::pair().unwrap();
+        let writer = std::thread::spawn(move || daemon.write_all(&line));
+        let (read, outcome) = read_reply_line(BufReader::new(cli));
+        writer.join().unwrap().unwrap();
+        outcome.unwrap();
+        parse_reply(&read)
+    }
+
+    #[test]
+    fn a_status_reply_far_over_the_request_bound_is_read_whole() {
+        for slots in [1_000, 10_000] {
+            let line = protocol::to_line(&ReplyFrame::new(Ok(status_of(slots))));
+            assert!(
+                line.len() > 4 * protocol::MAX_FRAME_BYTES,
+                "{} bytes",
+                line.len()
+            );
+            match over_a_socket(status_of(slots)) {
+                Ok(Response::Status(report)) => {
+                    assert_eq!(report.slots.len(), slots);
+                    assert_eq!(
+                        report.slots[slots - 1].name,
+                        format!("slot-{:05}", slots - 1)
+                    );
+                }
+                other => panic!("{slots} slots: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn reading_stops_one_byte_past_the_bound() {
+        let endless = std::io::repeat(b' ');
+        let (line, outcome) = read_line_within(BufReader::new(endless), 1_000);
+        assert!(outcome.is_ok());
+        assert_eq!(line.len(), 1_001);
+        let (line, _) = read_line_within(&b"{}\nmore"[..], 1_000);
+        assert_eq!(line, b"{}\n");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The socket protocol between the CLI and the daemon: newline-delimited JSON, one request
-//! and one reply per line, at most [`MAX_FRAME_BYTES`]. Every frame carries
+//! and one reply per line; a request at most [`MAX_FRAME_BYTES`], a reply at most
+//! [`MAX_REPLY_BYTES`] (replies grow with the slots). Every frame carries
 //! [`PROTOCOL_VERSION`]; replies are `{"v":1,"ok":{...}}` or
 //! `{"v":1,"error":{"code":"...","message":"..."}}` with a typed [`ErrorCode`].
 //! Readable by hand: `echo '{"v":1,"type":"status"}' | socat - UNIX:$XDG_RUNTIME_DIR/sessctl/sessctl.sock`.
@@ -15,10 +16,15 @@ use crate::state::SlotState;
 /// place this number is written.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// Largest request or reply line accepted, newline included: far above any real request
+/// Largest request line the daemon accepts, newline included: far above any real request
 /// (a login carries one refresh token), small enough that a stuck or hostile client cannot
 /// make the daemon buffer without bound.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// Largest reply line the CLI accepts, newline included. Replies grow with the slots (a
+/// `status` slot is about 500 bytes, so 1,000 slots are half a MB): this is no practical
+/// limit (about 500,000 slots), only a guard against a broken peer filling the memory.
+pub const MAX_REPLY_BYTES: usize = 256 * 1024 * 1024;
 
 /// A request line: the protocol version and the request itself.
 #[derive(Debug, Serialize, Deserialize)]

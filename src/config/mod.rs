@@ -21,6 +21,7 @@ use crate::secret::Secret;
 
 mod alerting;
 mod bounds;
+mod limits;
 mod locate;
 mod logs;
 mod provider;
@@ -176,6 +177,10 @@ pub struct Config {
     /// The first wait before a failed revocation is tried again; it doubles per attempt up
     /// to [`crate::revocation::MAX_RETRY_INTERVAL`].
     pub revocation_retry: Duration,
+    /// Token requests out at once (refreshes and refresh-token logins together).
+    pub max_token_requests: usize,
+    /// Usage fetches out at once.
+    pub max_usage_requests: usize,
 }
 
 /// Why a config was refused.
@@ -220,6 +225,8 @@ impl Default for Config {
             log_rotation: LogRotation::default(),
             log_retention: DEFAULT_LOG_RETENTION,
             warnings: Vec::new(),
+            max_token_requests: limits::DEFAULT_MAX_TOKEN_REQUESTS,
+            max_usage_requests: limits::DEFAULT_MAX_USAGE_REQUESTS,
         }
     }
 }
@@ -314,6 +321,8 @@ struct RawConfig {
     log_rotation: Option<LogRotation>,
     log_retention: Option<logs::LogRetention>,
     revocation_retry: Option<DurationField<false>>,
+    max_token_requests: Option<limits::RequestLimit>,
+    max_usage_requests: Option<limits::RequestLimit>,
 }
 
 impl RawConfig {
@@ -330,6 +339,12 @@ impl RawConfig {
         }
         if let Some(d) = self.revocation_retry {
             config.revocation_retry = d.0;
+        }
+        if let Some(limit) = self.max_token_requests {
+            config.max_token_requests = limit.0;
+        }
+        if let Some(limit) = self.max_usage_requests {
+            config.max_usage_requests = limit.0;
         }
         if let Some(kind) = self.credential_store {
             config.credential_store = kind;

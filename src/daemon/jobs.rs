@@ -5,7 +5,10 @@
 //! is persisted before anything else is done with it. Each provider request is timed
 //! here, where it runs, and logged once ([`super::joblog`]). Token requests hold a guard of
 //! the drain gate ([`super::drain`]) from before they are sent until their result is
-//! reported, so a graceful stop waits for them; once stopping, none is sent.
+//! reported, so a graceful stop waits for them; once stopping, none is sent. Refreshes,
+//! refresh-token logins and usage fetches first wait for a permit of their kind's limiter
+//! ([`super::limiter`]), and take the drain guard only once they have it: a request still
+//! queued when a stop begins is never sent.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,6 +27,7 @@ use crate::store::{CredentialStore, StoreError, StoredCredentials, Tokens, Write
 
 use super::drain::DrainGate;
 use super::joblog;
+use super::limiter::{Limiter, Urgency};
 use super::schedule::delta;
 
 /// What a job reports back to the manager.
@@ -106,6 +110,11 @@ pub struct JobContext {
     pub drain: DrainGate,
     /// Where rotated tokens are made durable before the store write (`crate::journal`).
     pub journal: Option<Arc<Journal>>,
+    /// Token requests out at once (`max_token_requests`): refreshes and refresh-token
+    /// logins, each holding its permit until its result is reported.
+    pub token_limit: Limiter,
+    /// Usage fetches out at once (`max_usage_requests`).
+    pub usage_limit: Limiter,
 }
 
 impl JobContext {
@@ -128,27 +137,24 @@ impl JobContext {
     }
 
     /// Redeems `current.refresh_token` once, stores the result with `condition`, reports.
+    /// Waits its turn among token requests first (`urgency`).
     pub fn refresh(
         &self,
-        name: String,
-        generation: u64,
+        (name, generation): (String, u64),
         provider: Provider,
         current: Tokens,
         condition: WriteCondition,
+        urgency: Urgency,
     ) {
-        // Stopping: not sent, and not reported either (the slot's waiters hear "shutting
-        // down" when the daemon exits; nothing about the slot changed).
-        let Some(in_flight) = self.drain.enter() else {
-            tracing::info!(slot = name, "refresh not sent: the daemon is stopping");
-            return;
-        };
         let ctx = self.clone();
         tokio::spawn(async move {
-            let _in_flight = in_flight;
-            if ctx.drain.is_closed() {
+            let _permit = ctx.token_limit.acquire(urgency).await;
+            // Stopping: not sent, and not reported either (the slot's waiters hear
+            // "shutting down" when the daemon exits; nothing about the slot changed).
+            let Some(_in_flight) = ctx.drain.enter() else {
                 tracing::info!(slot = name, "refresh not sent: the daemon is stopping");
                 return;
-            }
+            };
             let started = Instant::now();
             let reply = ctx.oauth.refresh(&provider, &current.refresh_token).await;
             let request_took = started.elapsed();
@@ -195,10 +201,14 @@ impl JobContext {
         });
     }
 
-    /// Fetches a slot's usage with its access token.
+    /// Fetches a slot's usage with its access token, once a usage permit is free.
     pub fn usage(&self, name: String, generation: u64, provider: Provider, access_token: Secret) {
         let ctx = self.clone();
         tokio::spawn(async move {
+            let _permit = ctx.usage_limit.acquire(Urgency::Scheduled(None)).await;
+            if ctx.drain.is_closed() {
+                return;
+            }
             let started = Instant::now();
             let reply = ctx.oauth.usage(&provider, &access_token).await;
             let took = started.elapsed();
@@ -253,13 +263,17 @@ impl JobContext {
         refresh_token: Secret,
         reply: oneshot::Sender<Result<Response, ErrorReply>>,
     ) {
-        let Some(in_flight) = self.drain.enter() else {
+        if self.drain.is_closed() {
             let _ = reply.send(Err(stopping()));
             return;
-        };
+        }
         let ctx = self.clone();
         tokio::spawn(async move {
-            let _in_flight = in_flight;
+            let _permit = ctx.token_limit.acquire(Urgency::Asked).await;
+            let Some(_in_flight) = ctx.drain.enter() else {
+                let _ = reply.send(Err(stopping()));
+                return;
+            };
             let result = ctx.redeem_login(&name, &provider, refresh_token).await;
             ctx.report(JobResult::LoggedIn(Box::new(LoginResult {
                 name,

@@ -24,6 +24,7 @@ use super::cancel::LoginTickets;
 use super::clock::ClockWatch;
 use super::flows::PendingFlows;
 use super::jobs::{JobContext, JobResult};
+use super::limiter::Urgency;
 use super::pacing;
 use super::retire::ReplacedJob;
 use super::revocations::RevocationQueue;
@@ -230,13 +231,15 @@ impl Manager {
     /// Starts whatever is due for idle slots: credential loads, store write retries,
     /// scheduled refreshes. Compares against the wall clock, so time spent suspended counts.
     fn start_due_work(&mut self, now: DateTime<Utc>) {
-        let due: Vec<String> = self
+        let mut due: Vec<&Slot> = self
             .slots
             .values()
             .filter(|slot| slot.job.is_none())
             .filter(|slot| deadline(slot).is_some_and(|at| at <= now))
-            .map(|slot| slot.name.clone())
             .collect();
+        // Most urgent first, so the first token requests go to the soonest expiries.
+        due.sort_by_key(|slot| expiry_guess(slot));
+        let due: Vec<String> = due.into_iter().map(|slot| slot.name.clone()).collect();
         for name in due {
             self.start_next_job(&name, true);
         }
@@ -421,12 +424,18 @@ impl Manager {
         tracing::debug!(slot = name, "refreshing");
         slot.job = Some(Job::Refreshing);
         slot.refresh_wanted = false;
+        // Someone waiting goes before the timer's refreshes; those go soonest expiry first.
+        let urgency = if slot.waiters.is_empty() {
+            Urgency::Scheduled(tokens.expires_at)
+        } else {
+            Urgency::Asked
+        };
         self.jobs.refresh(
-            name.to_owned(),
-            slot.record.generation,
+            (name.to_owned(), slot.record.generation),
             provider.clone(),
             tokens.clone(),
             condition,
+            urgency,
         );
     }
 
@@ -477,6 +486,19 @@ fn deadline(slot: &Slot) -> Option<DateTime<Utc>> {
                 .map_or(*retry_at, |at| at.min(*retry_at)),
         ),
         Creds::Present { .. } => slot.next_refresh_at,
+    }
+}
+
+/// When a slot's access token expires, or, before its credentials are loaded (a restart),
+/// when it was last refreshed or logged in: with tokens of one lifetime, the same order.
+fn expiry_guess(slot: &Slot) -> Option<DateTime<Utc>> {
+    match slot.creds.tokens() {
+        Some(tokens) => tokens.expires_at,
+        None => Some(
+            slot.record
+                .last_refresh_at
+                .unwrap_or(slot.record.created_at),
+        ),
     }
 }
 

@@ -18,6 +18,7 @@ mod joblog;
 mod jobs;
 mod journal_jobs;
 mod journal_start;
+mod limiter;
 mod lock;
 mod login;
 mod login_jobs;
@@ -102,6 +103,8 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
         tracing::warn!("config {}: {warning}", paths.config_file.display());
     }
 
+    let token_limit = limiter::Limiter::new(config.max_token_requests);
+    let usage_limit = limiter::Limiter::new(config.max_usage_requests);
     let (results_tx, results_rx) = mpsc::unbounded_channel();
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -140,6 +143,8 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
             results: results_tx,
             drain: drain::DrainGate::default(),
             journal,
+            token_limit,
+            usage_limit,
         },
         state_tx,
         cache_tx,

@@ -42,6 +42,10 @@ function freshStats() {
     userinfo_requests: 0,
     held: 0,
     replies_held: 0,
+    // Requests being served right now by target (from arrival until the reply is sent or the
+    // connection is gone), and the most ever at once: a client's concurrency as seen here.
+    in_flight: Object.fromEntries(Object.values(TARGETS).map((t) => [t, 0])),
+    in_flight_max: Object.fromEntries(Object.values(TARGETS).map((t) => [t, 0])),
   };
 }
 let stats = freshStats();
@@ -125,6 +129,25 @@ export function releaseOne(target, newest) {
   if (!release) return 0;
   release();
   return 1;
+}
+
+/**
+ * Counts a request as in flight until its reply is sent or its connection is gone, and keeps
+ * the high-water mark. A stats reset meanwhile starts from zero (the old request is not
+ * subtracted from the new counts).
+ */
+export function trackInFlight(target, res) {
+  const counted = stats;
+  counted.in_flight[target] += 1;
+  counted.in_flight_max[target] = Math.max(counted.in_flight_max[target], counted.in_flight[target]);
+  let done = false;
+  const end = () => {
+    if (done) return;
+    done = true;
+    counted.in_flight[target] -= 1;
+  };
+  res.on('finish', end);
+  res.on('close', end);
 }
 
 /** Counts a request to one of the four targets; token requests are counted by grant type too. */

@@ -26,7 +26,8 @@
 //   POST /admin/account {"account","email"}       -> {}  (may log in on the dev login page)
 //   POST /admin/revoke-grant {"grant_id"}          -> {"revoked":bool}  (server-side session gone)
 //   GET  /admin/grant/<id>                         -> {"exists":bool}   (grant + a usable refresh token)
-//   GET  /admin/stats                              -> counters; POST /admin/stats/reset zeroes them
+//   GET  /admin/stats                              -> counters (in_flight / in_flight_max: requests
+//                                                     served at once, by target); POST /admin/stats/reset zeroes them
 //   POST /admin/faults {"target","faults":[...]}   (appends; targets: token revocation usage userinfo;
 //                                                     device (the device authorization endpoint);
 //                                                     kinds listed at applyFault in fault_layer.mjs)
@@ -43,7 +44,7 @@ import http from 'node:http';
 
 import {
   TARGETS, applyFault, countRequest, holdReplyIfOn, prepareTokenBody, queueFaults, releaseOne, resetStats,
-  setHold, setReplyHold, statsSnapshot, targetOf, waitWhileHeld,
+  setHold, setReplyHold, statsSnapshot, targetOf, trackInFlight, waitWhileHeld,
 } from './fault_layer.mjs';
 import { HttpError, log, parseJsonBody, readBody, sendJson } from './http_util.mjs';
 import {
@@ -114,6 +115,7 @@ async function handle(provider, providerCallback, req, res) {
     if (!form) return;
   }
   countRequest(target, form);
+  trackInFlight(target, res);
   await waitWhileHeld(target);
   if (await applyFault(target, req, res)) return;
   holdReplyIfOn(target, res);

@@ -56,6 +56,12 @@ pub struct Stats {
     /// Replies held back right now (the provider has processed their requests), by target.
     #[serde(default)]
     pub holding_replies: BTreeMap<String, u64>,
+    /// Requests being served right now, by target.
+    #[serde(default)]
+    pub in_flight: BTreeMap<String, u64>,
+    /// The most requests ever served at once since the last stats reset, by target.
+    #[serde(default)]
+    pub in_flight_max: BTreeMap<String, u64>,
 }
 
 impl Stats {

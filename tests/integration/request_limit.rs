@@ -1,0 +1,206 @@
+//! Outbound token requests are capped (`max_token_requests`): a restart with every token
+//! expired refreshes a few slots at a time, never all at once, reusing no refresh token;
+//! and a refresh still queued for its turn when a graceful stop begins is never sent.
+//! Against the real test server (its `in_flight_max` counts requests served at once) and
+//! the real keychain.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::flows::{Running, assert_success, token_works};
+use crate::support::wait_for;
+
+/// Logs in `count` slots with access tokens of `ttl` seconds, stops the daemon (graceful),
+/// waits until every stored access token has expired, and holds the server's token
+/// endpoint: the next daemon finds every slot due at once. Returns the names soonest
+/// expiry first, which is the reverse of their alphabetical order.
+fn expired_slots_behind_a_hold(t: &mut Running, count: usize, ttl: u64) -> Vec<String> {
+    t.server.set_access_token_ttl(ttl);
+    let names: Vec<String> = (0..count).rev().map(|i| format!("slot{i:02}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        t.login(name, &format!("acct{i:02}"));
+    }
+    assert!(t.daemon.terminate(Duration::from_secs(60)).success());
+    let last_expiry = names
+        .iter()
+        .map(|name| {
+            let item = t.env.secret_lookup("sessctl", name).expect("stored item");
+            let item: serde_json::Value = serde_json::from_str(&item).unwrap();
+            let at = item["expires_at"].as_str().expect("an expiry").to_owned();
+            DateTime::parse_from_rfc3339(&at)
+                .unwrap()
+                .with_timezone(&Utc)
+        })
+        .max()
+        .unwrap();
+    wait_for(
+        "every stored access token to expire",
+        Duration::from_secs(60),
+        || Utc::now() > last_expiry,
+    );
+    t.server.set_access_token_ttl(3600);
+    t.server.hold("token", true);
+    t.server.reset_stats();
+    names
+}
+
+/// The slot's last refresh, if any.
+fn last_refresh(t: &Running, name: &str) -> Option<DateTime<Utc>> {
+    t.slot_status(name)["last_refresh_at"]
+        .as_str()
+        .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
+        .map(|at| at.with_timezone(&Utc))
+}
+
+/// Whether the slot's last refresh came after `since`.
+fn refreshed_since(t: &Running, name: &str, since: DateTime<Utc>) -> bool {
+    last_refresh(t, name).is_some_and(|at| at > since)
+}
+
+#[test]
+fn a_restart_with_every_token_expired_keeps_token_requests_under_the_cap() {
+    const SLOTS: usize = 12;
+    const CAP: u64 = 4;
+    let mut t = Running::start("");
+    let names = expired_slots_behind_a_hold(&mut t, SLOTS, 3);
+    let restarted = Utc::now();
+    t.daemon = t.env.start_daemon();
+    // Let the held requests through one at a time, each as soon as it has arrived: with
+    // the cap, at most CAP are ever at the server; without it, all arrive at once.
+    wait_for(
+        "the first refreshes at the server",
+        Duration::from_secs(30),
+        || t.server.stats().holding("token") >= CAP.min(SLOTS as u64),
+    );
+    wait_for(
+        "every slot's refresh started or queued",
+        Duration::from_secs(30),
+        || t.daemon.log().matches("refreshing slot=").count() >= SLOTS,
+    );
+    for released in 0..SLOTS {
+        wait_for(
+            &format!("refresh {} at the server", released + 1),
+            Duration::from_secs(30),
+            || t.server.stats().holding("token") > 0,
+        );
+        assert!(t.server.release_one("token", false));
+    }
+    t.server.hold("token", false);
+    wait_for("every slot refreshed", Duration::from_secs(60), || {
+        names
+            .iter()
+            .all(|name| refreshed_since(&t, name, restarted))
+    });
+    let stats = t.server.stats();
+    let most = stats.in_flight_max.get("token").copied().unwrap_or(0);
+    assert!(
+        most <= CAP,
+        "{most} token requests were at the server at once; the cap is {CAP}"
+    );
+    assert_eq!(stats.token_requests, SLOTS as u64, "one refresh per slot");
+    assert_eq!(t.invalid_grants(), 0, "a refresh token was reused");
+    for name in &names {
+        assert_eq!(t.state(name), "active", "{name}");
+    }
+    // Released one at a time, requests finish in the order they reached the server: after
+    // the first CAP, the queued ones went soonest expiry first (not alphabetically).
+    let mut finished = names.clone();
+    finished.sort_by_key(|name| last_refresh(&t, name));
+    let first = &finished[..CAP as usize];
+    let queued: Vec<&String> = names.iter().filter(|n| !first.contains(n)).collect();
+    let finished_queued: Vec<&String> = finished[CAP as usize..].iter().collect();
+    assert_eq!(
+        finished_queued, queued,
+        "queued refreshes, soonest expiry first"
+    );
+}
+
+#[test]
+fn a_refresh_queued_for_its_turn_is_not_sent_once_a_stop_began() {
+    let mut t = Running::start("max_token_requests: 1");
+    let names = expired_slots_behind_a_hold(&mut t, 3, 3);
+    t.daemon = t.env.start_daemon();
+    wait_for("one refresh at the server", Duration::from_secs(30), || {
+        t.server.stats().holding("token") == 1
+    });
+    t.daemon.signal(libc::SIGTERM);
+    wait_for(
+        "the stop to wait for the refresh out",
+        Duration::from_secs(30),
+        || t.daemon.log().contains("stopping: waiting for"),
+    );
+    t.server.hold("token", false);
+    assert!(t.daemon.wait_exit(Duration::from_secs(60)).success());
+    let stats = t.server.stats();
+    assert_eq!(
+        stats.token_requests, 1,
+        "only the refresh already sent reached the server"
+    );
+    assert_eq!(t.invalid_grants(), 0);
+    // The next daemon refreshes the rest with the tokens the store holds: none was lost.
+    t.daemon = t.env.start_daemon();
+    for name in &names {
+        assert!(token_works(&t.server, &t.token(name)), "{name}");
+    }
+    assert_eq!(
+        t.server.stats().token_requests,
+        3,
+        "each slot refreshed once in all"
+    );
+    assert_eq!(t.invalid_grants(), 0, "a refresh token was reused");
+}
+
+#[test]
+fn a_persons_refresh_goes_before_the_timers_queued_ones() {
+    let mut t = Running::start("max_token_requests: 1");
+    // Logged in with a long-lived token: not due after the restart, refreshed on request.
+    t.server.set_access_token_ttl(3600);
+    t.login("asked", "acct-asked");
+    let names = expired_slots_behind_a_hold(&mut t, 3, 3);
+    let restarted = Utc::now();
+    t.daemon = t.env.start_daemon();
+    wait_for("one refresh at the server", Duration::from_secs(30), || {
+        t.server.stats().holding("token") == 1
+    });
+    wait_for("the others queued", Duration::from_secs(30), || {
+        t.daemon.log().matches("refreshing slot=").count() >= names.len()
+    });
+    let mut refresh = t.env.sessctl_command(&["refresh", "asked"]);
+    let asked = std::thread::spawn(move || refresh.output().expect("run sessctl refresh"));
+    wait_for(
+        "the person's refresh queued",
+        Duration::from_secs(30),
+        || t.daemon.log().contains("refreshing slot=\"asked\""),
+    );
+    // The one out finishes; the next at the server must be the person's, not the timer's.
+    assert!(t.server.release_one("token", false));
+    wait_for(
+        "the next request at the server",
+        Duration::from_secs(30),
+        || t.server.stats().holding("token") == 1,
+    );
+    assert!(t.server.release_one("token", false));
+    wait_for(
+        "the person's refresh to end",
+        Duration::from_secs(30),
+        || asked.is_finished(),
+    );
+    let out = asked.join().expect("refresh thread");
+    assert_success(&out, "refresh asked");
+    let timer_done = names
+        .iter()
+        .filter(|name| refreshed_since(&t, name, restarted))
+        .count();
+    assert_eq!(
+        timer_done, 1,
+        "the person's refresh went before the queued ones"
+    );
+    t.server.hold("token", false);
+    wait_for("every slot refreshed", Duration::from_secs(60), || {
+        names
+            .iter()
+            .all(|name| refreshed_since(&t, name, restarted))
+    });
+    assert_eq!(t.invalid_grants(), 0, "a refresh token was reused");
+}
