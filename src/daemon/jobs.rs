@@ -184,9 +184,9 @@ impl JobContext {
                         Err(error) => RefreshOutcome::Unsaved { tokens, error },
                     }
                 }
-                TokenOutcome::Transient { error, retry_after } => {
-                    RefreshOutcome::Transient { error, retry_after }
-                }
+                TokenOutcome::Transient {
+                    error, retry_after, ..
+                } => RefreshOutcome::Transient { error, retry_after },
                 TokenOutcome::Permanent { reason, error } => {
                     RefreshOutcome::Permanent { reason, error }
                 }
@@ -300,17 +300,17 @@ impl JobContext {
                 joblog::login(name, Ok(()), took);
                 grant
             }
-            TokenOutcome::Permanent { error, .. } => {
+            TokenOutcome::Permanent { error, reason } => {
                 joblog::login(name, Err(&error), took);
-                return Err(login_failed(format!(
-                    "the provider refused this refresh token: {error}"
+                return Err(login_failed(super::login_jobs::refused_refresh_token(
+                    provider, reason,
                 )));
             }
-            TokenOutcome::Transient { error, .. } => {
+            TokenOutcome::Transient { error, cause, .. } => {
                 joblog::login(name, Err(&error), took);
-                return Err(login_failed(format!(
-                    "could not redeem the refresh token (try again): {error}"
-                )));
+                return Err(login_failed(cause.advice().unwrap_or_else(|| {
+                    format!("could not redeem the refresh token: {error}; try again")
+                })));
             }
         };
         self.finish_login(name, provider, grant, &refresh_token)

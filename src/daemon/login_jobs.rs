@@ -229,10 +229,7 @@ fn begun_reply(login: &DeviceLogin, details: &DeviceDetails) -> LoginBegun {
 
 /// A failed flow as the CLI's error: what happened and what to do.
 fn flow_error(provider: &Provider, name: &str, failure: FlowFailure) -> ErrorReply {
-    let again = format!(
-        "run `sessctl login {name} --provider {}` again",
-        provider.name
-    );
+    let again = format!("run `{}` again", again_command(provider, name));
     let message = match failure {
         FlowFailure::Denied => {
             "the login was refused at the provider (access_denied); nothing was changed".to_owned()
@@ -242,13 +239,36 @@ fn flow_error(provider: &Provider, name: &str, failure: FlowFailure) -> ErrorRep
             reason: PermanentReason::SessionExpired,
             ..
         } => format!(
-            "the provider refused the authorization code (invalid_grant: wrong, already used or expired); {again}"
+            "the provider refused the authorization code (invalid_grant): it expired or was already used; log in again: {}",
+            again_command(provider, name)
         ),
         FlowFailure::Refused { error, .. } => format!(
-            "the provider refuses this client ({error}); check providers.{}.client_id",
+            "the provider refuses this client ({error}): the client_id in the config (providers.{}.client_id) is wrong",
             provider.name
         ),
-        FlowFailure::Failed(error) => format!("the login failed: {error}; {again}"),
+        FlowFailure::Failed { cause, error } => match cause.advice() {
+            Some(advice) => {
+                tracing::info!(slot = name, "login request failed: {error}");
+                advice
+            }
+            None => format!("{error}; {again}"),
+        },
     };
     ErrorReply::new(ErrorCode::LoginFailed, message)
+}
+
+/// The command that starts this login again.
+fn again_command(provider: &Provider, name: &str) -> String {
+    format!("sessctl login {name} --provider {}", provider.name)
+}
+
+/// Why the provider refused a refresh token handed to `login`, and what to do.
+pub(super) fn refused_refresh_token(provider: &Provider, reason: PermanentReason) -> String {
+    match reason {
+        PermanentReason::SessionExpired => "the provider refused this refresh token (invalid_grant): it is spent or revoked; get a new refresh token and log in with it".to_owned(),
+        PermanentReason::ClientRejected => format!(
+            "the provider refuses this client (invalid_client): the client_id in the config (providers.{}.client_id) is wrong",
+            provider.name
+        ),
+    }
 }

@@ -17,6 +17,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use super::cause::Cause;
 use super::grant::parse_grant;
 use crate::secret::Secret;
 
@@ -31,6 +32,8 @@ pub enum TokenOutcome {
     /// May pass: retry later (`retry_after` from the server, if it said).
     Transient {
         error: String,
+        /// What kind of failure, for advice to a person (a login's reply).
+        cause: Cause,
         retry_after: Option<Duration>,
     },
     /// Will not pass by retrying: the slot needs a new login.
@@ -146,20 +149,24 @@ pub fn classify_reply(
                 }
                 (Some(other), _) => TokenOutcome::Transient {
                     error: format!("HTTP {status}: {}", printable_code(other)),
+                    cause: Cause::Other,
                     retry_after,
                 },
                 (None, _) => TokenOutcome::Transient {
                     error: format!("HTTP {status} without an OAuth error code"),
+                    cause: Cause::Other,
                     retry_after,
                 },
             }
         }
         429 => TokenOutcome::Transient {
             error: "HTTP 429: rate limited".into(),
+            cause: Cause::of_status(429, retry_after),
             retry_after,
         },
         _ => TokenOutcome::Transient {
             error: format!("HTTP {status}"),
+            cause: Cause::of_status(status, retry_after),
             retry_after,
         },
     }

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Provider;
 use crate::secret::Secret;
 
+use super::cause::Cause;
 use super::classify::{PermanentReason, permanent_reason};
 use super::http::{HttpError, OAuth2Http};
 use super::{OAuthClient, TokenGrant};
@@ -92,8 +93,9 @@ pub enum FlowFailure {
         reason: PermanentReason,
         error: String,
     },
-    /// Anything else: network, a reply that does not parse, another OAuth error.
-    Failed(String),
+    /// Anything else: network, a 5xx, a reply that does not parse, another OAuth error.
+    /// `cause` classifies it; `error` is the detail for the log.
+    Failed { cause: Cause, error: String },
 }
 
 /// Builds the authorization URL for `redirect_uri` with a fresh PKCE pair and state.
@@ -132,7 +134,7 @@ impl OAuthClient {
         let client = base_client(provider)
             .set_token_uri(TokenUrl::from_url(provider.token_url.clone()))
             .set_redirect_uri(RedirectUrl::from_url(redirect_uri.clone()));
-        let http = self.oauth2_http(provider, false);
+        let http = self.oauth2_http(provider);
         let reply = client
             .exchange_code(AuthorizationCode::new(code.expose().to_owned()))
             .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose().to_owned()))
@@ -142,13 +144,13 @@ impl OAuthClient {
         match reply {
             Ok(tokens) => Ok(grant(tokens)),
             Err(RequestTokenError::ServerResponse(e)) => Err(refused(e.error().as_ref())),
-            Err(RequestTokenError::Parse(e, body)) => salvage(&body).ok_or_else(|| {
-                FlowFailure::Failed(format!(
-                    "the provider's reply does not parse (at {})",
-                    e.path()
-                ))
-            }),
-            Err(e) => Err(FlowFailure::Failed(describe(&e))),
+            Err(RequestTokenError::Parse(e, body)) => {
+                salvage(&body).ok_or_else(|| FlowFailure::Failed {
+                    cause: Cause::Other,
+                    error: format!("the provider's reply does not parse (at {})", e.path()),
+                })
+            }
+            Err(e) => Err(failed(&e)),
         }
     }
 
@@ -160,7 +162,7 @@ impl OAuthClient {
     ) -> Result<DeviceDetails, FlowFailure> {
         let client = base_client(provider)
             .set_device_authorization_url(DeviceAuthorizationUrl::from_url(device_url.clone()));
-        let http = self.oauth2_http(provider, false);
+        let http = self.oauth2_http(provider);
         match client
             .exchange_device_code()
             .add_scopes(scopes(provider))
@@ -169,7 +171,7 @@ impl OAuthClient {
         {
             Ok(details) => Ok(details),
             Err(RequestTokenError::ServerResponse(e)) => Err(refused(e.error().as_ref())),
-            Err(e) => Err(FlowFailure::Failed(describe(&e))),
+            Err(e) => Err(failed(&e)),
         }
     }
 
@@ -197,7 +199,7 @@ impl OAuthClient {
                     .clone()
                     .unwrap_or_else(|| provider.token_url.clone()),
             ));
-        let http = self.oauth2_http(provider, true);
+        let http = self.oauth2_http(provider);
         let timeout = (deadline - Utc::now())
             .to_std()
             .unwrap_or(Duration::ZERO)
@@ -209,27 +211,26 @@ impl OAuthClient {
             .await;
         match reply {
             Ok(tokens) => Ok(grant(tokens)),
-            Err(RequestTokenError::Parse(e, body)) => salvage(&body).ok_or_else(|| {
-                FlowFailure::Failed(format!(
-                    "the provider's reply does not parse (at {})",
-                    e.path()
-                ))
-            }),
+            Err(RequestTokenError::Parse(e, body)) => {
+                salvage(&body).ok_or_else(|| FlowFailure::Failed {
+                    cause: Cause::Other,
+                    error: format!("the provider's reply does not parse (at {})", e.path()),
+                })
+            }
             Err(RequestTokenError::ServerResponse(e)) => Err(match e.error() {
                 DeviceCodeErrorResponseType::AccessDenied => FlowFailure::Denied,
                 DeviceCodeErrorResponseType::ExpiredToken => FlowFailure::Expired,
                 other => refused(other.as_ref()),
             }),
-            Err(e) => Err(FlowFailure::Failed(describe(&e))),
+            Err(e) => Err(failed(&e)),
         }
     }
 
-    fn oauth2_http(&self, provider: &Provider, transient_as_error: bool) -> OAuth2Http<'_> {
+    fn oauth2_http(&self, provider: &Provider) -> OAuth2Http<'_> {
         OAuth2Http {
             http: &self.http,
             format: provider.token_request,
             headers: super::provider_headers(provider),
-            transient_as_error,
         }
     }
 }
@@ -263,7 +264,26 @@ fn refused(code: &str) -> FlowFailure {
             error: code,
         },
         None if code == "access_denied" => FlowFailure::Denied,
-        None => FlowFailure::Failed(format!("the provider answered {code}")),
+        None => FlowFailure::Failed {
+            cause: Cause::Other,
+            error: format!("the provider answered {code}"),
+        },
+    }
+}
+
+/// A request error as a classified failure; never the reply body.
+fn failed<T: oauth2::ErrorResponse>(error: &RequestTokenError<HttpError, T>) -> FlowFailure {
+    let cause = match error {
+        RequestTokenError::Request(HttpError::Send(e)) => e.cause.clone(),
+        RequestTokenError::Request(HttpError::Unavailable {
+            status,
+            retry_after,
+        }) => Cause::of_status(*status, *retry_after),
+        _ => Cause::Other,
+    };
+    FlowFailure::Failed {
+        cause,
+        error: describe(error),
     }
 }
 

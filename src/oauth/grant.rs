@@ -102,6 +102,7 @@ fn rotated_only(refresh_token: Option<Secret>, what: String) -> TokenOutcome {
         Some(refresh_token) => TokenOutcome::Refreshed(TokenGrant::defective(refresh_token, what)),
         None => TokenOutcome::Transient {
             error: format!("HTTP 200 but {what}"),
+            cause: super::Cause::Other,
             retry_after: None,
         },
     }

@@ -11,9 +11,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
+
+use chrono::Utc;
 
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 
+use super::cause::{Cause, SendError};
 use crate::config::TokenRequestFormat;
 
 /// Why a request sent for oauth2 got no usable HTTP reply.
@@ -21,11 +25,15 @@ use crate::config::TokenRequestFormat;
 pub enum HttpError {
     /// Network, timeout, or an over-long reply (the text never holds a body).
     #[error("{0}")]
-    Send(String),
-    /// A 5xx or 429 while polling: reported as a transport error so that oauth2's device
-    /// poll backs off and tries again instead of ending the login.
-    #[error("the token endpoint answered HTTP {0}")]
-    Unavailable(u16),
+    Send(SendError),
+    /// A 5xx or 429: reported as a transport error so that oauth2's device poll backs off
+    /// and tries again instead of ending the login, and so that a failed code exchange
+    /// says the provider is failing rather than that its error page does not parse.
+    #[error("the token endpoint answered HTTP {status}")]
+    Unavailable {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
     /// oauth2 built a request reqwest cannot send (not expected).
     #[error("cannot build the request: {0}")]
     Build(String),
@@ -36,9 +44,6 @@ pub struct OAuth2Http<'a> {
     pub http: &'a reqwest::Client,
     pub format: TokenRequestFormat,
     pub headers: HeaderMap,
-    /// Turn 5xx and 429 replies into [`HttpError::Unavailable`] (device polling only: a code
-    /// exchange is never retried).
-    pub transient_as_error: bool,
 }
 
 impl<'c> oauth2::AsyncHttpClient<'c> for OAuth2Http<'_> {
@@ -77,14 +82,23 @@ impl<'c> oauth2::AsyncHttpClient<'c> for OAuth2Http<'_> {
             {
                 reply.body = only_refresh_token(&reply.body, reply.complete);
             } else if !reply.complete || reply.body.len() > super::MAX_BODY_BYTES {
-                return Err(HttpError::Send(format!(
-                    "reply over {} bytes (HTTP {})",
-                    super::MAX_BODY_BYTES,
-                    reply.status
-                )));
+                return Err(HttpError::Send(SendError {
+                    cause: Cause::Other,
+                    detail: format!(
+                        "reply over {} bytes (HTTP {})",
+                        super::MAX_BODY_BYTES,
+                        reply.status
+                    ),
+                }));
             }
-            if self.transient_as_error && (reply.status >= 500 || reply.status == 429) {
-                return Err(HttpError::Unavailable(reply.status));
+            if reply.status >= 500 || reply.status == 429 {
+                return Err(HttpError::Unavailable {
+                    status: reply.status,
+                    retry_after: reply
+                        .retry_after
+                        .as_deref()
+                        .and_then(|v| super::parse_retry_after(v, Utc::now())),
+                });
             }
             let mut response = http::Response::builder().status(reply.status);
             if let Some(content_type) = reply.content_type {

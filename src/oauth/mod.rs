@@ -4,12 +4,14 @@
 //! Every call has a 30 s timeout. Nothing here touches slot state or the credential
 //! store; callers get typed outcomes ([`TokenOutcome`]) and decide.
 
+mod cause;
 mod classify;
 mod flow;
 mod grant;
 mod http;
 mod identity;
 
+pub use cause::{Cause, SendError, Unreachable};
 pub use classify::{
     MAX_RETRY_AFTER, PermanentReason, TokenGrant, TokenOutcome, classify_reply, parse_retry_after,
 };
@@ -92,7 +94,8 @@ impl OAuthClient {
                 Utc::now(),
             ),
             Err(error) => TokenOutcome::Transient {
-                error,
+                error: error.detail,
+                cause: error.cause,
                 retry_after: None,
             },
         }
@@ -213,7 +216,9 @@ pub struct Reply {
 /// Sends a request and reads at most [`MAX_BODY_BYTES`] of the reply; a longer reply is an
 /// error. Errors are short texts without the request body.
 async fn send(request: reqwest::RequestBuilder) -> Result<Reply, String> {
-    let reply = send_reading(request, MAX_BODY_BYTES).await?;
+    let reply = send_reading(request, MAX_BODY_BYTES)
+        .await
+        .map_err(|e| e.detail)?;
     if !reply.complete {
         return Err(format!(
             "reply over {MAX_BODY_BYTES} bytes (HTTP {})",
@@ -225,8 +230,12 @@ async fn send(request: reqwest::RequestBuilder) -> Result<Reply, String> {
 
 /// Sends a request and reads the reply's first `limit` bytes; the rest is not read
 /// (`complete` is then false).
-async fn send_reading(request: reqwest::RequestBuilder, limit: usize) -> Result<Reply, String> {
-    let mut response = request.send().await.map_err(describe)?;
+async fn send_reading(request: reqwest::RequestBuilder, limit: usize) -> Result<Reply, SendError> {
+    let failed = |error: reqwest::Error| SendError {
+        cause: Cause::of_request(&error),
+        detail: describe(error),
+    };
+    let mut response = request.send().await.map_err(failed)?;
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
@@ -240,7 +249,7 @@ async fn send_reading(request: reqwest::RequestBuilder, limit: usize) -> Result<
         .map(str::to_owned);
     let mut body = Vec::new();
     let mut complete = true;
-    while let Some(chunk) = response.chunk().await.map_err(describe)? {
+    while let Some(chunk) = response.chunk().await.map_err(failed)? {
         if body.len() + chunk.len() > limit {
             body.extend_from_slice(&chunk[..limit - body.len()]);
             complete = false;

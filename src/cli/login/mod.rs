@@ -146,7 +146,8 @@ fn check_not_cancelled(paths: &Paths, flow_id: &str) -> anyhow::Result<()> {
     });
     match client::call(&paths.socket, request) {
         Err(client::ClientError::Daemon(error)) if error.code == ErrorCode::LoginFailed => {
-            Err(anyhow::Error::new(error).context("login failed"))
+            // The daemon's reason says what happened; no second "failed" in front of it.
+            Err(anyhow::Error::new(error))
         }
         _ => Ok(()),
     }

@@ -1,0 +1,214 @@
+//! Why a request to a provider got no usable answer, classified once from the error's type
+//! (reqwest's kinds, the `std::io::Error` kinds in its source chain) or the HTTP status, so
+//! that a failed login can say the cause once with advice that fits it.
+//!
+//! Never holds a request or reply body: only the host name, a status and a wait.
+
+use std::time::Duration;
+
+/// The message hyper-util's connector gives a failed name resolution (`ConnectError::dns`).
+/// That error type is not exported to us (hyper-util is not a direct dependency), so its
+/// fixed message is the one marker of a DNS failure in reqwest's source chain.
+const DNS_ERROR: &str = "dns error";
+
+/// The cause of a failed provider request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cause {
+    /// The provider's host name does not resolve.
+    Dns { host: String },
+    /// No conversation with the provider: the connection was refused, reset or timed out.
+    Unreachable { host: String, how: Unreachable },
+    /// The TLS handshake failed (wrong clock, an intercepting proxy, a bad certificate).
+    Tls { host: String },
+    /// The provider answered 5xx or 429: failing or rate-limiting.
+    Busy {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    /// Anything else (a reply that does not parse, an unexpected OAuth error, ...): the
+    /// error text says what.
+    Other,
+}
+
+/// How a connection to the provider failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreachable {
+    Refused,
+    Reset,
+    TimedOut,
+    /// Another connection failure.
+    Failed,
+}
+
+impl Cause {
+    /// Classifies a failed reqwest request.
+    pub fn of_request(error: &reqwest::Error) -> Self {
+        let host = error
+            .url()
+            .and_then(|u| u.host_str())
+            .unwrap_or("the provider")
+            .to_owned();
+        let chain = || {
+            std::iter::successors(std::error::Error::source(error), |e| e.source())
+                .collect::<Vec<_>>()
+        };
+        let io_kind = chain()
+            .into_iter()
+            .find_map(|e| e.downcast_ref::<std::io::Error>().map(std::io::Error::kind));
+        use std::io::ErrorKind as K;
+        let how = match io_kind {
+            Some(K::ConnectionRefused) => Some(Unreachable::Refused),
+            Some(K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe) => {
+                Some(Unreachable::Reset)
+            }
+            Some(K::TimedOut) => Some(Unreachable::TimedOut),
+            _ => None,
+        };
+        if error.is_timeout() {
+            return Cause::Unreachable {
+                host,
+                how: Unreachable::TimedOut,
+            };
+        }
+        if let Some(how) = how {
+            return Cause::Unreachable { host, how };
+        }
+        if error.is_connect() {
+            if chain().iter().any(|e| e.to_string() == DNS_ERROR) {
+                return Cause::Dns { host };
+            }
+            // rustls and native-tls report a failed handshake as invalid data.
+            if io_kind == Some(K::InvalidData) {
+                return Cause::Tls { host };
+            }
+            return Cause::Unreachable {
+                host,
+                how: Unreachable::Failed,
+            };
+        }
+        Cause::Other
+    }
+
+    /// The cause of an HTTP status, if it is a failure worth its own advice (5xx, 429).
+    pub fn of_status(status: u16, retry_after: Option<Duration>) -> Self {
+        if status >= 500 || status == 429 {
+            Cause::Busy {
+                status,
+                retry_after,
+            }
+        } else {
+            Cause::Other
+        }
+    }
+
+    /// The cause and what to do about it, in one sentence; `None` for [`Cause::Other`].
+    pub fn advice(&self) -> Option<String> {
+        Some(match self {
+            Cause::Dns { host } => format!(
+                "cannot resolve {host}: check the network connection, DNS or proxy settings (HTTPS_PROXY)"
+            ),
+            Cause::Unreachable { host, how } => {
+                let what = match how {
+                    Unreachable::Refused => "refused the connection",
+                    Unreachable::Reset => "dropped the connection",
+                    Unreachable::TimedOut => "did not answer in time",
+                    Unreachable::Failed => "could not be reached",
+                };
+                format!(
+                    "{host} {what}: check the network connection or proxy (the provider may be down), then try again"
+                )
+            }
+            Cause::Tls { host } => format!(
+                "the secure connection to {host} failed: check the system clock and any proxy that intercepts HTTPS"
+            ),
+            Cause::Busy {
+                status,
+                retry_after,
+            } => {
+                let later = match retry_after {
+                    Some(wait) => format!("try again in {} s", wait.as_secs().max(1)),
+                    None => "try again later".to_owned(),
+                };
+                let doing = if *status == 429 {
+                    "is rate-limiting"
+                } else {
+                    "is failing"
+                };
+                format!("the provider {doing} (HTTP {status}): {later}")
+            }
+            Cause::Other => return None,
+        })
+    }
+}
+
+/// A provider request that got no usable reply: its cause, and a detail for the log (never
+/// a body).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{detail}")]
+pub struct SendError {
+    pub cause: Cause,
+    pub detail: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn failed_request(url: &str) -> reqwest::Error {
+        reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .get(url)
+            .send()
+            .await
+            .expect_err("the request must fail")
+    }
+
+    #[tokio::test]
+    async fn an_unresolvable_host_is_a_dns_failure() {
+        // `.invalid` never resolves (RFC 2606): no network needed.
+        let error = failed_request("http://nonexistent.invalid/token").await;
+        let cause = Cause::of_request(&error);
+        assert_eq!(
+            cause,
+            Cause::Dns {
+                host: "nonexistent.invalid".into()
+            }
+        );
+        let advice = cause.advice().unwrap();
+        assert!(advice.starts_with("cannot resolve nonexistent.invalid: check the network"));
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_a_refused_connection() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let error = failed_request(&format!("http://127.0.0.1:{port}/token")).await;
+        assert_eq!(
+            Cause::of_request(&error),
+            Cause::Unreachable {
+                host: "127.0.0.1".into(),
+                how: Unreachable::Refused
+            }
+        );
+    }
+
+    #[test]
+    fn server_errors_and_rate_limits_say_when_to_try_again() {
+        let busy = Cause::of_status(429, Some(Duration::from_secs(30)));
+        assert_eq!(
+            busy.advice().unwrap(),
+            "the provider is rate-limiting (HTTP 429): try again in 30 s"
+        );
+        let failing = Cause::of_status(503, None).advice().unwrap();
+        assert_eq!(
+            failing,
+            "the provider is failing (HTTP 503): try again later"
+        );
+        assert_eq!(Cause::of_status(400, None), Cause::Other);
+        assert_eq!(Cause::Other.advice(), None);
+    }
+}
