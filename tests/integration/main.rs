@@ -18,6 +18,7 @@ mod instance;
 mod journal;
 mod lifecycle;
 mod login_flows;
+mod login_messages;
 mod logout;
 mod logout_cancels;
 mod logs;

@@ -1,0 +1,71 @@
+//! A failed login says its cause once, with advice that fits it: the real `sessctl login`
+//! and daemon, against a token endpoint that cannot resolve (`.invalid`, RFC 2606: no
+//! network needed; https, as the config requires for any host but loopback) and against the real OAuth server with a spent refresh token.
+
+use crate::flows::{Running, assert_success, code_and_stderr};
+use crate::support::TestEnv;
+
+/// What the CLI prints when the token endpoint's host does not resolve.
+const DNS_ADVICE: &str = "cannot resolve nonexistent.invalid: check the network connection, DNS or proxy settings (HTTPS_PROXY)";
+
+#[test]
+fn a_login_against_an_unresolvable_token_endpoint_gives_the_dns_advice_once() {
+    let env = TestEnv::new();
+    env.write_config(
+        "providers:\n  offline:\n    token_url: https://nonexistent.invalid/token\n    client_id: sessctl-test\n",
+    );
+    let _daemon = env.start_daemon();
+    let token = "rt-never-printed-1234";
+    let out = env.sessctl_stdin(
+        &[
+            "login",
+            "work",
+            "--provider",
+            "offline",
+            "--refresh-token-stdin",
+        ],
+        token,
+    );
+    let (code, stderr) = code_and_stderr(&out);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(stderr.matches(DNS_ADVICE).count(), 1, "{stderr}");
+    assert!(!stderr.contains("failed"), "a second 'failed': {stderr}");
+    assert!(!stderr.contains("try again"), "weak advice: {stderr}");
+    assert!(!stderr.contains(token), "the token was printed: {stderr}");
+}
+
+#[test]
+fn a_spent_refresh_token_login_says_to_get_a_new_one() {
+    let t = Running::start("");
+    let grant = t.server.grant("acct-spent", "spent@example.com");
+    let first = t.env.sessctl_stdin(
+        &[
+            "login",
+            "work",
+            "--provider",
+            "test",
+            "--refresh-token-stdin",
+        ],
+        &grant.refresh_token,
+    );
+    assert_success(&first, "the first login");
+    // The daemon has redeemed (rotated) it: presenting it again is refused.
+    let again = t.env.sessctl_stdin(
+        &[
+            "login",
+            "home",
+            "--provider",
+            "test",
+            "--refresh-token-stdin",
+        ],
+        &grant.refresh_token,
+    );
+    let (code, stderr) = code_and_stderr(&again);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("invalid_grant): it is spent or revoked; get a new refresh token"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("failed"), "{stderr}");
+    assert!(!stderr.contains(&grant.refresh_token), "{stderr}");
+}
