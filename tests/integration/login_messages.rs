@@ -2,7 +2,10 @@
 //! and daemon, against a token endpoint that cannot resolve (`.invalid`, RFC 2606: no
 //! network needed; https, as the config requires for any host but loopback) and against the real OAuth server with a spent refresh token.
 
+use serde_json::{Value, json};
+
 use crate::flows::{Running, assert_success, code_and_stderr};
+use crate::socket::{error_code, exchange};
 use crate::support::TestEnv;
 
 /// What the CLI prints when the token endpoint's host does not resolve.
@@ -68,4 +71,40 @@ fn a_spent_refresh_token_login_says_to_get_a_new_one() {
     );
     assert!(!stderr.contains("failed"), "{stderr}");
     assert!(!stderr.contains(&grant.refresh_token), "{stderr}");
+}
+
+/// A code the provider refuses (`invalid_grant`) on a pasted-code login: the message says
+/// the code expired or was already used and to log in again, and never shows the code.
+#[test]
+fn a_refused_authorization_code_says_to_log_in_again() {
+    let run = crate::login_flows::start();
+    let send = |request: Value| {
+        let mut line = serde_json::to_vec(&request).expect("json");
+        line.push(b'\n');
+        exchange(&run, &line)
+    };
+    let begun = send(
+        json!({"v": 1, "type": "login_begin", "name": "work", "provider": "test",
+                            "flow": {"kind": "manual"}, "timeout_secs": 60}),
+    );
+    let flow_id = begun["ok"]["flow_id"].as_str().expect("a flow id");
+    let url = url::Url::parse(begun["ok"]["authorize_url"].as_str().expect("a URL"))
+        .expect("authorize URL");
+    let state = url
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .expect("a state");
+    let code = "code-never-issued-5678";
+    let refused = send(json!({"v": 1, "type": "login_complete", "flow_id": flow_id,
+                              "code": code, "state": state}));
+    assert_eq!(error_code(&refused), "login_failed", "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with(
+            "the provider refused the authorization code (invalid_grant): it expired or was already used; log in again: sessctl login work --provider test"
+        ),
+        "{message}"
+    );
+    assert!(!message.contains(code), "{message}");
 }
