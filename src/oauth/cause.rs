@@ -48,22 +48,16 @@ impl Cause {
             .and_then(|u| u.host_str())
             .unwrap_or("the provider")
             .to_owned();
-        let chain = || {
-            std::iter::successors(std::error::Error::source(error), |e| e.source())
-                .collect::<Vec<_>>()
-        };
-        let io_kind = chain()
-            .into_iter()
-            .find_map(|e| e.downcast_ref::<std::io::Error>().map(std::io::Error::kind));
+        let chain: Vec<&(dyn std::error::Error + 'static)> =
+            std::iter::successors(std::error::Error::source(error), |e| e.source()).collect();
+        let kinds = io_kinds(&chain);
         use std::io::ErrorKind as K;
-        let how = match io_kind {
-            Some(K::ConnectionRefused) => Some(Unreachable::Refused),
-            Some(K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe) => {
-                Some(Unreachable::Reset)
-            }
-            Some(K::TimedOut) => Some(Unreachable::TimedOut),
+        let how = kinds.iter().find_map(|kind| match kind {
+            K::ConnectionRefused => Some(Unreachable::Refused),
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => Some(Unreachable::Reset),
+            K::TimedOut => Some(Unreachable::TimedOut),
             _ => None,
-        };
+        });
         if error.is_timeout() {
             return Cause::Unreachable {
                 host,
@@ -74,11 +68,11 @@ impl Cause {
             return Cause::Unreachable { host, how };
         }
         if error.is_connect() {
-            if chain().iter().any(|e| e.to_string() == DNS_ERROR) {
+            if chain.iter().any(|e| e.to_string() == DNS_ERROR) {
                 return Cause::Dns { host };
             }
             // rustls and native-tls report a failed handshake as invalid data.
-            if io_kind == Some(K::InvalidData) {
+            if kinds.contains(&K::InvalidData) {
                 return Cause::Tls { host };
             }
             return Cause::Unreachable {
@@ -141,6 +135,22 @@ impl Cause {
     }
 }
 
+/// The kinds of every `std::io::Error` in `chain`, including those wrapped inside another
+/// (an io::Error's `source` skips the error it wraps, so each is opened with `get_ref`).
+fn io_kinds(chain: &[&(dyn std::error::Error + 'static)]) -> Vec<std::io::ErrorKind> {
+    let mut kinds = Vec::new();
+    for error in chain {
+        let mut io = error.downcast_ref::<std::io::Error>();
+        while let Some(e) = io {
+            kinds.push(e.kind());
+            io = e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<std::io::Error>());
+        }
+    }
+    kinds
+}
+
 /// A provider request that got no usable reply: its cause, and a detail for the log (never
 /// a body).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -193,6 +203,28 @@ mod tests {
                 host: "127.0.0.1".into(),
                 how: Unreachable::Refused
             }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_tls_handshake_is_a_tls_failure() {
+        // A loopback "server" that answers a TLS hello with plain text.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut stream, _) = listener.accept().unwrap();
+            let _ = stream.read(&mut [0; 1024]);
+            let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+        });
+        let error = failed_request(&format!("https://127.0.0.1:{port}/token")).await;
+        server.join().unwrap();
+        assert_eq!(
+            Cause::of_request(&error),
+            Cause::Tls {
+                host: "127.0.0.1".into()
+            },
+            "{error:?}"
         );
     }
 
