@@ -175,10 +175,32 @@ mod tests {
             .expect_err("the request must fail")
     }
 
+    /// A resolver that finds nothing, as a DNS server answering NXDOMAIN would: no query
+    /// leaves this machine.
+    struct NoSuchHost;
+
+    impl reqwest::dns::Resolve for NoSuchHost {
+        fn resolve(&self, _name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+            Box::pin(async {
+                Err(Box::new(std::io::Error::other(
+                    "failed to lookup address information",
+                ))
+                    as Box<dyn std::error::Error + Send + Sync>)
+            })
+        }
+    }
+
     #[tokio::test]
     async fn an_unresolvable_host_is_a_dns_failure() {
-        // `.invalid` never resolves (RFC 2606): no network needed.
-        let error = failed_request("http://nonexistent.invalid/token").await;
+        let error = reqwest::Client::builder()
+            .no_proxy()
+            .dns_resolver(std::sync::Arc::new(NoSuchHost))
+            .build()
+            .unwrap()
+            .get("http://nonexistent.invalid/token")
+            .send()
+            .await
+            .expect_err("the request must fail");
         let cause = Cause::of_request(&error);
         assert_eq!(
             cause,

@@ -1,6 +1,11 @@
 //! A failed login says its cause once, with advice that fits it: the real `sessctl login`
-//! and daemon, against a token endpoint that cannot resolve (`.invalid`, RFC 2606: no
-//! network needed; https, as the config requires for any host but loopback) and against the real OAuth server with a spent refresh token.
+//! and daemon, against a token endpoint that cannot resolve and against the real OAuth
+//! server with a spent refresh token or a refused code.
+//!
+//! The unresolvable endpoint (`.invalid`, RFC 2606; https, as the config requires for any
+//! host but loopback) is asked from a daemon in a network namespace of its own (`unshare
+//! --net`, util-linux): its name lookup fails there at once and no query leaves this
+//! machine, as tests here must only use loopback addresses.
 
 use serde_json::{Value, json};
 
@@ -11,13 +16,30 @@ use crate::support::TestEnv;
 /// What the CLI prints when the token endpoint's host does not resolve.
 const DNS_ADVICE: &str = "cannot resolve nonexistent.invalid: check the network connection, DNS or proxy settings (HTTPS_PROXY)";
 
+/// A `sessctl` that runs in a network namespace of its own (only a loopback that is down):
+/// the daemon it starts can reach its socket, the keychain's bus and files, but no network.
+fn without_network(env: &TestEnv) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let wrapper = env.root().join("sessctl-without-network");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec unshare --map-current-user --net -- {} \"$@\"\n",
+            crate::support::sessctl::SESSCTL
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    wrapper
+}
+
 #[test]
 fn a_login_against_an_unresolvable_token_endpoint_gives_the_dns_advice_once() {
     let env = TestEnv::new();
     env.write_config(
         "providers:\n  offline:\n    token_url: https://nonexistent.invalid/token\n    client_id: sessctl-test\n",
     );
-    let _daemon = env.start_daemon();
+    let _daemon = env.start_daemon_of(&without_network(&env), &[]);
     let token = "rt-never-printed-1234";
     let out = env.sessctl_stdin(
         &[
