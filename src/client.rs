@@ -101,7 +101,7 @@ pub fn call(socket: &Path, request: Request) -> Result<Response, ClientError> {
     parse_reply(&line)
 }
 
-/// Without Unix sockets there is no daemon to ask (see README, "Platforms").
+/// Without Unix sockets there is no daemon to ask (see README, "Install").
 #[cfg(not(unix))]
 pub fn call(_socket: &Path, _request: Request) -> Result<Response, ClientError> {
     Err(ClientError::UnsupportedPlatform)

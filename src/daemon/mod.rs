@@ -70,7 +70,7 @@ const COMMAND_QUEUE: usize = 1024;
 /// `alert_command` is killed with the runtime (its process group with it).
 const ALERT_DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// Without Unix sockets the daemon cannot listen (see README, "Platforms").
+/// Without Unix sockets the daemon cannot listen (see README, "Install").
 #[cfg(not(unix))]
 pub async fn run(_config: Config, _paths: Paths) -> Result<(), Error> {
     Err(Error::UnsupportedPlatform)
