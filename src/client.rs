@@ -2,8 +2,13 @@
 //! Blocking std I/O: a CLI call needs no async runtime, which keeps `status` fast.
 //! Replies may be of any practical size (a `status` of 1,000 slots is about half a MB):
 //! only requests are held to [`MAX_FRAME_BYTES`], by the daemon.
+//!
+//! Unix only: on Windows `call` says sessctl does not run there yet, and the rest is only
+//! type-checked, so it is unused there.
+#![cfg_attr(not(unix), allow(dead_code, unused_imports))]
 
 use std::io::{BufRead, BufReader, Write};
+#[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -38,12 +43,16 @@ pub enum ClientError {
         "this sessctl speaks protocol {PROTOCOL_VERSION} but the daemon speaks {daemon}; restart the daemon so both are the same version"
     )]
     VersionMismatch { daemon: u32 },
+    /// The daemon's socket is a Unix socket, which this platform (Windows) lacks.
+    #[error("sessctl does not run on Windows yet: its daemon listens on a Unix socket")]
+    UnsupportedPlatform,
     /// The daemon answered with an error.
     #[error("{0}")]
     Daemon(ErrorReply),
 }
 
 /// Sends `request` to the daemon at `socket` and returns its reply.
+#[cfg(unix)]
 pub fn call(socket: &Path, request: Request) -> Result<Response, ClientError> {
     let io = |source: std::io::Error| ClientError::Io {
         socket: socket.to_owned(),
@@ -92,6 +101,12 @@ pub fn call(socket: &Path, request: Request) -> Result<Response, ClientError> {
     parse_reply(&line)
 }
 
+/// Without Unix sockets there is no daemon to ask (see README, "Install").
+#[cfg(not(unix))]
+pub fn call(_socket: &Path, _request: Request) -> Result<Response, ClientError> {
+    Err(ClientError::UnsupportedPlatform)
+}
+
 /// Reads one reply line, whatever its size up to [`MAX_REPLY_BYTES`]; what was read, and
 /// how reading ended.
 fn read_reply_line(reader: impl BufRead) -> (Vec<u8>, std::io::Result<()>) {
@@ -135,7 +150,7 @@ fn parse_reply(line: &[u8]) -> Result<Response, ClientError> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use crate::protocol::ErrorCode;

@@ -29,6 +29,9 @@ pub enum Error {
         socket.display()
     )]
     SocketInUse { socket: PathBuf, pid: String },
+    /// The daemon listens on a Unix socket, which this platform (Windows) lacks.
+    #[error("sessctl does not run on Windows yet: its daemon listens on a Unix socket")]
+    UnsupportedPlatform,
 }
 
 impl Error {

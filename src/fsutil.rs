@@ -14,8 +14,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 
 /// Mode of every file we write: readable and writable by the owner only.
+#[cfg(unix)]
 const PRIVATE_FILE_MODE: u32 = 0o600;
 /// Mode of every directory we create: only the owner may list or enter it.
+#[cfg(unix)]
 const PRIVATE_DIR_MODE: u32 = 0o700;
 /// How many temp names to try before giving up; a collision needs the same pid, counter
 /// and 64 random bits, so more than one attempt only ever matters after a crash.
@@ -86,6 +88,16 @@ fn create_temp_file(dir: &Path, target: &Path) -> io::Result<(PathBuf, File)> {
         }
     }
     Err(last_err.unwrap_or_else(|| io::Error::other("no temp file name was free")))
+}
+
+/// Options that create files with mode 0600 (on Unix), for files opened in place rather
+/// than written atomically (locks, append-only journals).
+pub fn private_file_options() -> OpenOptions {
+    #[cfg_attr(not(unix), allow(unused_mut))]
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    options.mode(PRIVATE_FILE_MODE);
+    options
 }
 
 /// Makes a rename in `dir` durable.

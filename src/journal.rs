@@ -18,9 +18,8 @@
 //! file` there is no journal: that store's write is itself an fsynced atomic replace.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -29,6 +28,7 @@ use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
 
+use crate::fsutil;
 use crate::store::{StoredCredentials, Tokens};
 
 /// The journal's file name, in the state directory.
@@ -128,10 +128,9 @@ impl Journal {
         key: &JournalKey,
         outstanding: Vec<String>,
     ) -> Result<Self, JournalError> {
-        let file = OpenOptions::new()
+        let file = fsutil::private_file_options()
             .create(true)
             .append(true)
-            .mode(0o600)
             .open(path)
             .map_err(|source| io_error("open", path, source))?;
         Ok(Journal {

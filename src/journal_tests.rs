@@ -38,6 +38,7 @@ fn appended_entries_read_back_and_the_newest_per_slot_wins() {
     );
 }
 
+#[cfg(unix)]
 #[test]
 fn the_file_never_holds_a_token_in_the_clear_and_is_private() {
     use std::os::unix::fs::PermissionsExt;

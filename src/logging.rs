@@ -213,6 +213,7 @@ impl Write for PruningAppender {
 /// Makes a log file 0600, like every other file sessctl writes: its lines name accounts
 /// (never tokens). tracing-appender creates files with the default mode; this runs right
 /// after it opens each one, and the directory is 0700 meanwhile.
+#[cfg(unix)]
 fn make_private(file: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let private = std::fs::Permissions::from_mode(0o600);
@@ -222,6 +223,10 @@ fn make_private(file: &Path) {
         eprintln!("sessctl: cannot make {} private: {e}", file.display());
     }
 }
+
+/// Elsewhere files keep the platform's default permissions (see `fsutil`).
+#[cfg(not(unix))]
+fn make_private(_file: &Path) {}
 
 fn appender_rotation(rotation: LogRotation) -> Rotation {
     match rotation {

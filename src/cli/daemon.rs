@@ -29,7 +29,6 @@ pub fn exec(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
 /// Replaces this process with `sessctl-daemon [--config PATH] ARGS...`. Returns only on
 /// failure.
 pub fn exec_daemon_binary(config: Option<PathBuf>, args: &[&str]) -> anyhow::Result<ExitCode> {
-    use std::os::unix::process::CommandExt;
     let sibling = std::env::current_exe()
         .context("cannot find where sessctl is installed")?
         .with_file_name(DAEMON_BINARY);
@@ -37,13 +36,28 @@ pub fn exec_daemon_binary(config: Option<PathBuf>, args: &[&str]) -> anyhow::Res
     if let Some(config) = config {
         command.arg("--config").arg(config);
     }
-    let error = command.args(args).exec();
-    Err(error).with_context(|| {
+    command.args(args);
+    run_in_place(&mut command).with_context(|| {
         format!(
             "cannot start the daemon {} (it is installed beside sessctl: reinstall with `cargo install --path .`)",
             sibling.display()
         )
     })
+}
+
+/// Replaces this process with `command`; returns only why it could not.
+#[cfg(unix)]
+fn run_in_place(command: &mut std::process::Command) -> std::io::Result<ExitCode> {
+    use std::os::unix::process::CommandExt;
+    Err(command.exec())
+}
+
+/// Without `exec`, runs `command` as a child and passes its exit status on.
+#[cfg(not(unix))]
+fn run_in_place(command: &mut std::process::Command) -> std::io::Result<ExitCode> {
+    let status = command.status()?;
+    let code = status.code().and_then(|c| u8::try_from(c).ok());
+    Ok(ExitCode::from(code.unwrap_or(1)))
 }
 
 /// The command line of `sessctl-daemon`.

@@ -56,7 +56,7 @@ pub fn for_client_error(error: &ClientError) -> u8 {
     match error {
         ClientError::NotRunning { .. } | ClientError::Io { .. } => UNREACHABLE,
         ClientError::VersionMismatch { .. } => VERSION_MISMATCH,
-        ClientError::BadReply(_) => FAILED,
+        ClientError::BadReply(_) | ClientError::UnsupportedPlatform => FAILED,
         ClientError::Daemon(reply) => for_daemon_error(reply.code),
     }
 }

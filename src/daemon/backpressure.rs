@@ -81,15 +81,13 @@ fn unread_bytes(_socket: &impl AsRawFd) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-    use std::os::unix::net::UnixStream;
-
     use super::*;
 
     #[cfg(target_os = "linux")]
     #[test]
     fn unread_reply_bytes_are_seen_until_the_peer_reads_them() {
-        use std::io::Read;
+        use std::io::{Read, Write};
+        use std::os::unix::net::UnixStream;
         let (mut ours, mut theirs) = UnixStream::pair().unwrap();
         assert!(!too_much_unread(&ours, 0));
         let chunk = vec![b'x'; 16 * 1024];

@@ -14,12 +14,12 @@
 //! can say who is running and where it answers. It must never be removed by the daemon: a
 //! lock file unlinked while held no longer excludes anyone.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use crate::error::Error;
+use crate::fsutil;
 
 /// A held lock; dropping it releases it.
 pub struct InstanceLock {
@@ -64,12 +64,11 @@ impl InstanceLock {
 
 /// Opens (creating, 0600) and tries to lock `path`; on success writes our pid and `socket`.
 fn take(path: &Path, socket: &Path) -> Result<Result<InstanceLock, Holder>, Error> {
-    let mut file = OpenOptions::new()
+    let mut file = fsutil::private_file_options()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .mode(0o600)
         .open(path)
         .map_err(|e| Error::io("open lock file", path, e))?;
     match file.try_lock() {

@@ -4,8 +4,13 @@
 //! `shutdown` request or SIGTERM/SIGINT. Then the manager drains (`stop`): requests already
 //! sent finish and their results are stored while the socket still answers "shutting down";
 //! only then do the server and the writers end.
+//!
+//! Unix only: the socket server and signal handling are built for Unix; on Windows `run`
+//! says so and the rest is only type-checked, so it is unused there.
+#![cfg_attr(not(unix), allow(dead_code, unused_imports))]
 
 mod alerts;
+#[cfg(unix)]
 mod backpressure;
 mod cancel;
 mod clock;
@@ -31,6 +36,7 @@ mod retire;
 mod revocations;
 mod revoke_jobs;
 pub mod schedule;
+#[cfg(unix)]
 mod server;
 mod slot;
 mod status;
@@ -40,9 +46,9 @@ mod transitions;
 mod usage;
 mod writer;
 
-use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
+#[cfg(unix)]
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, watch};
 
@@ -64,7 +70,14 @@ const COMMAND_QUEUE: usize = 1024;
 /// `alert_command` is killed with the runtime (its process group with it).
 const ALERT_DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// Without Unix sockets the daemon cannot listen (see README, "Install").
+#[cfg(not(unix))]
+pub async fn run(_config: Config, _paths: Paths) -> Result<(), Error> {
+    Err(Error::UnsupportedPlatform)
+}
+
 /// Runs the daemon in the foreground until it is told to stop.
+#[cfg(unix)]
 pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
     fsutil::create_private_dir(&paths.runtime_dir)
         .map_err(|e| Error::io("create runtime directory", &paths.runtime_dir, e))?;
@@ -175,7 +188,9 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
 
 /// Binds the socket, replacing a stale one. Only called with the socket lock held, so a
 /// socket file that exists now was left by a daemon that is gone.
+#[cfg(unix)]
 fn bind_socket(paths: &Paths) -> Result<UnixListener, Error> {
+    use std::os::unix::fs::PermissionsExt;
     match std::fs::remove_file(&paths.socket) {
         Ok(()) => tracing::info!("removed a stale socket left by an earlier daemon"),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -189,6 +204,7 @@ fn bind_socket(paths: &Paths) -> Result<UnixListener, Error> {
 }
 
 /// Turns SIGTERM and SIGINT into a graceful shutdown.
+#[cfg(unix)]
 async fn forward_signals(shutdown: watch::Sender<bool>) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (

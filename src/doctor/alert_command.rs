@@ -2,7 +2,6 @@
 //! can it be found and executed? A missing program is a warning: sessctl itself works, but
 //! a headless machine would hear nothing of a dead account.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::config::AlertCommand;
@@ -49,14 +48,23 @@ fn locate(program: &str, path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+#[cfg(unix)]
 fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-#[cfg(test)]
+/// Without execute bits, any file counts (Windows runs by file extension).
+#[cfg(not(unix))]
+fn is_executable(path: &Path) -> bool {
+    path.is_file()
+}
+
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use crate::doctor::Outcome;
+    use std::os::unix::fs::PermissionsExt;
 
     fn command(program: &str) -> AlertCommand {
         AlertCommand {

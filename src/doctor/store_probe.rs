@@ -13,7 +13,6 @@
 //! proves the directory takes the daemon's atomic writes.
 
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -148,6 +147,18 @@ fn file_itself(path: &Path) -> Result<bool, String> {
     if !meta.is_file() {
         return Err(format!("{} is not a regular file", path.display()));
     }
+    owned_and_private(path, &meta)?;
+    // Reading an item that cannot exist parses the whole file and changes nothing.
+    match FileBackend::new(path.to_owned()).load(&probe_name()) {
+        Ok(_) => Ok(true),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// Checks that the file is ours and private (mode 0600).
+#[cfg(unix)]
+fn owned_and_private(path: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };
     if meta.uid() != uid {
@@ -164,11 +175,13 @@ fn file_itself(path: &Path) -> Result<bool, String> {
             path.display()
         ));
     }
-    // Reading an item that cannot exist parses the whole file and changes nothing.
-    match FileBackend::new(path.to_owned()).load(&probe_name()) {
-        Ok(_) => Ok(true),
-        Err(error) => Err(error.to_string()),
-    }
+    Ok(())
+}
+
+/// Elsewhere there are no Unix owner and mode bits to check.
+#[cfg(not(unix))]
+fn owned_and_private(_path: &Path, _meta: &std::fs::Metadata) -> Result<(), String> {
+    Ok(())
 }
 
 /// Writes, reads back and removes a probe file in the credentials file's directory.
@@ -179,10 +192,9 @@ fn directory_takes_writes(path: &Path) -> Result<(), String> {
     };
     let probe = dir.join(format!("{}.tmp", probe_name()));
     let contents = b"sessctl doctor probe\n";
-    let result = std::fs::OpenOptions::new()
+    let result = crate::fsutil::private_file_options()
         .write(true)
         .create_new(true)
-        .mode(0o600)
         .open(&probe)
         .and_then(|mut f| f.write_all(contents).and_then(|()| f.sync_all()))
         .and_then(|()| std::fs::read(&probe));
@@ -195,9 +207,10 @@ fn directory_takes_writes(path: &Path) -> Result<(), String> {
     removed.map_err(|e| format!("cannot remove {}: {e}", probe.display()))
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn the_probe_name_can_never_be_a_slot() {

@@ -1,6 +1,10 @@
 //! sessctl's integration tests: one binary, one module per area, shared helpers in `support`.
 //! Run them all with `scripts/test.sh`, which first installs what they need (a D-Bus bus,
 //! gnome-keyring, secret-tool, the test OAuth server's npm packages).
+//!
+//! Unix only, like the daemon they drive (it listens on a Unix socket): on other platforms
+//! this binary is empty.
+#![cfg(unix)]
 
 mod accounts;
 mod alert_command;

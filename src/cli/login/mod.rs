@@ -14,6 +14,7 @@ mod loopback;
 mod paste;
 mod refresh_token;
 
+#[cfg(unix)]
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -204,6 +205,7 @@ fn describe(login: &LoginReply) -> String {
 
 /// Waits until `fd` has input (true) or `timeout` passes (false); an interrupted wait counts
 /// as "not yet". `what` names the wait in an error.
+#[cfg(unix)]
 fn readable(fd: &impl AsRawFd, timeout: Duration, what: &str) -> anyhow::Result<bool> {
     let mut fds = libc::pollfd {
         fd: fd.as_raw_fd(),
@@ -221,6 +223,12 @@ fn readable(fd: &impl AsRawFd, timeout: Duration, what: &str) -> anyhow::Result<
         return Err(error).with_context(|| what.to_owned());
     }
     Ok(ready > 0)
+}
+
+/// Login needs the daemon, which does not run on Windows yet.
+#[cfg(not(unix))]
+fn readable<T>(_source: &T, _timeout: Duration, _what: &str) -> anyhow::Result<bool> {
+    Err(crate::error::Error::UnsupportedPlatform.into())
 }
 
 #[cfg(test)]

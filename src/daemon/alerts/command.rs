@@ -77,15 +77,16 @@ pub async fn run_and_log(command: &AlertCommand, event: &AlertEvent, limit: Dura
 
 /// Runs `command` with `input` on stdin, for at most `limit`.
 pub async fn run(command: &AlertCommand, input: &str, limit: Duration) -> RunOutcome {
-    let mut child = match Command::new(&command.program)
+    let mut program = Command::new(&command.program);
+    program
         .args(&command.args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-    {
+        .kill_on_drop(true);
+    #[cfg(unix)]
+    program.process_group(0);
+    let mut child = match program.spawn() {
         Ok(child) => child,
         Err(e) => return RunOutcome::NotStarted(e.to_string()),
     };
@@ -169,6 +170,7 @@ fn brief(stdout: &str, stderr: &str) -> String {
 struct GroupGuard(Option<u32>);
 
 impl GroupGuard {
+    #[cfg(unix)]
     fn kill(&mut self) {
         if let Some(pid) = self.0.take().and_then(|pid| i32::try_from(pid).ok()) {
             // SAFETY: kill(2) has no memory effects; a negative pid names the group the
@@ -177,6 +179,13 @@ impl GroupGuard {
                 libc::kill(-pid, libc::SIGKILL);
             }
         }
+    }
+
+    /// Without Unix process groups only `kill_on_drop` stops the child (the daemon does not
+    /// run on Windows yet: this only keeps the module compiling there).
+    #[cfg(not(unix))]
+    fn kill(&mut self) {
+        self.0 = None;
     }
 
     /// The child was reaped and its group need not be killed.

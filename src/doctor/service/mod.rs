@@ -15,6 +15,7 @@ const CHECK: &str = "service";
 /// The systemd user unit (systemd/sessctl.service in the sources).
 pub(super) const SYSTEMD_UNIT: &str = "sessctl.service";
 /// The launchd agent's label (launchd/dev.sessctl.daemon.plist in the sources).
+#[cfg(unix)]
 pub(super) const LAUNCHD_LABEL: &str = "dev.sessctl.daemon";
 
 /// What the service manager said.

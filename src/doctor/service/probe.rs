@@ -6,7 +6,9 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use super::{LAUNCHD_LABEL, Probe, RunState, SYSTEMD_UNIT};
+#[cfg(unix)]
+use super::LAUNCHD_LABEL;
+use super::{Probe, RunState, SYSTEMD_UNIT};
 
 /// How long one `systemctl` or `launchctl` call may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -64,6 +66,7 @@ pub fn parse_systemd(enabled: &Output, active: &Output, main_pid: Option<u32>) -
 }
 
 /// Asks launchd about the agent in the user's GUI domain.
+#[cfg(unix)]
 pub fn launchd() -> Probe {
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };
@@ -77,7 +80,14 @@ pub fn launchd() -> Probe {
     }
 }
 
+/// launchd runs only on macOS.
+#[cfg(not(unix))]
+pub fn launchd() -> Probe {
+    Probe::NoManager("launchd runs only on macOS".to_owned())
+}
+
 /// Reads `launchctl print gui/UID/LABEL` (a loaded agent): its `state =` and `pid =` lines.
+#[cfg(unix)]
 pub fn parse_launchctl_print(text: &str) -> Probe {
     let field = |name: &str| {
         text.lines()
@@ -128,6 +138,21 @@ pub(crate) fn systemctl(args: &[&str]) -> Result<Output, String> {
     run(Command::new("systemctl").arg("--user").args(args))
 }
 
+/// Kills our child `pid`, which did not answer in time; the waiting thread reaps it.
+#[cfg(unix)]
+fn kill_child(pid: u32) {
+    if let Ok(pid) = libc::pid_t::try_from(pid) {
+        // SAFETY: kill has no memory-safety preconditions; the pid is our own
+        // child, not yet reaped (the waiting thread still holds it).
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
+/// Elsewhere the child is left to finish on its own (doctor's service probes ask systemd
+/// and launchd, which exist only on Unix).
+#[cfg(not(unix))]
+fn kill_child(_pid: u32) {}
+
 /// Runs `command` with a deadline; `Err` says why there was no answer.
 pub(crate) fn run(command: &mut Command) -> Result<Output, String> {
     let program = command.get_program().to_string_lossy().into_owned();
@@ -149,12 +174,7 @@ pub(crate) fn run(command: &mut Command) -> Result<Output, String> {
         Ok(Ok(output)) => Ok(output),
         Ok(Err(e)) => Err(format!("{program} failed: {e}")),
         Err(_) => {
-            // The waiting thread reaps it once killed.
-            if let Ok(pid) = libc::pid_t::try_from(pid) {
-                // SAFETY: kill has no memory-safety preconditions; the pid is our own
-                // child, not yet reaped (the waiting thread still holds it).
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
+            kill_child(pid);
             Err(format!(
                 "{program} did not answer within {}s",
                 COMMAND_TIMEOUT.as_secs()
@@ -163,7 +183,7 @@ pub(crate) fn run(command: &mut Command) -> Result<Output, String> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use std::os::unix::process::ExitStatusExt;
 
