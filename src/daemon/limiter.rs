@@ -29,6 +29,8 @@ pub enum Urgency {
 /// A cheap, cloneable handle to one kind's limit.
 #[derive(Clone, Debug)]
 pub struct Limiter {
+    /// What it limits, for the log (`token`, `usage`).
+    kind: &'static str,
     inner: Arc<Mutex<Inner>>,
 }
 
@@ -52,9 +54,10 @@ pub struct Permit {
 }
 
 impl Limiter {
-    /// A limiter of `capacity` permits (at least one).
-    pub fn new(capacity: usize) -> Limiter {
+    /// A limiter of `capacity` permits (at least one) for requests of `kind`.
+    pub fn new(kind: &'static str, capacity: usize) -> Limiter {
         Limiter {
+            kind,
             inner: Arc::new(Mutex::new(Inner {
                 free: capacity.max(1),
                 out: 0,
@@ -81,6 +84,12 @@ impl Limiter {
             let arrival = inner.arrivals;
             inner.arrivals += 1;
             inner.queue.insert((urgency, arrival), sender);
+            // Logged once queued (not before): the order of the queue is settled from here.
+            tracing::debug!(
+                waiting = inner.queue.len(),
+                "{} request queued for its turn",
+                self.kind
+            );
             receiver
         };
         // The sender lives in the queue until a permit is sent: it is never dropped unsent

@@ -30,7 +30,7 @@ fn waiter(
 
 #[tokio::test]
 async fn never_more_out_than_the_capacity_and_the_most_urgent_goes_first() {
-    let limiter = Limiter::new(2);
+    let limiter = Limiter::new("token", 2);
     let first = limiter.acquire(at(100)).await;
     let second = limiter.acquire(at(100)).await;
     assert_eq!(limiter.in_flight(), (2, 2));
@@ -65,7 +65,7 @@ async fn never_more_out_than_the_capacity_and_the_most_urgent_goes_first() {
 
 #[tokio::test]
 async fn a_waiter_that_gave_up_does_not_hold_a_permit() {
-    let limiter = Limiter::new(1);
+    let limiter = Limiter::new("token", 1);
     let held = limiter.acquire(Urgency::Asked).await;
     let gave_up = {
         let limiter = limiter.clone();

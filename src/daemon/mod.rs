@@ -116,8 +116,8 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
         tracing::warn!("config {}: {warning}", paths.config_file.display());
     }
 
-    let token_limit = limiter::Limiter::new(config.max_token_requests);
-    let usage_limit = limiter::Limiter::new(config.max_usage_requests);
+    let token_limit = limiter::Limiter::new("token", config.max_token_requests);
+    let usage_limit = limiter::Limiter::new("usage", config.max_usage_requests);
     let (results_tx, results_rx) = mpsc::unbounded_channel();
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
