@@ -45,11 +45,12 @@ pub enum Command {
     /// Show every slot's health; exit 0 all active, 1 some degraded or inactive, 2 none
     /// active, 3 daemon unreachable.
     Status {
-        /// Print the JSON schema documented in the README.
+        /// Print the status as JSON, for scripts (every field is documented in the README).
         #[arg(long)]
         json: bool,
     },
-    /// Print a valid access token for slot NAME (refreshing first when it is due).
+    /// Print a valid access token for slot NAME and nothing else (refreshing first when it is
+    /// due); exit 4 when the slot needs a new login.
     Token {
         /// The slot.
         name: String,
@@ -67,7 +68,8 @@ pub enum Command {
     /// paste the code the provider's page shows, --device to enter a code on another
     /// device, or --refresh-token-stdin to redeem a refresh token.
     Login(login::Args),
-    /// Revoke slot NAME's refresh token at the provider and delete the slot.
+    /// Revoke slot NAME's refresh token at the provider and delete the slot; cancels a pending
+    /// login of NAME, and a revocation the provider cannot take now is retried until done.
     Logout {
         /// The slot.
         name: String,
