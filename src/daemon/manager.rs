@@ -360,19 +360,10 @@ impl Manager {
                 slot.resolve_waiters(Err(refusal));
             }
             Creds::Present {
-                tokens,
                 stored: Stored::No { retry_at, .. },
+                ..
             } if scheduled && *retry_at <= now => {
-                let condition = slot.creds.write_condition();
-                if let Some(condition) = condition {
-                    slot.job = Some(Job::Writing);
-                    self.jobs.write(
-                        slot.name.clone(),
-                        slot.record.generation,
-                        tokens.clone(),
-                        condition,
-                    );
-                }
+                start_store_write(&self.jobs, slot);
             }
             Creds::Present { tokens, .. } => {
                 if let Some(refusal) = slot.refusal(&self.config) {
@@ -487,6 +478,22 @@ fn deadline(slot: &Slot) -> Option<DateTime<Utc>> {
         ),
         Creds::Present { .. } => slot.next_refresh_at,
     }
+}
+
+/// Starts writing the slot's held tokens to the store (the write its `Stored::No` is
+/// waiting for), under the write condition they need. Does nothing without tokens.
+pub(super) fn start_store_write(jobs: &JobContext, slot: &mut Slot) {
+    let (Some(tokens), Some(condition)) = (slot.creds.tokens(), slot.creds.write_condition())
+    else {
+        return;
+    };
+    slot.job = Some(Job::Writing);
+    jobs.write(
+        slot.name.clone(),
+        slot.record.generation,
+        tokens.clone(),
+        condition,
+    );
 }
 
 /// When a slot's access token expires, or, before its credentials are loaded (a restart),

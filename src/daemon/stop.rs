@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use crate::protocol::{ErrorCode, ErrorReply, Request, Response};
 
 use super::jobs::{JobResult, stopping};
-use super::manager::{Command, Manager};
+use super::manager::{Command, Manager, start_store_write};
 use super::slot::{Creds, Job, Slot, Stored};
 
 /// Longest a stop waits: a token request sent just before the stop may take the whole
@@ -151,21 +151,9 @@ impl Manager {
     /// Starts a store write for every idle slot whose newest tokens only we hold.
     fn retry_unsaved_writes(&mut self) {
         for slot in self.slots.values_mut() {
-            if slot.job.is_some() || !holds_unsaved(slot) {
-                continue;
+            if slot.job.is_none() && holds_unsaved(slot) {
+                start_store_write(&self.jobs, slot);
             }
-            let (Some(tokens), Some(condition)) =
-                (slot.creds.tokens(), slot.creds.write_condition())
-            else {
-                continue;
-            };
-            slot.job = Some(Job::Writing);
-            self.jobs.write(
-                slot.name.clone(),
-                slot.record.generation,
-                tokens.clone(),
-                condition,
-            );
         }
     }
 

@@ -13,6 +13,20 @@ const SLOTS: [&str; 3] = ["one", "two", "three"];
 /// What the daemon logs while it waits for requests already sent.
 const DRAINING: &str = "stopping: waiting for";
 
+/// SIGTERM while a token reply is held at the server: once the daemon says what it waits
+/// for (or has exited), the reply goes out; the daemon must then exit cleanly.
+fn sigterm_then_release_the_held_replies(t: &mut Running) {
+    t.daemon.signal(libc::SIGTERM);
+    wait_for(
+        "the daemon to exit or to say what it waits for",
+        Duration::from_secs(20),
+        || !t.daemon.is_running() || t.daemon.log().contains(DRAINING),
+    );
+    t.server.hold_replies("token", false);
+    let exit = t.daemon.wait_exit(Duration::from_secs(60));
+    assert!(exit.success(), "the daemon exited with {exit}");
+}
+
 /// Logs every slot in (one account each) and returns their grants.
 fn log_in_all(t: &Running) -> Vec<Grant> {
     SLOTS
@@ -215,15 +229,7 @@ fn sigterm_during_a_login_finishes_and_keeps_the_new_slot() {
         Duration::from_secs(20),
         || t.server.stats().holding_replies("token") == 1,
     );
-    t.daemon.signal(libc::SIGTERM);
-    wait_for(
-        "the daemon to exit or to say what it waits for",
-        Duration::from_secs(20),
-        || !t.daemon.is_running() || t.daemon.log().contains(DRAINING),
-    );
-    t.server.hold_replies("token", false);
-    let exit = t.daemon.wait_exit(Duration::from_secs(60));
-    assert!(exit.success(), "the daemon exited with {exit}");
+    sigterm_then_release_the_held_replies(&mut t);
     let out = login.wait(Duration::from_secs(10));
     assert_success(&out, "the login in flight at the stop");
 
@@ -257,15 +263,7 @@ fn sigterm_during_a_device_poll_that_got_the_tokens_keeps_the_new_slot() {
         Duration::from_secs(20),
         || t.server.stats().holding_replies("token") == 1,
     );
-    t.daemon.signal(libc::SIGTERM);
-    wait_for(
-        "the daemon to exit or to say what it waits for",
-        Duration::from_secs(20),
-        || !t.daemon.is_running() || t.daemon.log().contains(DRAINING),
-    );
-    t.server.hold_replies("token", false);
-    let exit = t.daemon.wait_exit(Duration::from_secs(60));
-    assert!(exit.success(), "the daemon exited with {exit}");
+    sigterm_then_release_the_held_replies(&mut t);
 
     t.daemon = t.env.start_daemon();
     assert_eq!(t.state("tv"), "active");
