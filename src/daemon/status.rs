@@ -1,7 +1,6 @@
 //! The `status` reply: every slot's health and quota, the credential store and the quota
 //! cache, judged as of now. Built from the manager's state without any I/O.
 
-
 use crate::protocol::{CacheStatus, QuotaStatus, StatusReport};
 use crate::state::SlotState;
 

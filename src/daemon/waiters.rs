@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 
-use crate::protocol::{ErrorCode, ErrorReply, RefreshReport, Response, SlotRefreshResult, TokenReply};
+use crate::protocol::{
+    ErrorCode, ErrorReply, RefreshReport, Response, SlotRefreshResult, TokenReply,
+};
 
 use super::manager::Reply;
 use super::slot::SlotOutcome;
