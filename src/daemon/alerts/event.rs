@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::state::SlotState;
 
-use crate::daemon::slot::Slot;
+use crate::daemon::core::slot::Slot;
 
 /// At most this many slots are listed in one desktop notification body: a notification
 /// is no place for a long list (`sessctl status` has it all).

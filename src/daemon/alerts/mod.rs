@@ -21,8 +21,8 @@ use chrono::{DateTime, Utc};
 use crate::config::Config;
 use crate::state::SlotState;
 
-use super::schedule::delta;
-use super::slot::Slot;
+use crate::daemon::core::schedule::delta;
+use crate::daemon::core::slot::Slot;
 
 pub use delivery::{AlertQueue, spawn};
 pub use event::{AlertEvent, AlertKind, AlertSlot};
