@@ -10,11 +10,12 @@ use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::daemon::core::reports::JobResult;
 use crate::daemon::core::schedule;
 use crate::daemon::core::schedule::Clocks;
 use crate::daemon::core::stop::{STOP_LIMIT, STOP_STORE_RETRY, STOP_TICK};
 use crate::daemon::core::{Command, Flow, Manager};
-use crate::daemon::jobs::{JobContext, JobResult};
+use crate::daemon::jobs::JobContext;
 
 /// Serves until `shutdown` turns true, a `shutdown` request arrives, or every command
 /// sender is gone; then drains and returns once the daemon may exit.
@@ -60,7 +61,7 @@ pub async fn run(
 /// After an event: starts what the manager ordered, then saves and publishes what changed.
 fn settle(manager: &mut Manager, ctx: &JobContext) {
     for order in manager.jobs.take() {
-        order.start(ctx);
+        ctx.start(order);
     }
     manager.flush();
 }

@@ -9,6 +9,7 @@
 //! the I/O, and a simulator can drive it instead. At most one job runs per slot, which is
 //! the single flight: every caller wanting a refresh waits on that job.
 
+pub mod alerts;
 pub mod clock;
 mod conflict;
 pub mod drain;
@@ -16,6 +17,7 @@ mod handlers;
 pub mod login;
 pub mod orders;
 mod pacing;
+pub mod reports;
 mod results;
 mod retire;
 mod revocations;
@@ -39,19 +41,23 @@ use crate::protocol::{ErrorCode, ErrorReply, Request, Response, UnplacedCredenti
 use crate::state::{SlotState, StateFile};
 use crate::store::StoreKind;
 
+use self::alerts::Alerts;
 use self::schedule::Clocks;
-use crate::daemon::alerts::{AlertQueue, Alerts};
+use crate::daemon::alerts::AlertQueue;
 use crate::daemon::core::clock::ClockWatch;
 use crate::daemon::core::login::cancel::LoginTickets;
 use crate::daemon::core::login::flows::PendingFlows;
 use crate::daemon::core::orders::JobOrders;
+use crate::daemon::core::orders::Urgency;
 use crate::daemon::core::retire::ReplacedJob;
 use crate::daemon::core::revocations::RevocationQueue;
 use crate::daemon::core::slot::{Creds, Job, Slot, Stored};
 use crate::daemon::core::transitions::StateLog;
-use crate::daemon::jobs::limiter::Urgency;
-use crate::daemon::jobs::writer::NumberedState;
 use crate::daemon::start::store_probe::StoreProbe;
+
+/// A state snapshot and its number: the writer reports which number is on disk, so the
+/// manager can hold a reply until the state it depends on is durable.
+pub type NumberedState = (u64, StateFile);
 
 /// Where a command's reply goes.
 pub(in crate::daemon) type Reply = oneshot::Sender<Result<Response, ErrorReply>>;

@@ -5,25 +5,57 @@
 //!
 //! Each order mirrors one job of `crate::daemon::jobs`, `crate::daemon::jobs::login` or
 //! `crate::daemon::jobs::revoke`, with the same arguments; what the job reports comes back to the
-//! manager as a [`crate::daemon::jobs::JobResult`].
+//! manager as a [`crate::daemon::core::reports::JobResult`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use reqwest::Url;
 use tokio::sync::{oneshot, watch};
 
 use crate::config::Provider;
 use crate::journal::Journal;
-use crate::protocol::{ErrorCode, ErrorReply, Response};
+use crate::protocol::ErrorReply;
 use crate::secret::Secret;
 use crate::store::{ItemLabel, Tokens, WriteCondition};
 
-use crate::daemon::core::Reply;
-use crate::daemon::core::drain::DrainGate;
-use crate::daemon::core::login::flows::DeviceResult;
-use crate::daemon::jobs::JobContext;
-use crate::daemon::jobs::limiter::Urgency;
-use crate::daemon::jobs::login::{CodeLogin, DeviceLogin};
+use super::Reply;
+use super::drain::DrainGate;
+use super::login::flows::DeviceResult;
+
+/// A browser or pasted-code login whose code came back with the right state.
+pub struct CodeLogin {
+    pub name: String,
+    pub provider: Provider,
+    pub redirect_uri: Url,
+    pub code: Secret,
+    pub verifier: Secret,
+    pub state: Secret,
+    /// Compared with logouts of the name (`crate::daemon::core::login::cancel`).
+    pub ticket: u64,
+}
+
+/// A device login about to ask for its user code.
+pub struct DeviceLogin {
+    pub name: String,
+    pub provider: Provider,
+    pub flow_id: String,
+    /// Polling stops here (the CLI's timeout), or at the device code's own expiry.
+    pub expires_at: chrono::DateTime<Utc>,
+    /// Compared with logouts of the name (`crate::daemon::core::login::cancel`).
+    pub ticket: u64,
+}
+
+/// Which waiting request goes first: a person's before the timer's; among the timer's, the
+/// token that expires first (an unknown expiry counts as already expired).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Urgency {
+    /// Someone is waiting for the result (`refresh`, `token`, a login).
+    Asked,
+    /// Work the daemon does on its own, keyed by the access token's expiry.
+    Scheduled(Option<DateTime<Utc>>),
+}
 
 /// One piece of I/O to start.
 pub enum JobOrder {
@@ -194,108 +226,4 @@ impl JobOrders {
     pub fn retry_revocation(&mut self, id: String, slot: String, provider: Option<Provider>) {
         self.push(JobOrder::RetryRevocation { id, slot, provider });
     }
-}
-
-impl JobOrder {
-    /// Starts the job this order asks for.
-    pub fn start(self, ctx: &JobContext) {
-        match self {
-            JobOrder::Load { name, generation } => ctx.load(name, generation),
-            JobOrder::Refresh {
-                name,
-                generation,
-                provider,
-                current,
-                condition,
-                urgency,
-            } => ctx.refresh((name, generation), provider, current, condition, urgency),
-            JobOrder::Write {
-                name,
-                generation,
-                tokens,
-                condition,
-            } => ctx.write(name, generation, tokens, condition),
-            JobOrder::Usage {
-                name,
-                generation,
-                provider,
-                access_token,
-            } => ctx.usage(name, generation, provider, access_token),
-            JobOrder::Label { name, label } => ctx.store.label(&name, label),
-            JobOrder::Login {
-                name,
-                ticket,
-                provider,
-                refresh_token,
-                reply,
-            } => ctx.login((name, ticket), provider, refresh_token, reply),
-            JobOrder::CodeLogin { login, reply } => ctx.code_login(login, reply),
-            JobOrder::DeviceLogin {
-                login,
-                begun,
-                done,
-                cancelled,
-            } => ctx.device_login(login, begun, done, cancelled),
-            JobOrder::AwaitDevice {
-                result,
-                slice,
-                reply,
-            } => {
-                tokio::spawn(await_device(result, slice, reply));
-            }
-            JobOrder::Revoke {
-                slot,
-                provider,
-                token,
-                why,
-            } => ctx.revoke(slot, provider, token, why),
-            JobOrder::Logout {
-                name,
-                generation,
-                provider,
-                tokens,
-                reply,
-                cancelled,
-            } => {
-                let reply = counting_cancelled(reply, cancelled);
-                ctx.logout(name, generation, provider, tokens, reply);
-            }
-            JobOrder::RetryRevocation { id, slot, provider } => {
-                ctx.retry_revocation(id, slot, provider);
-            }
-        }
-    }
-}
-
-/// Waits up to `slice` for a device login's outcome and answers with it (or with
-/// `login_pending`).
-async fn await_device(mut result: watch::Receiver<DeviceResult>, slice: Duration, reply: Reply) {
-    let outcome = match tokio::time::timeout(slice, result.wait_for(Option::is_some)).await {
-        Ok(Ok(done)) => done.clone().unwrap_or(Ok(Response::LoginPending)),
-        Ok(Err(_)) => Err(ErrorReply::new(
-            ErrorCode::LoginFailed,
-            "the login ended without a result (cancelled, or the daemon is stopping)",
-        )),
-        Err(_) => Ok(Response::LoginPending),
-    };
-    let _ = reply.send(outcome);
-}
-
-/// A reply channel for the logout job whose answer goes on to `reply` saying that
-/// `cancelled` pending logins were cancelled too.
-fn counting_cancelled(reply: Reply, cancelled: usize) -> Reply {
-    if cancelled == 0 {
-        return reply;
-    }
-    let (tx, rx) = oneshot::channel();
-    tokio::spawn(async move {
-        let Ok(mut answer) = rx.await else {
-            return;
-        };
-        if let Ok(Response::Logout(logout)) = &mut answer {
-            logout.cancelled_logins = u32::try_from(cancelled).unwrap_or(u32::MAX);
-        }
-        let _ = reply.send(answer);
-    });
-    tx
 }

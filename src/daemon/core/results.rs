@@ -14,9 +14,9 @@ use crate::daemon::core::Manager;
 use crate::daemon::core::conflict;
 use crate::daemon::core::login::LoginWrite;
 use crate::daemon::core::pacing::{self, LastReply};
+use crate::daemon::core::reports::{JobResult, RefreshOutcome};
 use crate::daemon::core::schedule::{self, delta};
 use crate::daemon::core::slot::{Creds, Slot, Stored};
-use crate::daemon::jobs::{JobResult, RefreshOutcome};
 use crate::daemon::start::reconcile;
 
 /// `reason` of a slot whose newest tokens are only in memory.
@@ -108,11 +108,11 @@ impl Manager {
         let mut store_error = None;
         match result {
             Ok(Some(item)) if slot.record.is_stale(reconcile::version_of(&item)) => {
-                reconcile::refuse_stale(slot, reconcile::version_of(&item));
+                slot.refuse_stale(reconcile::version_of(&item));
             }
             Ok(Some(item)) => {
                 slot.record.note_item(reconcile::version_of(&item));
-                reconcile::clear_stale(slot);
+                slot.clear_stale();
                 if item.generation != slot.record.generation {
                     tracing::warn!(
                         slot = name,

@@ -12,8 +12,8 @@ use crate::secret::Secret;
 use crate::store::{StoreError, StoredCredentials};
 
 use crate::daemon::core::Manager;
+use crate::daemon::core::reports::RefreshOutcome;
 use crate::daemon::core::slot::{Creds, Stored};
-use crate::daemon::jobs::RefreshOutcome;
 
 /// A job that was running for a login when a newer login replaced it. Its result is
 /// dropped; the refresh token it carries (or, failing that, the one it was sent with) is

@@ -13,8 +13,8 @@ use crate::protocol::Response;
 use crate::revocation::{self, PendingRevocation};
 
 use crate::daemon::core::Manager;
+use crate::daemon::core::reports::{FirstOutcome, RetryOutcome, RevocationReport};
 use crate::daemon::core::schedule::delta;
-use crate::daemon::jobs::revoke::{FirstOutcome, RetryOutcome, RevocationReport};
 
 /// Revocations still owed, and which of them have an attempt running.
 #[derive(Default)]

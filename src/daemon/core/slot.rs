@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use crate::config::Config;
 use crate::protocol::{ErrorCode, ErrorReply, LoginReply, SlotStatus};
 use crate::secret::Secret;
-use crate::state::{SlotRecord, SlotState};
+use crate::state::{ItemVersion, SlotRecord, SlotState};
 use crate::store::{StoredCredentials, Tokens, WriteCondition};
 
 use crate::daemon::core::Reply;
@@ -102,6 +102,9 @@ pub struct SlotOutcome {
     pub access_token: Option<Secret>,
     pub expires_at: Option<DateTime<Utc>>,
 }
+
+/// `reason` of a slot whose stored item is older than one the daemon already wrote.
+pub const STALE_CREDENTIALS: &str = "stale_credentials";
 
 /// A slot in the manager.
 pub struct Slot {
@@ -245,5 +248,29 @@ impl Slot {
         self.record.reason = Some(reason.to_owned());
         self.record.last_refresh_error = Some(error);
         self.next_refresh_at = None;
+    }
+
+    /// The store handed back an item older than one already written: its refresh token was
+    /// already spent (presenting it would revoke the grant under strict rotation), so the
+    /// slot holds no credentials and is inactive until the newer item is put back or the slot
+    /// is logged in again.
+    pub fn refuse_stale(&mut self, found: ItemVersion) {
+        let newest = self.record.newest_written.unwrap_or(found);
+        let error = format!(
+            "the credential store holds an older copy of this slot's item (generation {} version {}; sessctl already wrote generation {} version {}), restored from a backup?; its refresh token was already used, so it is not presented",
+            found.generation, found.version, newest.generation, newest.version
+        );
+        tracing::error!(slot = self.name, "{error}");
+        self.creds = Creds::Missing;
+        self.deactivate(STALE_CREDENTIALS, error);
+    }
+
+    /// A slot refused for a stale item that now reads a current one is active again.
+    pub fn clear_stale(&mut self) {
+        if self.record.reason.as_deref() == Some(STALE_CREDENTIALS) {
+            self.record.state = SlotState::Active;
+            self.record.reason = None;
+            self.record.last_refresh_error = None;
+        }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::quota::UsageOutcome;
 
-use crate::daemon::jobs::RefreshOutcome;
+use crate::daemon::core::reports::RefreshOutcome;
 
 /// Milliseconds, for the `duration_ms` fields.
 fn ms(duration: Duration) -> u64 {

@@ -10,21 +10,11 @@
 //! Owns only the count and the queue: whether a job may still send once it holds a permit
 //! (the daemon may be stopping meanwhile) is the drain gate's to say (`crate::daemon::core::drain`).
 
+use crate::daemon::core::orders::Urgency;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
-
-/// Which waiting request goes first: a person's before the timer's; among the timer's, the
-/// token that expires first (an unknown expiry counts as already expired).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Urgency {
-    /// Someone is waiting for the result (`refresh`, `token`, a login).
-    Asked,
-    /// Work the daemon does on its own, keyed by the access token's expiry.
-    Scheduled(Option<DateTime<Utc>>),
-}
 
 /// A cheap, cloneable handle to one kind's limit.
 #[derive(Clone, Debug)]

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use chrono::TimeZone;
+use chrono::{TimeZone, Utc};
 
 use super::*;
 

@@ -11,42 +11,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use reqwest::Url;
 use tokio::sync::{oneshot, watch};
 
 use crate::config::Provider;
 use crate::oauth::{DeviceDetails, FlowFailure, PermanentReason, TokenGrant};
 use crate::protocol::{DeviceCode, ErrorCode, ErrorReply, LoginBegun, Response};
-use crate::secret::Secret;
 
 use crate::daemon::core::Reply;
 use crate::daemon::core::drain::{DrainGate, InFlight};
 use crate::daemon::core::login::flows::DeviceResult;
+use crate::daemon::core::orders::{CodeLogin, DeviceLogin};
+use crate::daemon::core::reports::{JobResult, LoginResult, LoginSuccess, stopping};
 use crate::daemon::core::schedule::delta;
-use crate::daemon::jobs::{JobContext, JobResult, LoginResult, LoginSuccess, stopping};
-
-/// A browser or pasted-code login whose code came back with the right state.
-pub struct CodeLogin {
-    pub name: String,
-    pub provider: Provider,
-    pub redirect_uri: Url,
-    pub code: Secret,
-    pub verifier: Secret,
-    pub state: Secret,
-    /// Compared with logouts of the name (`crate::daemon::core::login::cancel`).
-    pub ticket: u64,
-}
-
-/// A device login about to ask for its user code.
-pub struct DeviceLogin {
-    pub name: String,
-    pub provider: Provider,
-    pub flow_id: String,
-    /// Polling stops here (the CLI's timeout), or at the device code's own expiry.
-    pub expires_at: chrono::DateTime<Utc>,
-    /// Compared with logouts of the name (`crate::daemon::core::login::cancel`).
-    pub ticket: u64,
-}
+use crate::daemon::jobs::JobContext;
 
 impl JobContext {
     /// Exchanges the code, then finishes the login; `reply` gets the login's outcome.

@@ -10,6 +10,7 @@
 //! ([`crate::daemon::jobs::limiter`]), and take the drain guard only once they have it: a request still
 //! queued when a stop begins is never sent.
 
+pub mod dispatch;
 pub mod joblog;
 pub mod journal;
 pub mod limiter;
@@ -30,81 +31,15 @@ use crate::oauth::{self, OAuthClient, TokenGrant, TokenOutcome};
 use crate::protocol::{ErrorCode, ErrorReply, Response};
 use crate::quota::{self, UsageOutcome};
 use crate::secret::Secret;
-use crate::store::{CredentialStore, StoreError, StoredCredentials, Tokens, WriteCondition};
+use crate::store::{CredentialStore, StoreError, Tokens, WriteCondition};
 
 use crate::daemon::core::drain::DrainGate;
+use crate::daemon::core::orders::Urgency;
+use crate::daemon::core::reports::{
+    JobResult, LoginResult, LoginSuccess, RefreshOutcome, stopping,
+};
 use crate::daemon::core::schedule::delta;
-use crate::daemon::jobs::limiter::{Limiter, Urgency};
-
-/// What a job reports back to the manager.
-pub enum JobResult {
-    Loaded {
-        name: String,
-        generation: u64,
-        result: Result<Option<StoredCredentials>, StoreError>,
-    },
-    Refreshed {
-        name: String,
-        generation: u64,
-        outcome: RefreshOutcome,
-        /// Set when the reply rotated the refresh token (kept in `outcome`) but its access
-        /// token was unusable: what was wrong ([`crate::oauth::TokenGrant::defect`]).
-        unusable: Option<String>,
-    },
-    Written {
-        name: String,
-        generation: u64,
-        result: Result<StoredCredentials, StoreError>,
-    },
-    LoggedIn(Box<LoginResult>),
-    Usage {
-        name: String,
-        generation: u64,
-        outcome: UsageOutcome,
-    },
-    /// The state file was saved up to this snapshot number, or could not be saved.
-    StateSaved(Result<u64, String>),
-    /// The quota cache was written (with this `updated_at`) or could not be.
-    CacheSaved(Result<chrono::DateTime<Utc>, String>),
-    /// A revocation attempt ended (`crate::daemon::jobs::revoke`).
-    Revocation(Box<crate::daemon::jobs::revoke::RevocationReport>),
-}
-
-/// How a refresh job ended.
-pub enum RefreshOutcome {
-    /// New tokens, written to the store.
-    Stored(StoredCredentials),
-    /// New tokens the store could not take: the only copy is in this value.
-    Unsaved { tokens: Tokens, error: StoreError },
-    /// New tokens refused by the store's compare-and-set: something newer is stored. The
-    /// tokens are kept so that a refresh of a replaced login can still be revoked.
-    Conflict { error: StoreError, tokens: Tokens },
-    Transient {
-        error: String,
-        retry_after: Option<std::time::Duration>,
-    },
-    Permanent {
-        reason: oauth::PermanentReason,
-        error: String,
-    },
-}
-
-/// What a login job learned. Every login flow ends here; the manager picks the slot.
-pub struct LoginResult {
-    /// The slot name the user typed.
-    pub name: String,
-    pub provider: String,
-    /// The login's ticket (`crate::daemon::core::login::cancel`): a logout after it cancels it.
-    pub ticket: u64,
-    pub reply: oneshot::Sender<Result<Response, ErrorReply>>,
-    pub result: Result<LoginSuccess, ErrorReply>,
-}
-
-/// A redeemed login, not stored yet: the tokens and who they belong to.
-pub struct LoginSuccess {
-    pub tokens: Tokens,
-    pub identity: Identity,
-}
+use crate::daemon::jobs::limiter::Limiter;
 
 /// Everything a job needs, cheap to clone.
 #[derive(Clone)]
@@ -373,14 +308,6 @@ fn refreshed_tokens(grant: TokenGrant, current: &Tokens) -> Tokens {
             .unwrap_or_else(|| current.refresh_token.clone()),
         ..current.clone()
     }
-}
-
-/// The reply to work refused because the daemon is stopping.
-pub(in crate::daemon) fn stopping() -> ErrorReply {
-    ErrorReply::new(
-        ErrorCode::ShuttingDown,
-        "the daemon is shutting down; try again once it has restarted",
-    )
 }
 
 /// The tokens after a successful grant of `refresh_token`: a provider that does not

@@ -19,8 +19,9 @@ use crate::secret::Secret;
 use crate::store::{Tokens, WriteCondition};
 
 use crate::daemon::core::Reply;
+use crate::daemon::core::reports::{FirstOutcome, JobResult, RetryOutcome, RevocationReport};
+use crate::daemon::jobs::JobContext;
 use crate::daemon::jobs::joblog;
-use crate::daemon::jobs::{JobContext, JobResult};
 
 /// A token to revoke, and what for.
 pub struct Revocation {
@@ -28,50 +29,6 @@ pub struct Revocation {
     pub provider: Provider,
     pub token: Secret,
     pub why: &'static str,
-}
-
-/// How a first attempt ended.
-pub enum FirstOutcome {
-    Revoked,
-    /// The provider has no `revoke_url`.
-    NoEndpoint,
-    /// The provider refused for good (a 4xx other than 429).
-    Refused(String),
-    /// Failed for now; the token is in the store under revocation `id`.
-    Kept {
-        id: String,
-        error: String,
-    },
-    /// Failed for now, and the store could not take the token either.
-    Lost {
-        error: String,
-        store_error: String,
-    },
-}
-
-/// How a retry ended.
-pub enum RetryOutcome {
-    Revoked,
-    Refused(String),
-    Failed(String),
-    /// The store item holding the token is gone.
-    Gone,
-}
-
-/// What a revocation job reports to the manager.
-pub enum RevocationReport {
-    First {
-        slot: String,
-        provider: String,
-        why: &'static str,
-        outcome: FirstOutcome,
-        /// A logout's reply, answered by the manager (after recording a kept token).
-        logout: Option<(Reply, LogoutReply)>,
-    },
-    Retried {
-        id: String,
-        outcome: RetryOutcome,
-    },
 }
 
 impl JobContext {

@@ -10,9 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, watch};
 
 use crate::cache::QuotaCache;
-use crate::state::{StateError, StateFile};
+use crate::state::StateError;
 
-use crate::daemon::jobs::JobResult;
+use crate::daemon::core::NumberedState;
+use crate::daemon::core::reports::JobResult;
 
 /// Saves every new snapshot from `snapshots` with `save` (a blocking function), reporting
 /// each outcome with `report`, until the sender is dropped.
@@ -43,10 +44,6 @@ where
         }
     }
 }
-
-/// A state snapshot and its number: the writer reports which number is on disk, so the
-/// manager can hold a reply until the state it depends on is durable.
-pub type NumberedState = (u64, StateFile);
 
 /// The state file's writer: a compare-and-set on the file's revision, which this writer
 /// tracks (starting from the revision the daemon loaded).

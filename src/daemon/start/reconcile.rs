@@ -18,11 +18,6 @@ use crate::protocol::UnplacedCredential;
 use crate::state::{ItemVersion, SlotRecord, SlotState, StateFile};
 use crate::store::{CredentialStore, Inventory, ItemLabel, ItemSummary, StoredCredentials};
 
-use crate::daemon::core::slot::{Creds, Slot};
-
-/// `reason` of a slot whose stored item is older than one the daemon already wrote.
-pub const STALE_CREDENTIALS: &str = "stale_credentials";
-
 /// How long start-up waits for the store's inventory before going on with the state file's
 /// list: long enough for a slow keyring over many items, short enough that a keyring
 /// waiting on an unlock prompt does not keep the daemon from answering.
@@ -229,30 +224,6 @@ pub fn version_of(item: &StoredCredentials) -> ItemVersion {
     ItemVersion {
         generation: item.generation,
         version: item.version,
-    }
-}
-
-/// The store handed back an item older than one already written: its refresh token was
-/// already spent (presenting it would revoke the grant under strict rotation), so the
-/// slot holds no credentials and is inactive until the newer item is put back or the slot
-/// is logged in again.
-pub(in crate::daemon) fn refuse_stale(slot: &mut Slot, found: ItemVersion) {
-    let newest = slot.record.newest_written.unwrap_or(found);
-    let error = format!(
-        "the credential store holds an older copy of this slot's item (generation {} version {}; sessctl already wrote generation {} version {}), restored from a backup?; its refresh token was already used, so it is not presented",
-        found.generation, found.version, newest.generation, newest.version
-    );
-    tracing::error!(slot = slot.name, "{error}");
-    slot.creds = Creds::Missing;
-    slot.deactivate(STALE_CREDENTIALS, error);
-}
-
-/// A slot refused for a stale item that now reads a current one is active again.
-pub(in crate::daemon) fn clear_stale(slot: &mut Slot) {
-    if slot.record.reason.as_deref() == Some(STALE_CREDENTIALS) {
-        slot.record.state = SlotState::Active;
-        slot.record.reason = None;
-        slot.record.last_refresh_error = None;
     }
 }
 

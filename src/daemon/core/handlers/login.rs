@@ -95,7 +95,7 @@ impl Manager {
                 let (result_tx, result) = watch::channel(None);
                 let (cancel, cancelled) = oneshot::channel();
                 tracing::info!(slot = begin.name, "device login started");
-                let login = crate::daemon::jobs::login::DeviceLogin {
+                let login = crate::daemon::core::orders::DeviceLogin {
                     name: begin.name.clone(),
                     provider: provider.clone(),
                     flow_id: flow_id.clone(),
@@ -271,7 +271,7 @@ impl Manager {
         }
         tracing::info!(slot = name, "exchanging an authorization code");
         self.login_tickets.exchanging(ticket, &name);
-        let login = crate::daemon::jobs::login::CodeLogin {
+        let login = crate::daemon::core::orders::CodeLogin {
             name,
             provider,
             redirect_uri,

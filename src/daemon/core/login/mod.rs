@@ -22,11 +22,11 @@ use crate::store::WriteCondition;
 
 use self::placement::{Candidate, Placement};
 use crate::daemon::core::orders::JobOrder;
+use crate::daemon::core::reports::{LoginResult, LoginSuccess};
 use crate::daemon::core::results::{STORE_UNAVAILABLE, schedule_next};
 use crate::daemon::core::retire::ReplacedJob;
 use crate::daemon::core::slot::{Creds, Job, PendingLogin, Slot, Stored};
 use crate::daemon::core::{Manager, Reply};
-use crate::daemon::jobs::{LoginResult, LoginSuccess};
 
 /// The warning of a login whose provider named no account.
 const NO_ACCOUNT_WARNING: &str = "the provider named no account (no e-mail, no subject): sessctl cannot tell this login's account from others, so a login of it under another name would make a second slot";
