@@ -139,6 +139,9 @@ impl OAuthServer {
         let port = read_ready_port(stdout, &log_path);
         let http = reqwest::blocking::Client::builder()
             .timeout(ADMIN_TIMEOUT)
+            // Node closes an idle keep-alive connection after 5 s; a request sent on one it
+            // is closing fails ("error sending request"). Never reuse one that old.
+            .pool_idle_timeout(std::time::Duration::from_secs(2))
             .build()
             .expect("build HTTP client");
         Self {
