@@ -67,6 +67,10 @@ fn run_in_place(command: &mut std::process::Command) -> std::io::Result<ExitCode
     version,
     about = "The sessctl daemon (started by `sessctl daemon`)"
 )]
+#[allow(
+    clippy::doc_markdown,
+    reason = "clap prints these doc comments as --help text, where backticks would show"
+)]
 struct DaemonArgs {
     /// Config file (default: $XDG_CONFIG_HOME/sessctl/config.yaml).
     #[arg(long, global = true, env = "SESSCTL_CONFIG", value_name = "PATH")]

@@ -29,6 +29,10 @@ use crate::paths::Paths;
 /// before they expire and keeps them in the OS keychain.
 #[derive(Debug, Parser)]
 #[command(name = "sessctl", version, about, long_about = None)]
+#[allow(
+    clippy::doc_markdown,
+    reason = "clap prints these doc comments as --help text, where backticks would show"
+)]
 pub struct Cli {
     /// Config file (default: $XDG_CONFIG_HOME/sessctl/config.yaml).
     #[arg(long, global = true, env = "SESSCTL_CONFIG", value_name = "PATH")]
@@ -118,6 +122,10 @@ pub enum Command {
     after_help = "Examples:\n  sessctl statusline --format '{name} {5h} ({reset_in:5h})'\n  \
                   tmux: set -g status-right '#(sessctl statusline --no-stdin)'\n\
                   Each flag overrides its statusline.* key in the config; see docs/statusline.md."
+)]
+#[allow(
+    clippy::doc_markdown,
+    reason = "clap prints these doc comments as --help text, where backticks would show"
 )]
 struct StatuslineOnly {
     /// Config file (default: $XDG_CONFIG_HOME/sessctl/config.yaml).

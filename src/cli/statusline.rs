@@ -21,6 +21,10 @@ const CACHE_MAX: u64 = 16 * 1024 * 1024;
 
 /// The flags of `sessctl statusline`; each overrides its `statusline.*` config key.
 #[derive(Debug, Default, clap::Args)]
+#[allow(
+    clippy::doc_markdown,
+    reason = "clap prints these doc comments as --help text, where backticks would show"
+)]
 pub struct Args {
     /// Per-slot template, e.g. '{name} {5h} ({reset:5h})'; placeholders: {name} {account}
     /// {state} {stale} {windows} {5h} {7d} {window:W} {reset:W} {reset_in:W}.

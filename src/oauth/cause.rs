@@ -136,7 +136,7 @@ impl Cause {
 }
 
 /// The kinds of every `std::io::Error` in `chain`, including those wrapped inside another
-/// (an io::Error's `source` skips the error it wraps, so each is opened with `get_ref`).
+/// (an `io::Error`'s `source` skips the error it wraps, so each is opened with `get_ref`).
 fn io_kinds(chain: &[&(dyn std::error::Error + 'static)]) -> Vec<std::io::ErrorKind> {
     let mut kinds = Vec::new();
     for error in chain {

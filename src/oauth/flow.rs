@@ -31,7 +31,7 @@ use super::classify::{PermanentReason, permanent_reason};
 use super::http::{HttpError, OAuth2Http};
 use super::{OAuthClient, TokenGrant};
 
-/// The fields beyond RFC 6749 that name the account: the id_token (OpenID Connect) and
+/// The fields beyond RFC 6749 that name the account: the `id_token` (OpenID Connect) and
 /// Claude's `account.email_address` and `account.uuid` (read as a refresh's are, classify.rs).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct AccountFields {

@@ -193,19 +193,18 @@ impl CredentialStore {
         self.requests
             .send(request(reply))
             .map_err(|_| StoreError::Unavailable(WORKER_STOPPED.to_owned()))?;
-        match tokio::time::timeout(self.wait, &mut answer).await {
-            Ok(result) => result.map_err(|_| StoreError::Unavailable(WORKER_STOPPED.to_owned()))?,
-            Err(_) => {
-                // Closed first: from now on the worker's answer fails to send, so it knows
-                // this caller did not hear it. One sent just before is still ours.
-                answer.close();
-                answer.try_recv().unwrap_or_else(|_| {
-                    Err(StoreError::Unavailable(format!(
-                        "the credential store did not answer within {} s (is the keychain service stopped, or waiting for a password?); the operation may still complete",
-                        self.wait.as_secs_f64()
-                    )))
-                })
-            }
+        if let Ok(result) = tokio::time::timeout(self.wait, &mut answer).await {
+            result.map_err(|_| StoreError::Unavailable(WORKER_STOPPED.to_owned()))?
+        } else {
+            // Closed first: from now on the worker's answer fails to send, so it knows
+            // this caller did not hear it. One sent just before is still ours.
+            answer.close();
+            answer.try_recv().unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(format!(
+                    "the credential store did not answer within {} s (is the keychain service stopped, or waiting for a password?); the operation may still complete",
+                    self.wait.as_secs_f64()
+                )))
+            })
         }
     }
 }

@@ -152,7 +152,7 @@ pub fn assert_success(out: &Output, what: &str) {
 }
 
 /// Writes `yaml` as the config and checks the daemon refuses to start with it: exit 78
-/// (bad config), no panic, and a message containing `needle` (file:line: key).
+/// (bad config), no panic, and a message containing `needle` (`file:line: key`).
 pub fn assert_daemon_refuses_config(env: &TestEnv, yaml: &str, needle: &str) {
     env.write_config(yaml);
     let out = env.sessctl(&["daemon"]);

@@ -101,8 +101,7 @@ fn query_param(url: &str, name: &str) -> String {
         .expect("a URL")
         .query_pairs()
         .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| panic!("no {name} in {url}"))
+        .map_or_else(|| panic!("no {name} in {url}"), |(_, v)| v.into_owned())
 }
 
 #[test]
@@ -139,7 +138,7 @@ fn browser_login_creates_a_slot_whose_tokens_refresh() {
 }
 
 /// A code exchange whose reply has an `expires_in` oauth2 cannot read (negative) or that
-/// overflows a date (u64::MAX s) still logs in: the rotated tokens are kept and the lifetime
+/// overflows a date (`u64::MAX` s) still logs in: the rotated tokens are kept and the lifetime
 /// bounded. The bad `expires_in` is a stand-in written by the test server's `rewrite` fault
 /// over the provider's real reply (the provider itself cannot send one).
 #[test]

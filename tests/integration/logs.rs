@@ -16,7 +16,7 @@ use crate::support::process::ChildGuard;
 use crate::support::sessctl::SESSCTL;
 use crate::support::{TestEnv, wait_for};
 
-/// `sessctl logs` found no log files (sysexits EX_NOINPUT).
+/// `sessctl logs` found no log files (sysexits `EX_NOINPUT`).
 const NO_LOGS: i32 = 66;
 /// Bad command-line usage.
 const USAGE: i32 = 64;

@@ -214,7 +214,7 @@ fn readable(fd: &impl AsRawFd, timeout: Duration, what: &str) -> anyhow::Result<
     };
     let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
     // SAFETY: one valid pollfd, owned by this frame, for the duration of the call.
-    let ready = unsafe { libc::poll(&mut fds, 1, millis.max(1)) };
+    let ready = unsafe { libc::poll(&raw mut fds, 1, millis.max(1)) };
     if ready < 0 {
         let error = std::io::Error::last_os_error();
         if error.kind() == std::io::ErrorKind::Interrupted {
