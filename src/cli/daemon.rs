@@ -94,8 +94,8 @@ enum DaemonCommand {
 
 /// `main` of `sessctl-daemon`: runs the daemon in the foreground, logging to stderr and to
 /// the rotating log files; maps failures to the documented exit codes.
-pub fn main(argv: impl Iterator<Item = OsString>) -> ExitCode {
-    let args = match DaemonArgs::try_parse_from(argv) {
+pub fn main(command_line: impl Iterator<Item = OsString>) -> ExitCode {
+    let args = match DaemonArgs::try_parse_from(command_line) {
         Ok(args) => args,
         Err(error) => {
             let _ = error.print();

@@ -49,13 +49,13 @@ pub struct Args {
 }
 
 /// Prints the line; always exits 0.
-pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<ExitCode> {
+pub fn run(paths: &Paths, args: &Args) -> ExitCode {
     let mut line = std::panic::catch_unwind(|| line(paths, args))
         .unwrap_or_else(|_| statusline::INTERNAL_ERROR.to_owned());
     line.push('\n');
     // One write; a closed stdout (the prompt went away) is not worth an error.
     let _ = std::io::stdout().lock().write_all(line.as_bytes());
-    Ok(ExitCode::SUCCESS)
+    ExitCode::SUCCESS
 }
 
 /// The line to print, markers included.

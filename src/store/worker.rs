@@ -230,7 +230,7 @@ fn serve(mut backend: Box<dyn CredentialBackend>, inbox: mpsc::Receiver<Request>
     let backend = backend.as_mut();
     let mut memory = Memory::default();
     let mut health = Repeated::default();
-    while let Ok(request) = inbox.recv() {
+    for request in inbox {
         if abandoned(&request) {
             tracing::debug!("skipping a credential store call its caller gave up on");
             continue;

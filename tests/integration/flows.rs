@@ -123,7 +123,7 @@ pub fn config_yaml(server: &OAuthServer, top: &str, provider_extra: &str) -> Str
     let base = server.base_url();
     let extra: String = provider_extra
         .lines()
-        .map(|line| format!("    {line}\n"))
+        .flat_map(|line| ["    ", line, "\n"])
         .collect();
     format!(
         "{top}\nproviders:\n  test:\n    token_url: {base}/token\n    client_id: sessctl-test\n    revoke_url: {base}/token/revocation\n    userinfo_url: {base}/me\n    usage_url: {base}/api/oauth/usage\n    scopes: [openid, email, offline_access]\n{extra}"

@@ -530,8 +530,8 @@ fn bad_login_requests_on_the_socket_get_typed_errors_and_forget_nothing_else() {
 
     // A pasted-code login: a wait says it is pending (its CLI asks, to learn of a logout
     // cancelling it); a wrong state ends it (a code is single-use).
-    let begun = send(begin(json!({"kind": "manual"})));
-    let flow_id = begun["ok"]["flow_id"]
+    let started = send(begin(json!({"kind": "manual"})));
+    let flow_id = started["ok"]["flow_id"]
         .as_str()
         .expect("a flow id")
         .to_owned();

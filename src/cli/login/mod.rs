@@ -32,6 +32,10 @@ use crate::secret::Secret;
 
 /// `sessctl login` arguments.
 #[derive(Debug, clap::Args)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "each is a command-line switch clap parses; conflicts are declared on the flags"
+)]
 pub struct Args {
     /// The slot: 1-32 characters of a-z, 0-9, '_' and '-'.
     pub name: String,
@@ -74,7 +78,7 @@ pub fn run(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
         return Err(UsageError(message).into());
     }
     if args.refresh_token_stdin {
-        return refresh_token::run(paths, args.name, args.provider);
+        return refresh_token::run(paths, &args.name, args.provider);
     }
     let deadline = Instant::now() + args.timeout;
     let flow = if args.device {
