@@ -228,7 +228,7 @@ impl OAuthServer {
     /// `{"drop_response":true}` (the provider processes the request, a refresh really rotates,
     /// but the reply is lost: the connection is cut instead), and `{"rewrite":{...}}` (the
     /// provider answers, a refresh really rotates, then fields of its reply are changed:
-    /// `set`, `raw` literal JSON text, `drop`, `pad_bytes`; see fault_layer.mjs).
+    /// `set`, `raw` literal JSON text, `drop`, `pad_bytes`; see `fault_layer.mjs`).
     #[allow(
         clippy::needless_pass_by_value,
         reason = "callers build the list inline with vec!"
