@@ -12,13 +12,14 @@ use chrono::{DateTime, Utc};
 
 use crate::account::AccountKey;
 use crate::protocol::{ErrorCode, ErrorReply, LoginAction, LoginReply, Response};
+use crate::slot_reason::SlotReason;
 use crate::state::{SlotRecord, SlotState};
 use crate::store::WriteCondition;
 
 use super::jobs::{LoginResult, LoginSuccess};
 use super::manager::{Manager, Reply};
 use super::placement::{self, Candidate, Placement};
-use super::results::{STORE_UNAVAILABLE, schedule_next};
+use super::results::schedule_next;
 use super::retire::ReplacedJob;
 use super::slot::{Creds, Job, PendingLogin, Slot, Stored};
 
@@ -245,7 +246,7 @@ impl Manager {
             LoginWrite::Stored => Ok(answer),
             LoginWrite::Unavailable(error) => {
                 slot.record.state = SlotState::Degraded;
-                slot.record.reason = Some(STORE_UNAVAILABLE.into());
+                slot.record.reason = Some(SlotReason::CredentialStoreUnavailable);
                 slot.record.last_refresh_error = Some(error.clone());
                 let held = format!(
                     "logged in, but the tokens could not be stored yet ({error}); the daemon holds them in memory and keeps retrying"

@@ -15,13 +15,11 @@ use chrono::{DateTime, Utc};
 
 use crate::account::AccountKey;
 use crate::protocol::UnplacedCredential;
+use crate::slot_reason::SlotReason;
 use crate::state::{ItemVersion, SlotRecord, SlotState, StateFile};
 use crate::store::{CredentialStore, Inventory, ItemLabel, ItemSummary, StoredCredentials};
 
 use super::slot::{Creds, Slot};
-
-/// `reason` of a slot whose stored item is older than one the daemon already wrote.
-pub const STALE_CREDENTIALS: &str = "stale_credentials";
 
 /// How long start-up waits for the store's inventory before going on with the state file's
 /// list: long enough for a slow keyring over many items, short enough that a keyring
@@ -244,12 +242,12 @@ pub(super) fn refuse_stale(slot: &mut Slot, found: ItemVersion) {
     );
     tracing::error!(slot = slot.name, "{error}");
     slot.creds = Creds::Missing;
-    slot.deactivate(STALE_CREDENTIALS, error);
+    slot.deactivate(SlotReason::StaleCredentials, error);
 }
 
 /// A slot refused for a stale item that now reads a current one is active again.
 pub(super) fn clear_stale(slot: &mut Slot) {
-    if slot.record.reason.as_deref() == Some(STALE_CREDENTIALS) {
+    if slot.record.reason == Some(SlotReason::StaleCredentials) {
         slot.record.state = SlotState::Active;
         slot.record.reason = None;
         slot.record.last_refresh_error = None;

@@ -8,6 +8,7 @@ use tokio::sync::oneshot;
 use crate::config::Config;
 use crate::protocol::{ErrorCode, ErrorReply, LoginReply, Response, SlotStatus};
 use crate::secret::Secret;
+use crate::slot_reason::SlotReason;
 use crate::state::{SlotRecord, SlotState};
 use crate::store::{StoredCredentials, Tokens, WriteCondition};
 
@@ -191,7 +192,11 @@ impl Slot {
     /// The error a refresh of this slot meets before any request is made, if any.
     pub fn refusal(&self, config: &Config) -> Option<ErrorReply> {
         if self.record.state == SlotState::Inactive {
-            let reason = self.record.reason.as_deref().unwrap_or("inactive");
+            let reason = self
+                .record
+                .reason
+                .as_ref()
+                .map_or("inactive", SlotReason::as_str);
             return Some(ErrorReply::new(
                 ErrorCode::SlotInactive,
                 format!(
@@ -241,9 +246,9 @@ impl Slot {
     }
 
     /// Marks the slot inactive: no token request is made for it until a new login.
-    pub fn deactivate(&mut self, reason: &str, error: String) {
+    pub fn deactivate(&mut self, reason: SlotReason, error: String) {
         self.record.state = SlotState::Inactive;
-        self.record.reason = Some(reason.to_owned());
+        self.record.reason = Some(reason);
         self.record.last_refresh_error = Some(error);
         self.next_refresh_at = None;
     }

@@ -9,6 +9,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::slot_reason::SlotReason;
 use crate::state::SlotState;
 
 use crate::daemon::slot::Slot;
@@ -47,7 +48,7 @@ pub struct AlertSlot {
     pub provider: String,
     pub account: Option<String>,
     pub state: SlotState,
-    pub reason: Option<String>,
+    pub reason: Option<SlotReason>,
     /// The command that logs this slot in again, with the flow that fits the machine as
     /// the daemon sees it (`--device` or `--manual` without a display): what a headless
     /// `alert_command` forwards.
@@ -77,7 +78,7 @@ impl AlertSlot {
     }
 
     fn reason_text(&self) -> &str {
-        self.reason.as_deref().unwrap_or("inactive")
+        self.reason.as_ref().map_or("inactive", SlotReason::as_str)
     }
 }
 
@@ -192,7 +193,7 @@ impl AlertEvent {
                     "{} ({}, {}; log in with: {})",
                     s.name,
                     s.account_text(),
-                    s.reason.as_deref().unwrap_or("active"),
+                    s.reason.as_ref().map_or("active", SlotReason::as_str),
                     s.login_command
                 )
             })
@@ -212,13 +213,13 @@ impl AlertEvent {
 mod tests {
     use super::*;
 
-    fn slot(name: &str, state: SlotState, reason: Option<&str>) -> AlertSlot {
+    fn slot(name: &str, state: SlotState, reason: Option<SlotReason>) -> AlertSlot {
         AlertSlot {
             name: name.to_owned(),
             provider: "claude".to_owned(),
             account: Some(format!("{name}@example.com")),
             state,
-            reason: reason.map(str::to_owned),
+            reason,
             login_command: format!("sessctl login {name} --provider claude --manual"),
             desktop_login_command: format!("sessctl login {name} --provider claude"),
         }
@@ -232,7 +233,11 @@ mod tests {
     fn the_event_json_has_the_documented_shape() {
         let event = AlertEvent::new(
             AlertKind::AllInactive,
-            vec![slot("work", SlotState::Inactive, Some("session_expired"))],
+            vec![slot(
+                "work",
+                SlotState::Inactive,
+                Some(SlotReason::SessionExpired),
+            )],
             at(),
         );
         let line = event.json_line();
@@ -272,8 +277,16 @@ mod tests {
         let event = AlertEvent::new(
             AlertKind::AllInactive,
             vec![
-                slot("home", SlotState::Inactive, Some("session_expired")),
-                slot("work", SlotState::Inactive, Some("credentials_missing")),
+                slot(
+                    "home",
+                    SlotState::Inactive,
+                    Some(SlotReason::SessionExpired),
+                ),
+                slot(
+                    "work",
+                    SlotState::Inactive,
+                    Some(SlotReason::CredentialsMissing),
+                ),
             ],
             at(),
         );
@@ -319,7 +332,11 @@ mod tests {
     fn slot_inactive_is_normal_and_names_slot_account_reason_and_command() {
         let event = AlertEvent::new(
             AlertKind::SlotInactive,
-            vec![slot("work", SlotState::Inactive, Some("session_expired"))],
+            vec![slot(
+                "work",
+                SlotState::Inactive,
+                Some(SlotReason::SessionExpired),
+            )],
             at(),
         );
         let notice = event.desktop().unwrap();
