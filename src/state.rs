@@ -24,6 +24,17 @@ pub enum SlotState {
     Inactive,
 }
 
+impl SlotState {
+    /// The state as the state file and `status --json` write it (for logs and text).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlotState::Active => "active",
+            SlotState::Degraded => "degraded",
+            SlotState::Inactive => "inactive",
+        }
+    }
+}
+
 /// One slot's persistent, non-secret record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SlotRecord {
@@ -273,6 +284,14 @@ mod tests {
             },
         );
         state
+    }
+
+    #[test]
+    fn each_state_is_written_as_its_name() {
+        for state in [SlotState::Active, SlotState::Degraded, SlotState::Inactive] {
+            let json = serde_json::to_string(&state).unwrap();
+            assert_eq!(json, format!("\"{}\"", state.as_str()));
+        }
     }
 
     #[test]

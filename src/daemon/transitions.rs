@@ -40,7 +40,7 @@ impl StateLog {
             if slot.record.state != SlotState::Active {
                 tracing::warn!(
                     slot = slot.name,
-                    state = state_name(slot.record.state),
+                    state = slot.record.state.as_str(),
                     reason = slot.record.reason.as_ref().map_or("", SlotReason::as_str),
                     "slot is not active since an earlier run"
                 );
@@ -74,8 +74,8 @@ impl StateLog {
 }
 
 fn log_change(slot: &Slot, before: Option<SlotState>) {
-    let from = before.map_or("new", state_name);
-    let to = state_name(slot.record.state);
+    let from = before.map_or("new", SlotState::as_str);
+    let to = slot.record.state.as_str();
     let reason = slot.record.reason.as_ref().map_or("", SlotReason::as_str);
     let error = slot.record.last_refresh_error.as_deref().unwrap_or("");
     if slot.record.state == SlotState::Inactive {
@@ -97,15 +97,6 @@ fn log_change(slot: &Slot, before: Option<SlotState>) {
             error,
             "slot state changed"
         );
-    }
-}
-
-/// The state as `status --json` writes it.
-fn state_name(state: SlotState) -> &'static str {
-    match state {
-        SlotState::Active => "active",
-        SlotState::Degraded => "degraded",
-        SlotState::Inactive => "inactive",
     }
 }
 
