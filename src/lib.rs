@@ -25,6 +25,7 @@ pub mod repeat;
 pub mod revocation;
 pub mod secret;
 pub mod slot_name;
+pub mod slot_reason;
 pub mod state;
 pub mod statusline;
 pub mod store;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::CredentialStoreKind;
 use crate::secret::Secret;
+use crate::slot_reason::SlotReason;
 use crate::state::SlotState;
 
 /// The protocol version. Bump it on any incompatible change of a request or reply; the one
@@ -305,7 +306,7 @@ pub struct SlotStatus {
     pub provider: String,
     pub account: Option<String>,
     pub state: SlotState,
-    pub reason: Option<String>,
+    pub reason: Option<SlotReason>,
     pub access_token_expires_at: Option<DateTime<Utc>>,
     pub last_refresh_at: Option<DateTime<Utc>>,
     pub last_refresh_error: Option<String>,

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::account::AccountKey;
 use crate::fsutil;
+use crate::slot_reason::SlotReason;
 
 /// Health of a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +22,17 @@ pub enum SlotState {
     Active,
     Degraded,
     Inactive,
+}
+
+impl SlotState {
+    /// The state as the state file and `status --json` write it (for logs and text).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlotState::Active => "active",
+            SlotState::Degraded => "degraded",
+            SlotState::Inactive => "inactive",
+        }
+    }
 }
 
 /// One slot's persistent, non-secret record.
@@ -34,8 +46,8 @@ pub struct SlotRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_key: Option<AccountKey>,
     pub state: SlotState,
-    /// Why the slot is not active (`session_expired`, `client_rejected`, ...).
-    pub reason: Option<String>,
+    /// Why the slot is not active; `None` when it is.
+    pub reason: Option<SlotReason>,
     /// The login this slot's credentials belong to (see `store::WriteCondition`).
     pub generation: u64,
     pub created_at: DateTime<Utc>,
@@ -259,7 +271,7 @@ mod tests {
                 account: Some("me@example.com".to_owned()),
                 account_key: AccountKey::from_label("claude", "me@example.com"),
                 state: SlotState::Degraded,
-                reason: Some("store_unavailable".to_owned()),
+                reason: Some(SlotReason::CredentialStoreUnavailable),
                 generation: 3,
                 created_at: "2025-01-02T03:04:05Z".parse().unwrap(),
                 last_refresh_at: None,
@@ -272,6 +284,35 @@ mod tests {
             },
         );
         state
+    }
+
+    #[test]
+    fn each_state_is_written_as_its_name() {
+        for state in [SlotState::Active, SlotState::Degraded, SlotState::Inactive] {
+            let json = serde_json::to_string(&state).unwrap();
+            assert_eq!(json, format!("\"{}\"", state.as_str()));
+        }
+    }
+
+    #[test]
+    fn a_reason_this_build_does_not_know_loads_and_is_saved_back_unchanged() {
+        let dir = TempDir::new("otherreason");
+        crate::fsutil::create_private_dir(dir.file().parent().unwrap()).unwrap();
+        let text = r#"{"format":1,"revision":2,"next_generation":2,"slots":{"w":{
+            "provider":"claude","account":null,"state":"inactive","reason":"quota_exhausted",
+            "generation":1,"created_at":"2025-01-02T03:04:05Z","last_refresh_at":null,
+            "last_refresh_error":null,"refreshes":0}}}"#;
+        std::fs::write(dir.file(), text).unwrap();
+        let state = StateFile::load(&dir.file()).unwrap();
+        let reason = Some(SlotReason::Other("quota_exhausted".to_owned()));
+        assert_eq!(state.slots["w"].reason, reason);
+        state.save(&dir.file()).unwrap();
+        assert_eq!(
+            StateFile::load(&dir.file()).unwrap().slots["w"].reason,
+            reason
+        );
+        let saved = std::fs::read_to_string(dir.file()).unwrap();
+        assert!(saved.contains(r#""reason": "quota_exhausted""#), "{saved}");
     }
 
     #[test]

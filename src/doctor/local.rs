@@ -8,6 +8,7 @@ use crate::client::{self, ClientError};
 use crate::config::{Config, ConfigError, CredentialStoreKind};
 use crate::paths::Paths;
 use crate::protocol::{PROTOCOL_VERSION, Pong, Request, Response, StatusReport};
+use crate::slot_reason::SlotReason;
 use crate::state::StateFile;
 
 use super::Check;
@@ -168,7 +169,7 @@ fn disagreements(status: &StatusReport) -> Option<(String, String)> {
     let stale = status
         .slots
         .iter()
-        .filter(|slot| slot.reason.as_deref() == Some("stale_credentials"));
+        .filter(|slot| slot.reason == Some(SlotReason::StaleCredentials));
     let mut problems: Vec<String> = Vec::new();
     let mut fixes: Vec<String> = Vec::new();
     for slot in stale {

@@ -52,16 +52,6 @@ pub enum PermanentReason {
     ClientRejected,
 }
 
-impl PermanentReason {
-    /// The `reason` string of `status`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PermanentReason::SessionExpired => "session_expired",
-            PermanentReason::ClientRejected => "client_rejected",
-        }
-    }
-}
-
 /// The permanent meaning of an OAuth `error` code from a token endpoint, if it has one.
 pub fn permanent_reason(code: &str) -> Option<PermanentReason> {
     match code {

@@ -187,7 +187,7 @@ where
                 Piece::Literal(text) => out.push_str(text),
                 Piece::Name => out.push_str(&self.clean(name)),
                 Piece::Account => out.push_str(&self.clean(slot.account.as_deref().unwrap_or(""))),
-                Piece::State => out.push_str(state_name(slot.state)),
+                Piece::State => out.push_str(slot.state.as_str()),
                 Piece::Stale if stale => out.push_str(self.opts.stale_marker()),
                 Piece::Stale => {}
                 Piece::Windows => self.windows(&mut out, slot),
@@ -285,14 +285,6 @@ fn percent_text(utilization: f64) -> String {
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let rounded = utilization.round() as u32;
         format!("{rounded}%")
-    }
-}
-
-fn state_name(state: SlotState) -> &'static str {
-    match state {
-        SlotState::Active => "active",
-        SlotState::Degraded => "degraded",
-        SlotState::Inactive => "inactive",
     }
 }
 

@@ -10,10 +10,8 @@ use crate::cli::fixes;
 use crate::cli::when::relative;
 use crate::config::CredentialStoreKind;
 use crate::protocol::{SlotStatus, StatusReport};
+use crate::slot_reason::SlotReason;
 use crate::state::SlotState;
-
-/// Reason a slot is degraded because its newest tokens cannot be written.
-const STORE_UNAVAILABLE: &str = "credential_store_unavailable";
 
 /// What advice needs besides the reply.
 pub struct Advisor<'a> {
@@ -89,8 +87,8 @@ impl Advisor<'_> {
 
     fn inactive(&self, slot: &SlotStatus) -> Vec<String> {
         let login = (self.login_command)(&slot.name, &slot.provider);
-        let (what, next) = match slot.reason.as_deref() {
-            Some("unknown_provider") => (
+        let (what, next) = match &slot.reason {
+            Some(SlotReason::UnknownProvider) => (
                 format!("provider {} is not in the config", slot.provider),
                 format!(
                     "add providers.{} to {}, or remove the slot: sessctl logout {}",
@@ -99,7 +97,7 @@ impl Advisor<'_> {
                     slot.name
                 ),
             ),
-            Some("client_rejected") => (
+            Some(SlotReason::ClientRejected) => (
                 "the provider refused sessctl's client (invalid_client)".to_owned(),
                 format!(
                     "check providers.{}.client_id in {}, then log in again: {login}",
@@ -107,15 +105,15 @@ impl Advisor<'_> {
                     self.config_file.display()
                 ),
             ),
-            Some("credentials_missing") => (
+            Some(SlotReason::CredentialsMissing) => (
                 "its credentials are gone from the credential store".to_owned(),
                 format!("log in again: {login}"),
             ),
-            Some("stale_credentials") => (
+            Some(SlotReason::StaleCredentials) => (
                 "the credential store holds an older copy of its item (restored from a backup?), whose refresh token was already used; sessctl does not present it".to_owned(),
                 format!("put the newer item back and restart the daemon, or log in again: {login}"),
             ),
-            Some("credentials_unreadable") => (
+            Some(SlotReason::CredentialsUnreadable) => (
                 "its stored credentials cannot be read".to_owned(),
                 format!("log in again: {login}"),
             ),
@@ -135,7 +133,7 @@ impl Advisor<'_> {
     }
 
     fn degraded(&self, slot: &SlotStatus, store: CredentialStoreKind) -> Vec<String> {
-        if slot.reason.as_deref() == Some(STORE_UNAVAILABLE) {
+        if slot.reason == Some(SlotReason::CredentialStoreUnavailable) {
             return vec![
                 "degraded: its newest tokens are held in memory until the credential store can take them".to_owned(),
                 format!("next: {}", self.store_fix(store)),

@@ -67,7 +67,7 @@ fn push_row(out: &mut String, cells: &[String; 6], widths: &[usize; 6]) {
 fn row(slot: &SlotStatus, now: DateTime<Utc>) -> [String; 6] {
     [
         slot.name.clone(),
-        format!("{:?}", slot.state).to_lowercase(),
+        slot.state.as_str().to_owned(),
         shorten(slot.account.as_deref().unwrap_or("?"), ACCOUNT_WIDTH),
         relative(slot.access_token_expires_at, now),
         match slot.last_refresh_at {

@@ -10,6 +10,7 @@ use super::table::{self, shorten};
 use crate::cache::Window;
 use crate::config::CredentialStoreKind;
 use crate::protocol::{CacheStatus, QuotaStatus, SlotStatus, StatusReport};
+use crate::slot_reason::SlotReason;
 use crate::state::SlotState;
 
 fn at(s: &str) -> DateTime<Utc> {
@@ -107,7 +108,7 @@ fn a_healthy_slot_is_one_row_with_relative_times_and_quota() {
 fn an_inactive_slot_shows_why_and_the_login_command() {
     let mut slot = active("home");
     slot.state = SlotState::Inactive;
-    slot.reason = Some("session_expired".to_owned());
+    slot.reason = Some(SlotReason::SessionExpired);
     slot.last_refresh_error = Some("invalid_grant: grant request is invalid".to_owned());
     slot.access_token_expires_at = Some(at("2026-11-23T18:00:00Z"));
     slot.next_refresh_at = None;
@@ -135,15 +136,15 @@ fn an_inactive_slot_shows_why_and_the_login_command() {
 #[test]
 fn each_inactive_reason_gets_its_own_fix() {
     let advisor = advisor();
-    let lines = |reason: &str| {
+    let lines = |reason: SlotReason| {
         let mut slot = active("w");
         slot.state = SlotState::Inactive;
-        slot.reason = Some(reason.to_owned());
+        slot.reason = Some(reason);
         advisor
             .slot(&slot, CredentialStoreKind::Keychain)
             .join("\n")
     };
-    let unknown = lines("unknown_provider");
+    let unknown = lines(SlotReason::UnknownProvider);
     assert!(
         unknown.contains("provider claude is not in the config"),
         "{unknown}"
@@ -153,16 +154,21 @@ fn each_inactive_reason_gets_its_own_fix() {
         "{unknown}"
     );
     assert!(unknown.contains("sessctl logout w"), "{unknown}");
-    let client = lines("client_rejected");
+    let client = lines(SlotReason::ClientRejected);
     assert!(client.contains("providers.claude.client_id"), "{client}");
     assert!(
         client.contains("sessctl login w --provider claude"),
         "{client}"
     );
+    let stale = lines(SlotReason::StaleCredentials);
+    assert!(stale.contains("an older copy of its item"), "{stale}");
+    assert!(stale.contains("put the newer item back"), "{stale}");
     for reason in [
-        "credentials_missing",
-        "credentials_unreadable",
-        "session_expired",
+        SlotReason::CredentialsMissing,
+        SlotReason::CredentialsUnreadable,
+        SlotReason::SessionExpired,
+        // A reason from another sessctl version gets the general advice.
+        SlotReason::Other("quota_exhausted".to_owned()),
     ] {
         assert!(lines(reason).contains("next: log in again: sessctl login w"));
     }
@@ -172,7 +178,7 @@ fn each_inactive_reason_gets_its_own_fix() {
 fn a_degraded_slot_says_when_it_retries_and_where_to_look() {
     let mut slot = active("work");
     slot.state = SlotState::Degraded;
-    slot.reason = Some("refresh_failed".to_owned());
+    slot.reason = Some(SlotReason::RefreshFailed);
     slot.last_refresh_error = Some("token endpoint unreachable: connection refused".to_owned());
     slot.next_refresh_at = Some(at("2026-11-23T21:00:42Z"));
     let lines = advisor().slot(&slot, CredentialStoreKind::Keychain);
@@ -193,7 +199,7 @@ fn a_degraded_slot_says_when_it_retries_and_where_to_look() {
 fn an_unreachable_store_names_the_fix_for_that_store() {
     let mut slot = active("work");
     slot.state = SlotState::Degraded;
-    slot.reason = Some("credential_store_unavailable".to_owned());
+    slot.reason = Some(SlotReason::CredentialStoreUnavailable);
     let keychain = advisor()
         .slot(&slot, CredentialStoreKind::Keychain)
         .join("\n");

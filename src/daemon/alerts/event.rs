@@ -8,6 +8,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
+use crate::slot_reason::SlotReason;
 use crate::state::SlotState;
 
 /// At most this many slots are listed in one desktop notification body: a notification
@@ -44,7 +45,7 @@ pub struct AlertSlot {
     pub provider: String,
     pub account: Option<String>,
     pub state: SlotState,
-    pub reason: Option<String>,
+    pub reason: Option<SlotReason>,
     /// The command that logs this slot in again, with the flow that fits the machine as
     /// the daemon sees it (`--device` or `--manual` without a display): what a headless
     /// `alert_command` forwards.
@@ -61,7 +62,7 @@ impl AlertSlot {
     }
 
     fn reason_text(&self) -> &str {
-        self.reason.as_deref().unwrap_or("inactive")
+        self.reason.as_ref().map_or("inactive", SlotReason::as_str)
     }
 }
 
@@ -176,7 +177,7 @@ impl AlertEvent {
                     "{} ({}, {}; log in with: {})",
                     s.name,
                     s.account_text(),
-                    s.reason.as_deref().unwrap_or("active"),
+                    s.reason.as_ref().map_or("active", SlotReason::as_str),
                     s.login_command
                 )
             })
@@ -196,13 +197,13 @@ impl AlertEvent {
 mod tests {
     use super::*;
 
-    fn slot(name: &str, state: SlotState, reason: Option<&str>) -> AlertSlot {
+    fn slot(name: &str, state: SlotState, reason: Option<SlotReason>) -> AlertSlot {
         AlertSlot {
             name: name.to_owned(),
             provider: "claude".to_owned(),
             account: Some(format!("{name}@example.com")),
             state,
-            reason: reason.map(str::to_owned),
+            reason,
             login_command: format!("sessctl login {name} --provider claude --manual"),
             desktop_login_command: format!("sessctl login {name} --provider claude"),
         }
@@ -216,7 +217,11 @@ mod tests {
     fn the_event_json_has_the_documented_shape() {
         let event = AlertEvent::new(
             AlertKind::AllInactive,
-            vec![slot("work", SlotState::Inactive, Some("session_expired"))],
+            vec![slot(
+                "work",
+                SlotState::Inactive,
+                Some(SlotReason::SessionExpired),
+            )],
             at(),
         );
         let line = event.json_line();
@@ -256,8 +261,16 @@ mod tests {
         let event = AlertEvent::new(
             AlertKind::AllInactive,
             vec![
-                slot("home", SlotState::Inactive, Some("session_expired")),
-                slot("work", SlotState::Inactive, Some("credentials_missing")),
+                slot(
+                    "home",
+                    SlotState::Inactive,
+                    Some(SlotReason::SessionExpired),
+                ),
+                slot(
+                    "work",
+                    SlotState::Inactive,
+                    Some(SlotReason::CredentialsMissing),
+                ),
             ],
             at(),
         );
@@ -303,7 +316,11 @@ mod tests {
     fn slot_inactive_is_normal_and_names_slot_account_reason_and_command() {
         let event = AlertEvent::new(
             AlertKind::SlotInactive,
-            vec![slot("work", SlotState::Inactive, Some("session_expired"))],
+            vec![slot(
+                "work",
+                SlotState::Inactive,
+                Some(SlotReason::SessionExpired),
+            )],
             at(),
         );
         let notice = event.desktop().unwrap();

@@ -136,7 +136,8 @@ mod tests {
                     provider: "claude".to_owned(),
                     account: Some(format!("{name}@example.com")),
                     state: *state,
-                    reason: (*state == SlotState::Inactive).then(|| "session_expired".into()),
+                    reason: (*state == SlotState::Inactive)
+                        .then_some(crate::slot_reason::SlotReason::SessionExpired),
                     generation: 1,
                     created_at: at("00:00:00"),
                     last_refresh_at: None,

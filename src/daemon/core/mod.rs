@@ -423,7 +423,7 @@ impl Manager {
                 slot.record.provider
             );
             slot.record.state = SlotState::Degraded;
-            slot.record.reason = Some("unknown_provider".into());
+            slot.record.reason = Some(crate::slot_reason::SlotReason::UnknownProvider);
             slot.record.last_refresh_error = Some(error.clone());
             slot.next_refresh_at = None;
             let now = self.now;

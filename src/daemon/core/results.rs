@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::protocol::{ErrorCode, ErrorReply};
+use crate::slot_reason::SlotReason;
 use crate::state::{SlotRecord, SlotState};
 use crate::store::{StoreError, StoredCredentials, WriteCondition};
 
@@ -18,13 +19,6 @@ use crate::daemon::core::reports::{JobResult, RefreshOutcome};
 use crate::daemon::core::schedule::{self, delta};
 use crate::daemon::core::slot::{Creds, Slot, Stored};
 use crate::daemon::start::reconcile;
-
-/// `reason` of a slot whose newest tokens are only in memory.
-pub(in crate::daemon) const STORE_UNAVAILABLE: &str = "credential_store_unavailable";
-
-/// `reason` of a slot whose last token reply rotated the refresh token (kept) but carried
-/// no usable access token; it is refreshed again soon.
-pub(in crate::daemon) const TOKEN_REPLY_UNUSABLE: &str = "token_reply_unusable";
 
 impl Manager {
     /// Applies one job result.
@@ -136,7 +130,7 @@ impl Manager {
                 slot.creds = Creds::Missing;
                 if slot.record.state != SlotState::Inactive {
                     slot.deactivate(
-                        "credentials_missing",
+                        SlotReason::CredentialsMissing,
                         "the credential store has no item for this slot; log in again".into(),
                     );
                 }
@@ -152,7 +146,7 @@ impl Manager {
                 };
                 if slot.record.state != SlotState::Inactive {
                     slot.record.state = SlotState::Degraded;
-                    slot.record.reason = Some(STORE_UNAVAILABLE.into());
+                    slot.record.reason = Some(SlotReason::CredentialStoreUnavailable);
                     slot.record.last_refresh_error = Some(e.clone());
                 }
                 // Once per outage per slot; the store worker counts the failed calls.
@@ -173,7 +167,7 @@ impl Manager {
             }
             Err(e) => {
                 slot.creds = Creds::Missing;
-                slot.deactivate("credentials_unreadable", e.to_string());
+                slot.deactivate(SlotReason::CredentialsUnreadable, e.to_string());
                 tracing::error!(slot = name, "{e}");
             }
         }
@@ -231,7 +225,7 @@ impl Manager {
                 mark_refreshed(&mut slot.record, now);
                 slot.failures = 0;
                 slot.record.state = SlotState::Degraded;
-                slot.record.reason = Some(STORE_UNAVAILABLE.into());
+                slot.record.reason = Some(SlotReason::CredentialStoreUnavailable);
                 slot.record.last_refresh_error = Some(error.to_string());
                 schedule_next(slot, refresh_before_expiry, units[0]);
                 tracing::error!(
@@ -267,7 +261,7 @@ impl Manager {
                 );
                 let error = next.explain(error);
                 slot.record.state = SlotState::Degraded;
-                slot.record.reason = Some("refresh_failed".into());
+                slot.record.reason = Some(SlotReason::RefreshFailed);
                 slot.record.last_refresh_error = Some(error.clone());
                 slot.next_refresh_at = Some(next.at);
                 tracing::info!(
@@ -280,7 +274,7 @@ impl Manager {
             }
             RefreshOutcome::Permanent { reason, error } => {
                 // The state change is logged (at error) when the state is persisted.
-                slot.deactivate(reason.as_str(), error.clone());
+                slot.deactivate(reason.into(), error.clone());
                 Err(slot
                     .refusal(&config)
                     .unwrap_or_else(|| ErrorReply::new(ErrorCode::SlotInactive, error)))
@@ -357,7 +351,7 @@ impl Manager {
                 if let Creds::Present { stored, .. } = &mut slot.creds {
                     *stored = Stored::from_item(&item);
                 }
-                if slot.record.reason.as_deref() == Some(STORE_UNAVAILABLE) {
+                if slot.record.reason == Some(SlotReason::CredentialStoreUnavailable) {
                     slot.record.state = SlotState::Active;
                     slot.record.reason = None;
                     slot.record.last_refresh_error = None;
@@ -418,7 +412,7 @@ fn unusable_reply(
     let error = next.explain_unusable(defect);
     if stored {
         slot.record.state = SlotState::Degraded;
-        slot.record.reason = Some(TOKEN_REPLY_UNUSABLE.into());
+        slot.record.reason = Some(SlotReason::TokenReplyUnusable);
         slot.record.last_refresh_error = Some(error.clone());
     }
     tracing::warn!(slot = slot.name, "{error}");

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use crate::config::Config;
 use crate::protocol::{ErrorCode, ErrorReply, LoginReply, SlotStatus};
 use crate::secret::Secret;
+use crate::slot_reason::SlotReason;
 use crate::state::{ItemVersion, SlotRecord, SlotState};
 use crate::store::{StoredCredentials, Tokens, WriteCondition};
 
@@ -103,9 +104,6 @@ pub struct SlotOutcome {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// `reason` of a slot whose stored item is older than one the daemon already wrote.
-pub const STALE_CREDENTIALS: &str = "stale_credentials";
-
 /// A slot in the manager.
 pub struct Slot {
     pub name: String,
@@ -193,7 +191,11 @@ impl Slot {
     /// The error a refresh of this slot meets before any request is made, if any.
     pub fn refusal(&self, config: &Config) -> Option<ErrorReply> {
         if self.record.state == SlotState::Inactive {
-            let reason = self.record.reason.as_deref().unwrap_or("inactive");
+            let reason = self
+                .record
+                .reason
+                .as_ref()
+                .map_or("inactive", SlotReason::as_str);
             return Some(ErrorReply::new(
                 ErrorCode::SlotInactive,
                 format!(
@@ -243,9 +245,9 @@ impl Slot {
     }
 
     /// Marks the slot inactive: no token request is made for it until a new login.
-    pub fn deactivate(&mut self, reason: &str, error: String) {
+    pub fn deactivate(&mut self, reason: SlotReason, error: String) {
         self.record.state = SlotState::Inactive;
-        self.record.reason = Some(reason.to_owned());
+        self.record.reason = Some(reason);
         self.record.last_refresh_error = Some(error);
         self.next_refresh_at = None;
     }
@@ -262,12 +264,12 @@ impl Slot {
         );
         tracing::error!(slot = self.name, "{error}");
         self.creds = Creds::Missing;
-        self.deactivate(STALE_CREDENTIALS, error);
+        self.deactivate(SlotReason::StaleCredentials, error);
     }
 
     /// A slot refused for a stale item that now reads a current one is active again.
     pub fn clear_stale(&mut self) {
-        if self.record.reason.as_deref() == Some(STALE_CREDENTIALS) {
+        if self.record.reason == Some(SlotReason::StaleCredentials) {
             self.record.state = SlotState::Active;
             self.record.reason = None;
             self.record.last_refresh_error = None;

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::slot_reason::SlotReason;
 use crate::state::SlotState;
 
 use crate::daemon::core::slot::Slot;
@@ -14,7 +15,7 @@ use crate::daemon::core::slot::Slot;
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Seen {
     state: SlotState,
-    reason: Option<String>,
+    reason: Option<SlotReason>,
 }
 
 impl Seen {
@@ -39,8 +40,8 @@ impl StateLog {
             if slot.record.state != SlotState::Active {
                 tracing::warn!(
                     slot = slot.name,
-                    state = state_name(slot.record.state),
-                    reason = slot.record.reason.as_deref().unwrap_or(""),
+                    state = slot.record.state.as_str(),
+                    reason = slot.record.reason.as_ref().map_or("", SlotReason::as_str),
                     "slot is not active since an earlier run"
                 );
             }
@@ -73,9 +74,9 @@ impl StateLog {
 }
 
 fn log_change(slot: &Slot, before: Option<SlotState>) {
-    let from = before.map_or("new", state_name);
-    let to = state_name(slot.record.state);
-    let reason = slot.record.reason.as_deref().unwrap_or("");
+    let from = before.map_or("new", SlotState::as_str);
+    let to = slot.record.state.as_str();
+    let reason = slot.record.reason.as_ref().map_or("", SlotReason::as_str);
     let error = slot.record.last_refresh_error.as_deref().unwrap_or("");
     if slot.record.state == SlotState::Inactive {
         tracing::error!(
@@ -99,15 +100,6 @@ fn log_change(slot: &Slot, before: Option<SlotState>) {
     }
 }
 
-/// The state as `status --json` writes it.
-fn state_name(state: SlotState) -> &'static str {
-    match state {
-        SlotState::Active => "active",
-        SlotState::Degraded => "degraded",
-        SlotState::Inactive => "inactive",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
@@ -117,13 +109,13 @@ mod tests {
     use super::*;
     use crate::state::SlotRecord;
 
-    fn slot(name: &str, state: SlotState, reason: Option<&str>) -> Slot {
+    fn slot(name: &str, state: SlotState, reason: Option<SlotReason>) -> Slot {
         let record = SlotRecord {
             provider: "test".into(),
             account: None,
             account_key: None,
             state,
-            reason: reason.map(str::to_owned),
+            reason: reason.clone(),
             generation: 1,
             created_at: Utc::now(),
             last_refresh_at: None,
@@ -169,15 +161,19 @@ mod tests {
         let lines = logged(|| {
             let mut log = StateLog::start(&slots(vec![
                 slot("a", SlotState::Active, None),
-                slot("old", SlotState::Inactive, Some("session_expired")),
+                slot("old", SlotState::Inactive, Some(SlotReason::SessionExpired)),
             ]));
-            let degraded = slots(vec![slot("a", SlotState::Degraded, Some("refresh_failed"))]);
+            let degraded = slots(vec![slot(
+                "a",
+                SlotState::Degraded,
+                Some(SlotReason::RefreshFailed),
+            )]);
             log.observe(&degraded);
             log.observe(&degraded);
             log.observe(&slots(vec![slot(
                 "a",
                 SlotState::Inactive,
-                Some("session_expired"),
+                Some(SlotReason::SessionExpired),
             )]));
             log.observe(&slots(vec![slot("a", SlotState::Active, None)]));
             log.observe(&slots(vec![
@@ -202,11 +198,15 @@ mod tests {
             log.observe(&slots(vec![slot(
                 "c",
                 SlotState::Degraded,
-                Some("credential_store_unavailable"),
+                Some(SlotReason::CredentialStoreUnavailable),
             )]));
             // A new active slot is not logged here, but its later changes are.
             log.observe(&slots(vec![slot("d", SlotState::Active, None)]));
-            log.observe(&slots(vec![slot("d", SlotState::Inactive, Some("x"))]));
+            log.observe(&slots(vec![slot(
+                "d",
+                SlotState::Inactive,
+                Some(SlotReason::Other("x".into())),
+            )]));
         });
         assert_eq!(lines.len(), 2, "{lines:#?}");
         assert!(

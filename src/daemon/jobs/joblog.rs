@@ -57,7 +57,7 @@ pub fn refresh(slot: &str, outcome: &RefreshOutcome, request: Duration, store: O
         RefreshOutcome::Permanent { reason, error } => tracing::warn!(
             slot,
             outcome = "permanent_failure",
-            reason = reason.as_str(),
+            reason = crate::slot_reason::SlotReason::from(*reason).as_str(),
             duration_ms,
             error,
             "refresh"

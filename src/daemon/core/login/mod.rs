@@ -17,13 +17,14 @@ use chrono::{DateTime, Utc};
 
 use crate::account::AccountKey;
 use crate::protocol::{ErrorCode, ErrorReply, LoginAction, LoginReply, Response};
+use crate::slot_reason::SlotReason;
 use crate::state::{SlotRecord, SlotState};
 use crate::store::WriteCondition;
 
 use self::placement::{Candidate, Placement};
 use crate::daemon::core::orders::JobOrder;
 use crate::daemon::core::reports::{LoginResult, LoginSuccess};
-use crate::daemon::core::results::{STORE_UNAVAILABLE, schedule_next};
+use crate::daemon::core::results::schedule_next;
 use crate::daemon::core::retire::ReplacedJob;
 use crate::daemon::core::slot::{Creds, Job, PendingLogin, Slot, Stored};
 use crate::daemon::core::{Manager, Reply};
@@ -254,7 +255,7 @@ impl Manager {
             LoginWrite::Stored => Ok(answer),
             LoginWrite::Unavailable(error) => {
                 slot.record.state = SlotState::Degraded;
-                slot.record.reason = Some(STORE_UNAVAILABLE.into());
+                slot.record.reason = Some(SlotReason::CredentialStoreUnavailable);
                 slot.record.last_refresh_error = Some(error.clone());
                 let held = format!(
                     "logged in, but the tokens could not be stored yet ({error}); the daemon holds them in memory and keeps retrying"
