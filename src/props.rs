@@ -152,7 +152,12 @@ fn assert_clear_config_error(text: &str) -> Result<(), TestCaseError> {
         }) => {
             // YAML breaks lines at `\r\n`, `\n` and a bare `\r`; `str::lines` knows only
             // the first two, so count the way the parser does.
-            let lines = text.replace("\r\n", "\n").replace('\r', "\n").lines().count().max(1);
+            let lines = text
+                .replace("\r\n", "\n")
+                .replace('\r', "\n")
+                .lines()
+                .count()
+                .max(1);
             prop_assert!(line >= 1 && line <= lines + 1, "line {line} of {lines}");
             prop_assert!(!key.is_empty());
             prop_assert!(!message.trim().is_empty());

@@ -8,8 +8,6 @@
 //! Unix only: the socket server and signal handling are built for Unix; on Windows `run`
 //! says so and the rest is only type-checked, so it is unused there.
 #![cfg_attr(not(unix), allow(dead_code, unused_imports))]
-// Removed once the core refactor lands (issue 11).
-#![allow(clippy::pedantic)]
 
 mod alerts;
 mod core;
@@ -76,20 +74,7 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
         journal_start::open(config.credential_store, &paths.state_dir, &store, &state).await;
     let oauth = OAuthClient::new()
         .map_err(|e| Error::io("start", "HTTP client", std::io::Error::other(e)))?;
-    tracing::info!(
-        pid = std::process::id(),
-        socket = %paths.socket.display(),
-        store = ?config.credential_store,
-        slots = state.slots.len(),
-        logs = %paths.log_dir.display(),
-        log_rotation = ?config.log_rotation,
-        log_retention = config.log_retention,
-        "sessctl daemon {} started",
-        env!("CARGO_PKG_VERSION")
-    );
-    for warning in &config.warnings {
-        tracing::warn!("config {}: {warning}", paths.config_file.display());
-    }
+    announce_start(&config, &paths, state.slots.len());
 
     let token_limit = jobs::limiter::Limiter::new("token", config.max_token_requests);
     let usage_limit = jobs::limiter::Limiter::new("usage", config.max_usage_requests);
@@ -101,7 +86,7 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
     let (cache_tx, cache_rx) = watch::channel(previous_cache.clone().unwrap_or(QuotaCache {
         updated_at: chrono::Utc::now(),
         stale_after_secs: None,
-        slots: Default::default(),
+        slots: std::collections::BTreeMap::default(),
     }));
 
     let writer = tokio::spawn(jobs::writer::state_file(
@@ -164,6 +149,24 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
     }
     tracing::info!("sessctl daemon stopped");
     Ok(())
+}
+
+/// Logs the start, with where everything is, and the config's warnings.
+fn announce_start(config: &Config, paths: &Paths, slots: usize) {
+    tracing::info!(
+        pid = std::process::id(),
+        socket = %paths.socket.display(),
+        store = ?config.credential_store,
+        slots,
+        logs = %paths.log_dir.display(),
+        log_rotation = ?config.log_rotation,
+        log_retention = config.log_retention,
+        "sessctl daemon {} started",
+        env!("CARGO_PKG_VERSION")
+    );
+    for warning in &config.warnings {
+        tracing::warn!("config {}: {warning}", paths.config_file.display());
+    }
 }
 
 /// Binds the socket, replacing a stale one. Only called with the socket lock held, so a

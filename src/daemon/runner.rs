@@ -140,7 +140,7 @@ fn boot_time() -> Duration {
     };
     // SAFETY: `ts` is a valid, writable timespec; CLOCK_BOOTTIME exists on every Linux
     // sessctl runs on (2.6.39+). On the impossible failure, fall back to `Instant`.
-    let ok = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) } == 0;
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &raw mut ts) } == 0;
     if !ok {
         return since_start();
     }

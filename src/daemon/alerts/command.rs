@@ -4,6 +4,7 @@
 //! is killed and the child reaped. Every failure is logged; nothing here returns an error
 //! or panics, so a broken notifier can never stall or crash the daemon.
 
+use std::fmt::Write as _;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -159,7 +160,7 @@ fn brief(stdout: &str, stderr: &str) -> String {
         if output.chars().count() > OUTPUT_LOGGED {
             shown.push_str("...");
         }
-        text.push_str(&format!("; {name}: {shown:?}"));
+        let _ = write!(text, "; {name}: {shown:?}");
     }
     text
 }

@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
+use std::fmt::Write as _;
 
 use crate::slot_reason::SlotReason;
 use crate::state::SlotState;
@@ -151,18 +152,19 @@ impl AlertEvent {
     fn all_inactive_body(&self) -> String {
         let mut body = "No slot can get tokens any more. Log in again:".to_owned();
         for slot in self.slots.iter().take(MAX_SLOTS_IN_BODY) {
-            body.push_str(&format!(
+            let _ = write!(
+                body,
                 "\n{} ({}, {}): {}",
                 slot.name,
                 slot.account_text(),
                 slot.reason_text(),
                 slot.desktop_login_command
-            ));
+            );
         }
         if let Some(more) = self.slots.len().checked_sub(MAX_SLOTS_IN_BODY)
             && more > 0
         {
-            body.push_str(&format!("\n... and {more} more (see sessctl status)"));
+            let _ = write!(body, "\n... and {more} more (see sessctl status)");
         }
         body
     }

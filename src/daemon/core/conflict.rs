@@ -41,6 +41,10 @@ pub(in crate::daemon) fn resolve(generation: u64, found: Option<ItemId>) -> Reso
 }
 
 /// What a conflict error says the store holds, or `None` when `error` is no conflict.
+#[allow(
+    clippy::option_option,
+    reason = "None: not a conflict; Some(None): a conflict with nothing stored"
+)]
 pub(in crate::daemon) fn found_item(error: &StoreError) -> Option<Option<ItemId>> {
     match error {
         StoreError::Conflict { found_item, .. } => Some(*found_item),
@@ -138,6 +142,7 @@ pub(in crate::daemon) fn write_refused(
 mod tests {
     use super::*;
 
+    #[allow(clippy::unnecessary_wraps, reason = "shaped like the value under test")]
     fn id(generation: u64, version: u64) -> Option<ItemId> {
         Some(ItemId {
             generation,

@@ -42,7 +42,7 @@ fn no_reply_makes_the_next_request_sooner_than_the_minimum_interval() {
         .chain(retry_afters.iter().map(|r| LastReply::Failed {
             retry_after: r.map(Duration::from_secs),
         }));
-    let earliest = now() + TimeDelta::seconds(MIN_REQUEST_INTERVAL.as_secs() as i64);
+    let earliest = now() + TimeDelta::seconds(MIN_REQUEST_INTERVAL.as_secs().cast_signed());
     for reply in replies {
         for lifetime in lifetimes {
             let held = tokens(lifetime);

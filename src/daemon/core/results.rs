@@ -40,7 +40,7 @@ impl Manager {
                 generation,
                 outcome,
                 unusable,
-            } => self.on_refreshed(&name, generation, outcome, unusable),
+            } => self.on_refreshed(&name, generation, outcome, unusable.as_deref()),
             JobResult::Written {
                 name,
                 generation,
@@ -181,133 +181,47 @@ impl Manager {
         name: &str,
         generation: u64,
         outcome: RefreshOutcome,
-        unusable: Option<String>,
+        unusable: Option<&str>,
     ) {
-        let refresh_before_expiry = self.config.refresh_before_expiry;
         let config = std::sync::Arc::clone(&self.config);
-        let now = self.now;
         // Drawn up front: the slot borrows the manager below. One unit per use.
-        let units = [self.rng.f64(), self.rng.f64(), self.rng.f64()];
+        let at = RefreshAt {
+            now: self.now,
+            units: [self.rng.f64(), self.rng.f64(), self.rng.f64()],
+            generation,
+            refresh_before_expiry: config.refresh_before_expiry,
+        };
         let Some(slot) = self.current(name, generation, "a refresh result") else {
             self.retire_dropped_refresh(name, generation, outcome);
             return;
         };
-        slot.last_reply_at = Some(now);
+        slot.last_reply_at = Some(at.now);
         let failures_before = slot.failures;
-        // Some(new value) when this outcome tells us about the store's health.
-        let mut store_health: Option<Option<String>> = None;
-        // The rotated refresh token of a refresh a newer stored login overtook.
-        let mut yielded = None;
         let provider = slot.record.provider.clone();
-        let mut result = match outcome {
-            RefreshOutcome::Stored(item) => {
-                slot.record.note_item(reconcile::version_of(&item));
-                slot.creds = Creds::Present {
-                    stored: Stored::from_item(&item),
-                    tokens: item.tokens,
-                };
-                mark_refreshed(&mut slot.record, now);
-                slot.failures = 0;
-                schedule_next(slot, refresh_before_expiry, units[0]);
-                store_health = Some(None);
-                Ok(())
-            }
-            RefreshOutcome::Unsaved { tokens, error } => {
-                let condition = slot.creds.write_condition();
-                slot.creds = Creds::Present {
-                    tokens,
-                    stored: Stored::No {
-                        condition: condition.unwrap_or(WriteCondition::NewLogin { generation }),
-                        attempt: 1,
-                        retry_at: retry_time(now, 1, units[1]),
-                    },
-                };
-                mark_refreshed(&mut slot.record, now);
-                slot.failures = 0;
-                slot.record.state = SlotState::Degraded;
-                slot.record.reason = Some(SlotReason::CredentialStoreUnavailable);
-                slot.record.last_refresh_error = Some(error.to_string());
-                schedule_next(slot, refresh_before_expiry, units[0]);
-                tracing::error!(
-                    slot = name,
-                    "refreshed, but the new tokens could not be stored; holding them in memory and retrying: {error}"
-                );
-                store_health = Some(Some(error.to_string()));
-                Ok(())
-            }
-            RefreshOutcome::Conflict { error, tokens } => {
-                match conflict::keep_rotated(slot, generation, tokens, &error, now) {
-                    Ok(()) => {
-                        mark_refreshed(&mut slot.record, now);
-                        slot.failures = 0;
-                        schedule_next(slot, refresh_before_expiry, units[0]);
-                        Ok(())
-                    }
-                    Err(rotated) => {
-                        yielded = Some(rotated);
-                        Err(ErrorReply::new(ErrorCode::Conflict, error.to_string()))
-                    }
-                }
-            }
-            RefreshOutcome::Transient { error, retry_after } => {
-                slot.failures += 1;
-                let next = pacing::next_request(
-                    LastReply::Failed { retry_after },
-                    slot.creds.tokens(),
-                    slot.failures,
-                    refresh_before_expiry,
-                    now,
-                    units[1],
-                );
-                let error = next.explain(error);
-                slot.record.state = SlotState::Degraded;
-                slot.record.reason = Some(SlotReason::RefreshFailed);
-                slot.record.last_refresh_error = Some(error.clone());
-                slot.next_refresh_at = Some(next.at);
-                tracing::info!(
-                    slot = name,
-                    failures = slot.failures,
-                    retry_in_ms = (next.at - now).num_milliseconds(),
-                    "refresh will be retried"
-                );
-                Err(ErrorReply::new(ErrorCode::RefreshFailed, error))
-            }
-            RefreshOutcome::Permanent { reason, error } => {
-                // The state change is logged (at error) when the state is persisted.
-                slot.deactivate(reason.into(), error.clone());
-                Err(slot
-                    .refusal(&config)
-                    .unwrap_or_else(|| ErrorReply::new(ErrorCode::SlotInactive, error)))
-            }
-        };
-        let stored = store_health == Some(None);
+        let Applied {
+            mut result,
+            store_health,
+            yielded,
+        } = apply_refresh(slot, outcome, &at, &config);
+        let stored = store_health == StoreSaid::Healthy;
         if result.is_ok() {
-            match &unusable {
-                Some(defect) => {
-                    slot.failures = failures_before + 1;
-                    let error = unusable_reply(
-                        slot,
-                        defect,
-                        stored,
-                        refresh_before_expiry,
-                        (now, units[2]),
-                    );
-                    result = Err(error);
-                }
-                None => {
-                    let held = slot.creds.tokens();
-                    slot.next_refresh_at = held.map(|_| {
-                        pacing::next_request(
-                            LastReply::Granted,
-                            held,
-                            0,
-                            refresh_before_expiry,
-                            now,
-                            units[2],
-                        )
-                        .at
-                    });
-                }
+            if let Some(defect) = unusable {
+                slot.failures = failures_before + 1;
+                let error = unusable_reply(
+                    slot,
+                    defect,
+                    stored,
+                    at.refresh_before_expiry,
+                    (at.now, at.units[2]),
+                );
+                result = Err(error);
+            } else {
+                let held = slot.creds.tokens();
+                slot.next_refresh_at = held.map(|_| {
+                    let granted = LastReply::Granted;
+                    let rbe = at.refresh_before_expiry;
+                    pacing::next_request(granted, held, 0, rbe, at.now, at.units[2]).at
+                });
             }
         }
         let refreshed = result.is_ok();
@@ -315,9 +229,11 @@ impl Manager {
             // The new token is what a usage 401 asked for.
             slot.refresh_wanted = false;
         }
-        slot.resolve_waiters(result, now);
-        if let Some(health) = store_health {
-            self.store_error = health;
+        slot.resolve_waiters(result, at.now);
+        match store_health {
+            StoreSaid::Nothing => {}
+            StoreSaid::Healthy => self.store_error = None,
+            StoreSaid::Failing(error) => self.store_error = Some(error),
         }
         if stored {
             self.revoke_superseded(name);
@@ -387,6 +303,133 @@ impl Manager {
         }
         self.persist();
         self.start_next_job(name, false);
+    }
+}
+
+/// The time and random draws a refresh result is judged with.
+struct RefreshAt {
+    now: DateTime<Utc>,
+    units: [f64; 3],
+    generation: u64,
+    refresh_before_expiry: std::time::Duration,
+}
+
+/// What a refresh outcome tells about the credential store.
+#[derive(PartialEq, Eq)]
+enum StoreSaid {
+    Nothing,
+    /// It took the rotated tokens.
+    Healthy,
+    /// It could not take them (the error).
+    Failing(String),
+}
+
+/// What a refresh outcome did to its slot.
+struct Applied {
+    /// What the callers waiting on the refresh hear.
+    result: Result<(), ErrorReply>,
+    /// What the outcome tells about the store's health.
+    store_health: StoreSaid,
+    /// The rotated refresh token of a refresh a newer stored login overtook.
+    yielded: Option<crate::secret::Secret>,
+}
+
+/// Applies a refresh job's outcome to its slot (still current at its generation).
+fn apply_refresh(
+    slot: &mut Slot,
+    outcome: RefreshOutcome,
+    at: &RefreshAt,
+    config: &crate::config::Config,
+) -> Applied {
+    let mut store_health = StoreSaid::Nothing;
+    let mut yielded = None;
+    let result = match outcome {
+        RefreshOutcome::Stored(item) => {
+            slot.record.note_item(reconcile::version_of(&item));
+            slot.creds = Creds::Present {
+                stored: Stored::from_item(&item),
+                tokens: item.tokens,
+            };
+            mark_refreshed(&mut slot.record, at.now);
+            slot.failures = 0;
+            schedule_next(slot, at.refresh_before_expiry, at.units[0]);
+            store_health = StoreSaid::Healthy;
+            Ok(())
+        }
+        RefreshOutcome::Unsaved { tokens, error } => {
+            let condition = slot.creds.write_condition();
+            slot.creds = Creds::Present {
+                tokens,
+                stored: Stored::No {
+                    condition: condition.unwrap_or(WriteCondition::NewLogin {
+                        generation: at.generation,
+                    }),
+                    attempt: 1,
+                    retry_at: retry_time(at.now, 1, at.units[1]),
+                },
+            };
+            mark_refreshed(&mut slot.record, at.now);
+            slot.failures = 0;
+            slot.record.state = SlotState::Degraded;
+            slot.record.reason = Some(SlotReason::CredentialStoreUnavailable);
+            slot.record.last_refresh_error = Some(error.to_string());
+            schedule_next(slot, at.refresh_before_expiry, at.units[0]);
+            tracing::error!(
+                slot = slot.name,
+                "refreshed, but the new tokens could not be stored; holding them in memory and retrying: {error}"
+            );
+            store_health = StoreSaid::Failing(error.to_string());
+            Ok(())
+        }
+        RefreshOutcome::Conflict { error, tokens } => {
+            match conflict::keep_rotated(slot, at.generation, tokens, &error, at.now) {
+                Ok(()) => {
+                    mark_refreshed(&mut slot.record, at.now);
+                    slot.failures = 0;
+                    schedule_next(slot, at.refresh_before_expiry, at.units[0]);
+                    Ok(())
+                }
+                Err(rotated) => {
+                    yielded = Some(rotated);
+                    Err(ErrorReply::new(ErrorCode::Conflict, error.to_string()))
+                }
+            }
+        }
+        RefreshOutcome::Transient { error, retry_after } => {
+            slot.failures += 1;
+            let next = pacing::next_request(
+                LastReply::Failed { retry_after },
+                slot.creds.tokens(),
+                slot.failures,
+                at.refresh_before_expiry,
+                at.now,
+                at.units[1],
+            );
+            let error = next.explain(error);
+            slot.record.state = SlotState::Degraded;
+            slot.record.reason = Some(SlotReason::RefreshFailed);
+            slot.record.last_refresh_error = Some(error.clone());
+            slot.next_refresh_at = Some(next.at);
+            tracing::info!(
+                slot = slot.name,
+                failures = slot.failures,
+                retry_in_ms = (next.at - at.now).num_milliseconds(),
+                "refresh will be retried"
+            );
+            Err(ErrorReply::new(ErrorCode::RefreshFailed, error))
+        }
+        RefreshOutcome::Permanent { reason, error } => {
+            // The state change is logged (at error) when the state is persisted.
+            slot.deactivate(reason.into(), error.clone());
+            Err(slot
+                .refusal(config)
+                .unwrap_or_else(|| ErrorReply::new(ErrorCode::SlotInactive, error)))
+        }
+    };
+    Applied {
+        result,
+        store_health,
+        yielded,
     }
 }
 

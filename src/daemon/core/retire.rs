@@ -70,14 +70,14 @@ impl Manager {
             );
             return;
         }
-        match self.config.providers.get(provider) {
-            Some(provider) => self
-                .jobs
-                .revoke(name.to_owned(), provider.clone(), token, why),
-            None => tracing::warn!(
+        if let Some(provider) = self.config.providers.get(provider) {
+            self.jobs
+                .revoke(name.to_owned(), provider.clone(), token, why);
+        } else {
+            tracing::warn!(
                 slot = name,
                 "cannot revoke {why}: provider {provider} is not in the configuration"
-            ),
+            );
         }
     }
 

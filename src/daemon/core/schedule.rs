@@ -115,8 +115,9 @@ pub fn backoff(attempt: u32, retry_after: Option<Duration>, unit: f64) -> Durati
 /// How long the manager may sleep: until the earliest deadline, at most [`MAX_SLEEP`].
 pub fn sleep_for(earliest: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Duration {
     earliest
-        .map(|at| (at - now).to_std().unwrap_or(Duration::ZERO))
-        .unwrap_or(MAX_SLEEP)
+        .map_or(MAX_SLEEP, |at| {
+            (at - now).to_std().unwrap_or(Duration::ZERO)
+        })
         .min(MAX_SLEEP)
 }
 

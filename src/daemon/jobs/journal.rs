@@ -41,7 +41,7 @@ impl JobContext {
         match appended {
             Ok(Ok(())) => tracing::debug!(
                 slot = name,
-                durable_us = arrived.elapsed().as_micros() as u64,
+                durable_us = u64::try_from(arrived.elapsed().as_micros()).unwrap_or(u64::MAX),
                 "rotated tokens journaled"
             ),
             Ok(Err(e)) => tracing::error!(slot = name, "{e}; the keychain write is the only copy"),

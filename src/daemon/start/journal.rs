@@ -43,22 +43,17 @@ pub async fn open(
         }
     };
     let path = state_dir.join(journal::FILE_NAME);
-    let unreplayed = match tokio::time::timeout(
-        KEYCHAIN_AT_START,
-        replay(&path, &key, store, state),
-    )
-    .await
-    {
-        Ok(unreplayed) => unreplayed,
-        Err(_) => {
-            tracing::error!(
-                "journal: the keychain did not answer within {} s; the entries are kept for the next start",
-                KEYCHAIN_AT_START.as_secs()
-            );
-            journal::read(&path, &key)
-                .map(|c| journal::newest_per_slot(c.entries).into_keys().collect())
-                .unwrap_or_default()
-        }
+    let replayed = tokio::time::timeout(KEYCHAIN_AT_START, replay(&path, &key, store, state)).await;
+    let unreplayed = if let Ok(unreplayed) = replayed {
+        unreplayed
+    } else {
+        tracing::error!(
+            "journal: the keychain did not answer within {} s; the entries are kept for the next start",
+            KEYCHAIN_AT_START.as_secs()
+        );
+        journal::read(&path, &key)
+            .map(|c| journal::newest_per_slot(c.entries).into_keys().collect())
+            .unwrap_or_default()
     };
     match Journal::open(&path, &key, unreplayed) {
         Ok(journal) => Some(Arc::new(journal)),

@@ -13,6 +13,10 @@ fn record(generation: u64) -> SlotRecord {
     adopted_record("test", Some("a@example.com"), generation, now())
 }
 
+#[allow(
+    clippy::unnecessary_wraps,
+    reason = "shaped like the inventory's entries"
+)]
 fn item(generation: u64, provider: Option<&str>) -> Result<ItemSummary, String> {
     Ok(ItemSummary {
         generation,

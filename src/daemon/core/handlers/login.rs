@@ -66,10 +66,10 @@ impl Manager {
 
     /// `login_begin`: checks the request, then builds the authorization URL (browser,
     /// manual) or starts the device authorization job (device).
-    pub(in crate::daemon) fn handle_login_begin(&mut self, begin: LoginBegin, reply: Reply) {
+    pub(in crate::daemon) fn handle_login_begin(&mut self, begin: &LoginBegin, reply: Reply) {
         let now = self.now;
         self.flows.prune(now);
-        let provider = match self.check_begin(&begin) {
+        let provider = match self.check_begin(begin) {
             Ok(provider) => provider,
             Err(error) => {
                 let _ = reply.send(Err(error));
@@ -111,7 +111,7 @@ impl Manager {
                 });
                 self.insert_flow(
                     flow_id,
-                    &begin,
+                    begin,
                     (provider, ticket),
                     expires_at,
                     PendingKind::Device { result, cancel },
@@ -120,9 +120,9 @@ impl Manager {
             }
         };
         match kind {
-            Ok((begun, kind)) => {
-                let _ = reply.send(Ok(Response::LoginBegun(begun)));
-                self.insert_flow(flow_id, &begin, (provider, ticket), expires_at, kind);
+            Ok((started, kind)) => {
+                let _ = reply.send(Ok(Response::LoginBegun(started)));
+                self.insert_flow(flow_id, begin, (provider, ticket), expires_at, kind);
             }
             Err(error) => {
                 let _ = reply.send(Err(error));

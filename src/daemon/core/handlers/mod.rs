@@ -24,17 +24,17 @@ impl Manager {
             return Flow::Continue;
         }
         match request {
-            Request::Ping => self.handle_ping(reply),
+            Request::Ping => ping::handle_ping(reply),
             Request::Status => self.handle_status(reply),
-            Request::Token(slot) => self.handle_token(slot.name, reply),
+            Request::Token(slot) => self.handle_token(&slot.name, reply),
             Request::Refresh(target) => self.handle_refresh(target.name, reply),
             Request::Login(login) => self.handle_login(login, reply),
-            Request::LoginBegin(begin) => self.handle_login_begin(begin, reply),
+            Request::LoginBegin(begin) => self.handle_login_begin(&begin, reply),
             Request::LoginComplete(complete) => self.handle_login_complete(complete, reply),
             Request::LoginWait(flow) => self.handle_login_wait(&flow.flow_id, reply),
             Request::LoginCancel(flow) => self.handle_login_cancel(&flow.flow_id, reply),
             Request::Logout(slot) => self.handle_logout(slot.name, reply),
-            Request::Shutdown => return self.handle_shutdown(reply),
+            Request::Shutdown => return shutdown::handle_shutdown(reply),
         }
         Flow::Continue
     }

@@ -3,12 +3,11 @@
 
 use crate::protocol::Response;
 
-use super::super::{Flow, Manager, Reply};
+use super::super::{Flow, Reply};
 
-impl Manager {
-    pub(in crate::daemon) fn handle_shutdown(&mut self, reply: Reply) -> Flow {
-        tracing::info!("shutdown requested");
-        let _ = reply.send(Ok(Response::ShuttingDown));
-        Flow::Stop
-    }
+/// Answers, and tells the runner to stop.
+pub(super) fn handle_shutdown(reply: Reply) -> Flow {
+    tracing::info!("shutdown requested");
+    let _ = reply.send(Ok(Response::ShuttingDown));
+    Flow::Stop
 }

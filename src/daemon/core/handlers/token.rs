@@ -10,9 +10,9 @@ use super::unknown_slot;
 
 impl Manager {
     /// `token NAME`: the current access token, refreshed first when it is due.
-    pub(in crate::daemon) fn handle_token(&mut self, name: String, reply: Reply) {
-        let Some(slot) = self.slots.get_mut(&name) else {
-            let _ = reply.send(Err(unknown_slot(&name)));
+    pub(in crate::daemon) fn handle_token(&mut self, name: &str, reply: Reply) {
+        let Some(slot) = self.slots.get_mut(name) else {
+            let _ = reply.send(Err(unknown_slot(name)));
             return;
         };
         if let Some(refusal) = slot.refusal(&self.config) {
@@ -37,6 +37,6 @@ impl Manager {
         }
         tracing::debug!(slot = name, job = ?slot.job, "token caller waits for the slot's job");
         slot.waiters.push(Waiter::token(reply));
-        self.start_next_job(&name, false);
+        self.start_next_job(name, false);
     }
 }

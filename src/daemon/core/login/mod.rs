@@ -115,7 +115,7 @@ impl Manager {
             provider,
             key,
         };
-        self.install_login(placed, success, reply);
+        self.install_login(&placed, success, reply);
     }
 
     /// Where a login of `key` typed as `typed` goes.
@@ -140,12 +140,12 @@ impl Manager {
 
     /// Puts the login's tokens into its slot (replacing whatever login it held) and starts
     /// storing them; the login is answered when they are stored.
-    fn install_login(&mut self, placed: Placed, success: LoginSuccess, reply: Reply) {
+    fn install_login(&mut self, placed: &Placed, success: LoginSuccess, reply: Reply) {
         let generation = self.allocate_generation();
         let (now, unit) = (self.now, self.rng.f64());
         let old = self.slots.remove(&placed.target);
-        let record = login_record(&placed, &success, old.as_ref(), generation, now);
-        let answer = login_answer(&placed, old.as_ref(), &record);
+        let record = login_record(placed, &success, old.as_ref(), generation, now);
+        let answer = login_answer(placed, old.as_ref(), &record);
         let mut slot = Slot::from_record(placed.target.clone(), record, now);
         slot.creds = Creds::Present {
             tokens: success.tokens,
