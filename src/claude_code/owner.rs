@@ -108,14 +108,16 @@ pub fn start_time_field(stat: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// `linux:<machine-id>:<pid namespace link>` on Linux; `linux` elsewhere (sic: Claude
-/// Code returns that for macOS too).
+/// `linux:<machine-id>:<pid namespace link>` on Linux, `linux:<lowercase hostname>` on
+/// Windows, `linux` elsewhere (sic: Claude Code returns that for macOS too).
 fn pid_domain() -> String {
     if cfg!(target_os = "linux") {
         let machine_id = std::fs::read_to_string("/etc/machine-id")
             .map(|id| id.trim().to_owned())
             .unwrap_or_default();
         format!("linux:{machine_id}:{}", pid_namespace())
+    } else if cfg!(windows) {
+        format!("linux:{}", hostname().to_lowercase())
     } else {
         "linux".to_owned()
     }
@@ -139,6 +141,7 @@ fn pid_namespace() -> String {
 }
 
 /// The host name, as Node's `os.hostname()` gives it.
+#[cfg(unix)]
 fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: `buf` is writable for its whole length, which is what we pass.
@@ -148,6 +151,12 @@ fn hostname() -> String {
     }
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// The host name, as Node's `os.hostname()` gives it (the NetBIOS name, near enough).
+#[cfg(not(unix))]
+fn hostname() -> String {
+    std::env::var("COMPUTERNAME").unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -185,6 +194,6 @@ mod tests {
     #[test]
     fn epoch_ms_keeps_the_fraction_like_javascript() {
         let time = UNIX_EPOCH + std::time::Duration::new(1_700_000_000, 123_456_789);
-        assert!((epoch_ms(time) - 1_700_000_000_123.456_789).abs() < 1e-3);
+        assert!((epoch_ms(time) - 1_700_000_000_123.456_8).abs() < 1e-3);
     }
 }

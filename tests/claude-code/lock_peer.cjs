@@ -12,6 +12,10 @@
 //       the lock older Claude Code versions hold.
 //   node lock_peer.cjs hold-write DIR
 //       The same for DIR/.storage-write.lock (stale 15 s), as Claude Code holds for a write.
+//   node lock_peer.cjs owner DIR PID
+//       Prints, as JSON, the owner record Claude Code would expect from process PID holding
+//       DIR/.oauth_refresh.lock: pidDomain, pidSpace, procStart and lockBirthtimeMs computed
+//       the way Claude Code 2.1.332 computes them (Linux only).
 //   node lock_peer.cjs try DIR STALE_MS RETRIES [write]
 //       Tries to take the refresh locks (or the storage-write lock with `write`), RETRIES
 //       times 500 ms apart, judging staleness by STALE_MS; prints "acquired" (and releases)
@@ -92,6 +96,20 @@ async function tryOnce(stale, retries, write) {
   }
 }
 
+// Claude Code's b7l()/Yae()/ND() and the lock's lstat birthtime, for process `pid`.
+function expectedOwner(pid) {
+  const ns = fs.readlinkSync('/proc/self/ns/pid');
+  const machineId = fs.readFileSync('/etc/machine-id', 'utf8').trim();
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return {
+    pid: Number(pid),
+    pidDomain: `linux:${machineId}:${ns}`,
+    pidSpace: `${require('os').hostname()}#${ns}`,
+    procStart: stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19],
+    lockBirthtimeMs: fs.lstatSync(path.join(dir, '.oauth_refresh.lock')).birthtimeMs,
+  };
+}
+
 async function main() {
   if (mode === 'hold') {
     const stale = Number(rest[0] ?? 60000);
@@ -105,6 +123,8 @@ async function main() {
     }));
   } else if (mode === 'hold-write') {
     await hold(() => takeWriteLock(15000, 0));
+  } else if (mode === 'owner') {
+    say(JSON.stringify(expectedOwner(rest[0])));
   } else if (mode === 'try') {
     await tryOnce(Number(rest[0]), Number(rest[1]), rest[2] === 'write');
   } else {

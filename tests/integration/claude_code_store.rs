@@ -203,6 +203,33 @@ fn proper_lockfile_cannot_take_a_refresh_lock_sessctl_holds_even_under_the_short
 }
 
 #[test]
+fn the_owner_record_matches_what_claude_code_computes_for_this_process() {
+    let scratch = Scratch::new();
+    let dir = scratch.dir();
+    if !Path::new("/etc/machine-id").exists() {
+        // Claude Code's pid domain needs it; without it the record only blocks an early
+        // takeover (the safe side) and there is nothing to compare.
+        eprintln!("skipped: no /etc/machine-id");
+        return;
+    }
+    let guard = RefreshLock::acquire(&dir, soon(5)).unwrap();
+    let ours = serde_json::to_value(owner::read(&dir).expect("owner record written")).unwrap();
+    let pid = std::process::id().to_string();
+    let expected: serde_json::Value =
+        serde_json::from_str(&peer_try(&["owner", dir_str(&dir), &pid])).unwrap();
+    for field in [
+        "pid",
+        "pidDomain",
+        "pidSpace",
+        "procStart",
+        "lockBirthtimeMs",
+    ] {
+        assert_eq!(ours[field], expected[field], "field {field}");
+    }
+    drop(guard);
+}
+
+#[test]
 fn a_legacy_lock_held_by_proper_lockfile_also_makes_sessctl_wait() {
     let scratch = Scratch::new();
     let dir = scratch.dir();
