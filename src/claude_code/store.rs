@@ -28,6 +28,11 @@ pub enum StoreError {
     /// The new document could not be written; the old one is still in place.
     #[error("cannot write Claude Code's credentials at {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
+    /// The storage-write lock was taken from us before the write: nothing was written.
+    #[error(
+        "not writing Claude Code's credentials at {path}: the storage-write lock was taken over"
+    )]
+    LockLost { path: PathBuf },
     /// The macOS keychain refused (or the `security` tool failed).
     #[error("Claude Code's keychain item {service:?}: {detail}")]
     Keychain { service: String, detail: String },
@@ -67,13 +72,18 @@ impl CredentialStore {
         return read_file(&self.config.credentials_path());
     }
 
-    /// Replaces the stored document (atomically), under Claude Code's storage-write lock.
+    /// Replaces the stored document (atomically), under Claude Code's storage-write lock;
+    /// refuses (writing nothing) when that lock is no longer ours.
     pub fn write(
         &self,
         document: &StoreDocument,
         lock: &StoreWriteGuard,
     ) -> Result<(), StoreError> {
-        let _ = lock;
+        if lock.is_compromised() {
+            return Err(StoreError::LockLost {
+                path: self.config.credentials_path(),
+            });
+        }
         #[cfg(target_os = "macos")]
         return super::keychain_macos::write(&self.config, document);
         #[cfg(not(target_os = "macos"))]
@@ -100,8 +110,10 @@ pub fn read_file(path: &Path) -> Result<StoreContents, StoreError> {
 }
 
 /// Writes `document` to `path` atomically with mode 0600, creating a missing parent dir
-/// with mode 0700.
-pub fn write_file(path: &Path, document: &StoreDocument) -> Result<(), StoreError> {
+/// with mode 0700. Only through [`CredentialStore::write`], which checks the lock.
+// On macOS the store is the keychain item; this serves the other platforms.
+#[cfg_attr(target_os = "macos", allow(dead_code))]
+pub(crate) fn write_file(path: &Path, document: &StoreDocument) -> Result<(), StoreError> {
     let written = ensure_private_dir(parent(path))
         .and_then(|()| fsutil::write_atomic_private(path, &document.to_bytes()));
     written.map_err(|source| StoreError::Write {
@@ -123,6 +135,7 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     builder.create(dir)
 }
 
+#[cfg_attr(target_os = "macos", allow(dead_code))]
 fn parent(path: &Path) -> &Path {
     match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,

@@ -371,3 +371,31 @@ fn a_locked_rewrite_keeps_claude_codes_fields_and_mode_0600() {
         "locks or temp files left behind"
     );
 }
+
+#[test]
+fn a_write_whose_storage_write_lock_was_taken_over_writes_nothing() {
+    let scratch = Scratch::new();
+    let dir = scratch.dir();
+    let path = dir.join(".credentials.json");
+    let before = br#"{"claudeAiOauth":{"accessToken":"a","refreshToken":"r","expiresAt":1}}"#;
+    fs::write(&path, before).unwrap();
+    let store = CredentialStore::new(ConfigDir::explicit(&dir));
+
+    let write = StoreWriteLock::acquire(&dir, soon(5)).unwrap();
+    // Someone judged it stale and took it: the lock dir now carries their mtime.
+    let lock = dir.join(STORAGE_WRITE_LOCK_DIR);
+    File::open(&lock)
+        .unwrap()
+        .set_modified(SystemTime::now() + Duration::from_secs(2))
+        .unwrap();
+    let err = store
+        .write(&sessctl::claude_code::StoreDocument::new(), &write)
+        .unwrap_err();
+    assert!(
+        matches!(err, sessctl::claude_code::StoreError::LockLost { .. }),
+        "{err}"
+    );
+    assert_eq!(fs::read(&path).unwrap(), before);
+    drop(write);
+    assert!(lock.is_dir(), "the new holder's lock was removed");
+}
