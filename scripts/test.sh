@@ -7,7 +7,8 @@
 # (the real Secret Service) and a real OAuth server (node-oidc-provider, tests/oauth-server/),
 # so this script makes sure those programs exist first:
 #   1. Debian packages for the bus, the keyring and its CLI (apt-get, only when one is missing);
-#   2. the OAuth server's npm packages (npm ci, only when node_modules is missing or stale);
+#   2. the npm packages of the OAuth server and of the Claude Code lock peer (tests/claude-code/,
+#      the real proper-lockfile) (npm ci, only when node_modules is missing or stale);
 #   3. cargo test over every target, with Cargo.lock as committed (--locked);
 #   4. `cargo check` of every target for macOS and Windows (rustup adds a target when missing),
 #      so code for other platforms cannot silently stop compiling.
@@ -28,8 +29,10 @@ DEB_PACKAGES=(dbus dbus-bin dbus-daemon gnome-keyring libsecret-tools python3-db
 # The OAuth server needs Node.js 20 or newer (oidc-provider 9 uses modern JS and node APIs).
 NODE_MIN_MAJOR=20
 OAUTH_SERVER_DIR=tests/oauth-server
+# Claude Code's side of its credential-store locks (proper-lockfile), for claude_code_store.rs.
+CLAUDE_CODE_PEER_DIR=tests/claude-code
 # Written into node_modules after `npm ci`: the lock file's hash it was installed from.
-NPM_STAMP="$OAUTH_SERVER_DIR/node_modules/.installed-from-lock.sha256"
+NPM_STAMP_NAME=.installed-from-lock.sha256
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then
@@ -75,18 +78,20 @@ check_node() {
   fi
 }
 
-install_oauth_server_packages() {
-  phase "OAuth server npm packages ($OAUTH_SERVER_DIR)"
+# install_npm_packages DIR: `npm ci` in DIR unless its node_modules matches package-lock.json.
+install_npm_packages() {
+  local dir="$1" want have=""
+  local stamp="$dir/node_modules/$NPM_STAMP_NAME"
+  phase "npm packages ($dir)"
   check_node
-  local want have=""
-  want="$(sha256sum "$OAUTH_SERVER_DIR/package-lock.json" | cut -d' ' -f1)"
-  [ -f "$NPM_STAMP" ] && have="$(cat "$NPM_STAMP")"
-  if [ -d "$OAUTH_SERVER_DIR/node_modules" ] && [ "$have" = "$want" ]; then
+  want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  [ -f "$stamp" ] && have="$(cat "$stamp")"
+  if [ -d "$dir/node_modules" ] && [ "$have" = "$want" ]; then
     echo "up to date with package-lock.json"
     return
   fi
-  npm ci --prefix "$OAUTH_SERVER_DIR" --no-audit --no-fund
-  echo "$want" >"$NPM_STAMP"
+  npm ci --prefix "$dir" --no-audit --no-fund
+  echo "$want" >"$stamp"
 }
 
 run_cargo_tests() {
@@ -121,6 +126,7 @@ check_other_platforms() {
 }
 
 install_debian_packages
-install_oauth_server_packages
+install_npm_packages "$OAUTH_SERVER_DIR"
+install_npm_packages "$CLAUDE_CODE_PEER_DIR"
 run_cargo_tests "$@"
 check_other_platforms
