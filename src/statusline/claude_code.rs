@@ -210,6 +210,7 @@ pub fn apply(
             fetched_at: None,
             windows: BTreeMap::new(),
             error: None,
+            extra_usage: None,
         });
     slot.windows.extend(windows);
     slot.fetched_at = Some(now);
@@ -304,6 +305,7 @@ mod tests {
             fetched_at: None,
             windows: BTreeMap::new(),
             error: None,
+            extra_usage: None,
         }
     }
 
