@@ -5,7 +5,7 @@
 //! loopback addresses are ever bound: a resolver that maps `localhost` elsewhere is ignored.
 
 use std::io::ErrorKind;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -57,7 +57,7 @@ impl Listeners {
 
     /// The addresses listened on.
     #[cfg(test)]
-    fn addresses(&self) -> Vec<SocketAddr> {
+    fn addresses(&self) -> Vec<std::net::SocketAddr> {
         self.listeners
             .iter()
             .filter_map(|l| l.local_addr().ok())
@@ -140,6 +140,8 @@ fn ready_index(_listeners: &[TcpListener], _timeout: Duration) -> anyhow::Result
 
 #[cfg(test)]
 mod tests {
+    use std::net::SocketAddr;
+
     use super::*;
 
     #[test]
