@@ -9,6 +9,7 @@
 mod accounts;
 mod alert_command;
 mod alerts;
+mod claude_shapes;
 mod cli_input;
 mod clock;
 mod config_bounds;
