@@ -154,18 +154,23 @@ mod tests {
         );
         assert!(addresses.iter().all(|a| a.port() == listeners.port()));
         assert!(addresses.contains(&SocketAddr::from((Ipv4Addr::LOCALHOST, listeners.port()))));
-        // Whatever `localhost` resolves to here reaches the listener.
-        for resolved in ("localhost", listeners.port()).to_socket_addrs().unwrap() {
-            if resolved.ip().is_loopback() {
-                assert!(addresses.contains(&resolved), "{resolved} in {addresses:?}");
-                TcpStream::connect(resolved).unwrap();
-                assert!(
-                    listeners
-                        .accept_within(Duration::from_secs(5))
-                        .unwrap()
-                        .is_some()
-                );
+        // Browsers take `localhost` as both 127.0.0.1 and ::1; the system resolver may say
+        // more. Each reaches the listener, unless the machine cannot listen there at all
+        // (IPv6 turned off while `localhost` still names `::1`).
+        let mut targets: Vec<SocketAddr> = ("localhost", listeners.port())
+            .to_socket_addrs()
+            .unwrap()
+            .filter(|a| a.ip().is_loopback())
+            .collect();
+        targets.push(SocketAddr::from((Ipv6Addr::LOCALHOST, listeners.port())));
+        for target in targets {
+            if TcpListener::bind((target.ip(), 0)).is_err() {
+                continue;
             }
+            assert!(addresses.contains(&target), "{target} in {addresses:?}");
+            TcpStream::connect(target).unwrap();
+            let accepted = listeners.accept_within(Duration::from_secs(5)).unwrap();
+            assert!(accepted.is_some(), "{target}");
         }
     }
 
