@@ -22,10 +22,19 @@ pub const SEVEN_DAY: &str = "seven_day";
 /// The windows displays show by default, with their short labels, in display order.
 pub const LABELLED_WINDOWS: [(&str, &str); 2] = [(FIVE_HOUR, "5h"), (SEVEN_DAY, "7d")];
 
-/// A window's short label for display: `5h`, `7d`, else its name as the cache has it.
+/// Claude's other windows, shown by `status` when the reply has them, with their labels.
+pub const OTHER_LABELLED_WINDOWS: [(&str, &str); 3] = [
+    ("seven_day_opus", "7d-opus"),
+    ("seven_day_sonnet", "7d-sonnet"),
+    ("seven_day_oauth_apps", "7d-apps"),
+];
+
+/// A window's short label for display: `5h`, `7d`, `7d-opus`, ..., else its name as the
+/// cache has it.
 pub fn window_label(name: &str) -> &str {
     LABELLED_WINDOWS
         .iter()
+        .chain(&OTHER_LABELLED_WINDOWS)
         .find(|(window, _)| *window == name)
         .map_or(name, |(_, label)| label)
 }
@@ -58,6 +67,47 @@ pub struct SlotQuota {
     pub windows: BTreeMap<String, Window>,
     /// The last fetch's error, if it failed (the windows are then the last good data).
     pub error: Option<String>,
+    /// Claude's pay-as-you-go credit spend (`extra_usage`), when the reply has it. Not a
+    /// window: it never counts towards a quota.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_usage: Option<ExtraUsage>,
+}
+
+/// Claude's `extra_usage`: credits spent beyond the plan this month, as the usage endpoint
+/// says them. Amounts are in the currency's minor units (cents), as sent; each field is
+/// `None` when the reply lacks it or gives the wrong type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExtraUsage {
+    pub is_enabled: Option<bool>,
+    /// The monthly cap in minor units; `None`: no cap given.
+    pub monthly_limit: Option<f64>,
+    /// Spent this month, in minor units.
+    pub used_credits: Option<f64>,
+    /// Percent of the cap spent.
+    pub utilization: Option<f64>,
+    /// ISO 4217 code (`USD`).
+    pub currency: Option<String>,
+}
+
+impl ExtraUsage {
+    /// `extra 27.63/100.00 USD` for an enabled spend, `None` when it is off or says nothing
+    /// spent or capped.
+    pub fn summary(&self) -> Option<String> {
+        if self.is_enabled != Some(true) {
+            return None;
+        }
+        let money = |minor: f64| format!("{:.2}", minor / 100.0);
+        let amount = match (self.used_credits, self.monthly_limit) {
+            (Some(used), Some(limit)) => format!("{}/{}", money(used), money(limit)),
+            (Some(used), None) => money(used),
+            (None, Some(limit)) => format!("0.00/{}", money(limit)),
+            (None, None) => return None,
+        };
+        Some(match &self.currency {
+            Some(currency) => format!("extra {amount} {currency}"),
+            None => format!("extra {amount}"),
+        })
+    }
 }
 
 /// One usage window.
@@ -161,6 +211,7 @@ mod tests {
             fetched_at: fetched_at.map(at),
             windows: BTreeMap::new(),
             error: None,
+            extra_usage: None,
         }
     }
 
@@ -183,7 +234,10 @@ mod tests {
     fn windows_have_one_short_label_each() {
         assert_eq!(window_label("five_hour"), "5h");
         assert_eq!(window_label("seven_day"), "7d");
-        assert_eq!(window_label("seven_day_opus"), "seven_day_opus");
+        assert_eq!(window_label("seven_day_opus"), "7d-opus");
+        assert_eq!(window_label("seven_day_sonnet"), "7d-sonnet");
+        assert_eq!(window_label("seven_day_oauth_apps"), "7d-apps");
+        assert_eq!(window_label("cinder_cove"), "cinder_cove");
     }
 
     #[test]

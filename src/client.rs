@@ -207,6 +207,7 @@ mod tests {
                 fetched_at: Some(now),
                 stale: false,
                 error: None,
+                extra_usage: None,
             }),
         };
         Response::Status(StatusReport {

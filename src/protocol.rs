@@ -297,6 +297,9 @@ pub struct QuotaStatus {
     /// slot is active, whatever the cache's timestamp says.
     pub stale: bool,
     pub error: Option<String>,
+    /// Claude's credit spend beyond the plan (`extra_usage`), when the provider sends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_usage: Option<crate::cache::ExtraUsage>,
 }
 
 /// One slot in `status`.

@@ -1,8 +1,10 @@
 //! Reading a provider's usage reply into quota windows. Pure: no I/O, every rule
 //! unit-tested. Claude's shape is the default: every top-level object with a numeric
-//! `utilization` is a window (`{"five_hour": {"utilization": 16.0, "resets_at": "..."}}`),
-//! `null` windows and other keys are ignored. Other providers map window names to JSON
-//! pointers in the config (`usage_windows`).
+//! `utilization` is a window (`{"five_hour": {"utilization": 16.0, "resets_at": "..."}}`:
+//! `five_hour`, `seven_day`, `seven_day_opus`, `seven_day_sonnet`, `seven_day_oauth_apps`,
+//! and any new one), `null` windows and other keys (the `limits` list) are ignored.
+//! `extra_usage` is not a window but credit spend ([`ExtraUsage`]), read apart. Other
+//! providers map window names to JSON pointers in the config (`usage_windows`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,14 +12,28 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::cache::Window;
+use crate::cache::{ExtraUsage, Window};
 use crate::config::WindowMapping;
 use crate::oauth::{Reply, parse_retry_after};
+
+/// The key of Claude's credit spend, which has a `utilization` but is no quota window.
+pub const EXTRA_USAGE: &str = "extra_usage";
+
+/// Longest currency code kept (ISO 4217 codes are 3 letters).
+const MAX_CURRENCY_CHARS: usize = 8;
+
+/// What a good usage reply says.
+#[derive(Debug, Default, PartialEq)]
+pub struct Usage {
+    pub windows: BTreeMap<String, Window>,
+    /// Claude's `extra_usage`, when the reply carries it as an object.
+    pub extra_usage: Option<ExtraUsage>,
+}
 
 /// What a usage request came to.
 #[derive(Debug, PartialEq)]
 pub enum UsageOutcome {
-    Fetched(BTreeMap<String, Window>),
+    Fetched(Usage),
     /// 401: the access token is not accepted; refresh once and retry once.
     Unauthorized,
     /// Anything else: keep the last good data, record the error, wait (at least
@@ -39,8 +55,8 @@ pub fn classify_usage(
         .as_deref()
         .and_then(|v| parse_retry_after(v, now));
     match reply.status {
-        200 => match parse_windows(&reply.body, mapping) {
-            Ok(windows) => UsageOutcome::Fetched(windows),
+        200 => match parse_usage(&reply.body, mapping) {
+            Ok(usage) => UsageOutcome::Fetched(usage),
             Err(error) => UsageOutcome::Failed {
                 error: format!("usage reply unreadable: {error}"),
                 retry_after: None,
@@ -58,20 +74,62 @@ pub fn classify_usage(
     }
 }
 
+/// Reads the windows and the credit spend out of a usage reply body.
+pub fn parse_usage(
+    body: &[u8],
+    mapping: &BTreeMap<String, WindowMapping>,
+) -> Result<Usage, String> {
+    let value: Value = serde_json::from_slice(body).map_err(|_| "not JSON".to_owned())?;
+    let Some(object) = value.as_object() else {
+        return Err("not a JSON object".into());
+    };
+    let extra_usage = object.get(EXTRA_USAGE).and_then(extra_usage);
+    let windows = if mapping.is_empty() {
+        claude_windows(object)
+    } else {
+        mapped_windows(&value, mapping)?
+    };
+    Ok(Usage {
+        windows,
+        extra_usage,
+    })
+}
+
 /// Reads the windows out of a usage reply body.
 pub fn parse_windows(
     body: &[u8],
     mapping: &BTreeMap<String, WindowMapping>,
 ) -> Result<BTreeMap<String, Window>, String> {
-    let value: Value = serde_json::from_slice(body).map_err(|_| "not JSON".to_owned())?;
-    let Some(object) = value.as_object() else {
-        return Err("not a JSON object".into());
-    };
-    if !mapping.is_empty() {
-        return mapped_windows(&value, mapping);
-    }
-    Ok(object
+    parse_usage(body, mapping).map(|usage| usage.windows)
+}
+
+/// `extra_usage` read field by field; `None` unless it is an object.
+fn extra_usage(value: &Value) -> Option<ExtraUsage> {
+    let object = value.as_object()?;
+    let number = |key: &str| object.get(key).and_then(Value::as_f64);
+    Some(ExtraUsage {
+        is_enabled: object.get("is_enabled").and_then(Value::as_bool),
+        monthly_limit: number("monthly_limit"),
+        used_credits: number("used_credits"),
+        utilization: number("utilization"),
+        currency: object
+            .get("currency")
+            .and_then(Value::as_str)
+            .map(|c| {
+                c.chars()
+                    .filter(char::is_ascii_alphanumeric)
+                    .take(MAX_CURRENCY_CHARS)
+                    .collect::<String>()
+            })
+            .filter(|c| !c.is_empty()),
+    })
+}
+
+/// Claude's shape: every top-level object with a numeric `utilization`, but `extra_usage`.
+fn claude_windows(object: &serde_json::Map<String, Value>) -> BTreeMap<String, Window> {
+    object
         .iter()
+        .filter(|(name, _)| name.as_str() != EXTRA_USAGE)
         .filter_map(|(name, window)| {
             let utilization = window.get("utilization")?.as_f64()?;
             Some((
@@ -82,7 +140,7 @@ pub fn parse_windows(
                 },
             ))
         })
-        .collect())
+        .collect()
 }
 
 /// Windows found by configured JSON pointers; a window whose pointer finds nothing (or
@@ -162,7 +220,8 @@ mod tests {
         let body = r#"{"five_hour":{"utilization":16.0,"resets_at":"2026-09-23T06:40:00+00:00"},
             "seven_day":{"utilization":42,"resets_at":null},"seven_day_opus":null,
             "extra_usage":{"is_enabled":false},"other":7}"#;
-        let UsageOutcome::Fetched(w) = classify_usage(&reply(200, body), &BTreeMap::new(), now())
+        let UsageOutcome::Fetched(Usage { windows: w, .. }) =
+            classify_usage(&reply(200, body), &BTreeMap::new(), now())
         else {
             panic!()
         };
@@ -173,6 +232,97 @@ mod tests {
             "2026-09-23T06:40:00+00:00"
         );
         assert_eq!(w["seven_day"].resets_at, None);
+    }
+
+    /// A reply as Claude sends it today (2.1.332's keys), with spend turned on.
+    const FULL_REPLY: &str = r#"{
+        "five_hour":{"utilization":3.0,"resets_at":"2026-09-23T06:40:00+00:00"},
+        "seven_day":{"utilization":85.0,"resets_at":"2026-09-25T18:00:00+00:00"},
+        "seven_day_oauth_apps":{"utilization":1.0,"resets_at":null},
+        "seven_day_opus":{"utilization":12.5,"resets_at":"2026-09-25T18:00:00+00:00"},
+        "seven_day_sonnet":{"utilization":0.0,"resets_at":null},
+        "cinder_cove":null,
+        "extra_usage":{"is_enabled":true,"monthly_limit":10000,"used_credits":2763.0,
+                       "utilization":27.63,"currency":"USD","disabled_reason":null},
+        "limits":[{"kind":"weekly","percent":85,"resets_at":"2026-09-25T18:00:00Z",
+                   "scope":{"model":{"display_name":"Opus"}}}]}"#;
+
+    #[test]
+    fn extra_usage_is_spend_not_a_window() {
+        let UsageOutcome::Fetched(usage) =
+            classify_usage(&reply(200, FULL_REPLY), &BTreeMap::new(), now())
+        else {
+            panic!()
+        };
+        assert!(!usage.windows.contains_key(EXTRA_USAGE), "{usage:?}");
+        let spend = usage.extra_usage.unwrap();
+        assert_eq!(
+            spend,
+            ExtraUsage {
+                is_enabled: Some(true),
+                monthly_limit: Some(10000.0),
+                used_credits: Some(2763.0),
+                utilization: Some(27.63),
+                currency: Some("USD".into()),
+            }
+        );
+        assert_eq!(spend.summary().as_deref(), Some("extra 27.63/100.00 USD"));
+    }
+
+    #[test]
+    fn the_per_model_and_oauth_app_windows_show_when_present_and_limits_is_tolerated() {
+        let usage = parse_usage(FULL_REPLY.as_bytes(), &BTreeMap::new()).unwrap();
+        assert_eq!(
+            usage.windows.keys().collect::<Vec<_>>(),
+            [
+                "five_hour",
+                "seven_day",
+                "seven_day_oauth_apps",
+                "seven_day_opus",
+                "seven_day_sonnet"
+            ]
+        );
+        assert_eq!(usage.windows["seven_day_opus"].utilization, 12.5);
+        let only_two = r#"{"five_hour":{"utilization":1},"seven_day":{"utilization":2},
+            "seven_day_opus":null,"seven_day_sonnet":null,"limits":[]}"#;
+        let usage = parse_usage(only_two.as_bytes(), &BTreeMap::new()).unwrap();
+        assert_eq!(usage.windows.len(), 2);
+        assert_eq!(usage.extra_usage, None);
+    }
+
+    #[test]
+    fn odd_extra_usage_is_read_field_by_field_and_shown_only_when_enabled() {
+        let body = r#"{"extra_usage":{"is_enabled":"yes","monthly_limit":"lots",
+            "used_credits":150,"currency":"U$D\u001b[31m-very-long"}}"#;
+        let spend = parse_usage(body.as_bytes(), &BTreeMap::new())
+            .unwrap()
+            .extra_usage
+            .unwrap();
+        assert_eq!(spend.is_enabled, None);
+        assert_eq!(spend.monthly_limit, None);
+        assert_eq!(spend.used_credits, Some(150.0));
+        assert_eq!(spend.currency.as_deref(), Some("UD31mver"));
+        assert_eq!(spend.summary(), None, "not known to be enabled");
+        let off =
+            r#"{"extra_usage":{"is_enabled":false,"monthly_limit":null,"used_credits":null}}"#;
+        let off = parse_usage(off.as_bytes(), &BTreeMap::new()).unwrap();
+        assert_eq!(off.extra_usage.unwrap().summary(), None);
+        for junk in [
+            r#"{"extra_usage":null}"#,
+            r#"{"extra_usage":[1]}"#,
+            r#"{"extra_usage":7}"#,
+        ] {
+            let usage = parse_usage(junk.as_bytes(), &BTreeMap::new()).unwrap();
+            assert_eq!(usage, Usage::default(), "{junk}");
+        }
+        let uncapped = ExtraUsage {
+            is_enabled: Some(true),
+            monthly_limit: None,
+            used_credits: Some(5.0),
+            utilization: None,
+            currency: None,
+        };
+        assert_eq!(uncapped.summary().as_deref(), Some("extra 0.05"));
     }
 
     #[test]

@@ -25,6 +25,7 @@ mod limits;
 mod locate;
 mod logs;
 mod provider;
+mod shape;
 mod statusline;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -39,6 +40,7 @@ pub use bounds::{MAX_CONFIG_BYTES, MAX_DURATION, MAX_PROVIDERS};
 use locate::Ctx;
 pub use logs::{DEFAULT_LOG_RETENTION, LogRotation};
 use provider::{RawProvider, build_provider};
+pub use shape::{CLAUDE_CODE_LOGIN_SCOPES, RedirectHost, RequestShape, TokenHeaders};
 pub use statusline::StatuslineConfig;
 use values::DurationField;
 pub use values::parse_duration;
@@ -114,6 +116,8 @@ pub struct Provider {
     /// How to read usage windows from the usage reply: window name to JSON pointers.
     /// Empty: Claude's shape (every top-level object with a numeric `utilization`).
     pub usage_windows: BTreeMap<String, WindowMapping>,
+    /// Redirect host, refresh `scope`, revocation body, client headers, usage headers.
+    pub shape: RequestShape,
 }
 
 /// Where one usage window's figures are in a usage reply (RFC 6901 JSON pointers).
@@ -148,6 +152,14 @@ impl std::fmt::Debug for Provider {
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("usage_min_interval", &self.usage_min_interval)
             .field("usage_windows", &self.usage_windows)
+            .field("redirect_host", &self.shape.redirect_host)
+            .field("refresh_scopes", &self.shape.refresh_scopes)
+            .field("revoke_request", &self.shape.revoke_request)
+            .field("token_headers", &self.shape.token_headers)
+            .field(
+                "usage_headers",
+                &self.shape.usage_headers.keys().collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -231,7 +243,8 @@ impl Default for Config {
     }
 }
 
-/// The built-in `claude` provider; a `providers.claude` entry overrides it field by field.
+/// The built-in `claude` provider, shaped like Claude Code's own requests; a
+/// `providers.claude` entry overrides it field by field.
 fn builtin_claude() -> Provider {
     let url = |s: &str| Url::parse(s).expect("built-in URLs are valid (tested)");
     Provider {
@@ -239,19 +252,21 @@ fn builtin_claude() -> Provider {
         token_url: url("https://platform.claude.com/v1/oauth/token"),
         client_id: "9d1c250a-e61b-44d9-88ed-5944d1962f5e".to_owned(),
         client_secret: None,
-        scopes: vec!["user:profile".to_owned(), "user:inference".to_owned()],
-        revoke_url: None,
+        scopes: CLAUDE_CODE_LOGIN_SCOPES.map(str::to_owned).to_vec(),
+        revoke_url: Some(url("https://platform.claude.com/v1/oauth/token/revoke")),
         usage_url: Some(url("https://api.anthropic.com/api/oauth/usage")),
         userinfo_url: None,
         // `code=true` asks Claude's authorize page to show `code#state` when the redirect
         // is the pasted-code page, as Claude Code does; oauth2 keeps this query.
-        authorize_url: Some(url("https://claude.ai/oauth/authorize?code=true")),
+        authorize_url: Some(url("https://claude.com/cai/oauth/authorize?code=true")),
         device_authorization_url: None,
         manual_redirect_uri: Some(url("https://platform.claude.com/oauth/code/callback")),
         token_request: TokenRequestFormat::Json,
-        headers: BTreeMap::from([("anthropic-beta".to_owned(), "oauth-2025-04-20".to_owned())]),
+        // `anthropic-beta` goes with the usage request only (`shape.usage_headers`).
+        headers: BTreeMap::new(),
         usage_min_interval: CLAUDE_USAGE_MIN_INTERVAL,
         usage_windows: BTreeMap::new(),
+        shape: RequestShape::claude_code(),
     }
 }
 

@@ -12,7 +12,8 @@ use crate::secret::Secret;
 use super::locate::{Ctx, show};
 use super::values::{DurationField, EndpointUrl};
 use super::{
-    CLAUDE, ConfigError, DEFAULT_USAGE_MIN_INTERVAL, Provider, TokenRequestFormat, WindowMapping,
+    CLAUDE, ConfigError, DEFAULT_USAGE_MIN_INTERVAL, Provider, RedirectHost, RequestShape,
+    TokenHeaders, TokenRequestFormat, WindowMapping,
 };
 
 #[derive(Deserialize, Default)]
@@ -32,6 +33,11 @@ pub(super) struct RawProvider {
     headers: Option<BTreeMap<String, String>>,
     usage_min_interval: Option<DurationField<false>>,
     usage_windows: Option<BTreeMap<String, WindowMapping>>,
+    redirect_host: Option<RedirectHost>,
+    refresh_scopes: Option<Vec<String>>,
+    revoke_request: Option<RawTokenRequest>,
+    token_headers: Option<TokenHeaders>,
+    usage_headers: Option<BTreeMap<String, String>>,
 }
 
 impl RawProvider {
@@ -41,11 +47,42 @@ impl RawProvider {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone, Copy)]
 #[serde(rename_all = "lowercase")]
 pub(super) enum RawTokenRequest {
     Form,
     Json,
+}
+
+impl RawTokenRequest {
+    fn format(self) -> TokenRequestFormat {
+        match self {
+            RawTokenRequest::Form => TokenRequestFormat::Form,
+            RawTokenRequest::Json => TokenRequestFormat::Json,
+        }
+    }
+}
+
+/// Overlays the request-shape fields the file gives (see `shape.rs`).
+fn overlay_shape(
+    ctx: &Ctx,
+    name: &str,
+    shape: &mut RequestShape,
+    raw: &RawProvider,
+) -> Result<(), ConfigError> {
+    shape.redirect_host = raw.redirect_host.unwrap_or(shape.redirect_host);
+    if let Some(scopes) = &raw.refresh_scopes {
+        check_scopes(ctx, name, "refresh_scopes", scopes)?;
+        shape.refresh_scopes.clone_from(scopes);
+    }
+    shape.revoke_request = raw
+        .revoke_request
+        .map_or(shape.revoke_request, RawTokenRequest::format);
+    shape.token_headers = raw.token_headers.unwrap_or(shape.token_headers);
+    if let Some(headers) = &raw.usage_headers {
+        shape.usage_headers = check_headers(ctx, name, "usage_headers", headers.clone())?;
+    }
+    Ok(())
 }
 
 /// Overlays the fields given in the file on the built-in provider of that name, or builds
@@ -66,6 +103,7 @@ pub(super) fn build_provider(
         Some(p) => p,
         None => new_provider(ctx, name, &raw)?,
     };
+    overlay_shape(ctx, name, &mut p.shape, &raw)?;
     p.token_url = raw.token_url.map_or(p.token_url, |u| u.0);
     p.client_id = raw.client_id.unwrap_or(p.client_id);
     p.client_secret = raw.client_secret.or(p.client_secret);
@@ -82,13 +120,11 @@ pub(super) fn build_provider(
         .manual_redirect_uri
         .map(|u| u.0)
         .or(p.manual_redirect_uri);
-    p.token_request = match raw.token_request {
-        Some(RawTokenRequest::Form) => TokenRequestFormat::Form,
-        Some(RawTokenRequest::Json) => TokenRequestFormat::Json,
-        None => p.token_request,
-    };
+    p.token_request = raw
+        .token_request
+        .map_or(p.token_request, RawTokenRequest::format);
     if let Some(headers) = raw.headers {
-        p.headers = check_headers(ctx, name, headers)?;
+        p.headers = check_headers(ctx, name, "headers", headers)?;
     }
     p.usage_min_interval = raw.usage_min_interval.map_or(p.usage_min_interval, |d| d.0);
     if let Some(windows) = raw.usage_windows {
@@ -128,6 +164,7 @@ pub(super) fn new_provider(
         headers: BTreeMap::new(),
         usage_min_interval: DEFAULT_USAGE_MIN_INTERVAL,
         usage_windows: BTreeMap::new(),
+        shape: RequestShape::default(),
     })
 }
 
@@ -162,8 +199,17 @@ pub(super) fn check_provider(ctx: &Ctx, p: &Provider) -> Result<(), ConfigError>
         let message = "is empty; remove the key if the provider needs no secret";
         return Err(ctx.invalid(&at("client_secret"), message));
     }
-    if let Some(bad) = p
-        .scopes
+    check_scopes(ctx, &p.name, "scopes", &p.scopes)
+}
+
+/// Each scope non-empty, without spaces or control characters.
+fn check_scopes(
+    ctx: &Ctx,
+    provider: &str,
+    field: &str,
+    scopes: &[String],
+) -> Result<(), ConfigError> {
+    if let Some(bad) = scopes
         .iter()
         .find(|s| s.is_empty() || s.contains(|c: char| c.is_whitespace() || c.is_control()))
     {
@@ -171,7 +217,7 @@ pub(super) fn check_provider(ctx: &Ctx, p: &Provider) -> Result<(), ConfigError>
             "scope {} must be non-empty with no spaces (list each one)",
             show(bad)
         );
-        return Err(ctx.invalid(&at("scopes"), message));
+        return Err(ctx.invalid(&["providers", provider, field], message));
     }
     Ok(())
 }
@@ -181,11 +227,12 @@ pub(super) fn check_provider(ctx: &Ctx, p: &Provider) -> Result<(), ConfigError>
 pub(super) fn check_headers(
     ctx: &Ctx,
     provider: &str,
+    field: &str,
     headers: BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, ConfigError> {
     let mut checked = BTreeMap::new();
     for (name, value) in headers {
-        let at = ["providers", provider, "headers", name.as_str()];
+        let at = ["providers", provider, field, name.as_str()];
         let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
             return Err(ctx.invalid(&at, "not a valid HTTP header name"));
         };

@@ -49,10 +49,26 @@ fn builtin_claude_has_the_documented_endpoints() {
         p.usage_url.as_ref().map(Url::as_str),
         Some("https://api.anthropic.com/api/oauth/usage")
     );
-    assert_eq!(p.headers["anthropic-beta"], "oauth-2025-04-20");
-    assert_eq!(p.scopes, ["user:profile", "user:inference"]);
+    assert!(
+        p.headers.is_empty(),
+        "token requests carry no anthropic-beta"
+    );
+    assert_eq!(p.shape.usage_headers["anthropic-beta"], "oauth-2025-04-20");
+    assert_eq!(
+        p.scopes.join(" "),
+        "org:create_api_key user:profile user:inference user:sessions:claude_code user:mcp_servers user:file_upload"
+    );
+    assert_eq!(
+        p.authorize_url.as_ref().map(Url::as_str),
+        Some("https://claude.com/cai/oauth/authorize?code=true")
+    );
+    assert_eq!(
+        p.revoke_url.as_ref().map(Url::as_str),
+        Some("https://platform.claude.com/v1/oauth/token/revoke")
+    );
+    assert_eq!(p.shape, crate::config::RequestShape::claude_code());
     assert_eq!(p.usage_min_interval, Duration::from_secs(180));
-    assert!(p.revoke_url.is_none() && p.userinfo_url.is_none() && p.client_secret.is_none());
+    assert!(p.userinfo_url.is_none() && p.client_secret.is_none());
 }
 
 #[test]
@@ -63,9 +79,18 @@ fn a_claude_entry_overrides_only_the_fields_it_gives() {
     assert_eq!(p.usage_min_interval, Duration::from_secs(600));
     assert_eq!(p.client_id, "9d1c250a-e61b-44d9-88ed-5944d1962f5e");
     assert_eq!(p.token_request, TokenRequestFormat::Json);
-    assert_eq!(p.headers.len(), 1);
+    assert_eq!(p.shape.usage_headers.len(), 1);
     let c = parse("providers:\n  claude:\n").unwrap();
-    assert_eq!(c.providers["claude"].scopes.len(), 2);
+    assert_eq!(c.providers["claude"].scopes.len(), 6);
+    let c = parse("providers:\n  claude:\n    redirect_host: 127.0.0.1\n    refresh_scopes: []\n")
+        .unwrap();
+    let p = &c.providers["claude"];
+    assert_eq!(
+        p.shape.redirect_host,
+        crate::config::RedirectHost::Ipv4Loopback
+    );
+    assert!(p.shape.refresh_scopes.is_empty());
+    assert_eq!(p.shape.revoke_request, TokenRequestFormat::Json);
 }
 
 #[test]
@@ -76,6 +101,7 @@ fn a_new_provider_gets_form_requests_and_a_60s_usage_interval() {
     assert_eq!(p.token_request, TokenRequestFormat::Form);
     assert_eq!(p.usage_min_interval, Duration::from_secs(60));
     assert!(p.scopes.is_empty() && p.headers.is_empty());
+    assert_eq!(p.shape, crate::config::RequestShape::default());
     assert!(c.providers.contains_key("claude"));
 }
 
@@ -443,6 +469,32 @@ fn the_commented_example_provider_parses() {
     let p = &c.providers["acme"];
     assert!(p.client_secret.is_some() && p.revoke_url.is_some() && p.userinfo_url.is_some());
     assert_eq!(p.headers.len(), 1);
+    assert_eq!(p.shape.usage_headers.len(), 1);
+    assert_eq!(p.shape.refresh_scopes, ["openid"]);
+}
+
+#[test]
+fn request_shape_fields_are_checked() {
+    let base = "providers:\n  acme:\n    token_url: https://a.example/t\n    client_id: x\n";
+    for (extra, key) in [
+        (
+            "    redirect_host: example.com\n",
+            "providers.acme.redirect_host",
+        ),
+        ("    token_headers: none\n", "providers.acme.token_headers"),
+        ("    revoke_request: xml\n", "providers.acme.revoke_request"),
+        (
+            "    refresh_scopes: ['a b']\n",
+            "providers.acme.refresh_scopes",
+        ),
+        (
+            "    usage_headers: {'bad name': x}\n",
+            "providers.acme.usage_headers",
+        ),
+    ] {
+        let err = parse(&format!("{base}{extra}")).unwrap_err().to_string();
+        assert!(err.contains(key), "{extra}: {err}");
+    }
 }
 
 #[test]

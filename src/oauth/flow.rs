@@ -228,9 +228,10 @@ impl OAuthClient {
 
     fn oauth2_http(&self, provider: &Provider) -> OAuth2Http<'_> {
         OAuth2Http {
-            http: &self.http,
+            http: self.token_http(provider),
             format: provider.token_request,
             headers: super::provider_headers(provider),
+            client_headers: provider.shape.token_headers,
         }
     }
 }

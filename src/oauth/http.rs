@@ -2,7 +2,8 @@
 //! HTTP stack, the same timeouts, size cap and no-redirect policy as every other provider
 //! request). It also adapts oauth2's requests to providers that differ from RFC 6749: a
 //! `token_request: json` provider gets the form body re-encoded as a JSON object, and every
-//! request carries the provider's extra headers.
+//! request carries the provider's extra headers. With `token_headers: minimal` oauth2's own
+//! `Accept: application/json` is taken off, as Claude Code sends none.
 //!
 //! A 200 over the parse limit is not handed to oauth2 whole: it is reduced to its refresh
 //! token (read from up to 4 MiB), which the flows then keep (`flow::salvage`).
@@ -15,10 +16,10 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use reqwest::header::{CONTENT_TYPE, HeaderMap};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
 
 use super::cause::{Cause, SendError};
-use crate::config::TokenRequestFormat;
+use crate::config::{TokenHeaders, TokenRequestFormat};
 
 /// Why a request sent for oauth2 got no usable HTTP reply.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,8 @@ pub struct OAuth2Http<'a> {
     pub http: &'a reqwest::Client,
     pub format: TokenRequestFormat,
     pub headers: HeaderMap,
+    /// Whether oauth2's `Accept` header stays.
+    pub client_headers: TokenHeaders,
 }
 
 impl<'c> oauth2::AsyncHttpClient<'c> for OAuth2Http<'_> {
@@ -67,6 +70,9 @@ impl<'c> oauth2::AsyncHttpClient<'c> for OAuth2Http<'_> {
                 }
                 _ => body,
             };
+            if self.client_headers == TokenHeaders::Minimal {
+                headers.remove(ACCEPT);
+            }
             for (name, value) in &self.headers {
                 headers.insert(name, value.clone());
             }

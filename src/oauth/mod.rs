@@ -27,7 +27,7 @@ use std::time::Duration;
 use chrono::Utc;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 
-use crate::config::{Provider, TokenRequestFormat};
+use crate::config::{Provider, TokenHeaders, TokenRequestFormat};
 use crate::secret::Secret;
 
 /// Time allowed for any one request to a provider, connection included.
@@ -41,24 +41,40 @@ const MAX_BODY_BYTES: usize = grant::MAX_PARSED_BODY;
 /// find it (the rest is cut off unread).
 const MAX_TOKEN_REPLY_BYTES: usize = 4 * 1024 * 1024;
 
-/// An HTTP client for providers. Cheap to clone (one connection pool).
+/// An HTTP client for providers. Cheap to clone (one connection pool each).
 #[derive(Clone)]
 pub struct OAuthClient {
     http: reqwest::Client,
+    /// The same without a `User-Agent`, for providers whose token requests carry no client
+    /// headers ([`TokenHeaders::Minimal`]).
+    bare: reqwest::Client,
 }
 
 impl OAuthClient {
     /// Builds the client (rustls, 30 s timeout, no redirects: a token endpoint that
     /// redirects is misconfigured and must not receive our refresh token twice).
     pub fn new() -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
+        let builder = || {
+            reqwest::Client::builder()
+                .timeout(REQUEST_TIMEOUT)
+                .connect_timeout(Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
+        };
+        let failed = |e: reqwest::Error| format!("cannot build the HTTP client: {e}");
+        let http = builder()
             .user_agent(concat!("sessctl/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(Self { http })
+            .map_err(failed)?;
+        let bare = builder().build().map_err(failed)?;
+        Ok(Self { http, bare })
+    }
+
+    /// The client for `provider`'s token and revocation requests.
+    fn token_http(&self, provider: &Provider) -> &reqwest::Client {
+        match provider.shape.token_headers {
+            TokenHeaders::Standard => &self.http,
+            TokenHeaders::Minimal => &self.bare,
+        }
     }
 
     /// Redeems `refresh_token` once. The caller guarantees single flight: this function
@@ -72,20 +88,17 @@ impl OAuthClient {
         if let Some(secret) = &provider.client_secret {
             fields.push(("client_secret", secret.expose()));
         }
-        let request = self.http.post(provider.token_url.clone());
-        let request = match provider.token_request {
-            TokenRequestFormat::Form => request.form(&fields),
-            TokenRequestFormat::Json => {
-                let body: serde_json::Map<String, serde_json::Value> = fields
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
-                    .collect();
-                request.json(&body)
-            }
+        let scope = provider.shape.refresh_scopes.join(" ");
+        if !scope.is_empty() {
+            fields.push(("scope", &scope));
+        }
+        let request = self.token_http(provider).post(provider.token_url.clone());
+        let request =
+            with_body(request, provider.token_request, &fields).headers(provider_headers(provider));
+        let request = match provider.shape.token_headers {
+            TokenHeaders::Standard => request.header(reqwest::header::ACCEPT, "application/json"),
+            TokenHeaders::Minimal => request,
         };
-        let request = request
-            .headers(provider_headers(provider))
-            .header(reqwest::header::ACCEPT, "application/json");
         match send_reading(request, MAX_TOKEN_REPLY_BYTES).await {
             Ok(reply) => classify_reply(
                 reply.status,
@@ -120,10 +133,8 @@ impl OAuthClient {
         if let Some(secret) = &provider.client_secret {
             fields.push(("client_secret", secret.expose()));
         }
-        let request = self
-            .http
-            .post(url.clone())
-            .form(&fields)
+        let request = self.token_http(provider).post(url.clone());
+        let request = with_body(request, provider.shape.revoke_request, &fields)
             .headers(provider_headers(provider));
         let reply = send(request).await.map_err(|message| RevokeError {
             message,
@@ -187,6 +198,7 @@ impl OAuthClient {
             .get(url.clone())
             .bearer_auth(access_token.expose())
             .headers(provider_headers(provider))
+            .headers(header_map(&provider.shape.usage_headers))
             .header(reqwest::header::ACCEPT, "application/json");
         send(request).await.map(Some)
     }
@@ -287,10 +299,32 @@ pub(crate) fn describe(error: &reqwest::Error) -> String {
     text
 }
 
+/// `fields` as the body, form-encoded or as a JSON object of strings.
+fn with_body(
+    request: reqwest::RequestBuilder,
+    format: TokenRequestFormat,
+    fields: &[(&str, &str)],
+) -> reqwest::RequestBuilder {
+    match format {
+        TokenRequestFormat::Form => request.form(fields),
+        TokenRequestFormat::Json => {
+            let body: serde_json::Map<String, serde_json::Value> = fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
+                .collect();
+            request.json(&body)
+        }
+    }
+}
+
 /// The provider's extra headers (validated when the config was loaded).
 fn provider_headers(provider: &Provider) -> HeaderMap {
-    provider
-        .headers
+    header_map(&provider.headers)
+}
+
+/// Validated header names and values as a map (anything invalid is skipped).
+fn header_map(headers: &std::collections::BTreeMap<String, String>) -> HeaderMap {
+    headers
         .iter()
         .filter_map(|(name, value)| {
             Some((

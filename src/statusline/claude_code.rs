@@ -209,6 +209,7 @@ pub fn apply(
             fetched_at: None,
             windows: BTreeMap::new(),
             error: None,
+            extra_usage: None,
         });
     slot.windows.extend(windows);
     slot.fetched_at = Some(now);
@@ -303,6 +304,7 @@ mod tests {
             fetched_at: None,
             windows: BTreeMap::new(),
             error: None,
+            extra_usage: None,
         }
     }
 

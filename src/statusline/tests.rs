@@ -28,6 +28,7 @@ fn slot(state: SlotState, fetched_at: Option<&str>, windows: &[(&str, Window)]) 
             .map(|(n, w)| ((*n).to_owned(), w.clone()))
             .collect(),
         error: None,
+        extra_usage: None,
     }
 }
 

@@ -124,6 +124,7 @@ fn slot(account: &str, fetched_minutes_ago: i64, five_hour: f64, seven_day: f64)
             ("seven_day".to_owned(), window(seven_day)),
         ]),
         error: None,
+        extra_usage: None,
     }
 }
 

@@ -1,10 +1,10 @@
 // The fault/hold layer in front of the provider. This is the one place the test server *mocks*:
 // it makes happen what a real server cannot be made to do on demand (5xx, 429, garbage bodies,
 // dropped connections, slowness, requests stuck in flight). It also counts requests per target
-// and converts JSON token bodies to form encoding. It never changes what the provider decides.
+// and converts JSON token and revocation bodies to form encoding. It never changes what the provider decides.
 import { parse as parseQuery, stringify as stringifyQuery } from 'node:querystring';
 
-import { HttpError, log, readBody, sendJson } from './http_util.mjs';
+import { HttpError, log, sendJson } from './http_util.mjs';
 
 /** The paths this layer knows, by target name. */
 export const TARGETS = {
@@ -268,12 +268,12 @@ function rewriteReply(res, rewrite) {
 }
 
 /**
- * Reads a /token body so it can be counted by grant type; a JSON object body (sessctl's
- * `token_request: json` mode, as Claude's endpoint takes) is rewritten as form encoding.
- * The provider then takes the already-read body from `req.body` (its documented fallback).
+ * Takes a /token or /token/revocation body already read (`raw`) so it can be counted by grant
+ * type; a JSON object body (sessctl's `token_request: json` and `revoke_request: json` modes,
+ * as Claude's endpoints take) is rewritten as form encoding. The provider then takes the
+ * already-read body from `req.body` (its documented fallback).
  */
-export async function prepareTokenBody(req, res) {
-  const raw = await readBody(req);
+export function prepareFormBody(target, req, res, raw) {
   const contentType = (req.headers['content-type'] || '').split(';')[0].trim().toLowerCase();
   let formText = raw.toString('utf8');
   if (contentType === 'application/json') {
@@ -284,7 +284,7 @@ export async function prepareTokenBody(req, res) {
       json = undefined;
     }
     if (!json || typeof json !== 'object' || Array.isArray(json)) {
-      countRequest('token', undefined);
+      countRequest(target, undefined);
       countError('invalid_request');
       sendJson(res, 400, { error: 'invalid_request', error_description: 'body is not a JSON object' });
       return undefined;

@@ -59,10 +59,11 @@ export function makeProvider(issuer) {
       grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
       response_types: ['code'],
       // Native: loopback http redirects are allowed on any port (RFC 8252), which is what
-      // `sessctl login`'s listener uses. The second is the pasted-code page (server.mjs
-      // serves it, as Claude's platform shows `code#state`).
+      // `sessctl login`'s listener uses, by address or as `localhost` (Claude Code's form, a
+      // provider with `redirect_host: localhost`). The last is the pasted-code page
+      // (server.mjs serves it, as Claude's platform shows `code#state`).
       application_type: 'native',
-      redirect_uris: ['http://127.0.0.1/callback', `${issuer}${MANUAL_CODE_PATH}`],
+      redirect_uris: ['http://127.0.0.1/callback', 'http://localhost/callback', `${issuer}${MANUAL_CODE_PATH}`],
       id_token_signed_response_alg: 'ES256',
     }],
     async findAccount(_ctx, id) {
@@ -74,7 +75,12 @@ export function makeProvider(issuer) {
         },
       };
     },
-    scopes: ['openid', 'email', 'offline_access'],
+    // Claude's scopes too, so a test can log the `claude` provider in with its own scope set
+    // and see its refresh ask for them (claude_shapes.rs).
+    scopes: [
+      'openid', 'email', 'offline_access', 'org:create_api_key', 'user:profile', 'user:inference',
+      'user:sessions:claude_code', 'user:mcp_servers', 'user:file_upload',
+    ],
     claims: { openid: ['sub'], email: ['email'] },
     // A reused refresh token gets invalid_grant and its whole grant is revoked: the hazard
     // sessctl must never trigger.

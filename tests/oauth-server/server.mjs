@@ -13,7 +13,8 @@
 //      *mocks* what a real server cannot be made to do on demand (5xx, 429, garbage bodies,
 //      dropped connections, slowness, requests stuck in flight, replies held back after the
 //      provider has processed the request). It also counts requests and
-//      converts JSON token request bodies to form encoding.
+//      converts JSON token and revocation request bodies to form encoding (after recorder.mjs
+//      has kept the request as it arrived).
 //   3. provider.mjs: node-oidc-provider itself, unmodified: token rotation, reuse detection,
 //      revocation, userinfo, the authorization-code flow with PKCE and the device flow (its dev
 //      login/consent and device pages) are the real implementation's behaviour, not ours. Plus
@@ -40,10 +41,14 @@
 //   POST /admin/usage {"account", "five_hour"?, "seven_day"?, ...}  (merged into that account's reply)
 //   GET  /admin/issued-tokens                      -> {"access_tokens":[...],"refresh_tokens":[...]}
 //                                                     (every value issued, for leak searches)
+//   GET  /admin/requests                           -> {"requests":[{target,method,path,headers,
+//                                                     body_format,body}]} (as received, credentials
+//                                                     redacted: recorder.mjs); POST /admin/stats/reset
+//                                                     clears them too
 import http from 'node:http';
 
 import {
-  TARGETS, applyFault, countRequest, holdReplyIfOn, prepareTokenBody, queueFaults, releaseOne, resetStats,
+  TARGETS, applyFault, countRequest, holdReplyIfOn, prepareFormBody, queueFaults, releaseOne, resetStats,
   setHold, setReplyHold, statsSnapshot, targetOf, trackInFlight, waitWhileHeld,
 } from './fault_layer.mjs';
 import { HttpError, log, parseJsonBody, readBody, sendJson } from './http_util.mjs';
@@ -51,6 +56,7 @@ import {
   MANUAL_CODE_PATH, addAccount, grantExists, handleManualCode, handleUsage, issuedTokenValues,
   makeProvider, mintGrant, revokeGrant, setAccessTokenTtl, setUsage,
 } from './provider.mjs';
+import { recordRequest, recordedRequests, resetRecorded } from './recorder.mjs';
 
 /** The test's remote control: the admin API listed at the top of this file. */
 async function handleAdmin(provider, req, res, path) {
@@ -68,8 +74,10 @@ async function handleAdmin(provider, req, res, path) {
   }
   if (route === 'GET /admin/stats') return sendJson(res, 200, statsSnapshot());
   if (route === 'GET /admin/issued-tokens') return sendJson(res, 200, issuedTokenValues());
+  if (route === 'GET /admin/requests') return sendJson(res, 200, { requests: recordedRequests() });
   if (route === 'POST /admin/stats/reset') {
     resetStats();
+    resetRecorded();
     return sendJson(res, 200, {});
   }
   if (route === 'POST /admin/faults') return sendJson(res, 200, { queued: queueFaults(targetOf(body), body.faults) });
@@ -110,9 +118,13 @@ async function handle(provider, providerCallback, req, res) {
     return;
   }
   let form;
-  if (target === 'token' && req.method === 'POST') {
-    form = await prepareTokenBody(req, res);
+  if ((target === 'token' || target === 'revocation') && req.method === 'POST') {
+    const raw = await readBody(req);
+    recordRequest(target, req, raw);
+    form = prepareFormBody(target, req, res, raw);
     if (!form) return;
+  } else {
+    recordRequest(target, req, undefined);
   }
   countRequest(target, form);
   trackInFlight(target, res);

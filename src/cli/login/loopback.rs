@@ -1,23 +1,28 @@
-//! The browser login: a loopback listener on `127.0.0.1` and a random port (RFC 8252)
-//! receives the provider's redirect. One HTTP GET request line is parsed by hand (headers
+//! The browser login: a loopback listener on a random port (RFC 8252) receives the
+//! provider's redirect, at `http://127.0.0.1:PORT/callback` or, for a provider whose
+//! `redirect_host` is `localhost` (the built-in `claude`, as Claude Code),
+//! `http://localhost:PORT/callback` with the port bound on every loopback address
+//! ([`super::listeners`]). One HTTP GET request line is parsed by hand (headers
 //! are read and ignored, size-capped), a small HTML page answers, the connection closes.
 //! Requests for other paths get a 404; a redirect whose `state` is not this login's is
 //! refused and the wait goes on. The port is released when the login ends or times out.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::config::RedirectHost;
 use crate::paths::Paths;
 use crate::protocol::LoginFlow;
 use crate::secret::Secret;
 
+use super::listeners::Listeners;
 use super::{
-    Args, CANCEL_CHECK_EVERY, TimedOut, browser, cancel, check_not_cancelled, complete, readable,
-    report, state_of,
+    Args, CANCEL_CHECK_EVERY, TimedOut, browser, cancel, check_not_cancelled, complete, report,
+    state_of,
 };
 
 /// The path the redirect comes to.
@@ -42,10 +47,13 @@ enum Callback {
 }
 
 pub fn run(paths: &Paths, args: &Args, deadline: Instant) -> anyhow::Result<ExitCode> {
-    let listener = TcpListener::bind(("127.0.0.1", 0))
-        .context("cannot open a local port for the browser's redirect")?;
-    let port = listener.local_addr()?.port();
-    let redirect_uri = format!("http://127.0.0.1:{port}{CALLBACK_PATH}");
+    // The daemon checks the provider again; without a readable config, the RFC default.
+    let host = super::headless::provider(paths, &args.provider)
+        .map_or(RedirectHost::Ipv4Loopback, |p| p.shape.redirect_host);
+    let listener = Listeners::bind(host)?;
+    let port = listener.port();
+    let host = host.as_str();
+    let redirect_uri = format!("http://{host}:{port}{CALLBACK_PATH}");
     let begun = super::begin(paths, args, LoginFlow::Browser { redirect_uri })?;
     let url = begun
         .authorize_url
@@ -59,7 +67,7 @@ pub fn run(paths: &Paths, args: &Args, deadline: Instant) -> anyhow::Result<Exit
         browser::open(&url);
     }
     eprintln!(
-        "Waiting for the browser to come back to 127.0.0.1:{port} (up to {}s)...",
+        "Waiting for the browser to come back to {host}:{port} (up to {}s)...",
         args.timeout.as_secs()
     );
     let wait = Wait {
@@ -106,7 +114,7 @@ struct Wait<'a> {
 /// Serves the listener until a redirect with this login's state arrives, or the deadline;
 /// fails when a logout cancels the login meanwhile.
 fn wait_for_redirect(
-    listener: &TcpListener,
+    listener: &Listeners,
     wait: &Wait<'_>,
     expected_state: Option<&str>,
 ) -> anyhow::Result<Option<(TcpStream, Callback)>> {
@@ -117,11 +125,8 @@ fn wait_for_redirect(
             return Ok(None);
         }
         let slice = left.min(CANCEL_CHECK_EVERY);
-        if !readable(listener, slice, "waiting for the browser's redirect")? {
+        let Some(stream) = listener.accept_within(slice)? else {
             check_not_cancelled(wait.paths, wait.flow_id)?;
-            continue;
-        }
-        let Ok((stream, _)) = listener.accept() else {
             continue;
         };
         let target = match read_request(&stream, deadline) {

@@ -10,6 +10,7 @@
 mod browser;
 mod device;
 mod headless;
+mod listeners;
 mod loopback;
 mod paste;
 mod refresh_token;

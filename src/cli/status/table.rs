@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 
 use super::advice::Advisor;
+use crate::cache::ExtraUsage;
 use crate::cli::when::relative;
 use crate::config::CredentialStoreKind;
 use crate::protocol::{SlotStatus, StatusReport};
@@ -78,7 +79,8 @@ fn row(slot: &SlotStatus, now: DateTime<Utc>) -> [String; 6] {
     ]
 }
 
-/// "5h 16% 7d 42%", "STALE" appended (hard to miss) when the slot's data is old; "-" without a usage
+/// "5h 16% 7d 42% 7d-opus 3%", then the credit spend ("extra 27.63/100.00 USD") when turned
+/// on, "STALE" appended (hard to miss) when the slot's data is old; "-" without a usage
 /// endpoint.
 pub(super) fn quota(slot: &SlotStatus) -> String {
     let Some(quota) = &slot.quota else {
@@ -92,6 +94,7 @@ pub(super) fn quota(slot: &SlotStatus) -> String {
     if parts.is_empty() {
         parts.push("no data".into());
     }
+    parts.extend(quota.extra_usage.as_ref().and_then(ExtraUsage::summary));
     if quota.stale {
         parts.push("STALE".into());
     }

@@ -46,6 +46,7 @@ fn quota(five: f64, seven: f64, fetched: &str, stale: bool) -> QuotaStatus {
         fetched_at: Some(at(fetched)),
         stale,
         error: None,
+        extra_usage: None,
     }
 }
 
@@ -224,6 +225,39 @@ fn an_unreachable_store_names_the_fix_for_that_store() {
         "state file problem: state file changed behind the daemon"
     );
     assert!(header[3].contains("/s/state.json"), "{header:?}");
+}
+
+#[test]
+fn other_windows_show_by_label_and_enabled_spend_after_them() {
+    let mut slot = active("work");
+    let q = slot.quota.as_mut().unwrap();
+    q.windows.insert(
+        "seven_day_opus".to_owned(),
+        Window {
+            utilization: 3.0,
+            resets_at: None,
+        },
+    );
+    q.extra_usage = Some(crate::cache::ExtraUsage {
+        is_enabled: Some(true),
+        monthly_limit: Some(5000.0),
+        used_credits: Some(1234.0),
+        utilization: Some(24.68),
+        currency: Some("EUR".into()),
+    });
+    assert_eq!(
+        table::quota(&slot),
+        "5h 42% 7d 10% 7d-opus 3% extra 12.34/50.00 EUR"
+    );
+    let json = serde_json::to_value(&slot).unwrap();
+    assert_eq!(json["quota"]["extra_usage"]["used_credits"], 1234.0);
+    assert!(json["quota"]["windows"].get("extra_usage").is_none());
+    slot.quota.as_mut().unwrap().extra_usage = None;
+    let json = serde_json::to_value(&slot).unwrap();
+    assert!(
+        json["quota"].get("extra_usage").is_none(),
+        "added only when known"
+    );
 }
 
 #[test]

@@ -160,6 +160,7 @@ impl Manager {
                     slot.quota.fetched_at = old.fetched_at;
                     slot.quota.last_attempt_at = old.fetched_at;
                     slot.quota.windows = old.windows;
+                    slot.quota.extra_usage = old.extra_usage;
                     slot.quota.error = old.error;
                 }
                 (name, slot)

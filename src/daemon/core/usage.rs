@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::cache::{QuotaCache, SlotQuota, Window};
+use crate::cache::{ExtraUsage, QuotaCache, SlotQuota, Window};
 use crate::quota::UsageOutcome;
 use crate::state::SlotState;
 
@@ -22,6 +22,8 @@ pub struct QuotaState {
     /// When the windows were fetched (the last good fetch).
     pub fetched_at: Option<DateTime<Utc>>,
     pub windows: BTreeMap<String, Window>,
+    /// Credit spend from the last good fetch (`extra_usage`).
+    pub extra_usage: Option<ExtraUsage>,
     /// The last fetch's error; the windows are then the last good data.
     pub error: Option<String>,
     pub fetching: bool,
@@ -131,8 +133,9 @@ impl Manager {
         let quota = &mut slot.quota;
         quota.fetching = false;
         match outcome {
-            UsageOutcome::Fetched(windows) => {
-                quota.windows = windows;
+            UsageOutcome::Fetched(usage) => {
+                quota.windows = usage.windows;
+                quota.extra_usage = usage.extra_usage;
                 quota.fetched_at = Some(now);
                 quota.error = None;
                 quota.failures = 0;
@@ -212,6 +215,7 @@ impl Manager {
             fetched_at: slot.quota.fetched_at,
             windows: slot.quota.windows.clone(),
             error: slot.quota.error.clone(),
+            extra_usage: slot.quota.extra_usage.clone(),
         })
     }
 }

@@ -83,12 +83,12 @@ pub fn usage(slot: &str, outcome: &UsageOutcome, status: Option<u16>, took: Dura
     let duration_ms = ms(took);
     let http = status_class(status);
     match outcome {
-        UsageOutcome::Fetched(windows) => tracing::info!(
+        UsageOutcome::Fetched(usage) => tracing::info!(
             slot,
             outcome = "fetched",
             http,
             status,
-            windows = windows.len(),
+            windows = usage.windows.len(),
             duration_ms,
             "usage fetch"
         ),

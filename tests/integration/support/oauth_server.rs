@@ -212,12 +212,24 @@ impl OAuthServer {
             .collect()
     }
 
+    /// The requests to the provider's endpoints as they arrived, oldest first: `target`,
+    /// `method`, `path`, `headers` (names lowercase), `body_format` (`json`, `form`, `empty`,
+    /// `other`) and `body` (its fields, credentials replaced by `[redacted]`). Cleared by
+    /// [`OAuthServer::reset_stats`].
+    pub fn requests(&self) -> Vec<Value> {
+        let reply = self.admin_get("requests");
+        reply["requests"]
+            .as_array()
+            .expect("a list of requests")
+            .clone()
+    }
+
     /// The request counters.
     pub fn stats(&self) -> Stats {
         serde_json::from_value(self.admin_get("stats")).expect("stats reply")
     }
 
-    /// Zeroes the request counters.
+    /// Zeroes the request counters and forgets the recorded requests.
     pub fn reset_stats(&self) {
         self.admin_post("stats/reset", &json!({}));
     }

@@ -44,6 +44,7 @@ impl Manager {
                         windows: q.windows,
                         fetched_at: q.fetched_at,
                         error: q.error,
+                        extra_usage: q.extra_usage,
                     });
                     status
                 })

@@ -13,8 +13,10 @@ pub(in crate::daemon) fn new_flow_id() -> String {
     oauth2::CsrfToken::new_random().into_secret()
 }
 
-/// The CLI's loopback redirect: `http://127.0.0.1:PORT/...` or `http://[::1]:PORT/...`
-/// with an explicit port (RFC 8252 §7.3). Anything else could send the code elsewhere.
+/// The CLI's loopback redirect: `http://127.0.0.1:PORT/...`, `http://[::1]:PORT/...` or
+/// `http://localhost:PORT/...` (Claude Code's form; the CLI listens on every loopback
+/// address of `localhost`) with an explicit port (RFC 8252 §7.3). Anything else could send
+/// the code elsewhere.
 pub(in crate::daemon) fn loopback_redirect(text: &str) -> Result<Url, ErrorReply> {
     let bad = |why: &str| {
         ErrorReply::new(
@@ -31,7 +33,8 @@ pub(in crate::daemon) fn loopback_redirect(text: &str) -> Result<Url, ErrorReply
     let loopback = match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        _ => false,
+        Some(url::Host::Domain(name)) => name == "localhost",
+        None => false,
     };
     if !loopback || url.port().is_none() {
         return Err(bad("is not a loopback address with a port"));
@@ -57,13 +60,15 @@ mod tests {
             "http://127.0.0.1:4242/callback",
             "http://[::1]:8080/callback",
             "http://127.0.0.9:1/",
+            "http://localhost:4242/callback",
         ] {
             assert!(loopback_redirect(good).is_ok(), "{good}");
         }
         for bad in [
             "https://127.0.0.1:4242/callback",
             "http://127.0.0.1/callback",
-            "http://localhost:4242/callback",
+            "http://localhost/callback",
+            "http://localhost.evil.example:4242/callback",
             "http://evil.example:4242/callback",
             "http://10.0.0.1:4242/callback",
             "http://127.0.0.1:4242/callback?x=1",
