@@ -12,6 +12,7 @@
 //!
 //! Pure naming only: nothing here touches the file system or the keychain.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -101,7 +102,10 @@ pub fn keychain_service_name(env_value: Option<&str>) -> String {
     match env_value {
         Some(value) if !value.is_empty() => {
             let digest = Sha256::digest(value.as_bytes());
-            let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+            let hex: String = digest.iter().fold(String::new(), |mut hex, byte| {
+                let _ = write!(hex, "{byte:02x}");
+                hex
+            });
             format!(
                 "{KEYCHAIN_SERVICE_BASE}-{}",
                 &hex[..SERVICE_HASH_HEX_DIGITS]

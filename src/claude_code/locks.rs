@@ -289,7 +289,9 @@ impl Keeper {
             .name("claude-code-lock".into())
             .spawn(move || {
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-                    let mut shared = touched.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut shared = touched
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
                     let lost = shared.dirs.iter_mut().any(|dir| dir.touch().is_err());
                     shared.lost |= lost;
                 }
@@ -307,7 +309,10 @@ impl Keeper {
     }
 
     fn is_compromised(&self) -> bool {
-        let shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        let shared = self
+            .shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // No keeper thread: the locks go stale unattended.
         shared.lost
             || self.thread.is_none()
@@ -319,7 +324,10 @@ impl Keeper {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-        let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        let mut shared = self
+            .shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Newest first: the legacy lock before the main one, as Claude Code releases them.
         while let Some(dir) = shared.dirs.pop() {
             let path = dir.path().to_owned();

@@ -42,7 +42,7 @@ impl Listeners {
                         port,
                     });
                 }
-                Err(e) if e.kind() == ErrorKind::AddrInUse => continue,
+                Err(e) if e.kind() == ErrorKind::AddrInUse => {}
                 Err(e) => {
                     return Err(e).context("cannot open a local port for the browser's redirect");
                 }
