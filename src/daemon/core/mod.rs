@@ -423,9 +423,11 @@ impl Manager {
                 "provider {} is not in the configuration",
                 slot.record.provider
             );
-            slot.record.state = SlotState::Degraded;
-            slot.record.reason = Some(crate::slot_reason::SlotReason::UnknownProvider);
-            slot.record.last_refresh_error = Some(error.clone());
+            slot.transition(
+                SlotState::Degraded,
+                Some(crate::slot_reason::SlotReason::UnknownProvider),
+                Some(error.clone()),
+            );
             slot.next_refresh_at = None;
             let now = self.now;
             slot.resolve_waiters(Err(ErrorReply::new(ErrorCode::UnknownProvider, error)), now);

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::protocol::{ErrorCode, ErrorReply};
 use crate::slot_reason::SlotReason;
-use crate::state::{SlotRecord, SlotState};
+use crate::state::SlotState;
 use crate::store::{StoreError, StoredCredentials, WriteCondition};
 
 use crate::daemon::core::Manager;
@@ -121,8 +121,8 @@ impl Manager {
                     tokens: item.tokens,
                 };
                 if slot.record.state == SlotState::Degraded {
-                    slot.record.state = SlotState::Active;
-                    slot.record.reason = None;
+                    let error = slot.record.last_refresh_error.take();
+                    slot.transition(SlotState::Active, None, error);
                 }
                 schedule_next(slot, refresh_before_expiry, unit);
             }
@@ -145,9 +145,11 @@ impl Manager {
                     retry_at: retry_time(now, attempt, unit),
                 };
                 if slot.record.state != SlotState::Inactive {
-                    slot.record.state = SlotState::Degraded;
-                    slot.record.reason = Some(SlotReason::CredentialStoreUnavailable);
-                    slot.record.last_refresh_error = Some(e.clone());
+                    slot.transition(
+                        SlotState::Degraded,
+                        Some(SlotReason::CredentialStoreUnavailable),
+                        Some(e.clone()),
+                    );
                 }
                 // Once per outage per slot; the store worker counts the failed calls.
                 if attempt == 1 {
@@ -268,9 +270,7 @@ impl Manager {
                     *stored = Stored::from_item(&item);
                 }
                 if slot.record.reason == Some(SlotReason::CredentialStoreUnavailable) {
-                    slot.record.state = SlotState::Active;
-                    slot.record.reason = None;
-                    slot.record.last_refresh_error = None;
+                    slot.transition(SlotState::Active, None, None);
                 }
                 tracing::info!(slot = name, "tokens stored");
                 self.store_error = None;
@@ -350,7 +350,7 @@ fn apply_refresh(
                 stored: Stored::from_item(&item),
                 tokens: item.tokens,
             };
-            mark_refreshed(&mut slot.record, at.now);
+            mark_refreshed(slot, at.now);
             slot.failures = 0;
             schedule_next(slot, at.refresh_before_expiry, at.units[0]);
             store_health = StoreSaid::Healthy;
@@ -368,11 +368,13 @@ fn apply_refresh(
                     retry_at: retry_time(at.now, 1, at.units[1]),
                 },
             };
-            mark_refreshed(&mut slot.record, at.now);
+            mark_refreshed(slot, at.now);
             slot.failures = 0;
-            slot.record.state = SlotState::Degraded;
-            slot.record.reason = Some(SlotReason::CredentialStoreUnavailable);
-            slot.record.last_refresh_error = Some(error.to_string());
+            slot.transition(
+                SlotState::Degraded,
+                Some(SlotReason::CredentialStoreUnavailable),
+                Some(error.to_string()),
+            );
             schedule_next(slot, at.refresh_before_expiry, at.units[0]);
             tracing::error!(
                 slot = slot.name,
@@ -384,7 +386,7 @@ fn apply_refresh(
         RefreshOutcome::Conflict { error, tokens } => {
             match conflict::keep_rotated(slot, at.generation, tokens, &error, at.now) {
                 Ok(()) => {
-                    mark_refreshed(&mut slot.record, at.now);
+                    mark_refreshed(slot, at.now);
                     slot.failures = 0;
                     schedule_next(slot, at.refresh_before_expiry, at.units[0]);
                     Ok(())
@@ -406,9 +408,11 @@ fn apply_refresh(
                 at.units[1],
             );
             let error = next.explain(error);
-            slot.record.state = SlotState::Degraded;
-            slot.record.reason = Some(SlotReason::RefreshFailed);
-            slot.record.last_refresh_error = Some(error.clone());
+            slot.transition(
+                SlotState::Degraded,
+                Some(SlotReason::RefreshFailed),
+                Some(error.clone()),
+            );
             slot.next_refresh_at = Some(next.at);
             tracing::info!(
                 slot = slot.name,
@@ -454,20 +458,21 @@ fn unusable_reply(
     slot.next_refresh_at = Some(next.at);
     let error = next.explain_unusable(defect);
     if stored {
-        slot.record.state = SlotState::Degraded;
-        slot.record.reason = Some(SlotReason::TokenReplyUnusable);
-        slot.record.last_refresh_error = Some(error.clone());
+        slot.transition(
+            SlotState::Degraded,
+            Some(SlotReason::TokenReplyUnusable),
+            Some(error.clone()),
+        );
     }
     tracing::warn!(slot = slot.name, "{error}");
     ErrorReply::new(ErrorCode::RefreshFailed, error)
 }
 
 /// Records a successful refresh.
-fn mark_refreshed(record: &mut SlotRecord, now: DateTime<Utc>) {
-    record.state = SlotState::Active;
-    record.reason = None;
+fn mark_refreshed(slot: &mut Slot, now: DateTime<Utc>) {
+    slot.transition(SlotState::Active, None, None);
+    let record = &mut slot.record;
     record.last_refresh_at = Some(now);
-    record.last_refresh_error = None;
     record.refreshes += 1;
 }
 

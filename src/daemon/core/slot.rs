@@ -244,11 +244,23 @@ impl Slot {
         }
     }
 
+    /// The one way a slot's state changes: the state, why (`None` when active) and the
+    /// error that says so (`None` clears it). The change is saved and logged at the end of
+    /// the event (`Manager::flush`), the alerts it causes raised there too.
+    pub fn transition(
+        &mut self,
+        state: SlotState,
+        reason: Option<SlotReason>,
+        error: Option<String>,
+    ) {
+        self.record.state = state;
+        self.record.reason = reason;
+        self.record.last_refresh_error = error;
+    }
+
     /// Marks the slot inactive: no token request is made for it until a new login.
     pub fn deactivate(&mut self, reason: SlotReason, error: String) {
-        self.record.state = SlotState::Inactive;
-        self.record.reason = Some(reason);
-        self.record.last_refresh_error = Some(error);
+        self.transition(SlotState::Inactive, Some(reason), Some(error));
         self.next_refresh_at = None;
     }
 
@@ -270,9 +282,7 @@ impl Slot {
     /// A slot refused for a stale item that now reads a current one is active again.
     pub fn clear_stale(&mut self) {
         if self.record.reason == Some(SlotReason::StaleCredentials) {
-            self.record.state = SlotState::Active;
-            self.record.reason = None;
-            self.record.last_refresh_error = None;
+            self.transition(SlotState::Active, None, None);
         }
     }
 }

@@ -254,9 +254,11 @@ impl Manager {
         let result = match write {
             LoginWrite::Stored => Ok(answer),
             LoginWrite::Unavailable(error) => {
-                slot.record.state = SlotState::Degraded;
-                slot.record.reason = Some(SlotReason::CredentialStoreUnavailable);
-                slot.record.last_refresh_error = Some(error.clone());
+                slot.transition(
+                    SlotState::Degraded,
+                    Some(SlotReason::CredentialStoreUnavailable),
+                    Some(error.clone()),
+                );
                 let held = format!(
                     "logged in, but the tokens could not be stored yet ({error}); the daemon holds them in memory and keeps retrying"
                 );
