@@ -183,7 +183,7 @@ impl Manager {
                 },
                 Some(result) = results.recv() => self.on_result(result),
                 _ = shutdown.changed() => break,
-                () = tokio::time::sleep(sleep) => {}
+                () = super::wake::sleep(sleep) => {}
             }
         }
         // Graceful stop: what was sent comes back and is stored first (`super::stop`).

@@ -44,6 +44,7 @@ mod stop;
 mod store_probe;
 mod transitions;
 mod usage;
+mod wake;
 mod writer;
 
 use std::sync::Arc;
