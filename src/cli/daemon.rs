@@ -120,6 +120,7 @@ pub fn main(command_line: impl Iterator<Item = OsString>) -> ExitCode {
 }
 
 fn run(paths: &Paths) -> anyhow::Result<ExitCode> {
+    limit_malloc_arenas();
     // The config says how log files rotate, so it is read first; a config that is refused
     // still gets its error into the log files (with the default rotation).
     let loaded = Config::load(&paths.config_file, paths.config_explicit);
@@ -136,8 +137,12 @@ fn run(paths: &Paths) -> anyhow::Result<ExitCode> {
         .inspect_err(|e| tracing::error!("refusing to start: {e}"))
         .map_err(crate::error::Error::from)
         .context("refusing to start")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: the daemon waits on sockets, timers and child processes, and its blocking
+    // work (file writes, the keychain) runs on threads of its own. A multi-thread runtime
+    // cost a second wakeup per event (the I/O driver's worker waking the main thread) and
+    // more threads and malloc arenas (see docs/benchmarks.md: idle daemon).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .thread_name("sessctl-blocking")
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
@@ -147,4 +152,15 @@ fn run(paths: &Paths) -> anyhow::Result<ExitCode> {
     }
     result?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// One malloc arena for every thread (glibc gives each new thread its own, up to 8 per
+/// core, each keeping freed memory resident): the daemon's few threads rarely allocate at
+/// the same time, so sharing costs nothing and keeps idle memory down.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
 }

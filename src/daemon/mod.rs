@@ -17,6 +17,7 @@ mod runner;
 #[cfg(unix)]
 mod server;
 mod start;
+mod wake;
 
 use std::sync::Arc;
 

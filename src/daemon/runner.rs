@@ -48,7 +48,7 @@ pub async fn run(
                 settle(&mut manager, &ctx);
             }
             _ = shutdown.changed() => break,
-            () = tokio::time::sleep(sleep) => {}
+            () = super::wake::sleep(sleep) => {}
         }
     }
     // Graceful stop: what was sent comes back and is stored first.

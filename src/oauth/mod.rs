@@ -33,6 +33,13 @@ use crate::secret::Secret;
 /// Time allowed for any one request to a provider, connection included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long an idle connection stays in the client's pool (reqwest's default is 90 s).
+/// While any connection is idle, the pool wakes the daemon every this often to sweep it, so
+/// a short time ends those wakeups soon after the last request. Nothing is lost: requests
+/// are either back to back (they reuse the connection) or minutes apart (a connection
+/// would not survive the server's own keep-alive anyway).
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Largest response body read from a provider; a token response is a few KiB.
 const MAX_BODY_BYTES: usize = grant::MAX_PARSED_BODY;
 
@@ -58,6 +65,7 @@ impl OAuthClient {
             reqwest::Client::builder()
                 .timeout(REQUEST_TIMEOUT)
                 .connect_timeout(Duration::from_secs(10))
+                .pool_idle_timeout(POOL_IDLE_TIMEOUT)
                 .redirect(reqwest::redirect::Policy::none())
         };
         let failed = |e: reqwest::Error| format!("cannot build the HTTP client: {e}");
