@@ -38,6 +38,8 @@ mod revoke_jobs;
 pub mod schedule;
 #[cfg(unix)]
 mod server;
+#[cfg(test)]
+mod sim;
 mod slot;
 mod status;
 mod stop;
