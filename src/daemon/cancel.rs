@@ -12,11 +12,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use tokio::sync::oneshot;
+use crate::protocol::{ErrorCode, ErrorReply};
 
-use crate::protocol::{ErrorCode, ErrorReply, Response};
-
-use super::manager::{Manager, Reply};
+use super::manager::Manager;
 
 /// Login tickets and the logouts they are compared with.
 #[derive(Default)]
@@ -93,25 +91,6 @@ impl Manager {
         }
         count
     }
-}
-
-/// A reply channel for the logout job whose answer goes on to `reply` saying that
-/// `cancelled` pending logins were cancelled too.
-pub(super) fn counting_cancelled(reply: Reply, cancelled: usize) -> Reply {
-    if cancelled == 0 {
-        return reply;
-    }
-    let (tx, rx) = oneshot::channel();
-    tokio::spawn(async move {
-        let Ok(mut answer) = rx.await else {
-            return;
-        };
-        if let Ok(Response::Logout(logout)) = &mut answer {
-            logout.cancelled_logins = u32::try_from(cancelled).unwrap_or(u32::MAX);
-        }
-        let _ = reply.send(answer);
-    });
-    tx
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! The manager's watch on the wall clock: reads both clocks ([`Clocks`]), and when the wall
+//! The manager's watch on the wall clock: reads both clocks ([`Clocks`], read by the runner
+//! and handed to the manager with every event), and when the wall
 //! clock was stepped back, moves every deadline and token time the manager holds back by
 //! the step, so nothing is judged late by the step: refreshes stay on time and an expired
 //! token is never handed out as valid. The arithmetic is in [`super::schedule`]; this module
@@ -64,8 +65,8 @@ pub(super) struct ClockWatch {
 }
 
 impl ClockWatch {
-    pub(super) fn start() -> Self {
-        ClockWatch { last: read() }
+    pub(super) fn start(now: Clocks) -> Self {
+        ClockWatch { last: now }
     }
 
     /// Takes the reading `now`; returns how far the wall clock was stepped back since the
@@ -78,10 +79,10 @@ impl ClockWatch {
 }
 
 impl Manager {
-    /// Reads the clocks; after a step back of the wall clock, moves every deadline and token
-    /// time held back by the step. Called before anything judges a deadline.
-    pub(super) fn watch_clock(&mut self) {
-        let Some(step) = self.clock.observe(read()) else {
+    /// Takes the clocks' reading; after a step back of the wall clock, moves every deadline
+    /// and token time held back by the step. Called before anything judges a deadline.
+    pub(super) fn watch_clock(&mut self, now: Clocks) {
+        let Some(step) = self.clock.observe(now) else {
             return;
         };
         tracing::warn!(

@@ -92,13 +92,13 @@ pub(super) fn keep_rotated(
 /// A write of `slot`'s held tokens (login `generation`, never stored) was refused with
 /// `error` (not as unavailable). Tokens never stored are the newest of their login: they
 /// are written over an older copy, never dropped for it (a login waiting on them waits
-/// on); only a newer stored login wins. An unreadable item (which only a login may
+/// on); only a newer stored login wins. `unit` jitters a retry. An unreadable item (which only a login may
 /// replace, `crate::store`) keeps them held and retried, as an unavailable store does.
 pub(super) fn write_refused(
     slot: &mut Slot,
     generation: u64,
     error: &StoreError,
-    now: DateTime<Utc>,
+    (now, unit): (DateTime<Utc>, f64),
 ) -> LoginWrite {
     let name = slot.name.clone();
     let resolution = found_item(error).map(|found| resolve(generation, found));
@@ -130,7 +130,7 @@ pub(super) fn write_refused(
     }
     tracing::error!(slot = name, "{error}; holding the tokens in memory");
     *attempt += 1;
-    *retry_at = retry_time(now, *attempt);
+    *retry_at = retry_time(now, *attempt, unit);
     LoginWrite::Unavailable(error.to_string())
 }
 

@@ -26,6 +26,7 @@ use crate::slot_name;
 
 use super::flow_input::{constant_time_eq, loopback_redirect, new_flow_id};
 use super::manager::{Manager, Reply};
+use super::orders::JobOrder;
 use super::schedule::delta;
 
 /// Logins pending at once: far more than a person starts, few enough that a runaway client
@@ -116,7 +117,7 @@ impl Manager {
     /// `login_begin`: checks the request, then builds the authorization URL (browser,
     /// manual) or starts the device authorization job (device).
     pub(super) fn handle_login_begin(&mut self, begin: LoginBegin, reply: Reply) {
-        let now = Utc::now();
+        let now = self.now;
         self.flows.prune(now);
         let provider = match self.check_begin(&begin) {
             Ok(provider) => provider,
@@ -152,7 +153,12 @@ impl Manager {
                     ticket,
                 };
                 // The job answers `reply` once the provider has given a user code.
-                self.jobs.device_login(login, reply, result_tx, cancelled);
+                self.jobs.push(JobOrder::DeviceLogin {
+                    login,
+                    begun: reply,
+                    done: result_tx,
+                    cancelled,
+                });
                 self.insert_flow(
                     flow_id,
                     &begin,
@@ -269,7 +275,7 @@ impl Manager {
     /// `login_complete`: checks the state against the pending login (which is forgotten
     /// either way: a code is single-use), then exchanges the code in a job.
     pub(super) fn handle_login_complete(&mut self, complete: LoginComplete, reply: Reply) {
-        self.flows.prune(Utc::now());
+        self.flows.prune(self.now);
         let Some(flow) = self.flows.flows.remove(&complete.flow_id) else {
             let error = self.flows.cancellation(&complete.flow_id);
             let _ = reply.send(Err(error.unwrap_or_else(unknown_flow)));
@@ -311,25 +317,23 @@ impl Manager {
         }
         tracing::info!(slot = name, "exchanging an authorization code");
         self.login_tickets.exchanging(ticket, &name);
-        self.jobs.code_login(
-            super::login_jobs::CodeLogin {
-                name,
-                provider,
-                redirect_uri,
-                code: complete.code,
-                verifier,
-                state,
-                ticket,
-            },
-            reply,
-        );
+        let login = super::login_jobs::CodeLogin {
+            name,
+            provider,
+            redirect_uri,
+            code: complete.code,
+            verifier,
+            state,
+            ticket,
+        };
+        self.jobs.push(JobOrder::CodeLogin { login, reply });
     }
 
     /// `login_wait`: the device login's outcome, or `login_pending` after at most
     /// [`LOGIN_WAIT_SLICE_SECS`]. A browser or pasted-code login answers `login_pending` at
     /// once while it is pending: its CLI asks to learn of a cancellation by logout.
     pub(super) fn handle_login_wait(&mut self, flow_id: &str, reply: Reply) {
-        self.flows.prune(Utc::now());
+        self.flows.prune(self.now);
         let Some(flow) = self.flows.flows.get(flow_id) else {
             let error = self.flows.cancellation(flow_id);
             let _ = reply.send(Err(error.unwrap_or_else(unknown_flow)));
@@ -339,25 +343,17 @@ impl Manager {
             let _ = reply.send(Ok(Response::LoginPending));
             return;
         };
-        let mut result = result.clone();
         let finished = result.borrow().clone();
         if let Some(done) = finished {
             self.flows.flows.remove(flow_id);
             let _ = reply.send(done);
             return;
         }
-        tokio::spawn(async move {
-            let slice = Duration::from_secs(LOGIN_WAIT_SLICE_SECS);
-            let outcome = match tokio::time::timeout(slice, result.wait_for(Option::is_some)).await
-            {
-                Ok(Ok(done)) => done.clone().unwrap_or(Ok(Response::LoginPending)),
-                Ok(Err(_)) => Err(ErrorReply::new(
-                    ErrorCode::LoginFailed,
-                    "the login ended without a result (cancelled, or the daemon is stopping)",
-                )),
-                Err(_) => Ok(Response::LoginPending),
-            };
-            let _ = reply.send(outcome);
+        let result = result.clone();
+        self.jobs.push(JobOrder::AwaitDevice {
+            result,
+            slice: Duration::from_secs(LOGIN_WAIT_SLICE_SECS),
+            reply,
         });
     }
 

@@ -1,22 +1,15 @@
 //! The manager's command handlers, one per request that touches slots. Each answers at once
-//! or parks the caller on the slot's job; a small task outside the manager turns the job's
-//! outcome into the reply, so the manager never waits for anyone.
+//! or parks the caller on the slot's job (`super::waiters`), so the manager never waits for
+//! anyone.
 
-use chrono::Utc;
-use tokio::sync::oneshot;
-
-use crate::protocol::{
-    ErrorCode, ErrorReply, LoginRequest, RefreshReport, Response, SlotRefreshResult, TokenReply,
-};
+use crate::protocol::{ErrorCode, ErrorReply, LoginRequest, Response, TokenReply};
 use crate::slot_name;
 
 use super::manager::{Manager, Reply};
+use super::orders::JobOrder;
 use super::schedule;
-use super::slot::{SlotOutcome, Waiter};
-
-/// A token within this long of expiry is not handed out as "still valid" after a failed
-/// refresh: the caller could not use it before it dies.
-const MIN_USABLE_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
+use super::slot::QueuedLogout;
+use super::waiters::{Waiter, refresh_batch};
 
 impl Manager {
     /// `token NAME`: the current access token, refreshed first when it is due.
@@ -32,7 +25,7 @@ impl Manager {
         // Answered from memory whenever the held token is valid, even while a job runs
         // (a refresh, or a write to a keychain that does not answer), unless its scheduled
         // refresh time has come: that refresh (started early by its jitter) is awaited.
-        let now = Utc::now();
+        let now = self.now;
         let refresh_time = slot.next_refresh_at.is_some_and(|at| at <= now);
         if let Some(tokens) = slot.creds.tokens()
             && !refresh_time
@@ -45,19 +38,8 @@ impl Manager {
             })));
             return;
         }
-        let (tx, rx) = oneshot::channel();
         tracing::debug!(slot = name, job = ?slot.job, "token caller waits for the slot's job");
-        slot.waiters.push(Waiter {
-            reply: tx,
-            token_only: true,
-        });
-        tokio::spawn(async move {
-            let result = match rx.await {
-                Ok(outcome) => token_reply(outcome),
-                Err(_) => Err(shutting_down()),
-            };
-            let _ = reply.send(result);
-        });
+        slot.waiters.push(Waiter::token(reply));
         self.start_next_job(&name, false);
     }
 
@@ -72,39 +54,18 @@ impl Manager {
             }
             None => self.slots.keys().cloned().collect(),
         };
-        let mut pending = Vec::new();
-        for name in names {
+        let parts = refresh_batch(reply, names.len());
+        for (name, part) in names.into_iter().zip(parts) {
             let Some(slot) = self.slots.get_mut(&name) else {
                 continue;
             };
-            let (tx, rx) = oneshot::channel();
             if let Some(refusal) = slot.refusal(&self.config) {
-                let _ = tx.send(slot.outcome(Err(refusal)));
+                part.fill(&slot.outcome(Err(refusal)));
             } else {
-                slot.waiters.push(Waiter {
-                    reply: tx,
-                    token_only: false,
-                });
+                slot.waiters.push(Waiter::refresh(part));
                 self.start_next_job(&name, false);
             }
-            pending.push(rx);
         }
-        tokio::spawn(async move {
-            let mut results = Vec::new();
-            for rx in pending {
-                let Ok(outcome) = rx.await else {
-                    let _ = reply.send(Err(shutting_down()));
-                    return;
-                };
-                results.push(SlotRefreshResult {
-                    name: outcome.name,
-                    ok: outcome.result.is_ok(),
-                    state: outcome.state,
-                    error: outcome.result.err(),
-                });
-            }
-            let _ = reply.send(Ok(Response::Refresh(RefreshReport { results })));
-        });
     }
 
     /// `login`: checks the request, then redeems the refresh token in a job; the result
@@ -137,8 +98,13 @@ impl Manager {
         tracing::info!(slot = login.name, provider = provider.name, "login started");
         let ticket = self.login_tickets.issue();
         self.login_tickets.exchanging(ticket, &login.name);
-        self.jobs
-            .login((login.name, ticket), provider, token, reply);
+        self.jobs.push(JobOrder::Login {
+            name: login.name,
+            ticket,
+            provider,
+            refresh_token: token,
+            reply,
+        });
     }
 
     /// `logout NAME`: cancels the pending logins of NAME (`super::cancel`), waits for a
@@ -161,8 +127,7 @@ impl Manager {
             let _ = reply.send(answer);
             return;
         };
-        slot.logouts
-            .push(super::cancel::counting_cancelled(reply, cancelled));
+        slot.logouts.push(QueuedLogout { reply, cancelled });
         self.start_next_job(&name, false);
     }
 
@@ -177,61 +142,28 @@ impl Manager {
                 format!("slot {name} was logged out"),
             )
         };
-        slot.resolve_waiters(Err(gone()));
+        slot.resolve_waiters(Err(gone()), self.now);
         let mut logouts = slot.logouts.drain(..);
         let Some(first) = logouts.next() else {
             return;
         };
         for extra in logouts {
-            let _ = extra.send(Err(gone()));
+            let _ = extra.reply.send(Err(gone()));
         }
         self.persist();
         let provider = self.config.providers.get(&slot.record.provider).cloned();
         let tokens = slot.creds.tokens().cloned();
-        self.jobs.logout(
-            slot.name.clone(),
-            slot.record.generation,
+        self.jobs.push(JobOrder::Logout {
+            name: slot.name.clone(),
+            generation: slot.record.generation,
             provider,
             tokens,
-            first,
-        );
-    }
-}
-
-/// Turns a slot outcome into the `token` reply: the fresh token, or the still-valid old
-/// one with a warning when the refresh failed transiently, or the error.
-fn token_reply(outcome: SlotOutcome) -> Result<Response, ErrorReply> {
-    let usable = outcome
-        .expires_at
-        .is_none_or(|at| at - Utc::now() > MIN_USABLE_LIFETIME);
-    match (outcome.result, outcome.access_token) {
-        (Ok(()), Some(access_token)) => Ok(Response::Token(TokenReply {
-            access_token,
-            expires_at: outcome.expires_at,
-            warning: None,
-        })),
-        (Err(error), Some(access_token)) if usable && error.code == ErrorCode::RefreshFailed => {
-            Ok(Response::Token(TokenReply {
-                access_token,
-                expires_at: outcome.expires_at,
-                warning: Some(format!(
-                    "refresh failed, returning the current token: {}",
-                    error.message
-                )),
-            }))
-        }
-        (Err(error), _) => Err(error),
-        (Ok(()), None) => Err(ErrorReply::new(
-            ErrorCode::Internal,
-            "no token is held for this slot",
-        )),
+            reply: first.reply,
+            cancelled: first.cancelled,
+        });
     }
 }
 
 fn unknown_slot(name: &str) -> ErrorReply {
     ErrorReply::new(ErrorCode::UnknownSlot, format!("no slot named {name:?}"))
-}
-
-fn shutting_down() -> ErrorReply {
-    ErrorReply::new(ErrorCode::ShuttingDown, "the daemon is shutting down")
 }

@@ -17,6 +17,7 @@ use crate::store::WriteCondition;
 
 use super::jobs::{LoginResult, LoginSuccess};
 use super::manager::{Manager, Reply};
+use super::orders::JobOrder;
 use super::placement::{self, Candidate, Placement};
 use super::results::{STORE_UNAVAILABLE, schedule_next};
 use super::retire::ReplacedJob;
@@ -133,7 +134,7 @@ impl Manager {
     /// storing them; the login is answered when they are stored.
     fn install_login(&mut self, placed: Placed, success: LoginSuccess, reply: Reply) {
         let generation = self.allocate_generation();
-        let now = Utc::now();
+        let (now, unit) = (self.now, self.rng.f64());
         let old = self.slots.remove(&placed.target);
         let record = login_record(&placed, &success, old.as_ref(), generation, now);
         let answer = login_answer(&placed, old.as_ref(), &record);
@@ -146,7 +147,7 @@ impl Manager {
                 retry_at: now,
             },
         };
-        schedule_next(&mut slot, self.config.refresh_before_expiry);
+        schedule_next(&mut slot, self.config.refresh_before_expiry, unit);
         if let Some(old) = old {
             self.take_over(&mut slot, old, answer.account.as_deref());
         }
@@ -160,9 +161,10 @@ impl Manager {
             "logged in; storing the tokens"
         );
         slot.pending_login = Some(PendingLogin { reply, answer });
-        self.jobs
-            .store
-            .label(&placed.target, super::reconcile::label_of(&slot.record));
+        self.jobs.push(JobOrder::Label {
+            name: placed.target.clone(),
+            label: super::reconcile::label_of(&slot.record),
+        });
         // A login of that name replaces an item found at start that matched no slot.
         self.unplaced.retain(|item| item.name != placed.target);
         self.slots.insert(placed.target.clone(), slot);
@@ -178,7 +180,7 @@ impl Manager {
         // Callers waiting on the old login get the new one's token.
         slot.waiters.append(&mut old.waiters);
         for logout in old.logouts.drain(..) {
-            let _ = logout.send(Err(ErrorReply::new(
+            let _ = logout.reply.send(Err(ErrorReply::new(
                 ErrorCode::Conflict,
                 format!("slot {name} was logged in again before the logout ran"),
             )));

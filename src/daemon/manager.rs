@@ -1,15 +1,20 @@
-//! The manager: the single owner of every slot's state. One task runs [`Manager::run`], a
-//! `select!` over client commands, job results and the next deadline. It never awaits I/O:
-//! token requests, keychain calls and revocations run as jobs ([`super::jobs`]) whose
-//! results come back tagged with the slot's generation. At most one job runs per slot,
-//! which is the single flight: every caller wanting a refresh waits on that job.
+//! The manager: the single owner of every slot's state, as a sans-IO state machine. Events
+//! come in with the time ([`Manager::handle`] a client command, [`Manager::on_result`] a
+//! job's result, [`Manager::tick`] the timer), each with the clocks read by the caller; the
+//! manager changes its own state and queues what it wants done: job orders
+//! ([`super::orders`]: token requests, keychain calls, revocations), replies on the
+//! callers' channels, and, through [`Manager::flush`] after every event, the state
+//! snapshot, the quota cache and alerts. It reads no clock, draws randomness only from its
+//! own seeded generator, starts no task and never awaits: the runner (`super::runner`) does
+//! the I/O, and a simulator can drive it instead. At most one job runs per slot, which is
+//! the single flight: every caller wanting a refresh waits on that job.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 use crate::cache::QuotaCache;
 use crate::config::Config;
@@ -23,12 +28,12 @@ use super::alerts::{AlertQueue, Alerts};
 use super::cancel::LoginTickets;
 use super::clock::ClockWatch;
 use super::flows::PendingFlows;
-use super::jobs::{JobContext, JobResult};
 use super::limiter::Urgency;
+use super::orders::JobOrders;
 use super::pacing;
 use super::retire::ReplacedJob;
 use super::revocations::RevocationQueue;
-use super::schedule;
+use super::schedule::{self, Clocks};
 use super::slot::{Creds, Job, Slot, Stored};
 use super::store_probe::StoreProbe;
 use super::transitions::StateLog;
@@ -48,7 +53,16 @@ pub struct Manager {
     pub(super) config: Arc<Config>,
     pub(super) slots: BTreeMap<String, Slot>,
     pub(super) next_generation: u64,
-    pub(super) jobs: JobContext,
+    /// The I/O queued by the current event, for the runner to start.
+    pub(super) jobs: JobOrders,
+    /// The wall clock as of the event being handled (every judgement uses it).
+    pub(super) now: DateTime<Utc>,
+    /// Every random choice (jitter) comes from here: seeded, so a run can be replayed.
+    pub(super) rng: fastrand::Rng,
+    /// Whether the slots changed since the last snapshot went to the state writer.
+    dirty: bool,
+    /// Whether the quota cache is to be handed to its writer at the next flush.
+    cache_due: bool,
     pub(super) store_kind: StoreKind,
     /// Set while the credential store is unreachable.
     pub(super) store_error: Option<String>,
@@ -93,7 +107,12 @@ pub struct Manager {
 pub struct ManagerParts {
     pub config: Arc<Config>,
     pub state: StateFile,
-    pub jobs: JobContext,
+    pub jobs: JobOrders,
+    pub store_kind: StoreKind,
+    /// The clocks at start.
+    pub clocks: Clocks,
+    /// Seeds every random choice the manager makes.
+    pub seed: u64,
     pub state_tx: watch::Sender<NumberedState>,
     pub cache_tx: watch::Sender<QuotaCache>,
     pub cache_path: PathBuf,
@@ -108,7 +127,7 @@ pub struct ManagerParts {
 impl Manager {
     /// A manager over the slots of `state`; their credentials load when it runs.
     pub fn new(parts: ManagerParts) -> Self {
-        let now = Utc::now();
+        let now = parts.clocks.wall;
         let mut previous = parts.previous_cache.map(|c| c.slots).unwrap_or_default();
         let revocations = RevocationQueue::resume(parts.state.pending_revocations, now);
         let slots = parts
@@ -127,13 +146,16 @@ impl Manager {
             })
             .collect();
         let state_log = StateLog::start(&slots);
-        let store_kind = parts.jobs.store.kind();
         Manager {
             config: parts.config,
             slots,
             next_generation: parts.state.next_generation,
             jobs: parts.jobs,
-            store_kind,
+            now,
+            rng: fastrand::Rng::with_seed(parts.seed),
+            dirty: false,
+            cache_due: false,
+            store_kind: parts.store_kind,
             store_error: None,
             state_error: None,
             alerts: Alerts::default(),
@@ -153,48 +175,36 @@ impl Manager {
             store_probe: parts.store_probe,
             login_tickets: LoginTickets::default(),
             revocations,
-            clock: ClockWatch::start(),
+            clock: ClockWatch::start(parts.clocks),
         }
     }
 
-    /// Serves until `shutdown` turns true, a `shutdown` request arrives, or every command
-    /// sender is gone.
-    pub async fn run(
-        mut self,
-        mut commands: mpsc::Receiver<Command>,
-        mut results: mpsc::UnboundedReceiver<JobResult>,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
-        // Slots already inactive at start are announced now: the user may not know.
+    /// Takes the clocks of the event about to be handled: after a step back of the wall
+    /// clock, every deadline moves back with it (`super::clock`), before anything is judged.
+    pub(super) fn at(&mut self, clocks: Clocks) {
+        self.now = clocks.wall;
+        self.watch_clock(clocks);
+    }
+
+    /// The timer fired (or any event was handled): starts whatever work is due.
+    pub fn tick(&mut self, clocks: Clocks) {
+        self.at(clocks);
+        self.start_due_work(self.now);
+    }
+
+    /// Slots already inactive at start are announced: the user may not know.
+    pub fn announce_start(&mut self) {
         self.observe_alerts();
-        loop {
-            self.watch_clock();
-            let now = Utc::now();
-            self.start_due_work(now);
-            let sleep = schedule::sleep_for(self.earliest_deadline(), now);
-            tokio::select! {
-                command = commands.recv() => match command {
-                    Some(command) => {
-                        if self.handle(command) == Flow::Stop {
-                            break;
-                        }
-                    }
-                    None => break,
-                },
-                Some(result) = results.recv() => self.on_result(result),
-                _ = shutdown.changed() => break,
-                () = tokio::time::sleep(sleep) => {}
-            }
-        }
-        // Graceful stop: what was sent comes back and is stored first (`super::stop`).
-        self.stop(&mut commands, &mut results).await;
-        tracing::info!("manager stopping");
-        self.persist();
     }
 
-    pub(super) fn handle(&mut self, command: Command) -> Flow {
-        // The select may have waited: a clock step since is applied before any judging.
-        self.watch_clock();
+    /// Handles one client command.
+    pub fn handle(&mut self, command: Command, clocks: Clocks) -> Flow {
+        self.at(clocks);
+        self.handle_now(command)
+    }
+
+    /// [`Manager::handle`] at the time already taken.
+    pub(super) fn handle_now(&mut self, command: Command) -> Flow {
         let Command { request, reply } = command;
         if let Some(refusal) = self.store_probe.refuses(&request) {
             let _ = reply.send(Err(refusal));
@@ -262,7 +272,7 @@ impl Manager {
     }
 
     /// The earliest moment some slot has work of its own to start.
-    fn earliest_deadline(&self) -> Option<DateTime<Utc>> {
+    pub fn earliest_deadline(&self) -> Option<DateTime<Utc>> {
         let refresh = self
             .slots
             .values()
@@ -286,17 +296,40 @@ impl Manager {
         self.cache_published_at + schedule::delta(self.config.stale_after / 3)
     }
 
-    /// Hands the quota cache as it stands to its writer.
+    /// The quota cache goes to its writer at the end of this event.
     pub(super) fn publish_cache(&mut self) {
-        let now = Utc::now();
-        self.cache_tx.send_replace(self.cache_snapshot(now));
-        self.cache_published_at = now;
+        self.cache_due = true;
     }
 
-    /// Hands the current slots to the state writer (it writes the newest snapshot; it
-    /// owns the revision).
+    /// The slots changed: the state file is rewritten (once, at the end of this event) and
+    /// a reply that depends on the change waits for it ([`Manager::reply_when_durable`]).
     pub(super) fn persist(&mut self) {
-        let snapshot = StateFile {
+        if !self.dirty {
+            self.dirty = true;
+            self.state_number += 1;
+        }
+    }
+
+    /// Ends an event: hands what changed to the writers (the state snapshot with its
+    /// number, then the quota cache), logs slot state changes and raises their alerts. The
+    /// runner calls it after every event, so every change is saved and logged.
+    pub fn flush(&mut self) {
+        if std::mem::take(&mut self.dirty) {
+            let snapshot = self.snapshot();
+            self.state_tx.send_replace((self.state_number, snapshot));
+            self.state_log.observe(&self.slots);
+            self.observe_alerts();
+            self.cache_due = true;
+        }
+        if std::mem::take(&mut self.cache_due) {
+            self.cache_tx.send_replace(self.cache_snapshot(self.now));
+            self.cache_published_at = self.now;
+        }
+    }
+
+    /// The state file as of now.
+    fn snapshot(&self) -> StateFile {
+        StateFile {
             format: 1,
             revision: 0,
             next_generation: self.next_generation,
@@ -306,17 +339,12 @@ impl Manager {
                 .map(|(name, slot)| (name.clone(), slot.record.clone()))
                 .collect(),
             pending_revocations: self.revocations.entries.clone(),
-        };
-        self.state_number += 1;
-        self.state_tx.send_replace((self.state_number, snapshot));
-        self.state_log.observe(&self.slots);
-        self.observe_alerts();
-        self.publish_cache();
+        }
     }
 
     /// Turns slot state transitions into alert events and queues them for delivery.
     fn observe_alerts(&mut self) {
-        for event in self.alerts.observe(&self.slots, &self.config, Utc::now()) {
+        for event in self.alerts.observe(&self.slots, &self.config, self.now) {
             self.alert_queue.push(event);
         }
     }
@@ -331,15 +359,15 @@ impl Manager {
         if slot.job.is_some() {
             return;
         }
+        let now = self.now;
         if self.jobs.drain.is_closed() {
-            slot.refuse_work_while_stopping();
+            slot.refuse_work_while_stopping(now);
             return;
         }
         if !slot.logouts.is_empty() {
             self.start_logout(name);
             return;
         }
-        let now = Utc::now();
         match &slot.creds {
             // A failed load is retried when its backoff ends or a caller asks, never at
             // once: a locked keychain must not be read in a loop.
@@ -357,17 +385,17 @@ impl Manager {
                         format!("slot {name} has no stored credentials; log in again"),
                     )
                 });
-                slot.resolve_waiters(Err(refusal));
+                slot.resolve_waiters(Err(refusal), now);
             }
             Creds::Present {
                 stored: Stored::No { retry_at, .. },
                 ..
             } if scheduled && *retry_at <= now => {
-                start_store_write(&self.jobs, slot);
+                start_store_write(&mut self.jobs, slot);
             }
             Creds::Present { tokens, .. } => {
                 if let Some(refusal) = slot.refusal(&self.config) {
-                    slot.resolve_waiters(Err(refusal));
+                    slot.resolve_waiters(Err(refusal), now);
                     return;
                 }
                 let due = schedule::is_due(tokens, self.config.refresh_before_expiry, now);
@@ -384,7 +412,7 @@ impl Manager {
                     slot.next_refresh_at =
                         Some(slot.next_refresh_at.map_or(earliest, |at| at.min(earliest)));
                 } else {
-                    slot.resolve_waiters(Ok(()));
+                    slot.resolve_waiters(Ok(()), now);
                 }
             }
         }
@@ -408,7 +436,8 @@ impl Manager {
             slot.record.reason = Some("unknown_provider".into());
             slot.record.last_refresh_error = Some(error.clone());
             slot.next_refresh_at = None;
-            slot.resolve_waiters(Err(ErrorReply::new(ErrorCode::UnknownProvider, error)));
+            let now = self.now;
+            slot.resolve_waiters(Err(ErrorReply::new(ErrorCode::UnknownProvider, error)), now);
             self.persist();
             return;
         };
@@ -482,7 +511,7 @@ fn deadline(slot: &Slot) -> Option<DateTime<Utc>> {
 
 /// Starts writing the slot's held tokens to the store (the write its `Stored::No` is
 /// waiting for), under the write condition they need. Does nothing without tokens.
-pub(super) fn start_store_write(jobs: &JobContext, slot: &mut Slot) {
+pub(super) fn start_store_write(jobs: &mut JobOrders, slot: &mut Slot) {
     let (Some(tokens), Some(condition)) = (slot.creds.tokens(), slot.creds.write_condition())
     else {
         return;

@@ -28,6 +28,7 @@ mod lock;
 mod login;
 mod login_jobs;
 mod manager;
+mod orders;
 mod pacing;
 mod placement;
 mod reconcile;
@@ -35,6 +36,8 @@ mod results;
 mod retire;
 mod revocations;
 mod revoke_jobs;
+#[cfg(unix)]
+mod runner;
 pub mod schedule;
 #[cfg(unix)]
 mod server;
@@ -46,6 +49,7 @@ mod stop;
 mod store_probe;
 mod transitions;
 mod usage;
+mod waiters;
 mod writer;
 
 use std::sync::Arc;
@@ -149,18 +153,23 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
     let (alert_queue, alert_delivery) = alerts::spawn(&config);
     let store_probe = store_probe::start(&store, shutdown_rx.clone()).await;
 
+    let store_kind = store.kind();
+    let jobs = JobContext {
+        oauth,
+        store,
+        results: results_tx,
+        drain: drain::DrainGate::default(),
+        journal,
+        token_limit,
+        usage_limit,
+    };
     let manager = Manager::new(ManagerParts {
         config: Arc::new(config),
         state,
-        jobs: JobContext {
-            oauth,
-            store,
-            results: results_tx,
-            drain: drain::DrainGate::default(),
-            journal,
-            token_limit,
-            usage_limit,
-        },
+        jobs: orders::JobOrders::new(jobs.drain.clone(), jobs.journal.clone()),
+        store_kind,
+        clocks: clock::read(),
+        seed: fastrand::u64(..),
         state_tx,
         cache_tx,
         cache_path: paths.quota_cache.clone(),
@@ -169,7 +178,7 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
         unplaced: reconciled.unplaced,
         store_probe,
     });
-    manager.run(commands_rx, results_rx, shutdown_rx).await;
+    runner::run(manager, jobs, commands_rx, results_rx, shutdown_rx).await;
 
     let _ = server_stop_tx.send(true);
     let _ = server.await;

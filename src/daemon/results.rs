@@ -28,8 +28,13 @@ pub(super) const TOKEN_REPLY_UNUSABLE: &str = "token_reply_unusable";
 
 impl Manager {
     /// Applies one job result.
-    pub(super) fn on_result(&mut self, result: JobResult) {
-        self.watch_clock();
+    pub fn on_result(&mut self, result: JobResult, clocks: super::schedule::Clocks) {
+        self.at(clocks);
+        self.apply_result(result);
+    }
+
+    /// [`Manager::on_result`] at the time already taken.
+    pub(super) fn apply_result(&mut self, result: JobResult) {
         match result {
             JobResult::Loaded {
                 name,
@@ -95,11 +100,11 @@ impl Manager {
         result: Result<Option<StoredCredentials>, StoreError>,
     ) {
         let refresh_before_expiry = self.config.refresh_before_expiry;
+        let (now, unit) = (self.now, self.rng.f64());
         let Some(slot) = self.current(name, generation, "a credential load") else {
             self.retire_dropped_load(name, generation, result);
             return;
         };
-        let now = Utc::now();
         let mut store_error = None;
         match result {
             Ok(Some(item)) if slot.record.is_stale(reconcile::version_of(&item)) => {
@@ -125,7 +130,7 @@ impl Manager {
                     slot.record.state = SlotState::Active;
                     slot.record.reason = None;
                 }
-                schedule_next(slot, refresh_before_expiry);
+                schedule_next(slot, refresh_before_expiry, unit);
             }
             Ok(None) => {
                 slot.creds = Creds::Missing;
@@ -143,7 +148,7 @@ impl Manager {
                 };
                 slot.creds = Creds::NotLoaded {
                     attempt,
-                    retry_at: retry_time(now, attempt),
+                    retry_at: retry_time(now, attempt, unit),
                 };
                 if slot.record.state != SlotState::Inactive {
                     slot.record.state = SlotState::Degraded;
@@ -157,10 +162,13 @@ impl Manager {
                     tracing::debug!(slot = name, attempt, "still cannot load credentials: {e}");
                 }
                 // Callers are told now; the next load waits for its backed-off retry.
-                slot.resolve_waiters(Err(ErrorReply::new(
-                    ErrorCode::StoreUnavailable,
-                    format!("cannot load the credentials of slot {name}: {e}"),
-                )));
+                slot.resolve_waiters(
+                    Err(ErrorReply::new(
+                        ErrorCode::StoreUnavailable,
+                        format!("cannot load the credentials of slot {name}: {e}"),
+                    )),
+                    now,
+                );
                 store_error = Some(e);
             }
             Err(e) => {
@@ -183,11 +191,13 @@ impl Manager {
     ) {
         let refresh_before_expiry = self.config.refresh_before_expiry;
         let config = std::sync::Arc::clone(&self.config);
+        let now = self.now;
+        // Drawn up front: the slot borrows the manager below. One unit per use.
+        let units = [self.rng.f64(), self.rng.f64(), self.rng.f64()];
         let Some(slot) = self.current(name, generation, "a refresh result") else {
             self.retire_dropped_refresh(name, generation, outcome);
             return;
         };
-        let now = Utc::now();
         slot.last_reply_at = Some(now);
         let failures_before = slot.failures;
         // Some(new value) when this outcome tells us about the store's health.
@@ -204,7 +214,7 @@ impl Manager {
                 };
                 mark_refreshed(&mut slot.record, now);
                 slot.failures = 0;
-                schedule_next(slot, refresh_before_expiry);
+                schedule_next(slot, refresh_before_expiry, units[0]);
                 store_health = Some(None);
                 Ok(())
             }
@@ -215,7 +225,7 @@ impl Manager {
                     stored: Stored::No {
                         condition: condition.unwrap_or(WriteCondition::NewLogin { generation }),
                         attempt: 1,
-                        retry_at: retry_time(now, 1),
+                        retry_at: retry_time(now, 1, units[1]),
                     },
                 };
                 mark_refreshed(&mut slot.record, now);
@@ -223,7 +233,7 @@ impl Manager {
                 slot.record.state = SlotState::Degraded;
                 slot.record.reason = Some(STORE_UNAVAILABLE.into());
                 slot.record.last_refresh_error = Some(error.to_string());
-                schedule_next(slot, refresh_before_expiry);
+                schedule_next(slot, refresh_before_expiry, units[0]);
                 tracing::error!(
                     slot = name,
                     "refreshed, but the new tokens could not be stored; holding them in memory and retrying: {error}"
@@ -236,7 +246,7 @@ impl Manager {
                     Ok(()) => {
                         mark_refreshed(&mut slot.record, now);
                         slot.failures = 0;
-                        schedule_next(slot, refresh_before_expiry);
+                        schedule_next(slot, refresh_before_expiry, units[0]);
                         Ok(())
                     }
                     Err(rotated) => {
@@ -253,7 +263,7 @@ impl Manager {
                     slot.failures,
                     refresh_before_expiry,
                     now,
-                    fastrand::f64(),
+                    units[1],
                 );
                 let error = next.explain(error);
                 slot.record.state = SlotState::Degraded;
@@ -281,20 +291,25 @@ impl Manager {
             match &unusable {
                 Some(defect) => {
                     slot.failures = failures_before + 1;
-                    let error = unusable_reply(slot, defect, stored, refresh_before_expiry, now);
+                    let error = unusable_reply(
+                        slot,
+                        defect,
+                        stored,
+                        refresh_before_expiry,
+                        (now, units[2]),
+                    );
                     result = Err(error);
                 }
                 None => {
                     let held = slot.creds.tokens();
                     slot.next_refresh_at = held.map(|_| {
-                        let unit = fastrand::f64();
                         pacing::next_request(
                             LastReply::Granted,
                             held,
                             0,
                             refresh_before_expiry,
                             now,
-                            unit,
+                            units[2],
                         )
                         .at
                     });
@@ -306,7 +321,7 @@ impl Manager {
             // The new token is what a usage 401 asked for.
             slot.refresh_wanted = false;
         }
-        slot.resolve_waiters(result);
+        slot.resolve_waiters(result, now);
         if let Some(health) = store_health {
             self.store_error = health;
         }
@@ -332,10 +347,10 @@ impl Manager {
         generation: u64,
         result: Result<StoredCredentials, StoreError>,
     ) {
+        let (now, unit) = (self.now, self.rng.f64());
         let Some(slot) = self.current(name, generation, "a credential write") else {
             return;
         };
-        let now = Utc::now();
         let login_write = match result {
             Ok(item) => {
                 slot.record.note_item(reconcile::version_of(&item));
@@ -361,14 +376,14 @@ impl Manager {
                 } = &mut slot.creds
                 {
                     *attempt += 1;
-                    *retry_at = retry_time(now, *attempt);
+                    *retry_at = retry_time(now, *attempt, unit);
                 }
                 // The store worker logs the outage once; each retry only at debug.
                 tracing::debug!(slot = name, "credential write failed: {e}");
                 self.store_error = Some(e.clone());
                 LoginWrite::Unavailable(e)
             }
-            Err(e) => conflict::write_refused(slot, generation, &e, now),
+            Err(e) => conflict::write_refused(slot, generation, &e, (now, unit)),
         };
         if matches!(login_write, LoginWrite::Stored) {
             self.revoke_superseded(name);
@@ -389,7 +404,7 @@ fn unusable_reply(
     defect: &str,
     stored: bool,
     refresh_before_expiry: std::time::Duration,
-    now: DateTime<Utc>,
+    (now, unit): (DateTime<Utc>, f64),
 ) -> ErrorReply {
     let next = pacing::next_request(
         LastReply::Unusable,
@@ -397,7 +412,7 @@ fn unusable_reply(
         slot.failures,
         refresh_before_expiry,
         now,
-        fastrand::f64(),
+        unit,
     );
     slot.next_refresh_at = Some(next.at);
     let error = next.explain_unusable(defect);
@@ -419,15 +434,19 @@ fn mark_refreshed(record: &mut SlotRecord, now: DateTime<Utc>) {
     record.refreshes += 1;
 }
 
-/// Sets the slot's next refresh from its tokens' expiry.
-pub(super) fn schedule_next(slot: &mut Slot, refresh_before_expiry: std::time::Duration) {
+/// Sets the slot's next refresh from its tokens' expiry, jittered by `unit` (in [0, 1)).
+pub(super) fn schedule_next(
+    slot: &mut Slot,
+    refresh_before_expiry: std::time::Duration,
+    unit: f64,
+) {
     slot.next_refresh_at = slot
         .creds
         .tokens()
-        .map(|t| schedule::next_refresh_at(t, refresh_before_expiry, fastrand::f64()));
+        .map(|t| schedule::next_refresh_at(t, refresh_before_expiry, unit));
 }
 
-/// When to retry a store operation after `attempt` failures.
-pub(super) fn retry_time(now: DateTime<Utc>, attempt: u32) -> DateTime<Utc> {
-    now + delta(schedule::backoff(attempt, None, fastrand::f64()))
+/// When to retry a store operation after `attempt` failures, jittered by `unit`.
+pub(super) fn retry_time(now: DateTime<Utc>, attempt: u32, unit: f64) -> DateTime<Utc> {
+    now + delta(schedule::backoff(attempt, None, unit))
 }

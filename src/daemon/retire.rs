@@ -47,7 +47,7 @@ impl Manager {
     /// Revokes `token` at `provider` now, unless a slot holds it (a provider that does not
     /// rotate, the same token logged in twice).
     pub(super) fn revoke_unheld(
-        &self,
+        &mut self,
         name: &str,
         provider: &str,
         token: Secret,

@@ -109,8 +109,8 @@ impl Manager {
                 "could not revoke the refresh token of {why} ({error}) nor keep it for a retry ({store_error}); it stays valid at the provider"
             ),
             FirstOutcome::Kept { id, error } => {
-                let now = Utc::now();
-                let wait = revocation::backoff(self.config.revocation_retry, 1, fastrand::f64());
+                let now = self.now;
+                let wait = revocation::backoff(self.config.revocation_retry, 1, self.rng.f64());
                 tracing::warn!(
                     slot,
                     revocation = id,
@@ -140,12 +140,12 @@ impl Manager {
         let Some(index) = self.revocations.entries.iter().position(|e| e.id == id) else {
             return;
         };
+        let (now, unit) = (self.now, self.rng.f64());
         let entry = &mut self.revocations.entries[index];
         let (slot, attempts) = (entry.slot.clone(), entry.attempts + 1);
         match outcome {
             RetryOutcome::Failed(error) => {
-                let wait =
-                    revocation::backoff(self.config.revocation_retry, attempts, fastrand::f64());
+                let wait = revocation::backoff(self.config.revocation_retry, attempts, unit);
                 tracing::warn!(
                     slot,
                     revocation = id,
@@ -155,7 +155,7 @@ impl Manager {
                 );
                 entry.attempts = attempts;
                 entry.last_error = Some(error);
-                entry.next_attempt_at = Utc::now() + delta(wait);
+                entry.next_attempt_at = now + delta(wait);
             }
             RetryOutcome::Revoked => {
                 tracing::info!(

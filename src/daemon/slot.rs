@@ -3,15 +3,16 @@
 //! Plain data with small pure helpers; the manager decides what happens.
 
 use chrono::{DateTime, Utc};
-use tokio::sync::oneshot;
 
 use crate::config::Config;
-use crate::protocol::{ErrorCode, ErrorReply, LoginReply, Response, SlotStatus};
+use crate::protocol::{ErrorCode, ErrorReply, LoginReply, SlotStatus};
 use crate::secret::Secret;
 use crate::state::{SlotRecord, SlotState};
 use crate::store::{StoredCredentials, Tokens, WriteCondition};
 
+use super::manager::Reply;
 use super::usage::QuotaState;
+use super::waiters::Waiter;
 
 /// Where a slot's credentials stand.
 #[derive(Debug)]
@@ -91,14 +92,6 @@ pub enum Job {
     Writing,
 }
 
-/// A caller waiting for a slot's current or next refresh.
-pub struct Waiter {
-    pub reply: oneshot::Sender<SlotOutcome>,
-    /// A `token` caller: it needs a refresh only when the token is due. A `refresh`
-    /// caller always wants one.
-    pub token_only: bool,
-}
-
 /// What a waiter learns when the slot's job ends.
 #[derive(Debug, Clone)]
 pub struct SlotOutcome {
@@ -118,7 +111,7 @@ pub struct Slot {
     pub job: Option<Job>,
     pub waiters: Vec<Waiter>,
     /// `logout` callers queued behind a running job.
-    pub logouts: Vec<oneshot::Sender<Result<Response, ErrorReply>>>,
+    pub logouts: Vec<QueuedLogout>,
     pub next_refresh_at: Option<DateTime<Utc>>,
     /// Consecutive transient refresh failures (drives the backoff).
     pub failures: u32,
@@ -137,9 +130,16 @@ pub struct Slot {
     pub last_reply_at: Option<DateTime<Utc>>,
 }
 
+/// A `logout` caller queued behind a slot's running job.
+pub struct QueuedLogout {
+    pub reply: Reply,
+    /// Pending logins of the name this logout cancelled (its reply says how many).
+    pub cancelled: usize,
+}
+
 /// A login whose tokens are being stored; answered when the store has them.
 pub struct PendingLogin {
-    pub reply: oneshot::Sender<Result<Response, ErrorReply>>,
+    pub reply: Reply,
     /// The reply to send once stored.
     pub answer: LoginReply,
 }
@@ -179,12 +179,11 @@ impl Slot {
         }
     }
 
-    /// Answers every waiter with the same outcome.
-    pub fn resolve_waiters(&mut self, result: Result<(), ErrorReply>) {
+    /// Answers every waiter with the same outcome, judged at `now`.
+    pub fn resolve_waiters(&mut self, result: Result<(), ErrorReply>, now: DateTime<Utc>) {
         let outcome = self.outcome(result);
         for waiter in self.waiters.drain(..) {
-            // A waiter whose client went away is fine to skip.
-            let _ = waiter.reply.send(outcome.clone());
+            waiter.answer(&outcome, now);
         }
     }
 

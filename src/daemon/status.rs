@@ -1,8 +1,6 @@
 //! The `status` reply: every slot's health and quota, the credential store and the quota
 //! cache, judged as of now. Built from the manager's state without any I/O.
 
-use chrono::Utc;
-
 use crate::protocol::{CacheStatus, QuotaStatus, StatusReport};
 use crate::state::SlotState;
 
@@ -11,7 +9,7 @@ use super::manager::Manager;
 impl Manager {
     /// The `status` reply.
     pub(super) fn status(&self) -> StatusReport {
-        let now = Utc::now();
+        let now = self.now;
         StatusReport {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             pid: std::process::id(),

@@ -8,17 +8,17 @@
 //! daemon exit. Tokens it still holds only in memory are named at error level, once per
 //! slot: the next daemon cannot have them.
 //!
-//! Never sends a request and never decides a result's meaning: `super::results` does.
+//! This module holds the manager's side of it (what is still pending, what is refused);
+//! the waiting loop is the runner's (`super::runner::stop`). Never sends a request and
+//! never decides a result's meaning: `super::results` does.
 
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-use tokio::time::Instant;
-
 use crate::protocol::{ErrorCode, ErrorReply, Request, Response};
 
-use super::jobs::{JobResult, stopping};
+use super::jobs::stopping;
 use super::manager::{Command, Manager, start_store_write};
+use super::schedule::Clocks;
 use super::slot::{Creds, Job, Slot, Stored};
 
 /// Longest a stop waits: a token request sent just before the stop may take the whole
@@ -30,11 +30,11 @@ const STORE_ALLOWANCE: Duration = Duration::from_secs(15);
 /// How long tokens the store refused are retried at stop (within [`STOP_LIMIT`]).
 pub const STOP_STORE_RETRY: Duration = Duration::from_secs(10);
 /// Pause between two store retries at stop, and the longest the wait sleeps.
-const STOP_TICK: Duration = Duration::from_millis(500);
+pub const STOP_TICK: Duration = Duration::from_millis(500);
 
 /// What a stop still waits for.
 #[derive(Debug, Default, PartialEq, Eq)]
-struct Pending {
+pub struct Pending {
     /// Token requests out (or their results not yet reported).
     requests: usize,
     /// Slots with a store write under way.
@@ -46,14 +46,14 @@ struct Pending {
 }
 
 impl Pending {
-    fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.requests == 0
             && self.writing.is_empty()
             && self.unsaved.is_empty()
             && self.replies == 0
     }
 
-    fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         let mut parts = Vec::new();
         if self.requests > 0 {
             parts.push(format!("{} token request(s) already sent", self.requests));
@@ -75,56 +75,13 @@ impl Pending {
 }
 
 impl Manager {
-    /// Drains as described in the module docs; returns when the daemon may exit.
-    pub(super) async fn stop(
-        &mut self,
-        commands: &mut mpsc::Receiver<Command>,
-        results: &mut mpsc::UnboundedReceiver<JobResult>,
-    ) {
+    /// A stop begins: nothing new starts from now on (the drain gate closes).
+    pub fn begin_stop(&mut self) {
         self.jobs.drain.close();
-        let started = Instant::now();
-        let mut gate = self.jobs.drain.watch();
-        let mut said = String::new();
-        let mut next_retry = started;
-        loop {
-            // A job reports before it drops its guard: take what it sent first.
-            while let Ok(result) = results.try_recv() {
-                self.on_result(result);
-            }
-            let now = Instant::now();
-            let pending = self.pending(now < started + STOP_STORE_RETRY);
-            if pending.is_empty() {
-                break;
-            }
-            if now >= started + STOP_LIMIT {
-                tracing::error!(
-                    "stopping after {} s although still waiting for {}: their results are lost",
-                    STOP_LIMIT.as_secs(),
-                    pending.describe()
-                );
-                break;
-            }
-            let what = pending.describe();
-            if what != said {
-                tracing::info!("stopping: waiting for {what}");
-                said = what;
-            }
-            if now >= next_retry {
-                self.retry_unsaved_writes();
-                next_retry = now + STOP_TICK;
-            }
-            tokio::select! {
-                Some(command) = commands.recv() => self.refuse_while_stopping(command),
-                Some(result) = results.recv() => self.on_result(result),
-                _ = gate.changed() => {}
-                () = tokio::time::sleep(STOP_TICK) => {}
-            }
-        }
-        self.report_unsaved_at_exit();
     }
 
     /// What the stop still waits for; `retrying` counts tokens the store has not taken.
-    fn pending(&self, retrying: bool) -> Pending {
+    pub fn stop_pending(&self, retrying: bool) -> Pending {
         let writing = self
             .slots
             .values()
@@ -149,20 +106,20 @@ impl Manager {
     }
 
     /// Starts a store write for every idle slot whose newest tokens only we hold.
-    fn retry_unsaved_writes(&mut self) {
+    pub fn retry_unsaved_writes(&mut self) {
         for slot in self.slots.values_mut() {
             if slot.job.is_none() && holds_unsaved(slot) {
-                start_store_write(&self.jobs, slot);
+                start_store_write(&mut self.jobs, slot);
             }
         }
     }
 
     /// Answers a request that arrives while stopping: `ping` and `status` as usual,
     /// anything else with "shutting down".
-    fn refuse_while_stopping(&mut self, command: Command) {
+    pub fn refuse_while_stopping(&mut self, command: Command, clocks: Clocks) {
         match command.request {
             Request::Ping | Request::Status => {
-                let _ = self.handle(command);
+                let _ = self.handle(command, clocks);
             }
             Request::Shutdown => {
                 let _ = command.reply.send(Ok(Response::ShuttingDown));
@@ -175,7 +132,7 @@ impl Manager {
 
     /// Says loudly, once per slot, which tokens die with this process (those in the
     /// journal do not: the next start stores them).
-    fn report_unsaved_at_exit(&self) {
+    pub fn report_unsaved_at_exit(&self) {
         for slot in self.slots.values().filter(|slot| holds_unsaved(slot)) {
             if let Some(journal) = &self.jobs.journal
                 && journal.holds(&slot.name)
@@ -203,10 +160,10 @@ impl Manager {
 
 impl Slot {
     /// Once stopping, a slot starts nothing: its waiting callers and logouts hear why.
-    pub(super) fn refuse_work_while_stopping(&mut self) {
-        self.resolve_waiters(Err(stopping()));
+    pub(super) fn refuse_work_while_stopping(&mut self, now: chrono::DateTime<chrono::Utc>) {
+        self.resolve_waiters(Err(stopping()), now);
         for logout in self.logouts.drain(..) {
-            let _ = logout.send(Err(ErrorReply::new(
+            let _ = logout.reply.send(Err(ErrorReply::new(
                 ErrorCode::ShuttingDown,
                 "the daemon is shutting down before this logout started; run it again once it has restarted",
             )));

@@ -121,7 +121,8 @@ impl Manager {
         if slot.record.generation != generation {
             return;
         }
-        let now = Utc::now();
+        let now = self.now;
+        let unit = self.rng.f64();
         let quota = &mut slot.quota;
         quota.fetching = false;
         match outcome {
@@ -147,13 +148,13 @@ impl Manager {
             UsageOutcome::Unauthorized => {
                 fail(
                     quota,
-                    now,
+                    (now, unit),
                     "usage endpoint: HTTP 401 even after a refresh".into(),
                     None,
                 );
             }
             UsageOutcome::Failed { error, retry_after } => {
-                fail(quota, now, error, retry_after);
+                fail(quota, (now, unit), error, retry_after);
             }
         }
         self.publish_cache();
@@ -170,7 +171,7 @@ impl Manager {
         }
         slot.quota.after_refresh = false;
         if refreshed {
-            self.start_usage_fetch(name, Utc::now());
+            self.start_usage_fetch(name, self.now);
         }
     }
 
@@ -211,9 +212,14 @@ impl Manager {
 }
 
 /// Records a failed fetch: keep the last good data, back off (at least `retry_after`).
-fn fail(quota: &mut QuotaState, now: DateTime<Utc>, error: String, retry_after: Option<Duration>) {
+fn fail(
+    quota: &mut QuotaState,
+    (now, unit): (DateTime<Utc>, f64),
+    error: String,
+    retry_after: Option<Duration>,
+) {
     quota.failures += 1;
-    let wait = schedule::backoff(quota.failures, retry_after, fastrand::f64());
+    let wait = schedule::backoff(quota.failures, retry_after, unit);
     quota.blocked_until = Some(now + delta(wait));
     quota.error = Some(error);
 }
@@ -279,7 +285,7 @@ mod tests {
         };
         fail(
             &mut q,
-            at("2026-01-01T00:00:00Z"),
+            (at("2026-01-01T00:00:00Z"), 0.5),
             "429".into(),
             Some(Duration::ZERO),
         );
@@ -297,7 +303,7 @@ mod tests {
         };
         fail(
             &mut q,
-            at("2026-01-01T00:00:00Z"),
+            (at("2026-01-01T00:00:00Z"), 0.5),
             "429".into(),
             Some(Duration::from_secs(1200)),
         );
