@@ -7,11 +7,16 @@
 //! - nothing logged out comes back: no token of a grant the daemon revoked is presented,
 //!   and no slot of a logged-out account reappears without a new login;
 //! - the newest rotated token is durable (store or journal) before it is presented again
-//!   or acknowledged to a caller (a `token` reply, a login's reply);
+//!   or acknowledged to a caller (a `token` reply, a login's reply). A login's redeemed
+//!   token (position 1 of a grant a login redeemed) is judged at the login's reply only:
+//!   the daemon does not journal it, and answers a login whose store write failed with a
+//!   warning that the tokens are held in memory (a documented degraded mode, counted in
+//!   [`Checker::memory_only_logins`] rather than failed);
 //! - no slot is deactivated by a transient fault: `session_expired`/`client_rejected`
 //!   only after the server refused that slot's login for good;
 //! - one slot per account;
-//! - at most one token request per slot in flight.
+//! - at most one token request per lineage (grant) in flight;
+//! - alerts at most once per transition (judged in `super::alerts`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -30,6 +35,8 @@ pub struct Checker {
     /// Slots (name, generation) the server refused for good.
     refused: BTreeSet<(String, u64)>,
     sightings_seen: usize,
+    /// Logins acknowledged while their tokens were only in memory, said in the reply.
+    pub memory_only_logins: u64,
 }
 
 /// The newest refresh token of each grant held durably (store items and journal).
@@ -49,6 +56,11 @@ fn is_durable(durable: &Durable, id: TokenId) -> bool {
     durable.get(&id.grant).is_some_and(|&pos| pos >= id.pos)
 }
 
+/// True for the token a login redeemed (judged at the login's reply, see the module docs).
+fn login_redeemed(id: TokenId, logins: &BTreeSet<usize>) -> bool {
+    id.pos == 1 && logins.contains(&id.grant)
+}
+
 impl Checker {
     pub fn new(seed: u64) -> Self {
         Checker {
@@ -58,6 +70,7 @@ impl Checker {
             logged_out: BTreeSet::new(),
             refused: BTreeSet::new(),
             sightings_seen: 0,
+            memory_only_logins: 0,
         }
     }
 
@@ -85,17 +98,42 @@ impl Checker {
     }
 
     /// A refresh token is about to be presented to the server by the daemon.
-    pub fn presented(&mut self, id: TokenId, durable: &Durable) {
+    pub fn presented(&mut self, id: TokenId, durable: &Durable, logins: &BTreeSet<usize>) {
         // Position 0 is the token the user handed to a login: the user holds it.
-        if id.pos > 0 && !is_durable(durable, id) {
+        if id.pos > 0 && !is_durable(durable, id) && !login_redeemed(id, logins) {
             self.violation(format!("{id} was presented before it was durable"));
         }
     }
 
     /// A caller got a token, or a login's success, carrying the tokens issued with `id`.
-    pub fn acknowledged(&mut self, id: TokenId, what: &str, durable: &Durable) {
-        if !is_durable(durable, id) {
+    pub fn acknowledged(
+        &mut self,
+        id: TokenId,
+        what: &str,
+        durable: &Durable,
+        logins: &BTreeSet<usize>,
+    ) {
+        if !is_durable(durable, id) && !login_redeemed(id, logins) {
             self.violation(format!("{what} was acknowledged before {id} was durable"));
+        }
+    }
+
+    /// An alert broke "at most once per transition" (`super::alerts`).
+    pub fn alert(&mut self, what: String) {
+        self.violation(what);
+    }
+
+    /// A login of `grant` was answered with success; `in_memory` when the reply says its
+    /// tokens could not be stored yet.
+    pub fn login_acknowledged(&mut self, grant: usize, in_memory: bool, durable: &Durable) {
+        let id = TokenId { grant, pos: 1 };
+        if is_durable(durable, id) {
+            return;
+        }
+        if in_memory {
+            self.memory_only_logins += 1;
+        } else {
+            self.violation(format!("a login was acknowledged before {id} was durable"));
         }
     }
 
@@ -208,12 +246,17 @@ mod tests {
     fn a_rotated_token_must_be_durable_before_use_or_acknowledgement() {
         let mut checker = Checker::new(1);
         let durable = durable_of(["rt.0.3", "rt.0.1", "rt.2.0"].into_iter());
-        checker.presented(TokenId { grant: 0, pos: 3 }, &durable);
-        checker.presented(TokenId { grant: 5, pos: 0 }, &durable);
+        let logins = BTreeSet::from([7]);
+        checker.presented(TokenId { grant: 0, pos: 3 }, &durable, &logins);
+        checker.presented(TokenId { grant: 5, pos: 0 }, &durable, &logins);
+        checker.presented(TokenId { grant: 7, pos: 1 }, &durable, &logins);
+        checker.login_acknowledged(7, true, &durable);
         assert!(checker.violations().is_empty());
-        checker.presented(TokenId { grant: 2, pos: 1 }, &durable);
-        checker.acknowledged(TokenId { grant: 0, pos: 4 }, "a token", &durable);
-        assert_eq!(checker.violations().len(), 2);
+        assert_eq!(checker.memory_only_logins, 1);
+        checker.presented(TokenId { grant: 2, pos: 1 }, &durable, &logins);
+        checker.acknowledged(TokenId { grant: 0, pos: 4 }, "a token", &durable, &logins);
+        checker.login_acknowledged(7, false, &durable);
+        assert_eq!(checker.violations().len(), 3);
     }
 
     #[test]
