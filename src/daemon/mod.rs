@@ -10,47 +10,15 @@
 #![cfg_attr(not(unix), allow(dead_code, unused_imports))]
 
 mod alerts;
-#[cfg(unix)]
-mod backpressure;
-mod cancel;
-mod clock;
-mod conflict;
-mod drain;
-mod flow_input;
-mod flows;
-mod handlers;
-mod joblog;
+mod core;
 mod jobs;
-mod journal_jobs;
-mod journal_start;
-mod limiter;
-mod lock;
-mod login;
-mod login_jobs;
-mod manager;
-mod orders;
-mod pacing;
-mod placement;
-mod reconcile;
-mod results;
-mod retire;
-mod revocations;
-mod revoke_jobs;
 #[cfg(unix)]
 mod runner;
-pub mod schedule;
 #[cfg(unix)]
 mod server;
 #[cfg(test)]
 mod sim;
-mod slot;
-mod status;
-mod stop;
-mod store_probe;
-mod transitions;
-mod usage;
-mod waiters;
-mod writer;
+mod start;
 
 use std::sync::Arc;
 
@@ -67,8 +35,9 @@ use crate::paths::Paths;
 use crate::state::StateFile;
 use crate::store::CredentialStore;
 
+use self::core::{Manager, ManagerParts};
 use self::jobs::JobContext;
-use self::manager::{Manager, ManagerParts};
+use self::start::{journal_start, lock, reconcile, store_probe};
 
 /// Commands queued between the socket server and the manager before senders wait.
 const COMMAND_QUEUE: usize = 1024;
@@ -122,8 +91,8 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
         tracing::warn!("config {}: {warning}", paths.config_file.display());
     }
 
-    let token_limit = limiter::Limiter::new("token", config.max_token_requests);
-    let usage_limit = limiter::Limiter::new("usage", config.max_usage_requests);
+    let token_limit = jobs::limiter::Limiter::new("token", config.max_token_requests);
+    let usage_limit = jobs::limiter::Limiter::new("usage", config.max_usage_requests);
     let (results_tx, results_rx) = mpsc::unbounded_channel();
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -135,13 +104,13 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
         slots: Default::default(),
     }));
 
-    let writer = tokio::spawn(writer::state_file(
+    let writer = tokio::spawn(jobs::writer::state_file(
         paths.state_file.clone(),
         state.revision,
         state_rx,
         results_tx.clone(),
     ));
-    let cache_writer = tokio::spawn(writer::quota_cache(
+    let cache_writer = tokio::spawn(jobs::writer::quota_cache(
         paths.quota_cache.clone(),
         cache_rx,
         results_tx.clone(),
@@ -158,7 +127,7 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
         oauth,
         store,
         results: results_tx,
-        drain: drain::DrainGate::default(),
+        drain: core::drain::DrainGate::default(),
         journal,
         token_limit,
         usage_limit,
@@ -166,9 +135,9 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
     let manager = Manager::new(ManagerParts {
         config: Arc::new(config),
         state,
-        jobs: orders::JobOrders::new(jobs.drain.clone(), jobs.journal.clone()),
+        jobs: core::orders::JobOrders::new(jobs.drain.clone(), jobs.journal.clone()),
         store_kind,
-        clocks: clock::read(),
+        clocks: runner::read_clocks(),
         seed: fastrand::u64(..),
         state_tx,
         cache_tx,

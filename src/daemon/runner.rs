@@ -4,14 +4,18 @@
 //! the manager queued on the [`JobContext`], and flushes the manager's state to the
 //! writers. It decides nothing itself. At a stop it runs the drain ([`stop`]) the same way.
 
+use std::time::Duration;
+
+use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::clock;
-use super::jobs::{JobContext, JobResult};
-use super::manager::{Command, Flow, Manager};
-use super::schedule;
-use super::stop::{STOP_LIMIT, STOP_STORE_RETRY, STOP_TICK};
+use crate::daemon::core::reports::JobResult;
+use crate::daemon::core::schedule;
+use crate::daemon::core::schedule::Clocks;
+use crate::daemon::core::stop::{STOP_LIMIT, STOP_STORE_RETRY, STOP_TICK};
+use crate::daemon::core::{Command, Flow, Manager};
+use crate::daemon::jobs::JobContext;
 
 /// Serves until `shutdown` turns true, a `shutdown` request arrives, or every command
 /// sender is gone; then drains and returns once the daemon may exit.
@@ -24,14 +28,14 @@ pub async fn run(
 ) {
     manager.announce_start();
     loop {
-        let clocks = clock::read();
+        let clocks = read_clocks();
         manager.tick(clocks);
         settle(&mut manager, &ctx);
         let sleep = schedule::sleep_for(manager.earliest_deadline(), clocks.wall);
         tokio::select! {
             command = commands.recv() => match command {
                 Some(command) => {
-                    let flow = manager.handle(command, clock::read());
+                    let flow = manager.handle(command, read_clocks());
                     settle(&mut manager, &ctx);
                     if flow == Flow::Stop {
                         break;
@@ -40,7 +44,7 @@ pub async fn run(
                 None => break,
             },
             Some(result) = results.recv() => {
-                manager.on_result(result, clock::read());
+                manager.on_result(result, read_clocks());
                 settle(&mut manager, &ctx);
             }
             _ = shutdown.changed() => break,
@@ -57,12 +61,12 @@ pub async fn run(
 /// After an event: starts what the manager ordered, then saves and publishes what changed.
 fn settle(manager: &mut Manager, ctx: &JobContext) {
     for order in manager.jobs.take() {
-        order.start(ctx);
+        ctx.start(order);
     }
     manager.flush();
 }
 
-/// Drains as described in `super::stop`; returns when the daemon may exit.
+/// Drains as described in `crate::daemon::core::stop`; returns when the daemon may exit.
 async fn stop(
     manager: &mut Manager,
     ctx: &JobContext,
@@ -77,7 +81,7 @@ async fn stop(
     loop {
         // A job reports before it drops its guard: take what it sent first.
         while let Ok(result) = results.try_recv() {
-            manager.on_result(result, clock::read());
+            manager.on_result(result, read_clocks());
             settle(manager, ctx);
         }
         let now = Instant::now();
@@ -105,11 +109,11 @@ async fn stop(
         }
         tokio::select! {
             Some(command) = commands.recv() => {
-                manager.refuse_while_stopping(command, clock::read());
+                manager.refuse_while_stopping(command, read_clocks());
                 settle(manager, ctx);
             }
             Some(result) = results.recv() => {
-                manager.on_result(result, clock::read());
+                manager.on_result(result, read_clocks());
                 settle(manager, ctx);
             }
             _ = gate.changed() => {}
@@ -117,4 +121,56 @@ async fn stop(
         }
     }
     manager.report_unsaved_at_exit();
+}
+
+/// Reads both clocks now.
+pub fn read_clocks() -> Clocks {
+    Clocks {
+        wall: Utc::now(),
+        boot: boot_time(),
+    }
+}
+
+/// Time on a monotonic clock that counts suspend: `CLOCK_BOOTTIME` on Linux.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn boot_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_BOOTTIME exists on every Linux
+    // sessctl runs on (2.6.39+). On the impossible failure, fall back to `Instant`.
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) } == 0;
+    if !ok {
+        return since_start();
+    }
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// Elsewhere `Instant`, which may not count suspend: then a suspend looks like a forward
+/// step of the wall clock, which needs nothing.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn boot_time() -> Duration {
+    since_start()
+}
+
+/// Time since the first call, on `Instant`.
+fn since_start() -> Duration {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_boot_clock_moves_forward() {
+        let first = read_clocks();
+        let second = read_clocks();
+        assert!(second.boot >= first.boot);
+    }
 }

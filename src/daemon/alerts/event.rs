@@ -8,10 +8,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use crate::config::Config;
 use crate::state::SlotState;
-
-use crate::daemon::slot::Slot;
 
 /// At most this many slots are listed in one desktop notification body: a notification
 /// is no place for a long list (`sessctl status` has it all).
@@ -59,19 +56,6 @@ pub struct AlertSlot {
 }
 
 impl AlertSlot {
-    /// How `slot` stands now.
-    pub fn of(slot: &Slot, config: &Config) -> Self {
-        AlertSlot {
-            name: slot.name.clone(),
-            provider: slot.record.provider.clone(),
-            account: slot.record.account.clone(),
-            state: slot.record.state,
-            reason: slot.record.reason.clone(),
-            login_command: slot.login_command(config),
-            desktop_login_command: slot.login_command_where(config, true),
-        }
-    }
-
     fn account_text(&self) -> &str {
         self.account.as_deref().unwrap_or("unknown account")
     }

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use crate::state::{SlotState, StateFile};
 
-use super::super::alerts::{AlertEvent, AlertKind};
+use crate::daemon::alerts::{AlertEvent, AlertKind};
 use super::invariants::Checker;
 
 /// What the current process announced.

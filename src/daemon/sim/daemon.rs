@@ -1,4 +1,4 @@
-//! One simulated daemon process: a [`Manager`] built as `super::super::run` builds it, with
+//! One simulated daemon process: a [`Manager`] built as `crate::daemon::run` builds it, with
 //! the channels the runner's writers would read held here instead, and the runner's
 //! `settle` (take the job orders, then flush) as a method. Dropping it is a crash.
 
@@ -12,13 +12,12 @@ use crate::config::Config;
 use crate::state::StateFile;
 use crate::store::StoreKind;
 
-use super::super::alerts::{AlertEvent, AlertQueue};
-use super::super::drain::DrainGate;
-use super::super::manager::{Manager, ManagerParts};
-use super::super::orders::{JobOrder, JobOrders};
-use super::super::schedule::Clocks;
-use super::super::store_probe::StoreProbe;
-use super::super::writer::NumberedState;
+use crate::daemon::alerts::{AlertEvent, AlertQueue};
+use crate::daemon::core::drain::DrainGate;
+use crate::daemon::core::orders::{JobOrder, JobOrders};
+use crate::daemon::core::schedule::Clocks;
+use crate::daemon::core::{Manager, ManagerParts, NumberedState};
+use crate::daemon::start::store_probe::StoreProbe;
 
 /// A running simulated daemon.
 pub struct Daemon {

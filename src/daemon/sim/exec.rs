@@ -2,7 +2,7 @@
 //! scheduler advances one effect at a time (a token request, the journal append with it,
 //! a store call, the report), in any order against other jobs, so a crash can fall
 //! between any two effects. The effects hit the models; what a job reports is the real
-//! [`JobResult`] the real job would report, built as `super::super::jobs` builds it.
+//! [`JobResult`] the real job would report, built as `crate::daemon::jobs` builds it.
 
 use chrono::{DateTime, Utc};
 
@@ -12,12 +12,13 @@ use crate::protocol::{ErrorCode, ErrorReply, LogoutReply, Response};
 use crate::secret::Secret;
 use crate::store::{StoreError, Tokens, WriteCondition};
 
-use super::super::drain::{DrainGate, InFlight};
-use super::super::jobs::{JobResult, LoginResult, LoginSuccess, RefreshOutcome, stopping};
-use super::super::manager::Reply;
-use super::super::orders::JobOrder;
-use super::super::revoke_jobs::{FirstOutcome, RevocationReport};
-use super::super::schedule::delta;
+use crate::daemon::core::Reply;
+use crate::daemon::core::drain::{DrainGate, InFlight};
+use crate::daemon::core::orders::JobOrder;
+use crate::daemon::core::reports::{
+    FirstOutcome, JobResult, LoginResult, LoginSuccess, RefreshOutcome, RevocationReport, stopping,
+};
+use crate::daemon::core::schedule::delta;
 use super::invariants::{Checker, durable_of};
 use super::oauth::{ModelOAuth, parse};
 use super::store::ModelStore;
@@ -257,7 +258,7 @@ impl Running {
                 current,
                 condition,
             } => {
-                // Not sent once stopping, and not reported either (`jobs::refresh`).
+                // Not sent once stopping, and not reported either (`crate::daemon::jobs`).
                 let Some(entered) = env.drain.enter() else {
                     return Step::Done;
                 };
@@ -401,7 +402,7 @@ fn send_refresh(
         TokenOutcome::Refreshed(reply) => {
             let unusable = reply.defect.clone();
             let tokens = refreshed_tokens(reply, &current, env.now);
-            // `jobs::refresh` journals before the store write: both are one effect here
+            // `crate::daemon::jobs` journals before the store write: both are one effect here
             // (see the module docs of `super::oauth` on rotations a client cannot learn of).
             env.store.journal_append(&name, condition, tokens.clone());
             return Job::RefreshStore {

@@ -1,5 +1,5 @@
 //! Simulation testing of the daemon's sans-IO core (issue 11, item 2). A seeded,
-//! deterministic scheduler ([`world`]) drives the real [`super::manager::Manager`] together
+//! deterministic scheduler ([`world`]) drives the real [`super::core::Manager`] together
 //! with a model OAuth server ([`oauth`]) and a model credential store ([`store`]) over
 //! simulated time, executing its job orders as simulated jobs ([`exec`]), and checks the
 //! invariants ([`invariants`], [`alerts`]) after every step.

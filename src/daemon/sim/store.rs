@@ -142,7 +142,7 @@ impl ModelStore {
         self.outstanding.insert(slot.to_owned());
     }
 
-    /// The start's replay (`super::super::journal_start`): the newest entry of each slot
+    /// The start's replay (`crate::daemon::start::journal`): the newest entry of each slot
     /// still in `slots` is restored unless the store holds it or newer. Entries the store
     /// could not take stay for the next start.
     pub fn replay_journal(&mut self, slots: &BTreeSet<String>) {

@@ -19,9 +19,9 @@ use crate::config::Config;
 use crate::protocol::{ErrorReply, LoginRequest, RefreshRequest, Request, Response, SlotRef};
 use crate::state::StateFile;
 
-use super::super::jobs::JobResult;
-use super::super::manager::Command;
-use super::super::schedule::{Clocks, MAX_SLEEP};
+use crate::daemon::core::Command;
+use crate::daemon::core::reports::{JobResult, RefreshOutcome};
+use crate::daemon::core::schedule::{Clocks, MAX_SLEEP};
 use super::alerts::AlertWatch;
 use super::daemon::{self, Daemon};
 use super::exec::{Env, Running, Step, job_of};
@@ -454,11 +454,11 @@ fn describe(result: &JobResult) -> String {
         JobResult::Loaded { name, .. } => format!("loaded {name}"),
         JobResult::Refreshed { name, outcome, .. } => {
             let how = match outcome {
-                super::super::jobs::RefreshOutcome::Stored(_) => "stored",
-                super::super::jobs::RefreshOutcome::Unsaved { .. } => "unsaved",
-                super::super::jobs::RefreshOutcome::Conflict { .. } => "conflict",
-                super::super::jobs::RefreshOutcome::Transient { .. } => "transient",
-                super::super::jobs::RefreshOutcome::Permanent { .. } => "permanent",
+                RefreshOutcome::Stored(_) => "stored",
+                RefreshOutcome::Unsaved { .. } => "unsaved",
+                RefreshOutcome::Conflict { .. } => "conflict",
+                RefreshOutcome::Transient { .. } => "transient",
+                RefreshOutcome::Permanent { .. } => "permanent",
             };
             format!("refreshed {name}: {how}")
         }

@@ -1,0 +1,276 @@
+//! One slot as the manager holds it in memory: the persisted record, the credentials (or
+//! why there are none), the job running for it, and the callers waiting on that job.
+//! Plain data with small pure helpers; the manager decides what happens.
+
+use chrono::{DateTime, Utc};
+
+use crate::config::Config;
+use crate::protocol::{ErrorCode, ErrorReply, LoginReply, SlotStatus};
+use crate::secret::Secret;
+use crate::state::{ItemVersion, SlotRecord, SlotState};
+use crate::store::{StoredCredentials, Tokens, WriteCondition};
+
+use crate::daemon::core::Reply;
+use crate::daemon::core::usage::QuotaState;
+use crate::daemon::core::waiters::Waiter;
+
+/// Where a slot's credentials stand.
+#[derive(Debug)]
+pub enum Creds {
+    /// Not read from the store yet (or the store was unreachable: retry at `retry_at`).
+    NotLoaded {
+        attempt: u32,
+        retry_at: DateTime<Utc>,
+    },
+    /// The store holds no item for this slot.
+    Missing,
+    /// Tokens in hand: the newest we have, and whether the store has them too.
+    Present { tokens: Tokens, stored: Stored },
+}
+
+/// Whether the store holds a slot's newest tokens.
+#[derive(Debug)]
+pub enum Stored {
+    /// Yes: the store's item is this generation and version.
+    Yes { generation: u64, version: u64 },
+    /// No: the store could not take them; they live only in memory until a write with
+    /// `condition` succeeds (retried at `retry_at`).
+    No {
+        condition: WriteCondition,
+        attempt: u32,
+        retry_at: DateTime<Utc>,
+    },
+}
+
+impl Stored {
+    /// The stored identity of an item just written or read.
+    pub fn from_item(item: &StoredCredentials) -> Self {
+        Stored::Yes {
+            generation: item.generation,
+            version: item.version,
+        }
+    }
+}
+
+impl Creds {
+    /// The newest tokens we hold, stored or not.
+    pub fn tokens(&self) -> Option<&Tokens> {
+        match self {
+            Creds::Present { tokens, .. } => Some(tokens),
+            _ => None,
+        }
+    }
+
+    /// The condition the next write of this slot's credentials must meet.
+    pub fn write_condition(&self) -> Option<WriteCondition> {
+        match self {
+            Creds::Present {
+                stored:
+                    Stored::Yes {
+                        generation,
+                        version,
+                    },
+                ..
+            } => Some(WriteCondition::Exact {
+                generation: *generation,
+                version: *version,
+            }),
+            Creds::Present {
+                stored: Stored::No { condition, .. },
+                ..
+            } => Some(*condition),
+            _ => None,
+        }
+    }
+}
+
+/// The job currently running for a slot (at most one: this is the single flight).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    Loading,
+    Refreshing,
+    Writing,
+}
+
+/// What a waiter learns when the slot's job ends.
+#[derive(Debug, Clone)]
+pub struct SlotOutcome {
+    pub name: String,
+    pub state: SlotState,
+    pub result: Result<(), ErrorReply>,
+    /// The access token now held, for `token` callers.
+    pub access_token: Option<Secret>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// `reason` of a slot whose stored item is older than one the daemon already wrote.
+pub const STALE_CREDENTIALS: &str = "stale_credentials";
+
+/// A slot in the manager.
+pub struct Slot {
+    pub name: String,
+    pub record: SlotRecord,
+    pub creds: Creds,
+    pub job: Option<Job>,
+    pub waiters: Vec<Waiter>,
+    /// `logout` callers queued behind a running job.
+    pub logouts: Vec<QueuedLogout>,
+    pub next_refresh_at: Option<DateTime<Utc>>,
+    /// Consecutive transient refresh failures (drives the backoff).
+    pub failures: u32,
+    /// Something other than a caller wants a refresh now (a 401 from the usage endpoint).
+    pub refresh_wanted: bool,
+    /// Quota data and fetch bookkeeping.
+    pub quota: QuotaState,
+    /// The login that put the current tokens here, waiting for them to be stored before
+    /// it is answered.
+    pub pending_login: Option<PendingLogin>,
+    /// Refresh tokens of logins the current one replaced: revoked at the provider once the
+    /// current tokens are stored (not before: until then they are the fallback).
+    pub superseded: Vec<Secret>,
+    /// When the slot's last token request got its answer, whatever it was: no request
+    /// other than an explicit `refresh` goes sooner than [`crate::daemon::core::pacing`] allows after it.
+    pub last_reply_at: Option<DateTime<Utc>>,
+}
+
+/// A `logout` caller queued behind a slot's running job.
+pub struct QueuedLogout {
+    pub reply: Reply,
+    /// Pending logins of the name this logout cancelled (its reply says how many).
+    pub cancelled: usize,
+}
+
+/// A login whose tokens are being stored; answered when the store has them.
+pub struct PendingLogin {
+    pub reply: Reply,
+    /// The reply to send once stored.
+    pub answer: LoginReply,
+}
+
+impl Slot {
+    /// A slot read from the state file, credentials still to load.
+    pub fn from_record(name: String, record: SlotRecord, now: DateTime<Utc>) -> Self {
+        Slot {
+            name,
+            record,
+            creds: Creds::NotLoaded {
+                attempt: 0,
+                retry_at: now,
+            },
+            job: None,
+            waiters: Vec::new(),
+            logouts: Vec::new(),
+            next_refresh_at: None,
+            failures: 0,
+            refresh_wanted: false,
+            quota: QuotaState::default(),
+            pending_login: None,
+            superseded: Vec::new(),
+            last_reply_at: None,
+        }
+    }
+
+    /// The outcome to hand to waiters, given how the job ended.
+    pub fn outcome(&self, result: Result<(), ErrorReply>) -> SlotOutcome {
+        let tokens = self.creds.tokens();
+        SlotOutcome {
+            name: self.name.clone(),
+            state: self.record.state,
+            result,
+            access_token: tokens.map(|t| t.access_token.clone()),
+            expires_at: tokens.and_then(|t| t.expires_at),
+        }
+    }
+
+    /// Answers every waiter with the same outcome, judged at `now`.
+    pub fn resolve_waiters(&mut self, result: Result<(), ErrorReply>, now: DateTime<Utc>) {
+        let outcome = self.outcome(result);
+        for waiter in self.waiters.drain(..) {
+            waiter.answer(&outcome, now);
+        }
+    }
+
+    /// The error a refresh of this slot meets before any request is made, if any.
+    pub fn refusal(&self, config: &Config) -> Option<ErrorReply> {
+        if self.record.state == SlotState::Inactive {
+            let reason = self.record.reason.as_deref().unwrap_or("inactive");
+            return Some(ErrorReply::new(
+                ErrorCode::SlotInactive,
+                format!(
+                    "slot {} needs a new login ({reason}); run: {}",
+                    self.name,
+                    self.login_command(config)
+                ),
+            ));
+        }
+        None
+    }
+
+    /// The command that logs this slot in again, with the flow that fits this machine
+    /// ([`crate::relogin::command_here`]). A provider gone from the config still gets a
+    /// command; `login` will then say what is wrong with it.
+    pub fn login_command(&self, config: &Config) -> String {
+        let browser = crate::relogin::browser_available(|v| std::env::var_os(v));
+        self.login_command_where(config, browser)
+    }
+
+    /// [`Slot::login_command`] for a machine that can (`browser`) or cannot open a browser.
+    pub fn login_command_where(&self, config: &Config, browser: bool) -> String {
+        match config.providers.get(&self.record.provider) {
+            Some(provider) => crate::relogin::command(&self.name, provider, browser),
+            None => format!(
+                "sessctl login {} --provider {}",
+                self.name, self.record.provider
+            ),
+        }
+    }
+
+    /// This slot as `status` shows it.
+    pub fn status(&self) -> SlotStatus {
+        SlotStatus {
+            name: self.name.clone(),
+            provider: self.record.provider.clone(),
+            account: self.record.account.clone(),
+            state: self.record.state,
+            reason: self.record.reason.clone(),
+            access_token_expires_at: self.creds.tokens().and_then(|t| t.expires_at),
+            last_refresh_at: self.record.last_refresh_at,
+            last_refresh_error: self.record.last_refresh_error.clone(),
+            next_refresh_at: self.next_refresh_at,
+            refreshes: self.record.refreshes,
+            quota: None,
+        }
+    }
+
+    /// Marks the slot inactive: no token request is made for it until a new login.
+    pub fn deactivate(&mut self, reason: &str, error: String) {
+        self.record.state = SlotState::Inactive;
+        self.record.reason = Some(reason.to_owned());
+        self.record.last_refresh_error = Some(error);
+        self.next_refresh_at = None;
+    }
+
+    /// The store handed back an item older than one already written: its refresh token was
+    /// already spent (presenting it would revoke the grant under strict rotation), so the
+    /// slot holds no credentials and is inactive until the newer item is put back or the slot
+    /// is logged in again.
+    pub fn refuse_stale(&mut self, found: ItemVersion) {
+        let newest = self.record.newest_written.unwrap_or(found);
+        let error = format!(
+            "the credential store holds an older copy of this slot's item (generation {} version {}; sessctl already wrote generation {} version {}), restored from a backup?; its refresh token was already used, so it is not presented",
+            found.generation, found.version, newest.generation, newest.version
+        );
+        tracing::error!(slot = self.name, "{error}");
+        self.creds = Creds::Missing;
+        self.deactivate(STALE_CREDENTIALS, error);
+    }
+
+    /// A slot refused for a stale item that now reads a current one is active again.
+    pub fn clear_stale(&mut self) {
+        if self.record.reason.as_deref() == Some(STALE_CREDENTIALS) {
+            self.record.state = SlotState::Active;
+            self.record.reason = None;
+            self.record.last_refresh_error = None;
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Starts the jobs the core ordered: each [`JobOrder`] becomes the job of the same name on
+//! the [`JobContext`].
+
+use std::time::Duration;
+
+use tokio::sync::{oneshot, watch};
+
+use crate::protocol::{ErrorCode, ErrorReply, Response};
+
+use crate::daemon::core::Reply;
+use crate::daemon::core::login::flows::DeviceResult;
+use crate::daemon::core::orders::JobOrder;
+
+use super::JobContext;
+
+impl JobContext {
+    /// Starts the job `order` asks for.
+    pub fn start(&self, order: JobOrder) {
+        let ctx = self;
+        match order {
+            JobOrder::Load { name, generation } => ctx.load(name, generation),
+            JobOrder::Refresh {
+                name,
+                generation,
+                provider,
+                current,
+                condition,
+                urgency,
+            } => ctx.refresh((name, generation), provider, current, condition, urgency),
+            JobOrder::Write {
+                name,
+                generation,
+                tokens,
+                condition,
+            } => ctx.write(name, generation, tokens, condition),
+            JobOrder::Usage {
+                name,
+                generation,
+                provider,
+                access_token,
+            } => ctx.usage(name, generation, provider, access_token),
+            JobOrder::Label { name, label } => ctx.store.label(&name, label),
+            JobOrder::Login {
+                name,
+                ticket,
+                provider,
+                refresh_token,
+                reply,
+            } => ctx.login((name, ticket), provider, refresh_token, reply),
+            JobOrder::CodeLogin { login, reply } => ctx.code_login(login, reply),
+            JobOrder::DeviceLogin {
+                login,
+                begun,
+                done,
+                cancelled,
+            } => ctx.device_login(login, begun, done, cancelled),
+            JobOrder::AwaitDevice {
+                result,
+                slice,
+                reply,
+            } => {
+                tokio::spawn(await_device(result, slice, reply));
+            }
+            JobOrder::Revoke {
+                slot,
+                provider,
+                token,
+                why,
+            } => ctx.revoke(slot, provider, token, why),
+            JobOrder::Logout {
+                name,
+                generation,
+                provider,
+                tokens,
+                reply,
+                cancelled,
+            } => {
+                let reply = counting_cancelled(reply, cancelled);
+                ctx.logout(name, generation, provider, tokens, reply);
+            }
+            JobOrder::RetryRevocation { id, slot, provider } => {
+                ctx.retry_revocation(id, slot, provider);
+            }
+        }
+    }
+}
+
+/// Waits up to `slice` for a device login's outcome and answers with it (or with
+/// `login_pending`).
+async fn await_device(mut result: watch::Receiver<DeviceResult>, slice: Duration, reply: Reply) {
+    let outcome = match tokio::time::timeout(slice, result.wait_for(Option::is_some)).await {
+        Ok(Ok(done)) => done.clone().unwrap_or(Ok(Response::LoginPending)),
+        Ok(Err(_)) => Err(ErrorReply::new(
+            ErrorCode::LoginFailed,
+            "the login ended without a result (cancelled, or the daemon is stopping)",
+        )),
+        Err(_) => Ok(Response::LoginPending),
+    };
+    let _ = reply.send(outcome);
+}
+
+/// A reply channel for the logout job whose answer goes on to `reply` saying that
+/// `cancelled` pending logins were cancelled too.
+fn counting_cancelled(reply: Reply, cancelled: usize) -> Reply {
+    if cancelled == 0 {
+        return reply;
+    }
+    let (tx, rx) = oneshot::channel();
+    tokio::spawn(async move {
+        let Ok(mut answer) = rx.await else {
+            return;
+        };
+        if let Ok(Response::Logout(logout)) = &mut answer {
+            logout.cancelled_logins = u32::try_from(cancelled).unwrap_or(u32::MAX);
+        }
+        let _ = reply.send(answer);
+    });
+    tx
+}
