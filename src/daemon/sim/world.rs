@@ -443,7 +443,12 @@ impl World {
         self.saved_number = 0;
         self.alerts = AlertWatch::default();
         self.checker.state(&self.durable);
-        self.note("restarted".to_owned());
+        let mut seen = Vec::new();
+        for (name, record) in &self.durable.slots {
+            let stored = self.store.peek(name).map(|i| (i.generation, i.version));
+            seen.push(format!("{name} gen {} (store {stored:?})", record.generation));
+        }
+        self.note(format!("restarted: {}", seen.join(", ")));
         self.settle();
         self.tick();
     }
