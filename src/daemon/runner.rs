@@ -60,7 +60,7 @@ pub async fn run(
 
 /// After an event: starts what the manager ordered, then saves and publishes what changed.
 fn settle(manager: &mut Manager, ctx: &JobContext) {
-    for order in manager.jobs.take() {
+    for order in manager.take_orders() {
         ctx.start(order);
     }
     manager.flush();

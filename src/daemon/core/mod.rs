@@ -70,57 +70,57 @@ pub struct Command {
 
 /// The state owner. See the module docs.
 pub struct Manager {
-    pub(in crate::daemon) config: Arc<Config>,
-    pub(in crate::daemon) slots: BTreeMap<String, Slot>,
-    pub(in crate::daemon) next_generation: u64,
+    config: Arc<Config>,
+    slots: BTreeMap<String, Slot>,
+    next_generation: u64,
     /// The I/O queued by the current event, for the runner to start.
-    pub(in crate::daemon) jobs: JobOrders,
+    jobs: JobOrders,
     /// The wall clock as of the event being handled (every judgement uses it).
-    pub(in crate::daemon) now: DateTime<Utc>,
+    now: DateTime<Utc>,
     /// Every random choice (jitter) comes from here: seeded, so a run can be replayed.
-    pub(in crate::daemon) rng: fastrand::Rng,
+    rng: fastrand::Rng,
     /// Whether the slots changed since the last snapshot went to the state writer.
     dirty: bool,
     /// Whether the quota cache is to be handed to its writer at the next flush.
     cache_due: bool,
-    pub(in crate::daemon) store_kind: StoreKind,
+    store_kind: StoreKind,
     /// Set while the credential store is unreachable.
-    pub(in crate::daemon) store_error: Option<String>,
+    store_error: Option<String>,
     /// Set while the state file cannot be saved.
-    pub(in crate::daemon) state_error: Option<String>,
+    state_error: Option<String>,
     /// Transitions already announced (pure; see [`crate::daemon::alerts`]).
-    pub(in crate::daemon) alerts: Alerts,
+    alerts: Alerts,
     /// Where alert events go to be delivered, without waiting.
     alert_queue: AlertQueue,
     /// Logs every slot state change.
     state_log: StateLog,
     state_tx: watch::Sender<NumberedState>,
     /// The number of the last state snapshot published.
-    pub(in crate::daemon) state_number: u64,
+    state_number: u64,
     /// Replies held until the state snapshot they depend on (by number) is on disk.
-    pub(in crate::daemon) awaiting_durable: Vec<(u64, Reply, Result<Response, ErrorReply>)>,
+    awaiting_durable: Vec<(u64, Reply, Result<Response, ErrorReply>)>,
     cache_tx: watch::Sender<QuotaCache>,
-    pub(in crate::daemon) cache_path: PathBuf,
+    cache_path: PathBuf,
     /// When the quota cache was last published (its `updated_at`).
-    pub(in crate::daemon) cache_published_at: DateTime<Utc>,
+    cache_published_at: DateTime<Utc>,
     /// The `updated_at` of the last cache actually written, and the last write error.
-    pub(in crate::daemon) cache_written_at: Option<DateTime<Utc>>,
-    pub(in crate::daemon) cache_error: Option<String>,
+    cache_written_at: Option<DateTime<Utc>>,
+    cache_error: Option<String>,
     /// Interactive logins waiting for their code or their device approval.
-    pub(in crate::daemon) flows: PendingFlows,
+    flows: PendingFlows,
     /// Jobs still running for logins a newer login replaced, by slot and generation: their
     /// results are dropped and the tokens they carry revoked (`crate::daemon::core::retire`).
-    pub(in crate::daemon) replaced_jobs: BTreeMap<(String, u64), ReplacedJob>,
+    replaced_jobs: BTreeMap<(String, u64), ReplacedJob>,
     /// Credential items found at start that match no slot (`crate::daemon::start::reconcile`).
-    pub(in crate::daemon) unplaced: Vec<UnplacedCredential>,
+    unplaced: Vec<UnplacedCredential>,
     /// Whether there is a keychain at all (`crate::daemon::start::store_probe`).
-    pub(in crate::daemon) store_probe: StoreProbe,
+    store_probe: StoreProbe,
     /// Which pending logins a logout cancelled (`crate::daemon::core::login::cancel`).
-    pub(in crate::daemon) login_tickets: LoginTickets,
+    login_tickets: LoginTickets,
     /// Revocations still owed, retried until done (`crate::daemon::core::revocations`).
-    pub(in crate::daemon) revocations: RevocationQueue,
+    revocations: RevocationQueue,
     /// The last reading of the wall and boot clocks, to see the wall clock stepped back.
-    pub(in crate::daemon) clock: ClockWatch,
+    clock: ClockWatch,
 }
 
 /// What the manager needs from its surroundings.
@@ -210,6 +210,11 @@ impl Manager {
     pub fn tick(&mut self, clocks: Clocks) {
         self.at(clocks);
         self.start_due_work(self.now);
+    }
+
+    /// The I/O queued since the last call, for the runner (or a simulator) to start.
+    pub fn take_orders(&mut self) -> Vec<orders::JobOrder> {
+        self.jobs.take()
     }
 
     /// Slots already inactive at start are announced: the user may not know.
