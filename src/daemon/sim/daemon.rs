@@ -70,7 +70,7 @@ impl Daemon {
 
     /// The runner's `settle`: the orders the last event queued, then the flush.
     pub fn settle(&mut self) -> Vec<JobOrder> {
-        let orders = self.manager.jobs.take();
+        let orders = self.manager.take_orders();
         self.manager.flush();
         orders
     }
