@@ -71,15 +71,12 @@ impl Manager {
                 outcome,
                 logout,
             } => {
-                let kept = self.first_outcome(&slot, &provider, why, outcome);
+                // A kept token is recorded in the state (queued for its retries).
+                self.first_outcome(&slot, &provider, why, outcome);
                 if let Some((reply, answer)) = logout {
-                    let answer = Ok(Response::Logout(answer));
-                    if kept {
-                        // `logout` says "revoked later" once the record is on disk.
-                        self.reply_when_durable(reply, answer);
-                    } else {
-                        let _ = reply.send(answer);
-                    }
+                    // Answered once the state file no longer lists the slot (and lists a
+                    // kept revocation): a crash after the answer must not bring it back.
+                    self.reply_when_durable(reply, Ok(Response::Logout(answer)));
                 }
             }
             RevocationReport::Retried { id, outcome } => self.retried(&id, outcome),
