@@ -31,3 +31,10 @@ pub(crate) fn restore(
 ) -> Result<StoredCredentials, StoreError> {
     rules::restore(backend, slot, item, None)
 }
+
+/// The store's inventory as the worker takes it at start.
+pub(crate) fn inventory(
+    backend: &mut dyn CredentialBackend,
+) -> Result<super::Inventory, StoreError> {
+    super::inventory::take(backend)
+}

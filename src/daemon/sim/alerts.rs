@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 
 use crate::state::{SlotState, StateFile};
 
-use crate::daemon::alerts::{AlertEvent, AlertKind};
 use super::invariants::Checker;
+use crate::daemon::alerts::{AlertEvent, AlertKind};
 
 /// What the current process announced.
 #[derive(Default)]
@@ -54,11 +54,8 @@ impl AlertWatch {
     /// The state the alerts were raised for: slots gone from it may be announced anew.
     pub fn state(&mut self, state: &StateFile) {
         self.inactive.retain(|name| state.slots.contains_key(name));
-        let all = !state.slots.is_empty()
-            && state
-                .slots
-                .values()
-                .all(|r| r.state == SlotState::Inactive);
+        let all =
+            !state.slots.is_empty() && state.slots.values().all(|r| r.state == SlotState::Inactive);
         if !all {
             self.all_inactive = false;
         }

@@ -12,6 +12,9 @@ use crate::protocol::{ErrorCode, ErrorReply, LogoutReply, Response};
 use crate::secret::Secret;
 use crate::store::{StoreError, Tokens, WriteCondition};
 
+use super::invariants::{Checker, durable_of};
+use super::oauth::{ModelOAuth, parse};
+use super::store::ModelStore;
 use crate::daemon::core::Reply;
 use crate::daemon::core::drain::{DrainGate, InFlight};
 use crate::daemon::core::orders::JobOrder;
@@ -19,9 +22,6 @@ use crate::daemon::core::reports::{
     FirstOutcome, JobResult, LoginResult, LoginSuccess, RefreshOutcome, RevocationReport, stopping,
 };
 use crate::daemon::core::schedule::delta;
-use super::invariants::{Checker, durable_of};
-use super::oauth::{ModelOAuth, parse};
-use super::store::ModelStore;
 
 /// What a job's effects act on.
 pub struct Env<'a> {
@@ -56,7 +56,10 @@ pub enum Job {
         unusable: Option<String>,
         grant: usize,
     },
-    Load { name: String, generation: u64 },
+    Load {
+        name: String,
+        generation: u64,
+    },
     Write {
         name: String,
         generation: u64,
@@ -78,7 +81,12 @@ pub enum Job {
         reply: Reply,
         cancelled: usize,
     },
-    Revoke { slot: String, provider: String, token: Secret, why: &'static str },
+    Revoke {
+        slot: String,
+        provider: String,
+        token: Secret,
+        why: &'static str,
+    },
     /// The I/O is done: the report is what is left (the token request's grant, if any).
     Report(JobResult, Option<usize>),
 }
@@ -240,8 +248,12 @@ impl Running {
                 refresh_token,
                 ..
             } => format!("redeem login {name} {}", place(refresh_token)),
-            Job::Logout { name, generation, .. } => format!("logout {name} gen {generation}"),
-            Job::Revoke { slot, token, why, .. } => {
+            Job::Logout {
+                name, generation, ..
+            } => format!("logout {name} gen {generation}"),
+            Job::Revoke {
+                slot, token, why, ..
+            } => {
                 format!("revoke {slot} {} ({why})", place(token))
             }
             Job::Report(..) => "report".to_owned(),

@@ -171,6 +171,14 @@ impl ModelStore {
         self.outstanding = unreplayed;
     }
 
+    /// The inventory the start reconciles the state file with (`None` while down).
+    pub fn inventory(&mut self) -> Option<crate::store::Inventory> {
+        if self.down {
+            return None;
+        }
+        sim_rules::inventory(&mut self.items).ok()
+    }
+
     /// Every refresh token held durably (store items and journal entries), for the checks.
     pub fn durable_refresh_tokens(&self) -> impl Iterator<Item = &str> {
         let stored = self.items.items.values().map(|i| &i.tokens);

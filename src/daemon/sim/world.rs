@@ -19,15 +19,16 @@ use crate::config::Config;
 use crate::protocol::{ErrorReply, LoginRequest, RefreshRequest, Request, Response, SlotRef};
 use crate::state::StateFile;
 
-use crate::daemon::core::Command;
-use crate::daemon::core::reports::{JobResult, RefreshOutcome};
-use crate::daemon::core::schedule::{Clocks, MAX_SLEEP};
 use super::alerts::AlertWatch;
 use super::daemon::{self, Daemon};
 use super::exec::{Env, Running, Step, job_of};
 use super::invariants::{Checker, durable_of};
 use super::oauth::{Faults, ModelOAuth, parse};
 use super::store::ModelStore;
+use crate::daemon::core::Command;
+use crate::daemon::core::reports::{JobResult, RefreshOutcome};
+use crate::daemon::core::schedule::{Clocks, MAX_SLEEP};
+use crate::daemon::start::reconcile::reconcile;
 
 /// Slot names the callers use.
 const NAMES: [&str; 3] = ["work", "home", "ci"];
@@ -191,7 +192,10 @@ impl World {
             Step::Next(job) => self.jobs.push(job),
             Step::Report(result) => {
                 let store_down = self.store.down;
-                self.note(format!("report {} (store down: {store_down})", describe(&result)));
+                self.note(format!(
+                    "report {} (store down: {store_down})",
+                    describe(&result)
+                ));
                 self.daemon.manager.on_result(result, self.clocks);
                 self.after_event();
             }
@@ -215,8 +219,14 @@ impl World {
         let name = NAMES[self.rng.usize(..NAMES.len())].to_owned();
         let (request, asked) = match self.rng.u8(0..10) {
             0..4 => (Request::Token(SlotRef { name }), Asked::Token),
-            4 => (Request::Refresh(RefreshRequest { name: Some(name) }), Asked::Other),
-            5 => (Request::Refresh(RefreshRequest { name: None }), Asked::Other),
+            4 => (
+                Request::Refresh(RefreshRequest { name: Some(name) }),
+                Asked::Other,
+            ),
+            5 => (
+                Request::Refresh(RefreshRequest { name: None }),
+                Asked::Other,
+            ),
             6 | 7 => {
                 let account = self.rng.usize(..ACCOUNTS);
                 let refresh_token = self.server.issue(account);
@@ -358,12 +368,19 @@ impl World {
                     .is_some_and(|w| w.contains("could not be stored yet"));
                 self.checker.login_acknowledged(*grant, in_memory, durable);
             }
-            (Asked::Logout { account: Some(account) }, Ok(Response::Logout(_))) => {
+            (
+                Asked::Logout {
+                    account: Some(account),
+                },
+                Ok(Response::Logout(_)),
+            ) => {
                 let pending_login = logging_in.contains(account);
                 if !pending_login {
                     self.checker.logged_out(account);
                 }
-                self.note(format!("logout of {account} answered (pending login: {pending_login})"));
+                self.note(format!(
+                    "logout of {account} answered (pending login: {pending_login})"
+                ));
             }
             _ => {}
         }
@@ -435,6 +452,11 @@ impl World {
     /// A new process over the durable state and the store, after the journal replay.
     fn restart(&mut self) {
         self.callers.clear();
+        // The start: the store's word on which slots exist (the state is saved when that
+        // changed it), then the journal replay, then the manager.
+        if let Some(inventory) = self.store.inventory() {
+            reconcile(&mut self.durable, &inventory, self.clocks.wall);
+        }
         let slots = self.durable.slots.keys().cloned().collect();
         self.store.replay_journal(&slots);
         let seed = self.rng.u64(..);
@@ -446,7 +468,10 @@ impl World {
         let mut seen = Vec::new();
         for (name, record) in &self.durable.slots {
             let stored = self.store.peek(name).map(|i| (i.generation, i.version));
-            seen.push(format!("{name} gen {} (store {stored:?})", record.generation));
+            seen.push(format!(
+                "{name} gen {} (store {stored:?})",
+                record.generation
+            ));
         }
         self.note(format!("restarted: {}", seen.join(", ")));
         self.settle();
