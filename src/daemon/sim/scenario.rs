@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use crate::config::Config;
-use crate::protocol::{ErrorReply, LoginRequest, Request, Response, SlotRef};
+use crate::protocol::{ErrorReply, LoginRequest, RefreshRequest, Request, Response, SlotRef};
 use crate::state::{SlotState, StateFile};
 
 use crate::daemon::core::Command;
@@ -209,4 +209,37 @@ fn a_logout_is_answered_only_once_the_state_file_no_longer_lists_the_slot() {
     script.save_state();
     assert!(matches!(logout.try_recv(), Ok(Ok(Response::Logout(_)))));
     assert!(!script.durable.slots.contains_key("home"));
+}
+
+/// Found by seed 6 (step 1015), not fixed (see the report): the previous daemon died holding
+/// rotated tokens the store had not taken (they are in the journal), and the store was
+/// unreachable when the next daemon started, so the journal could not be replayed. Once
+/// the store answers, that daemon loads the older item and presents its refresh token,
+/// which the provider already rotated: the grant is revoked. Nothing replays the journal
+/// before the first load of the run. The seeded runs avoid this case (a restart with
+/// journal entries finds the store up); run this with `--ignored` to see it.
+#[test]
+#[ignore = "known defect: an unreplayed journal is not replayed before the slot's first load"]
+fn rotated_tokens_journaled_while_the_store_was_down_are_not_lost_across_a_restart() {
+    let mut script = Script::new();
+    let login = script.login("work", 1);
+    assert!(matches!(login.blocking_recv(), Ok(Ok(Response::Login(_)))));
+
+    script.store.down = true;
+    let refresh = script.ask(Request::Refresh(RefreshRequest {
+        name: Some("work".into()),
+    }));
+    assert!(matches!(refresh.blocking_recv(), Ok(Ok(_))));
+    script.crash_and_restart();
+
+    script.store.down = false;
+    let refresh = script.ask(Request::Refresh(RefreshRequest {
+        name: Some("work".into()),
+    }));
+    let _ = refresh.blocking_recv();
+    assert!(
+        script.server.sightings.is_empty(),
+        "{:?}",
+        script.server.sightings
+    );
 }

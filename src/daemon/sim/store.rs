@@ -179,6 +179,11 @@ impl ModelStore {
         sim_rules::inventory(&mut self.items).ok()
     }
 
+    /// Whether the journal holds an entry for one of `slots`.
+    pub fn journal_holds_any(&self, slots: &BTreeSet<String>) -> bool {
+        self.journal.iter().any(|e| slots.contains(&e.slot))
+    }
+
     /// Every refresh token held durably (store items and journal entries), for the checks.
     pub fn durable_refresh_tokens(&self) -> impl Iterator<Item = &str> {
         let stored = self.items.items.values().map(|i| &i.tokens);
