@@ -212,6 +212,18 @@ fn place(token: &Secret) -> String {
 }
 
 impl Running {
+    /// The slot and refresh token a logout job revokes, if this is one.
+    pub fn logout_token(&self) -> Option<(&str, &Secret)> {
+        match &self.job {
+            Job::Logout {
+                name,
+                token: Some(token),
+                ..
+            } => Some((name, token)),
+            _ => None,
+        }
+    }
+
     /// The next effect, for the trace (tokens by place only).
     pub fn describe(&self) -> String {
         match &self.job {

@@ -24,6 +24,9 @@ pub enum Revoked {
     Reuse,
     /// The client revoked it (a logout, a replaced login).
     ByClient,
+    /// A logout revoked it in a process that died before the logout was answered and
+    /// saved: the next process still lists the slot, and learns of it by a refusal.
+    InterruptedLogout,
 }
 
 /// One login's lineage of refresh tokens.
@@ -147,7 +150,7 @@ impl ModelOAuth {
         let grant = &mut self.grants[id.grant];
         match grant.revoked {
             Some(Revoked::ByClient) => self.sightings.push(Sighting::AfterRevoke(id)),
-            Some(Revoked::Reuse) => {}
+            Some(Revoked::Reuse | Revoked::InterruptedLogout) => {}
             None if id.pos < grant.current => {
                 grant.revoked = Some(Revoked::Reuse);
                 self.sightings.push(Sighting::Reused(id));
@@ -166,6 +169,14 @@ impl ModelOAuth {
                     grant.revoked = Some(Revoked::ByClient);
                 }
             }
+        }
+    }
+
+    /// The logout that revoked `refresh_token`'s grant died unanswered (see [`Revoked`]).
+    pub fn logout_interrupted(&mut self, refresh_token: &Secret) {
+        let grant = parse(refresh_token.expose()).and_then(|id| self.grants.get_mut(id.grant));
+        if let Some(grant) = grant.filter(|g| g.revoked == Some(Revoked::ByClient)) {
+            grant.revoked = Some(Revoked::InterruptedLogout);
         }
     }
 

@@ -41,7 +41,10 @@ const TRACE: usize = 600;
 enum Asked {
     Token,
     Login { account: usize, grant: usize },
-    Logout { account: Option<String> },
+    Logout {
+        name: String,
+        account: Option<String>,
+    },
     Other,
 }
 
@@ -63,6 +66,9 @@ pub struct World {
     jobs: Vec<Running>,
     in_flight: Vec<usize>,
     logins: std::collections::BTreeSet<usize>,
+    /// Logouts that revoked their token and are not answered yet: if the process dies
+    /// first, the slot comes back and learns of the revocation by a refusal.
+    unanswered_logouts: Vec<(String, crate::secret::Secret)>,
     /// The newest token of each grant that was ever durable: an acknowledgement needs its
     /// token durable when it is given (a newer login may replace it later).
     ever_durable: super::invariants::Durable,
@@ -102,6 +108,7 @@ impl World {
             jobs: Vec::new(),
             in_flight: Vec::new(),
             logins: std::collections::BTreeSet::new(),
+            unanswered_logouts: Vec::new(),
             ever_durable: super::invariants::Durable::new(),
             callers: Vec::new(),
             published: (0, durable.clone()),
@@ -181,6 +188,9 @@ impl World {
     fn advance_job(&mut self) {
         let i = self.rng.usize(..self.jobs.len());
         let job = self.jobs.swap_remove(i);
+        if let Some((name, token)) = job.logout_token() {
+            self.unanswered_logouts.push((name.to_owned(), token.clone()));
+        }
         if !matches!(job.job, super::exec::Job::Report(..)) {
             let what = job.describe();
             self.note(what);
@@ -246,13 +256,16 @@ impl World {
                     .slots
                     .get(&name)
                     .and_then(|r| r.account.clone());
-                (Request::Logout(SlotRef { name }), Asked::Logout { account })
+                (
+                    Request::Logout(SlotRef { name: name.clone() }),
+                    Asked::Logout { name, account },
+                )
             }
             _ => (Request::Status, Asked::Other),
         };
         let whose = match &asked {
             Asked::Login { account, grant } => format!(" (a{account}@sim, g{grant})"),
-            Asked::Logout { account } => format!(" ({account:?})"),
+            Asked::Logout { account, .. } => format!(" ({account:?})"),
             _ => String::new(),
         };
         self.note(format!("request {}{whose}", request_name(&request)));
@@ -368,12 +381,11 @@ impl World {
                     .is_some_and(|w| w.contains("could not be stored yet"));
                 self.checker.login_acknowledged(*grant, in_memory, durable);
             }
-            (
-                Asked::Logout {
-                    account: Some(account),
-                },
-                Ok(Response::Logout(_)),
-            ) => {
+            (Asked::Logout { name, account }, Ok(Response::Logout(_))) => {
+                self.unanswered_logouts.retain(|(n, _)| n != name);
+                let Some(account) = account else {
+                    return;
+                };
                 let pending_login = logging_in.contains(account);
                 if !pending_login {
                     self.checker.logged_out(account);
@@ -400,6 +412,9 @@ impl World {
 
     /// Runs a job of a dead process to its end; its report goes nowhere.
     fn finish_silently(&mut self, mut job: Running) {
+        if let Some((name, token)) = job.logout_token() {
+            self.unanswered_logouts.push((name.to_owned(), token.clone()));
+        }
         loop {
             match job.advance(&mut self.env()) {
                 Step::Next(next) => job = next,
@@ -452,6 +467,9 @@ impl World {
     /// A new process over the durable state and the store, after the journal replay.
     fn restart(&mut self) {
         self.callers.clear();
+        for (_, token) in std::mem::take(&mut self.unanswered_logouts) {
+            self.server.logout_interrupted(&token);
+        }
         // The start: the store's word on which slots exist (the state is saved when that
         // changed it), then the journal replay, then the manager.
         if let Some(inventory) = self.store.inventory() {
