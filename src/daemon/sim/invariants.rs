@@ -5,7 +5,8 @@
 //!
 //! - no refresh token presented twice (the server's reuse detection fired);
 //! - nothing logged out comes back: no token of a grant the daemon revoked is presented,
-//!   and no slot of a logged-out account reappears without a new login;
+//!   and a logged-out slot never reappears with the login it had (only a newer login of
+//!   the name, which has a higher generation);
 //! - the newest rotated token is durable (store or journal) before it is presented again
 //!   or acknowledged to a caller (a `token` reply, a login's reply). A login's redeemed
 //!   token (position 1 of a grant a login redeemed) is judged at the login's reply only:
@@ -30,8 +31,9 @@ pub struct Checker {
     /// The step being checked.
     pub step: u64,
     violations: Vec<String>,
-    /// Accounts whose slot a logout removed (acknowledged), with no login asked since.
-    logged_out: BTreeSet<String>,
+    /// Slots a logout removed (acknowledged), with the generation they had when it was
+    /// asked: that login, or an older one, never shows up under the name again.
+    logged_out: BTreeMap<String, u64>,
     /// Slots (name, generation) the server refused for good.
     refused: BTreeSet<(String, u64)>,
     sightings_seen: usize,
@@ -67,7 +69,7 @@ impl Checker {
             seed,
             step: 0,
             violations: Vec::new(),
-            logged_out: BTreeSet::new(),
+            logged_out: BTreeMap::new(),
             refused: BTreeSet::new(),
             sightings_seen: 0,
             memory_only_logins: 0,
@@ -142,14 +144,10 @@ impl Checker {
         self.refused.insert((name.to_owned(), generation));
     }
 
-    /// A login of `account` was asked for: a slot of it may exist again.
-    pub fn login_asked(&mut self, account: &str) {
-        self.logged_out.remove(account);
-    }
-
-    /// A logout of the slot holding `account` was acknowledged.
-    pub fn logged_out(&mut self, account: &str) {
-        self.logged_out.insert(account.to_owned());
+    /// A logout of slot `name`, asked while it had `generation`, was acknowledged.
+    pub fn logged_out(&mut self, name: &str, generation: u64) {
+        let newest = self.logged_out.entry(name.to_owned()).or_insert(generation);
+        *newest = (*newest).max(generation);
     }
 
     /// A token request for a slot starts while `in_flight` others for it are out.
@@ -169,11 +167,14 @@ impl Checker {
                 if let Some(other) = accounts.insert(account.clone(), name.clone()) {
                     self.violation(format!("account {account} has two slots: {other}, {name}"));
                 }
-                if self.logged_out.contains(account) {
-                    self.violation(format!(
-                        "slot {name} of logged-out account {account} came back"
-                    ));
-                }
+            }
+            if let Some(&gone) = self.logged_out.get(name)
+                && record.generation <= gone
+            {
+                self.violation(format!(
+                    "slot {name} came back with generation {} after its logout (generation {gone})",
+                    record.generation
+                ));
             }
             let permanent = matches!(
                 record.reason.as_deref(),
@@ -269,11 +270,12 @@ mod tests {
         checker.state(&state(&[("s", expired)]));
         assert_eq!(checker.violations().len(), 1);
 
-        checker.logged_out("b@x");
-        let active = record("b@x", SlotState::Active, None);
+        checker.logged_out("t", 7);
+        let mut active = record("b@x", SlotState::Active, None);
         checker.state(&state(&[("t", active.clone())]));
         assert_eq!(checker.violations().len(), 2);
-        checker.login_asked("b@x");
+        // A new login of the name is a newer generation.
+        active.generation = 9;
         checker.state(&state(&[("t", active.clone()), ("u", active)]));
         assert_eq!(checker.violations().len(), 3, "{:?}", checker.violations());
     }

@@ -43,7 +43,8 @@ enum Asked {
     Login { account: usize, grant: usize },
     Logout {
         name: String,
-        account: Option<String>,
+        /// The slot's generation when the logout was asked.
+        generation: Option<u64>,
     },
     Other,
 }
@@ -241,7 +242,6 @@ impl World {
                 let account = self.rng.usize(..ACCOUNTS);
                 let refresh_token = self.server.issue(account);
                 let grant = self.server.grants.len() - 1;
-                self.checker.login_asked(&format!("a{account}@sim"));
                 let login = LoginRequest {
                     name,
                     provider: "sim".to_owned(),
@@ -250,22 +250,15 @@ impl World {
                 (Request::Login(login), Asked::Login { account, grant })
             }
             8 => {
-                let account = self
-                    .published
-                    .1
-                    .slots
-                    .get(&name)
-                    .and_then(|r| r.account.clone());
-                (
-                    Request::Logout(SlotRef { name: name.clone() }),
-                    Asked::Logout { name, account },
-                )
+                let generation = self.published.1.slots.get(&name).map(|r| r.generation);
+                let logout = Request::Logout(SlotRef { name: name.clone() });
+                (logout, Asked::Logout { name, generation })
             }
             _ => (Request::Status, Asked::Other),
         };
         let whose = match &asked {
             Asked::Login { account, grant } => format!(" (a{account}@sim, g{grant})"),
-            Asked::Logout { account, .. } => format!(" ({account:?})"),
+            Asked::Logout { generation, .. } => format!(" (generation {generation:?})"),
             _ => String::new(),
         };
         self.note(format!("request {}{whose}", request_name(&request)));
@@ -341,17 +334,10 @@ impl World {
             *newest = (*newest).max(pos);
         }
         let durable = self.ever_durable.clone();
-        // Logins not answered yet: a slot of their account may come back after a logout.
-        let logging_in: std::collections::BTreeSet<String> = (self.callers.iter())
-            .filter_map(|c| match c.asked {
-                Asked::Login { account, .. } => Some(format!("a{account}@sim")),
-                _ => None,
-            })
-            .collect();
         let mut waiting = Vec::new();
         for mut caller in std::mem::take(&mut self.callers) {
             match caller.rx.try_recv() {
-                Ok(reply) => self.heard(&caller.asked, reply, &durable, &logging_in),
+                Ok(reply) => self.heard(&caller.asked, reply, &durable),
                 Err(oneshot::error::TryRecvError::Empty) => waiting.push(caller),
                 Err(oneshot::error::TryRecvError::Closed) => {}
             }
@@ -364,7 +350,6 @@ impl World {
         asked: &Asked,
         reply: Result<Response, ErrorReply>,
         durable: &super::invariants::Durable,
-        logging_in: &std::collections::BTreeSet<String>,
     ) {
         match (asked, reply) {
             (Asked::Token, Ok(Response::Token(token))) => {
@@ -381,18 +366,11 @@ impl World {
                     .is_some_and(|w| w.contains("could not be stored yet"));
                 self.checker.login_acknowledged(*grant, in_memory, durable);
             }
-            (Asked::Logout { name, account }, Ok(Response::Logout(_))) => {
+            (Asked::Logout { name, generation }, Ok(Response::Logout(_))) => {
                 self.unanswered_logouts.retain(|(n, _)| n != name);
-                let Some(account) = account else {
-                    return;
-                };
-                let pending_login = logging_in.contains(account);
-                if !pending_login {
-                    self.checker.logged_out(account);
+                if let Some(generation) = generation {
+                    self.checker.logged_out(name, *generation);
                 }
-                self.note(format!(
-                    "logout of {account} answered (pending login: {pending_login})"
-                ));
             }
             _ => {}
         }
