@@ -80,6 +80,9 @@ impl Manager {
                 }
             }
             RevocationReport::Retried { id, outcome } => self.retried(&id, outcome),
+            RevocationReport::LoggedOut { reply, answer } => {
+                self.reply_when_durable(reply, Ok(Response::Logout(answer)));
+            }
         }
     }
 

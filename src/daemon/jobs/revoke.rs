@@ -13,7 +13,7 @@ use std::time::Instant;
 use chrono::Utc;
 
 use crate::config::Provider;
-use crate::protocol::{LogoutReply, Response};
+use crate::protocol::LogoutReply;
 use crate::revocation::{new_id, store_key};
 use crate::secret::Secret;
 use crate::store::{Tokens, WriteCondition};
@@ -94,7 +94,8 @@ impl JobContext {
                     ctx.report_first(revocation, outcome, Some((reply, answer)));
                 }
                 _ => {
-                    let _ = reply.send(Ok(Response::Logout(answer)));
+                    let report = RevocationReport::LoggedOut { reply, answer };
+                    ctx.report(JobResult::Revocation(Box::new(report)));
                 }
             }
         });

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::account::Identity;
 use crate::oauth::{self, TokenGrant, TokenOutcome};
-use crate::protocol::{ErrorCode, ErrorReply, LogoutReply, Response};
+use crate::protocol::{ErrorCode, ErrorReply, LogoutReply};
 use crate::secret::Secret;
 use crate::store::{StoreError, Tokens, WriteCondition};
 
@@ -503,8 +503,8 @@ fn logout(
         answer.warning = Some(format!("the credential item was not deleted: {e}"));
     }
     if token.is_none() {
-        let _ = reply.send(Ok(Response::Logout(answer)));
-        return Step::Done;
+        let report = RevocationReport::LoggedOut { reply, answer };
+        return Step::Report(JobResult::Revocation(Box::new(report)));
     }
     Step::Report(JobResult::Revocation(Box::new(RevocationReport::First {
         slot: name,

@@ -211,6 +211,29 @@ fn a_logout_is_answered_only_once_the_state_file_no_longer_lists_the_slot() {
     assert!(!script.durable.slots.contains_key("home"));
 }
 
+/// Found by seed 44 (step 1810): the same, for a slot with no credentials loaded (the store
+/// was down since the start), whose logout job has no token to revoke and used to answer
+/// the caller itself, before the state file stopped listing the slot.
+#[test]
+fn a_logout_with_nothing_to_revoke_is_answered_only_once_the_state_file_drops_the_slot() {
+    let mut script = Script::new();
+    let login = script.login("home", 1);
+    assert!(matches!(login.blocking_recv(), Ok(Ok(Response::Login(_)))));
+    script.store.down = true;
+    script.crash_and_restart();
+
+    script.autosave = false;
+    let mut logout = script.ask(Request::Logout(SlotRef {
+        name: "home".into(),
+    }));
+    assert!(
+        logout.try_recv().is_err(),
+        "the logout was answered while the state file still lists slot home"
+    );
+    script.save_state();
+    assert!(matches!(logout.try_recv(), Ok(Ok(Response::Logout(_)))));
+}
+
 /// Found by seed 6 (step 1015), not fixed (see the report): the previous daemon died holding
 /// rotated tokens the store had not taken (they are in the journal), and the store was
 /// unreachable when the next daemon started, so the journal could not be replayed. Once

@@ -40,7 +40,10 @@ const TRACE: usize = 600;
 /// What a caller asked, to judge its reply.
 enum Asked {
     Token,
-    Login { account: usize, grant: usize },
+    Login {
+        account: usize,
+        grant: usize,
+    },
     Logout {
         name: String,
         /// The slot's generation when the logout was asked.
@@ -190,7 +193,8 @@ impl World {
         let i = self.rng.usize(..self.jobs.len());
         let job = self.jobs.swap_remove(i);
         if let Some((name, token)) = job.logout_token() {
-            self.unanswered_logouts.push((name.to_owned(), token.clone()));
+            self.unanswered_logouts
+                .push((name.to_owned(), token.clone()));
         }
         if !matches!(job.job, super::exec::Job::Report(..)) {
             let what = job.describe();
@@ -391,7 +395,8 @@ impl World {
     /// Runs a job of a dead process to its end; its report goes nowhere.
     fn finish_silently(&mut self, mut job: Running) {
         if let Some((name, token)) = job.logout_token() {
-            self.unanswered_logouts.push((name.to_owned(), token.clone()));
+            self.unanswered_logouts
+                .push((name.to_owned(), token.clone()));
         }
         loop {
             match job.advance(&mut self.env()) {
