@@ -80,7 +80,7 @@ impl JobContext {
             };
             let mut answer = logout_reply(&name, outcome.as_ref());
             let deleted = ctx.store.delete(&name, generation).await;
-            ctx.settle_if_stored(&name, &deleted);
+            ctx.settle_deleted(&name, &deleted);
             if let Err(e) = deleted {
                 let note = format!("the credential item was not deleted: {e}");
                 answer.warning = Some(match answer.warning.take() {

@@ -67,9 +67,9 @@ pub struct ModelStore {
     /// Set while the store refuses every call.
     pub down: bool,
     journal: Vec<JournalEntry>,
-    /// Slots with a journal entry the store has not taken yet (the journal's
-    /// `outstanding`): the file is emptied once none is left.
-    outstanding: BTreeSet<String>,
+    /// The journal's `outstanding`: by slot, the items of entries the store has not taken
+    /// yet; the file is emptied once none is left.
+    outstanding: BTreeMap<String, Vec<(u64, u64)>>,
 }
 
 fn unavailable() -> StoreError {
@@ -95,7 +95,15 @@ impl ModelStore {
             return Err(unavailable());
         }
         let written = sim_rules::compare_and_set(&mut self.items, slot, condition, tokens);
-        self.settle_if_stored(slot, written.as_ref().err());
+        // As `crate::daemon::jobs::journal::settle_written`.
+        match &written {
+            Ok(item) => self.settle(slot, Some((item.generation, item.version))),
+            Err(StoreError::Conflict {
+                found_item: Some(found),
+                ..
+            }) => self.settle(slot, Some((found.generation, found.version))),
+            Err(_) => {}
+        }
         written
     }
 
@@ -105,17 +113,29 @@ impl ModelStore {
             return Err(unavailable());
         }
         let deleted = sim_rules::delete(&mut self.items, slot, generation);
-        self.settle_if_stored(slot, deleted.as_ref().err());
+        // As `crate::daemon::jobs::journal::settle_deleted`.
+        match &deleted {
+            Ok(()) => self.settle(slot, None),
+            Err(StoreError::Conflict {
+                found_item: Some(found),
+                ..
+            }) => self.settle(slot, Some((found.generation, found.version))),
+            Err(_) => {}
+        }
         deleted
     }
 
-    /// Like the refresh job's `settle_if_stored`: stored, or something newer is.
-    fn settle_if_stored(&mut self, slot: &str, error: Option<&StoreError>) {
-        if matches!(error, None | Some(StoreError::Conflict { .. })) {
+    /// As `crate::journal::Journal::settle`.
+    fn settle(&mut self, slot: &str, held: Option<(u64, u64)>) {
+        let Some(entries) = self.outstanding.get_mut(slot) else {
+            return;
+        };
+        entries.retain(|&item| held.is_some_and(|held| item > held));
+        if entries.is_empty() {
             self.outstanding.remove(slot);
-            if self.outstanding.is_empty() {
-                self.journal.clear();
-            }
+        }
+        if self.outstanding.is_empty() {
+            self.journal.clear();
         }
     }
 
@@ -135,11 +155,11 @@ impl ModelStore {
             account: None,
             tokens,
         };
+        (self.outstanding.entry(slot.to_owned()).or_default()).push((generation, version));
         self.journal.push(JournalEntry {
             slot: slot.to_owned(),
             item,
         });
-        self.outstanding.insert(slot.to_owned());
     }
 
     /// The start's replay (`crate::daemon::start::journal`): the newest entry of each slot
@@ -168,7 +188,9 @@ impl ModelStore {
         } else {
             self.journal.retain(|e| unreplayed.contains(&e.slot));
         }
-        self.outstanding = unreplayed;
+        self.outstanding = (unreplayed.into_iter())
+            .map(|slot| (slot, vec![(0, 0)]))
+            .collect();
     }
 
     /// The inventory the start reconciles the state file with (`None` while down).
@@ -177,6 +199,14 @@ impl ModelStore {
             return None;
         }
         sim_rules::inventory(&mut self.items).ok()
+    }
+
+    /// The journal's entries, by slot and item identity (for the trace).
+    pub fn journal_summary(&self) -> String {
+        let entries: Vec<String> = (self.journal.iter())
+            .map(|e| format!("{} ({}, {})", e.slot, e.item.generation, e.item.version))
+            .collect();
+        entries.join(", ")
     }
 
     /// Whether the journal holds an entry for one of `slots`.

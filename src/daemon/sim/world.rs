@@ -459,6 +459,8 @@ impl World {
             reconcile(&mut self.durable, &inventory, self.clocks.wall);
         }
         let slots = self.durable.slots.keys().cloned().collect();
+        let journal = self.store.journal_summary();
+        self.note(format!("journal at start: [{journal}]"));
         if self.store.down && self.store.journal_holds_any(&slots) {
             // A known defect (`super::scenario`): an unreplayed journal is not replayed
             // before the first load, so this run would present a spent token. Until it is
