@@ -214,9 +214,22 @@ pub fn read(path: &Path, key: &JournalKey) -> Result<Contents, JournalError> {
     Ok(parse(&bytes, &XChaCha20Poly1305::new(&key.0)))
 }
 
-/// Only the newest entry of each slot (file order: later is newer).
+/// Only the newest entry of each slot: the one whose item (generation, version) is the
+/// newest, the later in file order among equals. Not simply the last: the refresh of a
+/// login a newer one replaced may be journaled after the newer login's own refresh.
 pub fn newest_per_slot(entries: Vec<Entry>) -> BTreeMap<String, Entry> {
-    entries.into_iter().map(|e| (e.slot.clone(), e)).collect()
+    let mut newest: BTreeMap<String, Entry> = BTreeMap::new();
+    for entry in entries {
+        let item = entry.item();
+        let replaces = newest.get(&entry.slot).is_none_or(|kept| {
+            let kept = kept.item();
+            (item.generation, item.version) >= (kept.generation, kept.version)
+        });
+        if replaces {
+            newest.insert(entry.slot.clone(), entry);
+        }
+    }
+    newest
 }
 
 fn seal(cipher: &XChaCha20Poly1305, entry: &Entry) -> Result<Vec<u8>, JournalError> {

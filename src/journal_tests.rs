@@ -139,3 +139,23 @@ fn a_refused_write_retires_only_the_entries_the_store_holds_or_supersedes() {
     assert!(!journal.holds("a"));
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
 }
+
+/// Found by the simulator (seed 1006, step 4027): a replaced login's refresh (generation
+/// 139) was journaled after the current login's (generation 141); the start replayed the
+/// last entry, which the store refused as older, and never the current login's newest
+/// tokens: the next refresh presented a spent token and the grant was revoked.
+#[test]
+fn the_replay_takes_each_slot_s_newest_item_not_its_last_entry() {
+    let mut current = entry("a", 1, "RT-current");
+    current.generation = 141;
+    let mut replaced = entry("a", 1, "RT-replaced");
+    replaced.generation = 139;
+    let later = entry("a", 2, "RT-later");
+    let newest = newest_per_slot(vec![current.clone(), replaced]);
+    assert_eq!(newest["a"].tokens.refresh_token.expose(), "RT-current");
+    // Among one login's entries, the later write wins as before.
+    let mut next = later;
+    next.generation = 141;
+    let newest = newest_per_slot(vec![current, next]);
+    assert_eq!(newest["a"].tokens.refresh_token.expose(), "RT-later");
+}

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::journal::{self, Entry};
 use crate::store::{
     CredentialBackend, StoreError, StoreKind, StoredCredentials, Tokens, WriteCondition, sim_rules,
 };
@@ -53,20 +54,14 @@ impl CredentialBackend for Items {
     }
 }
 
-/// One journaled rotation: the item the tokens were about to become.
-#[derive(Clone)]
-pub struct JournalEntry {
-    pub slot: String,
-    pub item: StoredCredentials,
-}
-
 /// The credential store and the journal, both durable.
 #[derive(Default)]
 pub struct ModelStore {
     items: Items,
     /// Set while the store refuses every call.
     pub down: bool,
-    journal: Vec<JournalEntry>,
+    /// The journal's records, as the real journal holds them.
+    journal: Vec<Entry>,
     /// The journal's `outstanding`: by slot, the items of entries the store has not taken
     /// yet; the file is emptied once none is left.
     outstanding: BTreeMap<String, Vec<(u64, u64)>>,
@@ -141,38 +136,34 @@ impl ModelStore {
 
     /// Journals rotated tokens before their store write (the journal never fails here).
     pub fn journal_append(&mut self, slot: &str, condition: WriteCondition, tokens: Tokens) {
-        let (generation, version) = match condition {
+        // As `crate::daemon::jobs::journal::journal_append`.
+        let (generation, replaces_version) = match condition {
             WriteCondition::Exact {
                 generation,
                 version,
-            } => (generation, version + 1),
-            WriteCondition::NewLogin { generation } => (generation, 1),
+            } => (generation, Some(version)),
+            WriteCondition::NewLogin { generation } => (generation, None),
         };
-        let item = StoredCredentials {
+        let entry = Entry {
+            slot: slot.to_owned(),
             generation,
-            version,
-            provider: None,
-            account: None,
+            replaces_version,
             tokens,
         };
-        (self.outstanding.entry(slot.to_owned()).or_default()).push((generation, version));
-        self.journal.push(JournalEntry {
-            slot: slot.to_owned(),
-            item,
-        });
+        let item = entry.item();
+        (self.outstanding.entry(slot.to_owned()).or_default())
+            .push((item.generation, item.version));
+        self.journal.push(entry);
     }
 
     /// The start's replay (`crate::daemon::start::journal`): the newest entry of each slot
     /// still in `slots` is restored unless the store holds it or newer. Entries the store
     /// could not take stay for the next start.
     pub fn replay_journal(&mut self, slots: &BTreeSet<String>) {
-        let newest: BTreeMap<String, StoredCredentials> = self
-            .journal
-            .iter()
-            .map(|e| (e.slot.clone(), e.item.clone()))
-            .collect();
+        // The real selection of what to replay.
+        let newest = journal::newest_per_slot(self.journal.clone());
         let mut unreplayed = BTreeSet::new();
-        for (slot, item) in newest {
+        for (slot, entry) in newest {
             if !slots.contains(&slot) {
                 continue;
             }
@@ -181,7 +172,7 @@ impl ModelStore {
                 continue;
             }
             // A conflict means the store holds these tokens or newer: nothing to do.
-            let _ = sim_rules::restore(&mut self.items, &slot, item);
+            let _ = sim_rules::restore(&mut self.items, &slot, entry.item());
         }
         if unreplayed.is_empty() {
             self.journal.clear();
@@ -204,7 +195,8 @@ impl ModelStore {
     /// The journal's entries, by slot and item identity (for the trace).
     pub fn journal_summary(&self) -> String {
         let entries: Vec<String> = (self.journal.iter())
-            .map(|e| format!("{} ({}, {})", e.slot, e.item.generation, e.item.version))
+            .map(|e| (e.slot.clone(), e.item()))
+            .map(|(slot, item)| format!("{slot} ({}, {})", item.generation, item.version))
             .collect();
         entries.join(", ")
     }
@@ -217,7 +209,7 @@ impl ModelStore {
     /// Every refresh token held durably (store items and journal entries), for the checks.
     pub fn durable_refresh_tokens(&self) -> impl Iterator<Item = &str> {
         let stored = self.items.items.values().map(|i| &i.tokens);
-        let journaled = self.journal.iter().map(|e| &e.item.tokens);
+        let journaled = self.journal.iter().map(|e| &e.tokens);
         stored.chain(journaled).map(|t| t.refresh_token.expose())
     }
 
