@@ -106,6 +106,9 @@ impl Manager {
             return;
         };
         let mut store_error = None;
+        // The generation of an item adopted from the store, which the state file had not
+        // seen: no later login may be given it, or one below it.
+        let mut adopted = None;
         match result {
             Ok(Some(item)) if slot.record.is_stale(reconcile::version_of(&item)) => {
                 slot.refuse_stale(reconcile::version_of(&item));
@@ -124,6 +127,7 @@ impl Manager {
                         "the store holds another login than the state file records; using the store's"
                     );
                     slot.record.generation = item.generation;
+                    adopted = Some(item.generation);
                 }
                 slot.creds = Creds::Present {
                     stored: Stored::from_item(&item),
@@ -181,6 +185,9 @@ impl Manager {
             }
         }
         self.store_error = store_error;
+        if let Some(generation) = adopted {
+            self.next_generation = self.next_generation.max(generation.saturating_add(1));
+        }
         self.persist();
         self.start_next_job(name, false);
     }

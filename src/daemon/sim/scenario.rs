@@ -13,6 +13,7 @@ use crate::state::{SlotState, StateFile};
 use crate::daemon::core::Command;
 use crate::daemon::core::reports::JobResult;
 use crate::daemon::core::schedule::Clocks;
+use crate::daemon::start::reconcile::reconcile;
 
 use super::daemon::{self, Daemon};
 use super::exec::{Env, Step, job_of};
@@ -126,6 +127,9 @@ impl Script {
 
     /// The process dies; a new one starts from the saved state and the store.
     fn crash_and_restart(&mut self) {
+        if let Some(inventory) = self.store.inventory() {
+            reconcile(&mut self.durable, &inventory, self.clocks.wall);
+        }
         let slots = self.durable.slots.keys().cloned().collect();
         self.store.replay_journal(&slots);
         self.daemon = Daemon::start(&self.config, self.durable.clone(), self.clocks, 2);
@@ -232,6 +236,47 @@ fn a_logout_with_nothing_to_revoke_is_answered_only_once_the_state_file_drops_th
     );
     script.save_state();
     assert!(matches!(logout.try_recv(), Ok(Ok(Response::Logout(_)))));
+}
+
+/// Found by seed 1033 (step 4211): the state file was older than the store (a re-login
+/// stored, the process died before the state file had it) and the store was down at start,
+/// so the start could not raise the next login generation above the store's. The load then
+/// adopted the store's newer generation without raising it either: after a logout (the
+/// ledger records that generation), a new login of the name was given a generation at or
+/// below the logged-out one, and the next start dropped it as logged out.
+#[test]
+fn a_generation_adopted_from_the_store_is_never_given_to_a_later_login() {
+    let mut script = Script::new();
+    let first = script.login("home", 1);
+    assert!(matches!(first.blocking_recv(), Ok(Ok(Response::Login(_)))));
+    // A re-login of the same account, stored, then a crash before the state file has it.
+    script.autosave = false;
+    let _ = script.login("home", 1);
+    let recorded = script.durable.slots["home"].generation;
+    assert!(script.store.peek("home").unwrap().generation > recorded);
+    script.autosave = true;
+    script.store.down = true;
+    script.crash_and_restart();
+    script.store.down = false;
+    let token = script.ask(Request::Token(SlotRef {
+        name: "home".into(),
+    }));
+    assert!(matches!(token.blocking_recv(), Ok(Ok(Response::Token(_)))));
+
+    let logout = script.ask(Request::Logout(SlotRef {
+        name: "home".into(),
+    }));
+    assert!(matches!(
+        logout.blocking_recv(),
+        Ok(Ok(Response::Logout(_)))
+    ));
+    let login = script.login("home", 0);
+    assert!(matches!(login.blocking_recv(), Ok(Ok(Response::Login(_)))));
+    script.crash_and_restart();
+    assert!(
+        script.durable.slots.contains_key("home"),
+        "the new login of home was dropped at the next start as logged out"
+    );
 }
 
 /// Found by seed 6 (step 1015), not fixed (see the report): the previous daemon died holding
