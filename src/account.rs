@@ -22,6 +22,7 @@ impl Identity {
     }
 
     /// `self`, with the parts it lacks taken from `fallback`.
+    #[must_use]
     pub fn or(self, fallback: Identity) -> Identity {
         Identity {
             email: self.email.or(fallback.email),
@@ -93,6 +94,7 @@ impl AccountKey {
     }
 
     /// `self` with what it lacks taken from `older`, a key of the same account.
+    #[must_use]
     pub fn merged_with(self, older: &AccountKey) -> AccountKey {
         AccountKey {
             provider: self.provider,

@@ -124,13 +124,22 @@ fn reset_time(value: &Value) -> Option<DateTime<Utc>> {
         Value::Number(n) => {
             let secs = n.as_f64()?;
             let secs = if secs > 1e12 { secs / 1000.0 } else { secs };
-            DateTime::from_timestamp(secs as i64, 0)
+            #[allow(
+                clippy::cast_possible_truncation,
+                reason = "`as` saturates; a time out of chrono's range is None"
+            )]
+            let secs = secs as i64;
+            DateTime::from_timestamp(secs, 0)
         }
         _ => None,
     }
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::float_cmp,
+    reason = "utilizations parsed from JSON literals compare exactly"
+)]
 mod tests {
     use super::*;
 

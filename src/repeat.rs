@@ -128,6 +128,9 @@ mod tests {
         let start = Instant::now() + REMIND_EVERY;
         let mut repeated = Repeated::default();
         assert_eq!(repeated.failed(start), Say::Started);
-        assert_eq!(repeated.failed(start - SECOND), Say::Nothing);
+        assert_eq!(
+            repeated.failed(start.checked_sub(SECOND).unwrap()),
+            Say::Nothing
+        );
     }
 }

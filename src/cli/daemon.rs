@@ -67,6 +67,10 @@ fn run_in_place(command: &mut std::process::Command) -> std::io::Result<ExitCode
     version,
     about = "The sessctl daemon (started by `sessctl daemon`)"
 )]
+#[allow(
+    clippy::doc_markdown,
+    reason = "clap prints these doc comments as --help text, where backticks would show"
+)]
 struct DaemonArgs {
     /// Config file (default: $XDG_CONFIG_HOME/sessctl/config.yaml).
     #[arg(long, global = true, env = "SESSCTL_CONFIG", value_name = "PATH")]
@@ -90,8 +94,8 @@ enum DaemonCommand {
 
 /// `main` of `sessctl-daemon`: runs the daemon in the foreground, logging to stderr and to
 /// the rotating log files; maps failures to the documented exit codes.
-pub fn main(argv: impl Iterator<Item = OsString>) -> ExitCode {
-    let args = match DaemonArgs::try_parse_from(argv) {
+pub fn main(command_line: impl Iterator<Item = OsString>) -> ExitCode {
+    let args = match DaemonArgs::try_parse_from(command_line) {
         Ok(args) => args,
         Err(error) => {
             let _ = error.print();

@@ -20,11 +20,11 @@ pub const NEEDS_LOGIN: u8 = 4;
 pub const ALREADY_RUNNING: u8 = 5;
 /// Client and daemon speak different protocol versions.
 pub const VERSION_MISMATCH: u8 = 6;
-/// Bad command-line usage (sysexits EX_USAGE).
+/// Bad command-line usage (sysexits `EX_USAGE`).
 pub const USAGE: u8 = 64;
-/// `logs`: there are no log files to show yet (sysexits EX_NOINPUT).
+/// `logs`: there are no log files to show yet (sysexits `EX_NOINPUT`).
 pub const NO_LOGS: u8 = 66;
-/// The configuration is invalid (sysexits EX_CONFIG).
+/// The configuration is invalid (sysexits `EX_CONFIG`).
 pub const CONFIG: u8 = 78;
 
 /// The exit code for an error that reached `main`.

@@ -9,10 +9,12 @@ use crate::client;
 use crate::paths::Paths;
 use crate::protocol::{LogoutReply, Request, Response, SlotRef};
 
-pub fn run(paths: &Paths, name: String) -> anyhow::Result<ExitCode> {
+pub fn run(paths: &Paths, name: &str) -> anyhow::Result<ExitCode> {
     let reply = client::call(
         &paths.socket,
-        Request::Logout(SlotRef { name: name.clone() }),
+        Request::Logout(SlotRef {
+            name: name.to_owned(),
+        }),
     )
     .with_context(|| format!("logout of slot {name} failed"))?;
     let Response::Logout(logout) = reply else {

@@ -238,6 +238,10 @@ fn last_lines<R: Read + Seek>(reader: &mut R, wanted: u64, chunk: usize) -> io::
     let mut end = len - 1;
     while end > 0 {
         let start = end.saturating_sub(buf.len() as u64);
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "end - start is at most buf.len(), a usize"
+        )]
         let piece = &mut buf[..(end - start) as usize];
         reader.seek(SeekFrom::Start(start))?;
         reader.read_exact(piece)?;
@@ -265,7 +269,7 @@ mod tests {
         (1..=text.len() + 1)
             .map(|chunk| {
                 let (found, offset) = last_lines(&mut Cursor::new(text), n, chunk).unwrap();
-                (found, text[offset as usize..].to_owned())
+                (found, text[usize::try_from(offset).unwrap()..].to_owned())
             })
             .collect()
     }

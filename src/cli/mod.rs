@@ -29,6 +29,10 @@ use crate::paths::Paths;
 /// before they expire and keeps them in the OS keychain.
 #[derive(Debug, Parser)]
 #[command(name = "sessctl", version, about, long_about = None)]
+#[allow(
+    clippy::doc_markdown,
+    reason = "clap prints these doc comments as --help text, where backticks would show"
+)]
 pub struct Cli {
     /// Config file (default: $XDG_CONFIG_HOME/sessctl/config.yaml).
     #[arg(long, global = true, env = "SESSCTL_CONFIG", value_name = "PATH")]
@@ -119,6 +123,10 @@ pub enum Command {
                   tmux: set -g status-right '#(sessctl statusline --no-stdin)'\n\
                   Each flag overrides its statusline.* key in the config; see docs/statusline.md."
 )]
+#[allow(
+    clippy::doc_markdown,
+    reason = "clap prints these doc comments as --help text, where backticks would show"
+)]
 struct StatuslineOnly {
     /// Config file (default: $XDG_CONFIG_HOME/sessctl/config.yaml).
     #[arg(long, env = "SESSCTL_CONFIG", value_name = "PATH")]
@@ -127,10 +135,10 @@ struct StatuslineOnly {
     args: statusline::Args,
 }
 
-/// Runs `sessctl statusline` from `argv` (program name, then `statusline`, then its flags).
+/// Runs `sessctl statusline` from `command_line` (program name, then `statusline`, then its flags).
 /// Like the command itself it never fails a prompt: bad flags print a marker and exit 0.
-pub fn run_statusline(argv: impl Iterator<Item = std::ffi::OsString>) -> ExitCode {
-    let parsed = StatuslineOnly::try_parse_from(argv.skip(1));
+pub fn run_statusline(command_line: impl Iterator<Item = std::ffi::OsString>) -> ExitCode {
+    let parsed = StatuslineOnly::try_parse_from(command_line.skip(1));
     let (config, args) = match parsed {
         Ok(only) => (only.config, only.args),
         Err(error) => {
@@ -142,7 +150,7 @@ pub fn run_statusline(argv: impl Iterator<Item = std::ffi::OsString>) -> ExitCod
         }
     };
     match Paths::resolve(config) {
-        Ok(paths) => statusline::run(&paths, &args).unwrap_or(ExitCode::SUCCESS),
+        Ok(paths) => statusline::run(&paths, &args),
         Err(error) => {
             eprintln!("sessctl: {error}");
             println!("{}", crate::statusline::NO_DATA);
@@ -157,7 +165,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Completions { shell } => return generate::completions(shell),
         Command::Man => return generate::man(),
-        Command::Service(action) => return service::run(action),
+        Command::Service(action) => return service::run(&action),
         _ => {}
     }
     let config_override = cli.config.clone();
@@ -165,17 +173,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Daemon => daemon::exec(config_override),
         Command::Status { json } => status::run(&paths, json),
-        Command::Token { name } => token::run(&paths, name),
+        Command::Token { name } => token::run(&paths, &name),
         Command::Refresh { name, .. } => refresh::run(&paths, name),
         Command::Login(args) => login::run(&paths, args),
-        Command::Logout { name } => logout::run(&paths, name),
+        Command::Logout { name } => logout::run(&paths, &name),
         Command::Ping => ping::run(&paths),
         Command::Doctor { json } => doctor::exec(config_override, json),
         Command::Shutdown => shutdown::run(&paths),
-        Command::Statusline(args) => statusline::run(&paths, &args),
+        Command::Statusline(args) => Ok(statusline::run(&paths, &args)),
         Command::Logs(args) => logs::run(&paths, &args),
         Command::Completions { shell } => generate::completions(shell),
         Command::Man => generate::man(),
-        Command::Service(action) => service::run(action),
+        Command::Service(action) => service::run(&action),
     }
 }

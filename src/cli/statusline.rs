@@ -21,6 +21,10 @@ const CACHE_MAX: u64 = 16 * 1024 * 1024;
 
 /// The flags of `sessctl statusline`; each overrides its `statusline.*` config key.
 #[derive(Debug, Default, clap::Args)]
+#[allow(
+    clippy::doc_markdown,
+    reason = "clap prints these doc comments as --help text, where backticks would show"
+)]
 pub struct Args {
     /// Per-slot template, e.g. '{name} {5h} ({reset:5h})'; placeholders: {name} {account}
     /// {state} {stale} {windows} {5h} {7d} {window:W} {reset:W} {reset_in:W}.
@@ -45,13 +49,13 @@ pub struct Args {
 }
 
 /// Prints the line; always exits 0.
-pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<ExitCode> {
+pub fn run(paths: &Paths, args: &Args) -> ExitCode {
     let mut line = std::panic::catch_unwind(|| line(paths, args))
         .unwrap_or_else(|_| statusline::INTERNAL_ERROR.to_owned());
     line.push('\n');
     // One write; a closed stdout (the prompt went away) is not worth an error.
     let _ = std::io::stdout().lock().write_all(line.as_bytes());
-    Ok(ExitCode::SUCCESS)
+    ExitCode::SUCCESS
 }
 
 /// The line to print, markers included.

@@ -10,10 +10,12 @@ use crate::client;
 use crate::paths::Paths;
 use crate::protocol::{Request, Response, SlotRef};
 
-pub fn run(paths: &Paths, name: String) -> anyhow::Result<ExitCode> {
+pub fn run(paths: &Paths, name: &str) -> anyhow::Result<ExitCode> {
     let reply = client::call(
         &paths.socket,
-        Request::Token(SlotRef { name: name.clone() }),
+        Request::Token(SlotRef {
+            name: name.to_owned(),
+        }),
     )
     .with_context(|| format!("no token for slot {name}"))?;
     let Response::Token(token) = reply else {

@@ -11,12 +11,10 @@ pub fn relative(at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
         return "-".into();
     };
     let secs = (at - now).num_seconds();
-    if secs == 0 {
-        "now".into()
-    } else if secs > 0 {
-        format!("in {}", span(secs.unsigned_abs()))
-    } else {
-        format!("{} ago", span(secs.unsigned_abs()))
+    match secs.cmp(&0) {
+        std::cmp::Ordering::Equal => "now".into(),
+        std::cmp::Ordering::Greater => format!("in {}", span(secs.unsigned_abs())),
+        std::cmp::Ordering::Less => format!("{} ago", span(secs.unsigned_abs())),
     }
 }
 

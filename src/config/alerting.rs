@@ -253,6 +253,10 @@ mod tests {
     }
 
     #[test]
+    #[allow(
+        clippy::too_many_lines,
+        reason = "a table of cases, one per refused value"
+    )]
     fn bad_alerting_values_are_refused_at_their_key_and_line() {
         let cases = [
             (

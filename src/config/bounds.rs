@@ -5,6 +5,7 @@
 //! the key to change, like every other config error (exit 78).
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
@@ -102,12 +103,12 @@ fn humantime(d: Duration) -> String {
         ("s", 1_000),
     ] {
         if rest >= size {
-            out.push_str(&format!("{}{unit}", rest / size));
+            let _ = write!(out, "{}{unit}", rest / size);
             rest %= size;
         }
     }
     if rest > 0 || out.is_empty() {
-        out.push_str(&format!("{rest}ms"));
+        let _ = write!(out, "{rest}ms");
     }
     out
 }
@@ -204,9 +205,10 @@ mod refusals {
     fn too_many_providers_are_refused_at_the_providers_key() {
         let mut yaml = String::from("# many\nproviders:\n");
         for i in 0..=MAX_PROVIDERS {
-            yaml.push_str(&format!(
+            let _ = write!(
+                yaml,
                 "  p{i}:\n    token_url: https://a.example/t\n    client_id: c\n"
-            ));
+            );
         }
         let (line, key, message) = refused(&yaml);
         assert_eq!((line, key.as_str()), (2, "providers"));

@@ -42,6 +42,11 @@ pub fn check(readings: &[ClockReading]) -> Check {
     } else {
         "ahead of"
     };
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "skew is non-negative and rounded; `as` saturates an absurd one"
+    )]
     let detail = format!(
         "the local clock is {} {direction} {}",
         crate::cli::when::span(skew.round() as u64),

@@ -156,6 +156,10 @@ fn get_all(targets: &[(String, Url)]) -> Result<Vec<Reply>, String> {
     })
 }
 
+#[allow(
+    clippy::cast_precision_loss,
+    reason = "a clock skew in milliseconds is far below 2^52"
+)]
 async fn get(http: &reqwest::Client, url: Url) -> Reply {
     let source = url
         .host_str()
@@ -184,7 +188,7 @@ async fn get(http: &reqwest::Client, url: Url) -> Reply {
                 }),
             }
         }
-        Err(error) => Reply::Failed(crate::oauth::describe(error)),
+        Err(error) => Reply::Failed(crate::oauth::describe(&error)),
     }
 }
 

@@ -19,6 +19,7 @@ mod notifications;
 pub(crate) mod service;
 mod store_probe;
 
+use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use serde::Serialize;
@@ -143,9 +144,9 @@ pub fn render(checks: &[Check]) -> String {
             Outcome::Warn => "warn",
             Outcome::Fail => "fail",
         };
-        out.push_str(&format!("{outcome}  {:<width$}  {}", c.check, c.detail));
+        let _ = write!(out, "{outcome}  {:<width$}  {}", c.check, c.detail);
         if let Some(fix) = &c.fix {
-            out.push_str(&format!("; fix: {fix}"));
+            let _ = write!(out, "; fix: {fix}");
         }
         out.push('\n');
     }

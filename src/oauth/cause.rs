@@ -43,6 +43,7 @@ pub enum Unreachable {
 impl Cause {
     /// Classifies a failed reqwest request.
     pub fn of_request(error: &reqwest::Error) -> Self {
+        use std::io::ErrorKind as K;
         let host = error
             .url()
             .and_then(|u| u.host_str())
@@ -51,7 +52,6 @@ impl Cause {
         let chain: Vec<&(dyn std::error::Error + 'static)> =
             std::iter::successors(std::error::Error::source(error), |e| e.source()).collect();
         let kinds = io_kinds(&chain);
-        use std::io::ErrorKind as K;
         let how = kinds.iter().find_map(|kind| match kind {
             K::ConnectionRefused => Some(Unreachable::Refused),
             K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => Some(Unreachable::Reset),
@@ -136,7 +136,7 @@ impl Cause {
 }
 
 /// The kinds of every `std::io::Error` in `chain`, including those wrapped inside another
-/// (an io::Error's `source` skips the error it wraps, so each is opened with `get_ref`).
+/// (an `io::Error`'s `source` skips the error it wraps, so each is opened with `get_ref`).
 fn io_kinds(chain: &[&(dyn std::error::Error + 'static)]) -> Vec<std::io::ErrorKind> {
     let mut kinds = Vec::new();
     for error in chain {

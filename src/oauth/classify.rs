@@ -189,7 +189,7 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
 /// An error code from the wire, trimmed to something safe to log.
 pub(super) fn printable_code(code: &str) -> String {
     code.chars()
-        .filter(|c| c.is_ascii_graphic())
+        .filter(char::is_ascii_graphic)
         .take(64)
         .collect()
 }

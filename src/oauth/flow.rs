@@ -31,7 +31,7 @@ use super::classify::{PermanentReason, permanent_reason};
 use super::http::{HttpError, OAuth2Http};
 use super::{OAuthClient, TokenGrant};
 
-/// The fields beyond RFC 6749 that name the account: the id_token (OpenID Connect) and
+/// The fields beyond RFC 6749 that name the account: the `id_token` (OpenID Connect) and
 /// Claude's `account.email_address` and `account.uuid` (read as a refresh's are, classify.rs).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct AccountFields {
@@ -142,7 +142,7 @@ impl OAuthClient {
             .request_async(&http)
             .await;
         match reply {
-            Ok(tokens) => Ok(grant(tokens)),
+            Ok(tokens) => Ok(grant(&tokens)),
             Err(RequestTokenError::ServerResponse(e)) => Err(refused(e.error().as_ref())),
             Err(RequestTokenError::Parse(e, body)) => {
                 salvage(&body).ok_or_else(|| FlowFailure::Failed {
@@ -210,7 +210,7 @@ impl OAuthClient {
             .request_async(&http, sleep, Some(timeout))
             .await;
         match reply {
-            Ok(tokens) => Ok(grant(tokens)),
+            Ok(tokens) => Ok(grant(&tokens)),
             Err(RequestTokenError::Parse(e, body)) => {
                 salvage(&body).ok_or_else(|| FlowFailure::Failed {
                     cause: Cause::Other,
@@ -310,7 +310,7 @@ fn salvage(body: &[u8]) -> Option<TokenGrant> {
     }
 }
 
-fn grant(tokens: FlowTokenResponse) -> TokenGrant {
+fn grant(tokens: &FlowTokenResponse) -> TokenGrant {
     let extra = tokens.extra_fields();
     let (expires_in, note) = match tokens.expires_in() {
         Some(lifetime) => super::grant::clamp_lifetime(lifetime),

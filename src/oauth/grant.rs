@@ -111,6 +111,12 @@ fn rotated_only(refresh_token: Option<Secret>, what: String) -> TokenOutcome {
 /// `expires_in` as a lifetime within bounds, and a note when it was adjusted. Absent or
 /// `null` is unknown (`None`); a number or numeric string is clamped to [`MAX_LIFETIME`];
 /// anything else is [`UNREADABLE_LIFETIME`].
+#[allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "seconds as f64 only to be clamped; the guard keeps the cast back in range"
+)]
 pub fn lifetime(value: Option<&Value>) -> (Option<Duration>, Option<String>) {
     let seconds = match value {
         None | Some(Value::Null) => return (None, None),

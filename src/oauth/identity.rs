@@ -1,5 +1,5 @@
-//! Learning which account a slot belongs to, from an id_token's claims or a userinfo reply.
-//! The id_token is only decoded, not verified: the account is a label shown in `status` and
+//! Learning which account a slot belongs to, from an `id_token`'s claims or a userinfo reply.
+//! The `id_token` is only decoded, not verified: the account is a label shown in `status` and
 //! the key that finds an account's slot again at its next login, never an access decision
 //! (the tokens themselves are what the provider checks).
 
@@ -8,14 +8,14 @@ use base64::Engine;
 use crate::account::Identity;
 use crate::secret::Secret;
 
-/// Both the `email` and the `sub` claim of an id_token, each if it can be read.
+/// Both the `email` and the `sub` claim of an `id_token`, each if it can be read.
 pub fn identity_from_id_token(id_token: &Secret) -> Identity {
     id_token_claims(id_token)
         .map(|claims| identity_from_claims(&claims))
         .unwrap_or_default()
 }
 
-/// Both the `email` and the `sub` of a claims object (an id_token's payload or a userinfo
+/// Both the `email` and the `sub` of a claims object (an `id_token`'s payload or a userinfo
 /// reply); only short printable strings are kept.
 pub fn identity_from_claims(claims: &serde_json::Value) -> Identity {
     Identity {
@@ -34,12 +34,12 @@ fn claim(claims: &serde_json::Value, key: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The `email` (else `sub`) claim of an id_token, if it can be read.
+/// The `email` (else `sub`) claim of an `id_token`, if it can be read.
 pub fn account_from_id_token(id_token: &Secret) -> Option<String> {
     account_from_claims(&id_token_claims(id_token)?)
 }
 
-/// The `email` claim of an id_token, if it has one.
+/// The `email` claim of an `id_token`, if it has one.
 pub fn email_from_id_token(id_token: &Secret) -> Option<String> {
     let claims = id_token_claims(id_token)?;
     let email = account_from_claims(&claims)?;

@@ -21,6 +21,7 @@ pub use identity::{
     account_from_id_token, email_from_id_token, identity_from_claims, identity_from_id_token,
 };
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -233,7 +234,7 @@ async fn send(request: reqwest::RequestBuilder) -> Result<Reply, String> {
 async fn send_reading(request: reqwest::RequestBuilder, limit: usize) -> Result<Reply, SendError> {
     let failed = |error: reqwest::Error| SendError {
         cause: Cause::of_request(&error),
-        detail: describe(error),
+        detail: describe(&error),
     };
     let mut response = request.send().await.map_err(failed)?;
     let status = response.status().as_u16();
@@ -267,7 +268,7 @@ async fn send_reading(request: reqwest::RequestBuilder, limit: usize) -> Result<
 }
 
 /// A request error as a short sentence (reqwest's text names the URL, never the body).
-pub(crate) fn describe(error: reqwest::Error) -> String {
+pub(crate) fn describe(error: &reqwest::Error) -> String {
     let kind = if error.is_timeout() {
         "timed out"
     } else if error.is_connect() {
@@ -278,9 +279,9 @@ pub(crate) fn describe(error: reqwest::Error) -> String {
         "request failed"
     };
     let mut text = format!("{kind}: {error}");
-    let mut source = std::error::Error::source(&error);
+    let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
+        let _ = write!(text, ": {cause}");
         source = cause.source();
     }
     text

@@ -107,18 +107,17 @@ pub fn parse_rate_limits(bytes: &[u8]) -> Option<BTreeMap<String, Window>> {
 
 /// Epoch seconds (integer or fractional) as a time; `None` out of chrono's range.
 fn epoch_seconds(value: &serde_json::Value) -> Option<DateTime<Utc>> {
-    let secs = match value.as_i64() {
-        Some(secs) => secs,
-        None => {
-            let f = value.as_f64()?;
-            // Beyond ±1e15 s chrono has no date anyway; the check makes the cast exact.
-            if !f.is_finite() || f.abs() > 1e15 {
-                return None;
-            }
-            #[allow(clippy::cast_possible_truncation)]
-            let secs = f.floor() as i64;
-            secs
+    let secs = if let Some(secs) = value.as_i64() {
+        secs
+    } else {
+        let f = value.as_f64()?;
+        // Beyond ±1e15 s chrono has no date anyway; the check makes the cast exact.
+        if !f.is_finite() || f.abs() > 1e15 {
+            return None;
         }
+        #[allow(clippy::cast_possible_truncation)]
+        let secs = f.floor() as i64;
+        secs
     };
     DateTime::from_timestamp(secs, 0)
 }

@@ -218,14 +218,13 @@ fn reconnect() {
         return;
     }
     #[cfg(all(unix, not(target_os = "macos")))]
-    match zbus_secret_service_keyring_store::Store::new() {
-        Ok(store) => {
-            keyring_core::set_default_store(store);
-            // Debug only: the worker logs the store's health once per change.
-            tracing::debug!("reconnected to the Secret Service");
-        }
+    if let Ok(store) = zbus_secret_service_keyring_store::Store::new() {
+        keyring_core::set_default_store(store);
+        // Debug only: the worker logs the store's health once per change.
+        tracing::debug!("reconnected to the Secret Service");
+    } else {
         // The error's text is platform text we do not control: say only that it failed.
-        Err(_) => tracing::debug!("Secret Service still unreachable"),
+        tracing::debug!("Secret Service still unreachable");
     }
 }
 

@@ -193,19 +193,18 @@ impl CredentialStore {
         self.requests
             .send(request(reply))
             .map_err(|_| StoreError::Unavailable(WORKER_STOPPED.to_owned()))?;
-        match tokio::time::timeout(self.wait, &mut answer).await {
-            Ok(result) => result.map_err(|_| StoreError::Unavailable(WORKER_STOPPED.to_owned()))?,
-            Err(_) => {
-                // Closed first: from now on the worker's answer fails to send, so it knows
-                // this caller did not hear it. One sent just before is still ours.
-                answer.close();
-                answer.try_recv().unwrap_or_else(|_| {
-                    Err(StoreError::Unavailable(format!(
-                        "the credential store did not answer within {} s (is the keychain service stopped, or waiting for a password?); the operation may still complete",
-                        self.wait.as_secs_f64()
-                    )))
-                })
-            }
+        if let Ok(result) = tokio::time::timeout(self.wait, &mut answer).await {
+            result.map_err(|_| StoreError::Unavailable(WORKER_STOPPED.to_owned()))?
+        } else {
+            // Closed first: from now on the worker's answer fails to send, so it knows
+            // this caller did not hear it. One sent just before is still ours.
+            answer.close();
+            answer.try_recv().unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(format!(
+                    "the credential store did not answer within {} s (is the keychain service stopped, or waiting for a password?); the operation may still complete",
+                    self.wait.as_secs_f64()
+                )))
+            })
         }
     }
 }
@@ -231,7 +230,7 @@ fn serve(mut backend: Box<dyn CredentialBackend>, inbox: mpsc::Receiver<Request>
     let backend = backend.as_mut();
     let mut memory = Memory::default();
     let mut health = Repeated::default();
-    while let Ok(request) = inbox.recv() {
+    for request in inbox {
         if abandoned(&request) {
             tracing::debug!("skipping a credential store call its caller gave up on");
             continue;

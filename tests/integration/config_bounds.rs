@@ -3,6 +3,7 @@
 //! had quota (`DateTime + TimeDelta overflowed`), a usage interval that keeps quota STALE, a
 //! file too large and too many providers.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::flows::{Running, assert_daemon_refuses_config, code_and_stderr, config_yaml};
@@ -64,9 +65,10 @@ fn a_huge_config_or_too_many_providers_is_refused() {
     let env = TestEnv::new();
     let mut many = String::from("providers:\n");
     for i in 0..1000 {
-        many.push_str(&format!(
+        let _ = write!(
+            many,
             "  p{i}:\n    token_url: https://a.example/t\n    client_id: c\n"
-        ));
+        );
     }
     assert_daemon_refuses_config(&env, &many, ":1: providers: 1000 providers");
     let huge = format!("# {}\n", "x".repeat(2 * 1024 * 1024));

@@ -123,7 +123,7 @@ pub fn config_yaml(server: &OAuthServer, top: &str, provider_extra: &str) -> Str
     let base = server.base_url();
     let extra: String = provider_extra
         .lines()
-        .map(|line| format!("    {line}\n"))
+        .flat_map(|line| ["    ", line, "\n"])
         .collect();
     format!(
         "{top}\nproviders:\n  test:\n    token_url: {base}/token\n    client_id: sessctl-test\n    revoke_url: {base}/token/revocation\n    userinfo_url: {base}/me\n    usage_url: {base}/api/oauth/usage\n    scopes: [openid, email, offline_access]\n{extra}"
@@ -152,7 +152,7 @@ pub fn assert_success(out: &Output, what: &str) {
 }
 
 /// Writes `yaml` as the config and checks the daemon refuses to start with it: exit 78
-/// (bad config), no panic, and a message containing `needle` (file:line: key).
+/// (bad config), no panic, and a message containing `needle` (`file:line: key`).
 pub fn assert_daemon_refuses_config(env: &TestEnv, yaml: &str, needle: &str) {
     env.write_config(yaml);
     let out = env.sessctl(&["daemon"]);

@@ -58,6 +58,10 @@ fn measure_idle_wakeups() {
             .get(&(name.clone(), id.clone()))
             .copied()
             .unwrap_or(0);
+        #[allow(
+            clippy::cast_precision_loss,
+            reason = "a thread's wakeup count is far below 2^52"
+        )]
         let per_minute = count.saturating_sub(was) as f64 / minutes;
         total += per_minute;
         println!("idle thread {name} ({id}): {per_minute:.1} wakeups/min");

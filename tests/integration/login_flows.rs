@@ -101,8 +101,7 @@ fn query_param(url: &str, name: &str) -> String {
         .expect("a URL")
         .query_pairs()
         .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| panic!("no {name} in {url}"))
+        .map_or_else(|| panic!("no {name} in {url}"), |(_, v)| v.into_owned())
 }
 
 #[test]
@@ -139,7 +138,7 @@ fn browser_login_creates_a_slot_whose_tokens_refresh() {
 }
 
 /// A code exchange whose reply has an `expires_in` oauth2 cannot read (negative) or that
-/// overflows a date (u64::MAX s) still logs in: the rotated tokens are kept and the lifetime
+/// overflows a date (`u64::MAX` s) still logs in: the rotated tokens are kept and the lifetime
 /// bounded. The bad `expires_in` is a stand-in written by the test server's `rewrite` fault
 /// over the provider's real reply (the provider itself cannot send one).
 #[test]
@@ -531,8 +530,8 @@ fn bad_login_requests_on_the_socket_get_typed_errors_and_forget_nothing_else() {
 
     // A pasted-code login: a wait says it is pending (its CLI asks, to learn of a logout
     // cancelling it); a wrong state ends it (a code is single-use).
-    let begun = send(begin(json!({"kind": "manual"})));
-    let flow_id = begun["ok"]["flow_id"]
+    let started = send(begin(json!({"kind": "manual"})));
+    let flow_id = started["ok"]["flow_id"]
         .as_str()
         .expect("a flow id")
         .to_owned();

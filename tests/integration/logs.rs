@@ -16,7 +16,7 @@ use crate::support::process::ChildGuard;
 use crate::support::sessctl::SESSCTL;
 use crate::support::{TestEnv, wait_for};
 
-/// `sessctl logs` found no log files (sysexits EX_NOINPUT).
+/// `sessctl logs` found no log files (sysexits `EX_NOINPUT`).
 const NO_LOGS: i32 = 66;
 /// Bad command-line usage.
 const USAGE: i32 = 64;
@@ -174,8 +174,8 @@ fn logs_n_prints_the_last_lines_across_files_oldest_first() {
     let env = TestEnv::new();
     let dir = log_dir(&env);
     std::fs::create_dir_all(&dir).unwrap();
-    let older: String = (1..=4).map(|i| format!("line {i}\n")).collect();
-    let newer: String = (5..=7).map(|i| format!("line {i}\n")).collect();
+    let older = "line 1\nline 2\nline 3\nline 4\n";
+    let newer = "line 5\nline 6\nline 7\n";
     std::fs::write(dir.join("sessctl.2020-01-02.log"), newer).unwrap();
     std::fs::write(dir.join("sessctl.2020-01-01.log"), older).unwrap();
     std::fs::write(dir.join("notes.txt"), "not a log\n").unwrap();

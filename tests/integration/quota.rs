@@ -32,6 +32,7 @@ fn time(v: &Value) -> Option<DateTime<Utc>> {
 
 #[test]
 fn fresh_usage_reaches_status_and_the_cache_file() {
+    use std::os::unix::fs::PermissionsExt;
     let t = Running::start("");
     t.login("work", "alice");
     wait_for("the first usage fetch", Duration::from_secs(20), || {
@@ -51,7 +52,6 @@ fn fresh_usage_reaches_status_and_the_cache_file() {
     assert_eq!(cache["slots"]["work"]["account"], "alice@example.com");
     assert_eq!(cache["slots"]["work"]["state"], "active");
     assert!(cache["slots"]["work"]["windows"]["five_hour"]["utilization"].is_number());
-    use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     assert_eq!(t.env.sessctl(&["status"]).status.code(), Some(0));

@@ -64,7 +64,7 @@ fn refreshed_since(t: &Running, name: &str, since: DateTime<Utc>) -> bool {
 #[test]
 fn a_restart_with_every_token_expired_keeps_token_requests_under_the_cap() {
     const SLOTS: usize = 12;
-    const CAP: u64 = 4;
+    const CAP: usize = 4;
     let mut t = Running::start("");
     let names = expired_slots_behind_a_hold(&mut t, SLOTS, 3);
     let restarted = Utc::now();
@@ -74,7 +74,7 @@ fn a_restart_with_every_token_expired_keeps_token_requests_under_the_cap() {
     wait_for(
         "the first refreshes at the server",
         Duration::from_secs(30),
-        || t.server.stats().holding("token") >= CAP.min(SLOTS as u64),
+        || t.server.stats().holding("token") >= CAP.min(SLOTS) as u64,
     );
     // Every refresh beyond the cap is in the limiter's queue before the first is released,
     // so the order they go in is the queue's, not the order their tasks happened to run.
@@ -86,7 +86,7 @@ fn a_restart_with_every_token_expired_keeps_token_requests_under_the_cap() {
                 .log()
                 .matches("token request queued for its turn")
                 .count()
-                >= SLOTS - CAP as usize
+                >= SLOTS - CAP
         },
     );
     // One refresh at a time: each release waits until the one before has been recorded by
@@ -94,7 +94,7 @@ fn a_restart_with_every_token_expired_keeps_token_requests_under_the_cap() {
     // the order the refreshes end in is the order the limiter sent them, not a race between
     // requests in flight together.
     for released in 0..SLOTS {
-        let out = CAP.min((SLOTS - released) as u64);
+        let out = CAP.min(SLOTS - released) as u64;
         wait_for(
             &format!("refresh {released} recorded and {out} at the server"),
             Duration::from_secs(30),
@@ -117,7 +117,7 @@ fn a_restart_with_every_token_expired_keeps_token_requests_under_the_cap() {
     let stats = t.server.stats();
     let most = stats.in_flight_max.get("token").copied().unwrap_or(0);
     assert!(
-        most <= CAP,
+        most <= CAP as u64,
         "{most} token requests were at the server at once; the cap is {CAP}"
     );
     assert_eq!(stats.token_requests, SLOTS as u64, "one refresh per slot");
@@ -129,9 +129,9 @@ fn a_restart_with_every_token_expired_keeps_token_requests_under_the_cap() {
     // the first CAP, the queued ones went soonest expiry first (not alphabetically).
     let mut finished = names.clone();
     finished.sort_by_key(|name| last_refresh(&t, name));
-    let first = &finished[..CAP as usize];
+    let first = &finished[..CAP];
     let queued: Vec<&String> = names.iter().filter(|n| !first.contains(n)).collect();
-    let finished_queued: Vec<&String> = finished[CAP as usize..].iter().collect();
+    let finished_queued: Vec<&String> = finished[CAP..].iter().collect();
     assert_eq!(
         finished_queued, queued,
         "queued refreshes, soonest expiry first"

@@ -21,6 +21,10 @@ const MIN_REQUEST_INTERVAL_MS: u64 = 10_000;
 const YEAR_SECS: i64 = 365 * 24 * 3600;
 
 /// Queues one `rewrite` fault for the next token request.
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "callers build the fault inline with json!"
+)]
 fn rewrite_next(t: &Running, rewrite: Value) {
     t.server
         .push_faults("token", vec![json!({ "rewrite": rewrite })]);

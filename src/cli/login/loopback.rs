@@ -67,7 +67,8 @@ pub fn run(paths: &Paths, args: &Args, deadline: Instant) -> anyhow::Result<Exit
         flow_id: &begun.flow_id,
         deadline,
     };
-    let Some((stream, callback)) = wait_for_redirect(&listener, &wait, expected_state)? else {
+    let Some((stream, callback)) = wait_for_redirect(&listener, &wait, expected_state.as_deref())?
+    else {
         cancel(paths, &begun.flow_id);
         return Err(TimedOut(args.timeout).into());
     };
@@ -107,7 +108,7 @@ struct Wait<'a> {
 fn wait_for_redirect(
     listener: &TcpListener,
     wait: &Wait<'_>,
-    expected_state: Option<String>,
+    expected_state: Option<&str>,
 ) -> anyhow::Result<Option<(TcpStream, Callback)>> {
     let deadline = wait.deadline;
     loop {
@@ -132,7 +133,7 @@ fn wait_for_redirect(
         };
         match parse_callback(&target) {
             Ok(Some(Callback::Code { state, .. }))
-                if expected_state.as_ref().is_some_and(|s| *s != state) =>
+                if expected_state.is_some_and(|s| s != state) =>
             {
                 eprintln!(
                     "sessctl: refused a redirect whose state is not this login's (an old tab?); still waiting"

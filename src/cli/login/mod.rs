@@ -32,6 +32,10 @@ use crate::secret::Secret;
 
 /// `sessctl login` arguments.
 #[derive(Debug, clap::Args)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "each is a command-line switch clap parses; conflicts are declared on the flags"
+)]
 pub struct Args {
     /// The slot: 1-32 characters of a-z, 0-9, '_' and '-'.
     pub name: String,
@@ -74,7 +78,7 @@ pub fn run(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
         return Err(UsageError(message).into());
     }
     if args.refresh_token_stdin {
-        return refresh_token::run(paths, args.name, args.provider);
+        return refresh_token::run(paths, &args.name, args.provider);
     }
     let deadline = Instant::now() + args.timeout;
     let flow = if args.device {
@@ -214,7 +218,7 @@ fn readable(fd: &impl AsRawFd, timeout: Duration, what: &str) -> anyhow::Result<
     };
     let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
     // SAFETY: one valid pollfd, owned by this frame, for the duration of the call.
-    let ready = unsafe { libc::poll(&mut fds, 1, millis.max(1)) };
+    let ready = unsafe { libc::poll(&raw mut fds, 1, millis.max(1)) };
     if ready < 0 {
         let error = std::io::Error::last_os_error();
         if error.kind() == std::io::ErrorKind::Interrupted {

@@ -15,12 +15,12 @@ use crate::secret::Secret;
 /// Largest refresh token read from stdin; real ones are a few hundred bytes.
 const MAX_TOKEN_BYTES: u64 = 16 * 1024;
 
-pub fn run(paths: &Paths, name: String, provider: String) -> anyhow::Result<ExitCode> {
+pub fn run(paths: &Paths, name: &str, provider: String) -> anyhow::Result<ExitCode> {
     let token = read_token()?;
     let reply = client::call(
         &paths.socket,
         Request::Login(LoginRequest {
-            name: name.clone(),
+            name: name.to_owned(),
             provider,
             refresh_token: token,
         }),

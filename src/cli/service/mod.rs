@@ -43,12 +43,12 @@ enum Manager {
 }
 
 /// Runs `sessctl service ACTION`.
-pub fn run(action: Action) -> anyhow::Result<ExitCode> {
+pub fn run(action: &Action) -> anyhow::Result<ExitCode> {
     let manager = Manager::here()?;
-    match action {
+    match *action {
         Action::Install { no_start } => install(&manager, no_start),
         Action::Uninstall { no_stop } => uninstall(&manager, no_stop),
-        Action::Status => status(&manager),
+        Action::Status => Ok(status(&manager)),
     }
 }
 
@@ -160,7 +160,7 @@ fn uninstall(manager: &Manager, no_stop: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn status(manager: &Manager) -> anyhow::Result<ExitCode> {
+fn status(manager: &Manager) -> ExitCode {
     let file = manager.file();
     if file.exists() {
         println!("service file: {}", file.display());
@@ -172,7 +172,7 @@ fn status(manager: &Manager) -> anyhow::Result<ExitCode> {
     if let Some(fix) = &check.fix {
         println!("fix: {fix}");
     }
-    Ok(ExitCode::SUCCESS)
+    ExitCode::SUCCESS
 }
 
 /// The `sessctl` beside the running one, made absolute: the service must not depend on PATH.

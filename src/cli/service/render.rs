@@ -35,7 +35,7 @@ pub fn launchd_plist(sessctl: &Path, home: &Path) -> String {
         .replace("@HOME@", &xml_escape(&home.to_string_lossy()))
 }
 
-/// One ExecStart word: `%` is a specifier, so doubled; quoted when it holds a space, a quote
+/// One `ExecStart` word: `%` is a specifier, so doubled; quoted when it holds a space, a quote
 /// or a backslash (systemd.syntax(7) C-style escapes inside double quotes).
 fn systemd_quote(path: &Path) -> String {
     let text = path.to_string_lossy().replace('%', "%%");

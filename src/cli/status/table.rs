@@ -1,6 +1,8 @@
 //! The human `status` table: one compact row per slot (readable at 80 columns), with the
 //! advice of [`super::advice`] indented under every slot that is not healthy.
 
+use std::fmt::Write as _;
+
 use chrono::{DateTime, Utc};
 
 use super::advice::Advisor;
@@ -20,10 +22,11 @@ pub fn render(report: &StatusReport, advisor: &Advisor) -> String {
         CredentialStoreKind::Keychain => "the keychain",
         CredentialStoreKind::File => "a plaintext file (credential_store: file, opt-in)",
     };
-    out.push_str(&format!(
-        "sessctl {} (pid {}), credentials in {store}\n",
+    let _ = writeln!(
+        out,
+        "sessctl {} (pid {}), credentials in {store}",
         report.version, report.pid
-    ));
+    );
     for line in advisor.report(report) {
         out.push_str(&line);
         out.push('\n');

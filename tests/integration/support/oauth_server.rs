@@ -139,6 +139,9 @@ impl OAuthServer {
         let port = read_ready_port(stdout, &log_path);
         let http = reqwest::blocking::Client::builder()
             .timeout(ADMIN_TIMEOUT)
+            // Node closes an idle keep-alive connection after 5 s; a request sent on one it
+            // is closing fails ("error sending request"). Never reuse one that old.
+            .pool_idle_timeout(std::time::Duration::from_secs(2))
             .build()
             .expect("build HTTP client");
         Self {
@@ -225,7 +228,7 @@ impl OAuthServer {
     /// `{"drop_response":true}` (the provider processes the request, a refresh really rotates,
     /// but the reply is lost: the connection is cut instead), and `{"rewrite":{...}}` (the
     /// provider answers, a refresh really rotates, then fields of its reply are changed:
-    /// `set`, `raw` literal JSON text, `drop`, `pad_bytes`; see fault_layer.mjs).
+    /// `set`, `raw` literal JSON text, `drop`, `pad_bytes`; see `fault_layer.mjs`).
     #[allow(
         clippy::needless_pass_by_value,
         reason = "callers build the list inline with vec!"
