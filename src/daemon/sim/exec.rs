@@ -387,10 +387,10 @@ impl Running {
                 Job::Report(JobResult::Revocation(Box::new(report)), None)
             }
             Job::Report(result, grant) => {
-                if let Some(grant) = grant {
-                    if let Some(i) = env.in_flight.iter().position(|g| *g == grant) {
-                        env.in_flight.swap_remove(i);
-                    }
+                if let Some(grant) = grant
+                    && let Some(i) = env.in_flight.iter().position(|g| *g == grant)
+                {
+                    env.in_flight.swap_remove(i);
                 }
                 // The guard drops after the report, as the real job's does.
                 return Step::Report(result);

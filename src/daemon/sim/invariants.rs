@@ -88,7 +88,7 @@ impl Checker {
 
     /// What the server saw since the last call.
     pub fn server(&mut self, sightings: &[Sighting]) {
-        for sighting in sightings[self.sightings_seen..].to_vec() {
+        for sighting in sightings[self.sightings_seen..].iter().cloned() {
             match sighting {
                 Sighting::Reused(id) => self.violation(format!("{id} was presented twice")),
                 Sighting::AfterRevoke(id) => self.violation(format!(
@@ -163,10 +163,10 @@ impl Checker {
     pub fn state(&mut self, state: &StateFile) {
         let mut accounts = BTreeMap::new();
         for (name, record) in &state.slots {
-            if let Some(account) = &record.account {
-                if let Some(other) = accounts.insert(account.clone(), name.clone()) {
-                    self.violation(format!("account {account} has two slots: {other}, {name}"));
-                }
+            if let Some(account) = &record.account
+                && let Some(other) = accounts.insert(account.clone(), name.clone())
+            {
+                self.violation(format!("account {account} has two slots: {other}, {name}"));
             }
             if let Some(&gone) = self.logged_out.get(name)
                 && record.generation <= gone

@@ -163,12 +163,9 @@ impl ModelOAuth {
 
     /// The client revokes the grant a refresh token belongs to (RFC 7009: any token of it).
     pub fn revoke(&mut self, refresh_token: &Secret) {
-        if let Some(id) = parse(refresh_token.expose()) {
-            if let Some(grant) = self.grants.get_mut(id.grant) {
-                if grant.revoked.is_none() {
-                    grant.revoked = Some(Revoked::ByClient);
-                }
-            }
+        let grant = parse(refresh_token.expose()).and_then(|id| self.grants.get_mut(id.grant));
+        if let Some(grant) = grant.filter(|g| g.revoked.is_none()) {
+            grant.revoked = Some(Revoked::ByClient);
         }
     }
 

@@ -251,7 +251,7 @@ fn a_generation_adopted_from_the_store_is_never_given_to_a_later_login() {
     assert!(matches!(first.blocking_recv(), Ok(Ok(Response::Login(_)))));
     // A re-login of the same account, stored, then a crash before the state file has it.
     script.autosave = false;
-    let _ = script.login("home", 1);
+    drop(script.login("home", 1));
     let recorded = script.durable.slots["home"].generation;
     assert!(script.store.peek("home").unwrap().generation > recorded);
     script.autosave = true;
