@@ -370,11 +370,17 @@ impl World {
                     .is_some_and(|w| w.contains("could not be stored yet"));
                 self.checker.login_acknowledged(*grant, in_memory, durable);
             }
-            (Asked::Logout { name, generation }, Ok(Response::Logout(_))) => {
+            // A logout of a slot that existed when asked: its job is the one answered (a
+            // logout of an unknown name is answered at once, and settles nothing).
+            (
+                Asked::Logout {
+                    name,
+                    generation: Some(generation),
+                },
+                Ok(Response::Logout(_)),
+            ) => {
                 self.unanswered_logouts.retain(|(n, _)| n != name);
-                if let Some(generation) = generation {
-                    self.checker.logged_out(name, *generation);
-                }
+                self.checker.logged_out(name, *generation);
             }
             _ => {}
         }
