@@ -126,6 +126,14 @@ impl Manager {
                         recorded = slot.record.generation,
                         "the store holds another login than the state file records; using the store's"
                     );
+                    // A newer login than the one the state file saw refused: it is usable.
+                    if item.generation > slot.record.generation
+                        && slot.record.state == SlotState::Inactive
+                    {
+                        slot.record.state = SlotState::Active;
+                        slot.record.reason = None;
+                        slot.record.last_refresh_error = None;
+                    }
                     slot.record.generation = item.generation;
                     adopted = Some(item.generation);
                 }

@@ -279,6 +279,36 @@ fn a_generation_adopted_from_the_store_is_never_given_to_a_later_login() {
     );
 }
 
+/// Found by seed 1272 (step 3690): a slot went inactive (its grant refused), a new login of
+/// it was stored, and the process died before the state file had the login. The next start
+/// adopted the store's newer login but kept the slot inactive, refusing valid tokens.
+#[test]
+fn a_newer_login_read_from_the_store_makes_an_inactive_slot_active() {
+    let mut script = Script::new();
+    let first = script.login("home", 1);
+    assert!(matches!(first.blocking_recv(), Ok(Ok(Response::Login(_)))));
+    let held = script
+        .store
+        .peek("home")
+        .unwrap()
+        .tokens
+        .refresh_token
+        .clone();
+    script.server.revoke(&held);
+    let refresh = script.ask(Request::Refresh(RefreshRequest {
+        name: Some("home".into()),
+    }));
+    drop(refresh.blocking_recv());
+    assert_eq!(script.durable.slots["home"].state, SlotState::Inactive);
+
+    script.autosave = false;
+    drop(script.login("home", 1));
+    script.autosave = true;
+    script.crash_and_restart();
+    let home = &script.durable.slots["home"];
+    assert_eq!(home.state, SlotState::Active, "{home:?}");
+}
+
 /// Found by seed 6 (step 1015), not fixed (see the report): the previous daemon died holding
 /// rotated tokens the store had not taken (they are in the journal), and the store was
 /// unreachable when the next daemon started, so the journal could not be replayed. Once
