@@ -15,6 +15,7 @@ mod daemon;
 mod exec;
 mod invariants;
 mod oauth;
+mod orders;
 mod scenario;
 mod store;
 mod world;

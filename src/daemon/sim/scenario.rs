@@ -16,9 +16,10 @@ use crate::daemon::core::schedule::Clocks;
 use crate::daemon::start::reconcile::reconcile;
 
 use super::daemon::{self, Daemon};
-use super::exec::{Env, Step, job_of};
+use super::exec::{Env, Step};
 use super::invariants::Checker;
 use super::oauth::{Faults, ModelOAuth, parse};
+use super::orders::job_of;
 use super::store::ModelStore;
 
 type Answer = oneshot::Receiver<Result<Response, ErrorReply>>;

@@ -21,9 +21,10 @@ use crate::state::StateFile;
 
 use super::alerts::AlertWatch;
 use super::daemon::{self, Daemon};
-use super::exec::{Env, Running, Step, job_of};
+use super::exec::{Env, Running, Step};
 use super::invariants::{Checker, durable_of};
 use super::oauth::{Faults, ModelOAuth, parse};
+use super::orders::job_of;
 use super::store::ModelStore;
 use crate::daemon::core::Command;
 use crate::daemon::core::reports::{JobResult, RefreshOutcome};
