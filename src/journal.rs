@@ -116,8 +116,10 @@ pub struct Journal {
 
 struct Inner {
     file: File,
-    /// Entries appended and not yet known to be in the store, by slot.
-    outstanding: BTreeMap<String, usize>,
+    /// Entries appended and not yet known to be in the store, by slot: the identity
+    /// (generation, version) of the item each was to become. Entries already in the file at
+    /// open count as (0, 0): any item the store takes for the slot retires them.
+    outstanding: BTreeMap<String, Vec<(u64, u64)>>,
 }
 
 impl Journal {
@@ -138,7 +140,9 @@ impl Journal {
             cipher: XChaCha20Poly1305::new(&key.0),
             inner: Mutex::new(Inner {
                 file,
-                outstanding: outstanding.into_iter().map(|slot| (slot, 1)).collect(),
+                outstanding: (outstanding.into_iter())
+                    .map(|slot| (slot, vec![(0, 0)]))
+                    .collect(),
             }),
         })
     }
@@ -152,15 +156,27 @@ impl Journal {
             .write_all(&record)
             .and_then(|()| inner.file.sync_data())
             .map_err(|source| io_error("append", &self.path, source))?;
-        *inner.outstanding.entry(entry.slot.clone()).or_default() += 1;
+        let item = entry.item();
+        (inner.outstanding.entry(entry.slot.clone()).or_default())
+            .push((item.generation, item.version));
         Ok(())
     }
 
-    /// The store now holds `slot`'s newest tokens (or something newer, or the slot is
-    /// gone): its entries are retired; with none left anywhere, the file is emptied.
-    pub fn settle(&self, slot: &str) {
+    /// The store now holds item `held` (generation, version) of `slot`, or with `None` no
+    /// longer has the slot at all: the slot's entries it holds or supersedes are retired;
+    /// with none left anywhere, the file is emptied. An entry newer than `held` stays (the
+    /// write of a replaced login's refresh may be refused while the current login's newer
+    /// tokens are journaled and not stored yet).
+    pub fn settle(&self, slot: &str, held: Option<(u64, u64)>) {
         let mut inner = self.lock();
-        if inner.outstanding.remove(slot).is_none() || !inner.outstanding.is_empty() {
+        let Some(entries) = inner.outstanding.get_mut(slot) else {
+            return;
+        };
+        entries.retain(|&item| held.is_some_and(|held| item > held));
+        if entries.is_empty() {
+            inner.outstanding.remove(slot);
+        }
+        if !inner.outstanding.is_empty() {
             return;
         }
         if let Err(e) = inner.file.set_len(0) {
@@ -198,9 +214,22 @@ pub fn read(path: &Path, key: &JournalKey) -> Result<Contents, JournalError> {
     Ok(parse(&bytes, &XChaCha20Poly1305::new(&key.0)))
 }
 
-/// Only the newest entry of each slot (file order: later is newer).
+/// Only the newest entry of each slot: the one whose item (generation, version) is the
+/// newest, the later in file order among equals. Not simply the last: the refresh of a
+/// login a newer one replaced may be journaled after the newer login's own refresh.
 pub fn newest_per_slot(entries: Vec<Entry>) -> BTreeMap<String, Entry> {
-    entries.into_iter().map(|e| (e.slot.clone(), e)).collect()
+    let mut newest: BTreeMap<String, Entry> = BTreeMap::new();
+    for entry in entries {
+        let item = entry.item();
+        let replaces = newest.get(&entry.slot).is_none_or(|kept| {
+            let kept = kept.item();
+            (item.generation, item.version) >= (kept.generation, kept.version)
+        });
+        if replaces {
+            newest.insert(entry.slot.clone(), entry);
+        }
+    }
+    newest
 }
 
 fn seal(cipher: &XChaCha20Poly1305, entry: &Entry) -> Result<Vec<u8>, JournalError> {

@@ -93,10 +93,10 @@ fn settling_every_slot_empties_the_file() {
     let journal = Journal::open(&path, &key, vec![]).unwrap();
     journal.append(&entry("a", 1, "RT-a")).unwrap();
     journal.append(&entry("b", 1, "RT-b")).unwrap();
-    journal.settle("a");
+    journal.settle("a", None);
     assert!(journal.holds("b") && !journal.holds("a"));
     assert!(std::fs::metadata(&path).unwrap().len() > 0);
-    journal.settle("b");
+    journal.settle("b", None);
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
     journal.append(&entry("c", 1, "RT-c")).unwrap();
     assert_eq!(read(&path, &key).unwrap().entries.len(), 1);
@@ -114,4 +114,48 @@ fn a_key_round_trips_through_its_text_and_bad_text_is_refused() {
         JournalKey::decode("!!!"),
         Err(JournalError::BadKey)
     ));
+}
+
+/// Found by the simulator (seed 1004, step 3863): the write of a replaced login's refresh
+/// was refused (the store held the current login's item, generation 118 version 1) while
+/// the current login's rotated tokens (to become version 2) were journaled and not yet
+/// stored; that refusal retired the slot's entries and emptied the file, so a crash before
+/// the store write lost the newest refresh token, and the next start presented the spent
+/// one (the grant was revoked).
+#[test]
+fn a_refused_write_retires_only_the_entries_the_store_holds_or_supersedes() {
+    let path = journal_path();
+    let key = JournalKey::generate();
+    let journal = Journal::open(&path, &key, vec![]).unwrap();
+    // Generation 1, replacing version 1: to become version 2.
+    journal.append(&entry("a", 1, "RT-a")).unwrap();
+    journal.settle("a", Some((1, 1)));
+    assert!(
+        journal.holds("a"),
+        "the entry newer than the item found was retired"
+    );
+    assert!(std::fs::metadata(&path).unwrap().len() > 0);
+    journal.settle("a", Some((1, 2)));
+    assert!(!journal.holds("a"));
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+}
+
+/// Found by the simulator (seed 1006, step 4027): a replaced login's refresh (generation
+/// 139) was journaled after the current login's (generation 141); the start replayed the
+/// last entry, which the store refused as older, and never the current login's newest
+/// tokens: the next refresh presented a spent token and the grant was revoked.
+#[test]
+fn the_replay_takes_each_slot_s_newest_item_not_its_last_entry() {
+    let mut current = entry("a", 1, "RT-current");
+    current.generation = 141;
+    let mut replaced = entry("a", 1, "RT-replaced");
+    replaced.generation = 139;
+    let later = entry("a", 2, "RT-later");
+    let newest = newest_per_slot(vec![current.clone(), replaced]);
+    assert_eq!(newest["a"].tokens.refresh_token.expose(), "RT-current");
+    // Among one login's entries, the later write wins as before.
+    let mut next = later;
+    next.generation = 141;
+    let newest = newest_per_slot(vec![current, next]);
+    assert_eq!(newest["a"].tokens.refresh_token.expose(), "RT-later");
 }

@@ -16,6 +16,8 @@ mod jobs;
 mod runner;
 #[cfg(unix)]
 mod server;
+#[cfg(test)]
+mod sim;
 mod start;
 mod wake;
 

@@ -16,6 +16,8 @@ mod keychain;
 mod ledger;
 mod rules;
 #[cfg(test)]
+pub(crate) mod sim_rules;
+#[cfg(test)]
 mod stall_tests;
 mod worker;
 

@@ -87,3 +87,12 @@ async fn deliver(event: &AlertEvent, channels: &Channels) {
         command::run_and_log(alert_command, event, channels.command_timeout).await;
     }
 }
+
+#[cfg(test)]
+impl AlertQueue {
+    /// A queue whose events a test reads itself (the simulator, `crate::daemon::sim`).
+    pub fn for_tests() -> (AlertQueue, mpsc::Receiver<AlertEvent>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        (AlertQueue { tx }, rx)
+    }
+}

@@ -124,6 +124,12 @@ pub enum RevocationReport {
         id: String,
         outcome: RetryOutcome,
     },
+    /// A logout with no token to revoke (no credentials loaded, or no provider) ended: its
+    /// reply, answered by the manager once the state file no longer lists the slot.
+    LoggedOut {
+        reply: Reply,
+        answer: LogoutReply,
+    },
 }
 
 /// The reply to work refused because the daemon is stopping.

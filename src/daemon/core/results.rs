@@ -100,9 +100,15 @@ impl Manager {
             return;
         };
         let mut store_error = None;
+        // The generation of an item adopted from the store, which the state file had not
+        // seen: no later login may be given it, or one below it.
+        let mut adopted = None;
         match result {
             Ok(Some(item)) if slot.record.is_stale(reconcile::version_of(&item)) => {
                 slot.refuse_stale(reconcile::version_of(&item));
+            }
+            Ok(Some(item)) if never_held(&slot.record, &item) => {
+                refuse_never_held(slot, &item);
             }
             Ok(Some(item)) => {
                 slot.record.note_item(reconcile::version_of(&item));
@@ -114,7 +120,16 @@ impl Manager {
                         recorded = slot.record.generation,
                         "the store holds another login than the state file records; using the store's"
                     );
+                    // A newer login than the one the state file saw refused: it is usable.
+                    if item.generation > slot.record.generation
+                        && slot.record.state == SlotState::Inactive
+                    {
+                        slot.record.state = SlotState::Active;
+                        slot.record.reason = None;
+                        slot.record.last_refresh_error = None;
+                    }
                     slot.record.generation = item.generation;
+                    adopted = Some(item.generation);
                 }
                 slot.creds = Creds::Present {
                     stored: Stored::from_item(&item),
@@ -174,6 +189,9 @@ impl Manager {
             }
         }
         self.store_error = store_error;
+        if let Some(generation) = adopted {
+            self.next_generation = self.next_generation.max(generation.saturating_add(1));
+        }
         self.persist();
         self.start_next_job(name, false);
     }
@@ -491,4 +509,34 @@ pub(in crate::daemon) fn schedule_next(
 /// When to retry a store operation after `attempt` failures, jittered by `unit`.
 pub(in crate::daemon) fn retry_time(now: DateTime<Utc>, attempt: u32, unit: f64) -> DateTime<Utc> {
     now + delta(schedule::backoff(attempt, None, unit))
+}
+
+/// Whether `item` is of a login older than the one the state file records, and not one this
+/// slot held (its `newest_written` names another login, or none): the item a logout could
+/// not delete, under a name logged in anew since. Its tokens are another lineage, maybe
+/// another account's, and were revoked at the logout: never adopted. (An older login the
+/// slot did hold is a re-login's fallback, adopted when the re-login's write was lost.)
+fn never_held(record: &SlotRecord, item: &StoredCredentials) -> bool {
+    item.generation < record.generation
+        && record
+            .newest_written
+            .is_none_or(|newest| newest.generation != item.generation)
+}
+
+/// The slot's own login was never stored (a crash before its write), and the item found is
+/// not its: the slot has no credentials.
+fn refuse_never_held(slot: &mut Slot, item: &StoredCredentials) {
+    tracing::error!(
+        slot = slot.name,
+        stored = item.generation,
+        recorded = slot.record.generation,
+        "the store holds an older login this slot never held (a logged-out item that could not be deleted?); it is not used"
+    );
+    slot.creds = Creds::Missing;
+    if slot.record.state != SlotState::Inactive {
+        slot.deactivate(
+            "credentials_missing",
+            "the credential store has no item of this slot's login; log in again".into(),
+        );
+    }
 }

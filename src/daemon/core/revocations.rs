@@ -9,12 +9,12 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 
-use crate::protocol::Response;
+use crate::protocol::{LogoutReply, Response};
 use crate::revocation::{self, PendingRevocation};
 
-use crate::daemon::core::Manager;
 use crate::daemon::core::reports::{FirstOutcome, RetryOutcome, RevocationReport};
 use crate::daemon::core::schedule::delta;
+use crate::daemon::core::{Manager, Reply};
 
 /// Revocations still owed, and which of them have an attempt running.
 #[derive(Default)]
@@ -71,19 +71,24 @@ impl Manager {
                 outcome,
                 logout,
             } => {
-                let kept = self.first_outcome(&slot, &provider, why, outcome);
+                // A kept token is recorded in the state (queued for its retries).
+                self.first_outcome(&slot, &provider, why, outcome);
                 if let Some((reply, answer)) = logout {
-                    let answer = Ok(Response::Logout(answer));
-                    if kept {
-                        // `logout` says "revoked later" once the record is on disk.
-                        self.reply_when_durable(reply, answer);
-                    } else {
-                        let _ = reply.send(answer);
-                    }
+                    self.answer_logout(reply, answer);
                 }
             }
             RevocationReport::Retried { id, outcome } => self.retried(&id, outcome),
+            RevocationReport::LoggedOut { reply, answer } => self.answer_logout(reply, answer),
         }
+    }
+
+    /// Answers a logout once the state file no longer lists the slot (and lists a kept
+    /// revocation): a crash after the answer must not bring the slot back. The snapshot
+    /// without the slot may be saved already; a new one is asked for, so the answer never
+    /// waits on a save that already happened.
+    fn answer_logout(&mut self, reply: Reply, answer: LogoutReply) {
+        self.persist();
+        self.reply_when_durable(reply, Ok(Response::Logout(answer)));
     }
 
     /// Logs a first attempt's outcome; queues a kept token. True when it was queued.

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use crate::journal::Entry;
-use crate::store::{StoreError, Tokens, WriteCondition};
+use crate::store::{StoreError, StoredCredentials, Tokens, WriteCondition};
 
 use crate::daemon::jobs::JobContext;
 
@@ -49,15 +49,40 @@ impl JobContext {
         }
     }
 
-    /// The store took a slot's tokens (or holds newer ones, or deleted the item): its
-    /// journal entries are retired.
-    pub(in crate::daemon) fn settle_if_stored<T>(
+    /// A write of a slot's tokens ended: the journal entries the store now holds (or
+    /// supersedes: a conflict names the item found) are retired. A conflict with no item,
+    /// or a failure, retires nothing.
+    pub(in crate::daemon) fn settle_written(
         &self,
         name: &str,
-        result: &Result<T, StoreError>,
+        result: &Result<StoredCredentials, StoreError>,
     ) {
-        if let (Some(journal), Ok(_) | Err(StoreError::Conflict { .. })) = (&self.journal, result) {
-            journal.settle(name);
+        let held = match result {
+            Ok(item) => (item.generation, item.version),
+            Err(StoreError::Conflict {
+                found_item: Some(found),
+                ..
+            }) => (found.generation, found.version),
+            Err(_) => return,
+        };
+        if let Some(journal) = &self.journal {
+            journal.settle(name, Some(held));
+        }
+    }
+
+    /// A logout's delete ended: done, the slot's entries are retired; refused for a newer
+    /// login, the entries that login's item supersedes are.
+    pub(in crate::daemon) fn settle_deleted(&self, name: &str, result: &Result<(), StoreError>) {
+        let held = match result {
+            Ok(()) => None,
+            Err(StoreError::Conflict {
+                found_item: Some(found),
+                ..
+            }) => Some((found.generation, found.version)),
+            Err(_) => return,
+        };
+        if let Some(journal) = &self.journal {
+            journal.settle(name, held);
         }
     }
 }

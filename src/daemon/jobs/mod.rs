@@ -116,7 +116,7 @@ impl JobContext {
                         .compare_and_set(&name, condition, tokens.clone())
                         .await;
                     store_took = Some(writing.elapsed());
-                    ctx.settle_if_stored(&name, &written);
+                    ctx.settle_written(&name, &written);
                     match written {
                         Ok(item) => RefreshOutcome::Stored(item),
                         Err(error @ StoreError::Conflict { .. }) => {
@@ -185,7 +185,7 @@ impl JobContext {
         let ctx = self.clone();
         tokio::spawn(async move {
             let result = ctx.store.compare_and_set(&name, condition, tokens).await;
-            ctx.settle_if_stored(&name, &result);
+            ctx.settle_written(&name, &result);
             ctx.report(JobResult::Written {
                 name,
                 generation,

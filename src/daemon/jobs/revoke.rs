@@ -13,7 +13,7 @@ use std::time::Instant;
 use chrono::Utc;
 
 use crate::config::Provider;
-use crate::protocol::{LogoutReply, Response};
+use crate::protocol::LogoutReply;
 use crate::revocation::{new_id, store_key};
 use crate::secret::Secret;
 use crate::store::{Tokens, WriteCondition};
@@ -80,7 +80,7 @@ impl JobContext {
             };
             let mut answer = logout_reply(&name, outcome.as_ref());
             let deleted = ctx.store.delete(&name, generation).await;
-            ctx.settle_if_stored(&name, &deleted);
+            ctx.settle_deleted(&name, &deleted);
             if let Err(e) = deleted {
                 let note = format!("the credential item was not deleted: {e}");
                 answer.warning = Some(match answer.warning.take() {
@@ -94,7 +94,8 @@ impl JobContext {
                     ctx.report_first(revocation, outcome, Some((reply, answer)));
                 }
                 _ => {
-                    let _ = reply.send(Ok(Response::Logout(answer)));
+                    let report = RevocationReport::LoggedOut { reply, answer };
+                    ctx.report(JobResult::Revocation(Box::new(report)));
                 }
             }
         });

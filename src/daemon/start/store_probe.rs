@@ -74,6 +74,14 @@ impl StoreProbe {
     }
 }
 
+#[cfg(test)]
+impl StoreProbe {
+    /// A probe that never refuses anything (the simulator, `crate::daemon::sim`).
+    pub fn silent_for_tests() -> Self {
+        Self::silent()
+    }
+}
+
 /// Probes the store once (for the keychain), logs a warning naming the fix when it fails,
 /// and keeps probing in the background until it succeeds or `shutdown` turns true.
 pub async fn start(store: &CredentialStore, mut shutdown: watch::Receiver<bool>) -> StoreProbe {

@@ -313,7 +313,9 @@ fn login_record(
         last_refresh_at: Some(now),
         last_refresh_error: None,
         refreshes: 0,
-        newest_written: None,
+        // Kept from the login this one replaces: its item is this slot's fallback until
+        // the new tokens are stored (`super::super::results::never_held`).
+        newest_written: old.and_then(|r| r.newest_written),
     }
 }
 

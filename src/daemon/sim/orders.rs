@@ -1,0 +1,108 @@
+//! From the core's job orders to the simulator's jobs (`super::exec`): each order the
+//! simulator runs becomes a [`Job`] at its first effect, holding the drain guard the real
+//! job would hold.
+
+use crate::daemon::core::drain::DrainGate;
+use crate::daemon::core::orders::JobOrder;
+use crate::daemon::core::reports::stopping;
+
+use super::exec::{Job, Running};
+
+/// The job of `order`, or `None` for orders with no result (a label) and for the
+/// interactive logins, which the simulator does not drive (their replies just drop).
+pub fn job_of(order: JobOrder, drain: &DrainGate) -> Option<Running> {
+    let (job, guard) = match order {
+        JobOrder::Load { name, generation } => (Job::Load { name, generation }, None),
+        JobOrder::Refresh {
+            name,
+            generation,
+            current,
+            condition,
+            ..
+        } => {
+            let job = Job::Refresh {
+                name,
+                generation,
+                current,
+                condition,
+            };
+            (job, None)
+        }
+        JobOrder::Write {
+            name,
+            generation,
+            tokens,
+            condition,
+        } => {
+            let job = Job::Write {
+                name,
+                generation,
+                tokens,
+                condition,
+            };
+            (job, None)
+        }
+        JobOrder::Login {
+            name,
+            ticket,
+            provider,
+            refresh_token,
+            reply,
+        } => {
+            if drain.is_closed() {
+                let _ = reply.send(Err(stopping()));
+                return None;
+            }
+            let job = Job::Login {
+                name,
+                ticket,
+                provider: provider.name.clone(),
+                scopes: provider.scopes.clone(),
+                refresh_token,
+                reply,
+            };
+            (job, None)
+        }
+        JobOrder::Logout {
+            name,
+            generation,
+            tokens,
+            reply,
+            cancelled,
+            provider,
+        } => {
+            // Without a provider there is nothing to revoke with (`revoke_jobs::logout`).
+            let token = provider.and(tokens.map(|t| t.refresh_token));
+            let job = Job::Logout {
+                name,
+                generation,
+                token,
+                reply,
+                cancelled,
+            };
+            (job, Some(drain.track()))
+        }
+        JobOrder::Revoke {
+            slot,
+            provider,
+            token,
+            why,
+        } => {
+            let provider = provider.name.clone();
+            let job = Job::Revoke {
+                slot,
+                provider,
+                token,
+                why,
+            };
+            (job, Some(drain.track()))
+        }
+        JobOrder::Usage { .. }
+        | JobOrder::RetryRevocation { .. }
+        | JobOrder::Label { .. }
+        | JobOrder::CodeLogin { .. }
+        | JobOrder::DeviceLogin { .. }
+        | JobOrder::AwaitDevice { .. } => return None,
+    };
+    Some(Running { job, guard })
+}

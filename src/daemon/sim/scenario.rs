@@ -1,0 +1,344 @@
+//! Scripted scenarios on the simulator's parts: the same models and simulated jobs as the
+//! seeded runs, driven step by step, for the defects the seeded runs found (each is a
+//! regression test that names the seed that found it).
+
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use crate::config::Config;
+use crate::protocol::{ErrorReply, LoginRequest, RefreshRequest, Request, Response, SlotRef};
+use crate::state::{SlotState, StateFile};
+
+use crate::daemon::core::Command;
+use crate::daemon::core::reports::JobResult;
+use crate::daemon::core::schedule::Clocks;
+use crate::daemon::start::reconcile::reconcile;
+
+use super::daemon::{self, Daemon};
+use super::exec::{Env, Step};
+use super::invariants::Checker;
+use super::oauth::{Faults, ModelOAuth, parse};
+use super::orders::job_of;
+use super::store::ModelStore;
+
+type Answer = oneshot::Receiver<Result<Response, ErrorReply>>;
+
+/// A daemon and the models, run by hand.
+struct Script {
+    config: Arc<Config>,
+    server: ModelOAuth,
+    store: ModelStore,
+    checker: Checker,
+    rng: fastrand::Rng,
+    clocks: Clocks,
+    daemon: Daemon,
+    durable: StateFile,
+    /// Whether the state writer saves after every job (else only when asked).
+    autosave: bool,
+}
+
+impl Script {
+    fn new() -> Self {
+        let config = daemon::config();
+        let clocks = Clocks {
+            wall: "2030-01-01T00:00:00Z".parse().expect("a date"),
+            boot: std::time::Duration::from_secs(1000),
+        };
+        let durable = StateFile {
+            format: 1,
+            revision: 0,
+            next_generation: 1,
+            slots: std::collections::BTreeMap::new(),
+            pending_revocations: Vec::new(),
+        };
+        let daemon = Daemon::start(&config, durable.clone(), clocks, 1);
+        Script {
+            config,
+            server: ModelOAuth::new(Faults::NONE),
+            store: ModelStore::default(),
+            checker: Checker::new(0),
+            rng: fastrand::Rng::with_seed(1),
+            clocks,
+            daemon,
+            durable,
+            autosave: true,
+        }
+    }
+
+    fn ask(&mut self, request: Request) -> Answer {
+        let (reply, rx) = oneshot::channel();
+        let _ = self
+            .daemon
+            .manager
+            .handle(Command { request, reply }, self.clocks);
+        self.settle();
+        rx
+    }
+
+    /// Runs every job to its end, in order, reporting each; saves the state after each.
+    fn settle(&mut self) {
+        let mut jobs: Vec<_> = (self.daemon.settle().into_iter())
+            .filter_map(|order| job_of(order, &self.daemon.drain))
+            .collect();
+        while let Some(mut job) = jobs.pop() {
+            let result = loop {
+                let mut env = Env {
+                    server: &mut self.server,
+                    store: &mut self.store,
+                    checker: &mut self.checker,
+                    rng: &mut self.rng,
+                    now: self.clocks.wall,
+                    drain: &self.daemon.drain,
+                    in_flight: &mut Vec::new(),
+                    logins: &mut std::collections::BTreeSet::new(),
+                    generations: std::collections::BTreeMap::new(),
+                };
+                match job.advance(&mut env) {
+                    Step::Next(next) => job = next,
+                    Step::Report(result) => break Some(result),
+                    Step::Done => break None,
+                }
+            };
+            if let Some(result) = result {
+                self.daemon.manager.on_result(result, self.clocks);
+            }
+            self.daemon.manager.tick(self.clocks);
+            jobs.extend(
+                (self.daemon.settle().into_iter())
+                    .filter_map(|order| job_of(order, &self.daemon.drain)),
+            );
+            if self.autosave {
+                self.save_state();
+            }
+        }
+    }
+
+    /// The state writer saves the newest snapshot.
+    fn save_state(&mut self) {
+        if !self.daemon.state_rx.has_changed().unwrap_or(false) {
+            return;
+        }
+        let (number, snapshot) = self.daemon.state_rx.borrow_and_update().clone();
+        self.durable = snapshot;
+        let saved = JobResult::StateSaved(Ok(number));
+        self.daemon.manager.on_result(saved, self.clocks);
+        self.daemon.manager.flush();
+    }
+
+    /// The process dies; a new one starts from the saved state and the store.
+    fn crash_and_restart(&mut self) {
+        if let Some(inventory) = self.store.inventory() {
+            reconcile(&mut self.durable, &inventory, self.clocks.wall);
+        }
+        let slots = self.durable.slots.keys().cloned().collect();
+        self.store.replay_journal(&slots);
+        self.daemon = Daemon::start(&self.config, self.durable.clone(), self.clocks, 2);
+        self.daemon.manager.tick(self.clocks);
+        self.settle();
+    }
+
+    fn login(&mut self, name: &str, account: usize) -> Answer {
+        let refresh_token = self.server.issue(account);
+        self.ask(Request::Login(LoginRequest {
+            name: name.to_owned(),
+            provider: "sim".to_owned(),
+            refresh_token,
+        }))
+    }
+}
+
+/// Found by seed 2 (step 576): a logout whose item the store could not delete, then a new
+/// login under the same name whose write the store could not take, then a crash. The new
+/// daemon read the old, logged-out item and adopted its generation ("the store holds
+/// another login than the state file records; using the store's"): the slot, showing the
+/// new account, served and refreshed the logged-out account's revoked tokens.
+#[test]
+fn a_logged_out_item_left_in_the_store_is_never_adopted_by_a_later_login_of_its_name() {
+    let mut script = Script::new();
+    let first = script.login("home", 1);
+    assert!(matches!(first.blocking_recv(), Ok(Ok(Response::Login(_)))));
+
+    script.store.down = true;
+    let logout = script.ask(Request::Logout(SlotRef {
+        name: "home".into(),
+    }));
+    let Ok(Ok(Response::Logout(answer))) = logout.blocking_recv() else {
+        panic!("the logout is answered");
+    };
+    assert!(answer.warning.is_some(), "the item could not be deleted");
+
+    let second = script.login("home", 0);
+    assert!(matches!(second.blocking_recv(), Ok(Ok(Response::Login(_)))));
+    assert_eq!(
+        script.durable.slots["home"].account.as_deref(),
+        Some("a0@sim")
+    );
+
+    script.store.down = false;
+    script.crash_and_restart();
+    let token = script.ask(Request::Token(SlotRef {
+        name: "home".into(),
+    }));
+    if let Ok(Ok(Response::Token(reply))) = token.blocking_recv() {
+        let served = parse(reply.access_token.expose()).map(|id| id.grant);
+        panic!("slot home (account a0) served the logged-out login's token (grant {served:?})");
+    }
+    let home = &script.durable.slots["home"];
+    assert_eq!(home.state, SlotState::Inactive, "{home:?}");
+    assert!(
+        script.server.sightings.is_empty(),
+        "{:?}",
+        script.server.sightings
+    );
+}
+
+/// Found by seed 6 (step 540): a logout was answered as soon as its job reported, before
+/// the state file stopped listing the slot; with the store down (the item not deleted, so
+/// no logout ledger entry), a crash then brought the logged-out slot back.
+#[test]
+fn a_logout_is_answered_only_once_the_state_file_no_longer_lists_the_slot() {
+    let mut script = Script::new();
+    let login = script.login("home", 1);
+    assert!(matches!(login.blocking_recv(), Ok(Ok(Response::Login(_)))));
+
+    script.store.down = true;
+    script.autosave = false;
+    let mut logout = script.ask(Request::Logout(SlotRef {
+        name: "home".into(),
+    }));
+    assert!(
+        logout.try_recv().is_err(),
+        "the logout was answered while the state file still lists slot home"
+    );
+    script.save_state();
+    assert!(matches!(logout.try_recv(), Ok(Ok(Response::Logout(_)))));
+    assert!(!script.durable.slots.contains_key("home"));
+}
+
+/// Found by seed 44 (step 1810): the same, for a slot with no credentials loaded (the store
+/// was down since the start), whose logout job has no token to revoke and used to answer
+/// the caller itself, before the state file stopped listing the slot.
+#[test]
+fn a_logout_with_nothing_to_revoke_is_answered_only_once_the_state_file_drops_the_slot() {
+    let mut script = Script::new();
+    let login = script.login("home", 1);
+    assert!(matches!(login.blocking_recv(), Ok(Ok(Response::Login(_)))));
+    script.store.down = true;
+    script.crash_and_restart();
+
+    script.autosave = false;
+    let mut logout = script.ask(Request::Logout(SlotRef {
+        name: "home".into(),
+    }));
+    assert!(
+        logout.try_recv().is_err(),
+        "the logout was answered while the state file still lists slot home"
+    );
+    script.save_state();
+    assert!(matches!(logout.try_recv(), Ok(Ok(Response::Logout(_)))));
+}
+
+/// Found by seed 1033 (step 4211): the state file was older than the store (a re-login
+/// stored, the process died before the state file had it) and the store was down at start,
+/// so the start could not raise the next login generation above the store's. The load then
+/// adopted the store's newer generation without raising it either: after a logout (the
+/// ledger records that generation), a new login of the name was given a generation at or
+/// below the logged-out one, and the next start dropped it as logged out.
+#[test]
+fn a_generation_adopted_from_the_store_is_never_given_to_a_later_login() {
+    let mut script = Script::new();
+    let first = script.login("home", 1);
+    assert!(matches!(first.blocking_recv(), Ok(Ok(Response::Login(_)))));
+    // A re-login of the same account, stored, then a crash before the state file has it.
+    script.autosave = false;
+    drop(script.login("home", 1));
+    let recorded = script.durable.slots["home"].generation;
+    assert!(script.store.peek("home").unwrap().generation > recorded);
+    script.autosave = true;
+    script.store.down = true;
+    script.crash_and_restart();
+    script.store.down = false;
+    let token = script.ask(Request::Token(SlotRef {
+        name: "home".into(),
+    }));
+    assert!(matches!(token.blocking_recv(), Ok(Ok(Response::Token(_)))));
+
+    let logout = script.ask(Request::Logout(SlotRef {
+        name: "home".into(),
+    }));
+    assert!(matches!(
+        logout.blocking_recv(),
+        Ok(Ok(Response::Logout(_)))
+    ));
+    let login = script.login("home", 0);
+    assert!(matches!(login.blocking_recv(), Ok(Ok(Response::Login(_)))));
+    script.crash_and_restart();
+    assert!(
+        script.durable.slots.contains_key("home"),
+        "the new login of home was dropped at the next start as logged out"
+    );
+}
+
+/// Found by seed 1272 (step 3690): a slot went inactive (its grant refused), a new login of
+/// it was stored, and the process died before the state file had the login. The next start
+/// adopted the store's newer login but kept the slot inactive, refusing valid tokens.
+#[test]
+fn a_newer_login_read_from_the_store_makes_an_inactive_slot_active() {
+    let mut script = Script::new();
+    let first = script.login("home", 1);
+    assert!(matches!(first.blocking_recv(), Ok(Ok(Response::Login(_)))));
+    let held = script
+        .store
+        .peek("home")
+        .unwrap()
+        .tokens
+        .refresh_token
+        .clone();
+    script.server.revoke(&held);
+    let refresh = script.ask(Request::Refresh(RefreshRequest {
+        name: Some("home".into()),
+    }));
+    drop(refresh.blocking_recv());
+    assert_eq!(script.durable.slots["home"].state, SlotState::Inactive);
+
+    script.autosave = false;
+    drop(script.login("home", 1));
+    script.autosave = true;
+    script.crash_and_restart();
+    let home = &script.durable.slots["home"];
+    assert_eq!(home.state, SlotState::Active, "{home:?}");
+}
+
+/// Found by seed 6 (step 1015), not fixed (see the report): the previous daemon died holding
+/// rotated tokens the store had not taken (they are in the journal), and the store was
+/// unreachable when the next daemon started, so the journal could not be replayed. Once
+/// the store answers, that daemon loads the older item and presents its refresh token,
+/// which the provider already rotated: the grant is revoked. Nothing replays the journal
+/// before the first load of the run. The seeded runs avoid this case (a restart with
+/// journal entries finds the store up); run this with `--ignored` to see it.
+#[test]
+#[ignore = "known defect: an unreplayed journal is not replayed before the slot's first load"]
+fn rotated_tokens_journaled_while_the_store_was_down_are_not_lost_across_a_restart() {
+    let mut script = Script::new();
+    let login = script.login("work", 1);
+    assert!(matches!(login.blocking_recv(), Ok(Ok(Response::Login(_)))));
+
+    script.store.down = true;
+    let refresh = script.ask(Request::Refresh(RefreshRequest {
+        name: Some("work".into()),
+    }));
+    assert!(matches!(refresh.blocking_recv(), Ok(Ok(_))));
+    script.crash_and_restart();
+
+    script.store.down = false;
+    let refresh = script.ask(Request::Refresh(RefreshRequest {
+        name: Some("work".into()),
+    }));
+    let _ = refresh.blocking_recv();
+    assert!(
+        script.server.sightings.is_empty(),
+        "{:?}",
+        script.server.sightings
+    );
+}
