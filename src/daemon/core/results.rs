@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::protocol::{ErrorCode, ErrorReply};
 use crate::slot_reason::SlotReason;
-use crate::state::SlotState;
+use crate::state::{SlotRecord, SlotState};
 use crate::store::{StoreError, StoredCredentials, WriteCondition};
 
 use crate::daemon::core::Manager;
@@ -535,7 +535,7 @@ fn refuse_never_held(slot: &mut Slot, item: &StoredCredentials) {
     slot.creds = Creds::Missing;
     if slot.record.state != SlotState::Inactive {
         slot.deactivate(
-            "credentials_missing",
+            SlotReason::CredentialsMissing,
             "the credential store has no item of this slot's login; log in again".into(),
         );
     }

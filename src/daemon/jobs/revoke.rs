@@ -89,14 +89,11 @@ impl JobContext {
                 });
             }
             tracing::info!(slot = name, revoked = answer.revoked, "logged out");
-            match (revocation, outcome) {
-                (Some(revocation), Some(outcome)) => {
-                    ctx.report_first(revocation, outcome, Some((reply, answer)));
-                }
-                _ => {
-                    let report = RevocationReport::LoggedOut { reply, answer };
-                    ctx.report(JobResult::Revocation(Box::new(report)));
-                }
+            if let (Some(revocation), Some(outcome)) = (revocation, outcome) {
+                ctx.report_first(revocation, outcome, Some((reply, answer)));
+            } else {
+                let report = RevocationReport::LoggedOut { reply, answer };
+                ctx.report(JobResult::Revocation(Box::new(report)));
             }
         });
     }

@@ -24,7 +24,7 @@ impl AlertWatch {
             AlertKind::SlotInactive => {
                 for slot in &event.slots {
                     if !self.inactive.insert(slot.name.clone()) {
-                        checker.alert(format!(
+                        checker.alert(&format!(
                             "slot_inactive for {} was raised twice for one transition",
                             slot.name
                         ));
@@ -34,7 +34,7 @@ impl AlertWatch {
             AlertKind::SlotRecovered => {
                 for slot in &event.slots {
                     if !self.inactive.remove(&slot.name) {
-                        checker.alert(format!(
+                        checker.alert(&format!(
                             "slot_recovered for {} was raised without slot_inactive",
                             slot.name
                         ));
@@ -43,7 +43,7 @@ impl AlertWatch {
             }
             AlertKind::AllInactive if !event.reminder => {
                 if self.all_inactive {
-                    checker.alert("all_inactive was raised twice for one transition".into());
+                    checker.alert("all_inactive was raised twice for one transition");
                 }
                 self.all_inactive = true;
             }

@@ -173,6 +173,10 @@ impl Running {
     }
 
     /// Performs the job's next effect.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one arm per kind of effect in flight, each a few lines: the whole table reads best in one place"
+    )]
     pub fn advance(self, env: &mut Env<'_>) -> Step {
         let Running { job, mut guard } = self;
         let next = match job {
@@ -187,7 +191,7 @@ impl Running {
                     return Step::Done;
                 };
                 guard = Some(entered);
-                send_refresh(env, name, generation, current, condition)
+                send_refresh(env, name, generation, &current, condition)
             }
             Job::RefreshStore {
                 name,
@@ -269,7 +273,7 @@ impl Running {
                 token,
                 reply,
                 cancelled,
-            } => return logout(env, name, generation, token, reply, cancelled),
+            } => return logout(env, name, generation, token.as_ref(), reply, cancelled),
             Job::Revoke {
                 slot,
                 provider,
@@ -305,7 +309,7 @@ fn send_refresh(
     env: &mut Env<'_>,
     name: String,
     generation: u64,
-    current: Tokens,
+    current: &Tokens,
     condition: WriteCondition,
 ) -> Job {
     let presented = parse(current.refresh_token.expose());
@@ -325,7 +329,7 @@ fn send_refresh(
     let outcome = match answer.outcome {
         TokenOutcome::Refreshed(reply) => {
             let unusable = reply.defect.clone();
-            let tokens = refreshed_tokens(reply, &current, env.now);
+            let tokens = refreshed_tokens(reply, current, env.now);
             // `crate::daemon::jobs` journals before the store write: both are one effect here
             // (see the module docs of `super::oauth` on rotations a client cannot learn of).
             env.store.journal_append(&name, condition, tokens.clone());
@@ -385,11 +389,11 @@ fn logout(
     env: &mut Env<'_>,
     name: String,
     generation: u64,
-    token: Option<Secret>,
+    token: Option<&Secret>,
     reply: Reply,
     cancelled: usize,
 ) -> Step {
-    if let Some(token) = &token {
+    if let Some(token) = token {
         env.server.revoke(token);
     }
     let mut answer = LogoutReply {

@@ -19,6 +19,7 @@
 //! - at most one token request per lineage (grant) in flight;
 //! - alerts at most once per transition (judged in `super::alerts`).
 
+use crate::slot_reason::SlotReason;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::state::{SlotState, StateFile};
@@ -81,7 +82,7 @@ impl Checker {
         &self.violations
     }
 
-    fn violation(&mut self, what: String) {
+    fn violation(&mut self, what: &str) {
         self.violations
             .push(format!("seed {} step {}: {what}", self.seed, self.step));
     }
@@ -90,8 +91,8 @@ impl Checker {
     pub fn server(&mut self, sightings: &[Sighting]) {
         for sighting in sightings[self.sightings_seen..].iter().cloned() {
             match sighting {
-                Sighting::Reused(id) => self.violation(format!("{id} was presented twice")),
-                Sighting::AfterRevoke(id) => self.violation(format!(
+                Sighting::Reused(id) => self.violation(&format!("{id} was presented twice")),
+                Sighting::AfterRevoke(id) => self.violation(&format!(
                     "{id} was presented after the daemon revoked its grant"
                 )),
             }
@@ -103,7 +104,7 @@ impl Checker {
     pub fn presented(&mut self, id: TokenId, durable: &Durable, logins: &BTreeSet<usize>) {
         // Position 0 is the token the user handed to a login: the user holds it.
         if id.pos > 0 && !is_durable(durable, id) && !login_redeemed(id, logins) {
-            self.violation(format!("{id} was presented before it was durable"));
+            self.violation(&format!("{id} was presented before it was durable"));
         }
     }
 
@@ -116,12 +117,12 @@ impl Checker {
         logins: &BTreeSet<usize>,
     ) {
         if !is_durable(durable, id) && !login_redeemed(id, logins) {
-            self.violation(format!("{what} was acknowledged before {id} was durable"));
+            self.violation(&format!("{what} was acknowledged before {id} was durable"));
         }
     }
 
     /// An alert broke "at most once per transition" (`super::alerts`).
-    pub fn alert(&mut self, what: String) {
+    pub fn alert(&mut self, what: &str) {
         self.violation(what);
     }
 
@@ -135,7 +136,7 @@ impl Checker {
         if in_memory {
             self.memory_only_logins += 1;
         } else {
-            self.violation(format!("a login was acknowledged before {id} was durable"));
+            self.violation(&format!("a login was acknowledged before {id} was durable"));
         }
     }
 
@@ -153,7 +154,7 @@ impl Checker {
     /// A token request for a slot starts while `in_flight` others for it are out.
     pub fn token_request(&mut self, name: &str, in_flight: usize) {
         if in_flight > 0 {
-            self.violation(format!(
+            self.violation(&format!(
                 "a token request for slot {name} started while {in_flight} was in flight"
             ));
         }
@@ -166,30 +167,30 @@ impl Checker {
             if let Some(account) = &record.account
                 && let Some(other) = accounts.insert(account.clone(), name.clone())
             {
-                self.violation(format!("account {account} has two slots: {other}, {name}"));
+                self.violation(&format!("account {account} has two slots: {other}, {name}"));
             }
             if let Some(&gone) = self.logged_out.get(name)
                 && record.generation <= gone
             {
-                self.violation(format!(
+                self.violation(&format!(
                     "slot {name} came back with generation {} after its logout (generation {gone})",
                     record.generation
                 ));
             }
             let permanent = matches!(
-                record.reason.as_deref(),
-                Some("session_expired" | "client_rejected")
+                record.reason,
+                Some(SlotReason::SessionExpired | SlotReason::ClientRejected)
             );
             let was_refused = self.refused.contains(&(name.clone(), record.generation));
             if record.state == SlotState::Inactive && permanent && !was_refused {
-                self.violation(format!(
+                self.violation(&format!(
                     "slot {name} (generation {}) went inactive ({}) without a permanent refusal",
                     record.generation,
-                    record.reason.as_deref().unwrap_or("")
+                    record.reason.as_ref().map_or("", SlotReason::as_str)
                 ));
             }
-            if record.reason.as_deref() == Some("credentials_unreadable") {
-                self.violation(format!("slot {name} found its item unreadable"));
+            if record.reason == Some(SlotReason::CredentialsUnreadable) {
+                self.violation(&format!("slot {name} found its item unreadable"));
             }
         }
     }
@@ -200,13 +201,13 @@ mod tests {
     use super::*;
     use crate::state::SlotRecord;
 
-    fn record(account: &str, state: SlotState, reason: Option<&str>) -> SlotRecord {
+    fn record(account: &str, state: SlotState, reason: Option<SlotReason>) -> SlotRecord {
         SlotRecord {
             provider: "sim".into(),
             account: Some(account.into()),
             account_key: None,
             state,
-            reason: reason.map(str::to_owned),
+            reason,
             generation: 7,
             created_at: chrono::DateTime::UNIX_EPOCH,
             last_refresh_at: None,
@@ -263,7 +264,7 @@ mod tests {
     #[test]
     fn deactivation_needs_a_refusal_and_logged_out_accounts_stay_out() {
         let mut checker = Checker::new(1);
-        let expired = record("a@x", SlotState::Inactive, Some("session_expired"));
+        let expired = record("a@x", SlotState::Inactive, Some(SlotReason::SessionExpired));
         checker.state(&state(&[("s", expired.clone())]));
         assert_eq!(checker.violations().len(), 1);
         checker.refused("s", 7);

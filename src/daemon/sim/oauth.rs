@@ -150,13 +150,13 @@ impl ModelOAuth {
         let grant = &mut self.grants[id.grant];
         match grant.revoked {
             Some(Revoked::ByClient) => self.sightings.push(Sighting::AfterRevoke(id)),
-            Some(Revoked::Reuse | Revoked::InterruptedLogout) => {}
             None if id.pos < grant.current => {
                 grant.revoked = Some(Revoked::Reuse);
                 self.sightings.push(Sighting::Reused(id));
             }
             None if id.pos == grant.current => return self.rotate(id, rng, now),
-            None => {}
+            // Already revoked by reuse or an interrupted logout, or a token from the future.
+            Some(Revoked::Reuse | Revoked::InterruptedLogout) | None => {}
         }
         refused(now)
     }

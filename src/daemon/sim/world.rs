@@ -143,7 +143,7 @@ impl World {
         Ok(())
     }
 
-    fn note(&mut self, what: String) {
+    fn note(&mut self, what: &str) {
         if self.trace.len() == TRACE {
             self.trace.pop_front();
         }
@@ -160,7 +160,7 @@ impl World {
             800..960 => self.pass_time(),
             960..975 => {
                 self.store.down = !self.store.down;
-                self.note(format!("store down: {}", self.store.down));
+                self.note(&format!("store down: {}", self.store.down));
             }
             975..985 => self.jump_clocks(),
             985..995 => self.crash(),
@@ -199,7 +199,7 @@ impl World {
         }
         if !matches!(job.job, super::exec::Job::Report(..)) {
             let what = job.describe();
-            self.note(what);
+            self.note(&what);
         }
         // A job's effects take a little time.
         let by = std::time::Duration::from_millis(self.rng.u64(0..800));
@@ -208,7 +208,7 @@ impl World {
             Step::Next(job) => self.jobs.push(job),
             Step::Report(result) => {
                 let store_down = self.store.down;
-                self.note(format!(
+                self.note(&format!(
                     "report {} (store down: {store_down})",
                     describe(&result)
                 ));
@@ -224,7 +224,7 @@ impl World {
         let (number, snapshot) = self.published.clone();
         self.durable = snapshot;
         self.saved_number = number;
-        self.note(format!("state {number} saved"));
+        self.note(&format!("state {number} saved"));
         self.daemon
             .manager
             .on_result(JobResult::StateSaved(Ok(number)), self.clocks);
@@ -266,7 +266,7 @@ impl World {
             Asked::Logout { generation, .. } => format!(" (generation {generation:?})"),
             _ => String::new(),
         };
-        self.note(format!("request {}{whose}", request_name(&request)));
+        self.note(&format!("request {}{whose}", request_name(&request)));
         let (reply, rx) = oneshot::channel();
         self.callers.push(Caller { asked, rx });
         let command = Command { request, reply };
@@ -286,7 +286,7 @@ impl World {
             .map(|at| (at - self.clocks.wall).to_std().unwrap_or_default())
             .map_or(longest, |w| w.min(longest));
         self.elapse(wait);
-        self.note(format!("time +{} ms", wait.as_millis()));
+        self.note(&format!("time +{} ms", wait.as_millis()));
         self.tick();
     }
 
@@ -294,11 +294,11 @@ impl World {
         if self.rng.bool() {
             let by = std::time::Duration::from_secs(self.rng.u64(60..36_000));
             self.elapse(by);
-            self.note(format!("suspended {} s", by.as_secs()));
+            self.note(&format!("suspended {} s", by.as_secs()));
         } else {
             let by = TimeDelta::seconds(self.rng.i64(60..7200));
             self.clocks.wall -= by;
-            self.note(format!("wall clock stepped back {} s", by.num_seconds()));
+            self.note(&format!("wall clock stepped back {} s", by.num_seconds()));
         }
         self.tick();
     }
@@ -389,7 +389,7 @@ impl World {
 
     /// The process dies between two effects.
     fn crash(&mut self) {
-        self.note("crash".to_owned());
+        self.note("crash");
         for job in std::mem::take(&mut self.jobs) {
             if self.rng.bool() {
                 self.finish_silently(job);
@@ -415,7 +415,7 @@ impl World {
 
     /// A stop as the runner drains it, then a new process.
     fn graceful_restart(&mut self) {
-        self.note("graceful stop".to_owned());
+        self.note("graceful stop");
         self.daemon.manager.begin_stop();
         self.settle();
         for round in 0..200 {
@@ -467,13 +467,13 @@ impl World {
         }
         let slots = self.durable.slots.keys().cloned().collect();
         let journal = self.store.journal_summary();
-        self.note(format!("journal at start: [{journal}]"));
+        self.note(&format!("journal at start: [{journal}]"));
         if self.store.down && self.store.journal_holds_any(&slots) {
             // A known defect (`super::scenario`): an unreplayed journal is not replayed
             // before the first load, so this run would present a spent token. Until it is
             // fixed, the store is reachable at a start that has a journal to replay.
             self.store.down = false;
-            self.note("store down: false (a journal to replay)".to_owned());
+            self.note("store down: false (a journal to replay)");
         }
         self.store.replay_journal(&slots);
         let seed = self.rng.u64(..);
@@ -482,15 +482,15 @@ impl World {
         self.saved_number = 0;
         self.alerts = AlertWatch::default();
         self.checker.state(&self.durable);
-        let mut seen = Vec::new();
+        let mut listed = Vec::new();
         for (name, record) in &self.durable.slots {
             let stored = self.store.peek(name).map(|i| (i.generation, i.version));
-            seen.push(format!(
+            listed.push(format!(
                 "{name} gen {} (store {stored:?})",
                 record.generation
             ));
         }
-        self.note(format!("restarted: {}", seen.join(", ")));
+        self.note(&format!("restarted: {}", listed.join(", ")));
         self.settle();
         self.tick();
     }
