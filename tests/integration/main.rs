@@ -27,6 +27,7 @@ mod logout;
 mod logout_cancels;
 mod logs;
 mod no_keychain;
+mod oauth_store;
 mod quota;
 mod reconcile;
 mod refresh;
