@@ -31,6 +31,10 @@ fn four_hundred_grants_all_stay_live_through_a_refresh_each() {
     );
     for (i, token) in refresh_tokens.iter().enumerate() {
         let reply = server.refresh(token);
-        assert_eq!(reply.status, 200, "second refresh of grant {i}: {:?}", reply.body);
+        assert_eq!(
+            reply.status, 200,
+            "second refresh of grant {i}: {:?}",
+            reply.body
+        );
     }
 }
