@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use chrono::{DateTime, Local, Utc};
 
 use crate::cache::{CacheError, QuotaCache};
+use crate::cache_lines;
 use crate::config::Config;
 use crate::paths::Paths;
 use crate::statusline::{self, ColorChoice, Options, Template, claude_code};
@@ -113,7 +114,9 @@ fn options(config: &Config, args: &Args) -> Result<Options, statusline::format::
     })
 }
 
-/// The cache, or the marker to print instead.
+/// The cache, or the marker to print instead: from the read-optimised `quota.lines` when it
+/// was made from the `quota.json` on disk, else from `quota.json` itself
+/// (see [`crate::cache_lines`]).
 fn read_cache(paths: &Paths) -> Result<QuotaCache, &'static str> {
     let path = &paths.quota_cache;
     match std::fs::metadata(path) {
@@ -122,7 +125,12 @@ fn read_cache(paths: &Paths) -> Result<QuotaCache, &'static str> {
             eprintln!("sessctl: {} is over {CACHE_MAX} bytes", path.display());
             return Err(statusline::CACHE_UNREADABLE);
         }
-        _ => {}
+        Ok(m) => {
+            if let Some(cache) = cache_lines::read_current(path, &m) {
+                return Ok(cache);
+            }
+        }
+        Err(_) => {}
     }
     QuotaCache::read(path).map_err(|e| {
         eprintln!("sessctl: {e}");
