@@ -34,6 +34,7 @@ mod refresh;
 mod request_limit;
 mod revocation_retry;
 mod scale;
+mod scale_bench;
 mod service_files;
 mod service_install;
 mod socket;
