@@ -2,10 +2,10 @@
 //! `quota.json`, written by the daemon's cache writer right after the JSON file and read by
 //! `sessctl statusline` on every prompt.
 //!
-//! Why a second file: the statusline runs once per prompt, so its cost must not grow with
-//! the number of slots. At 1,000 slots `quota.json` is ~430 KB of pretty JSON with three
-//! RFC 3339 timestamps a slot; parsing it (serde_json, chrono) was most of a 9× `/bin/true`
-//! render. This file holds exactly what rendering needs, one tab-separated line per slot and
+//! Why a second file: the statusline runs once per prompt, so its cost should not grow with
+//! the number of slots. At 1,000 slots `quota.json` is ~300-430 KB of JSON with three
+//! RFC 3339 timestamps a slot; parsing it (serde_json, chrono) is a third of a render's
+//! instructions, which this file saves (docs/benchmarks.md). This file holds exactly what rendering needs, one tab-separated line per slot and
 //! per window, times as integer `seconds.nanoseconds`, floats in Rust's round-trip notation,
 //! with no error texts: it parses with `split` and integer parsing, no allocation per
 //! timestamp, and renders to the same bytes as the JSON it was made from (the reader builds
