@@ -7,6 +7,7 @@
 //! timed commands are that binary, so the figures are a release build's; otherwise the
 //! test build's. `SLOTS` (default 1000) and `STEADY_SECS` (default 60) resize it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -109,17 +110,19 @@ fn cached_with_windows(cache: &Path) -> usize {
     })
 }
 
-/// (voluntary context switches of all threads, CPU ticks, RSS in KiB) of process `pid`.
-fn process_figures(pid: u32) -> (u64, u64, u64) {
-    let mut switches = 0;
+/// Voluntary context switches by thread id, CPU ticks, and RSS in KiB of process `pid`.
+/// (Threads come and go, so wakeups are summed thread by thread, not as one total.)
+fn process_figures(pid: u32) -> (BTreeMap<String, u64>, u64, u64) {
+    let mut switches = BTreeMap::new();
     if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
         for task in tasks.flatten() {
             let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
-            switches += status
+            let count = status
                 .lines()
                 .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .unwrap_or(0);
+            switches.insert(task.file_name().to_string_lossy().into_owned(), count);
         }
     }
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -233,10 +236,14 @@ fn measure_a_thousand_slots() {
     let (switches1, ticks1, rss) = process_figures(pid);
     let secs = started.elapsed().as_secs_f64();
     let usage = t.server.stats().usage_requests - usage0;
+    let woke: u64 = switches1
+        .iter()
+        .map(|(tid, n)| n.saturating_sub(switches0.get(tid).copied().unwrap_or(0)))
+        .sum();
     #[allow(clippy::cast_precision_loss)]
     let (per_min, cpu) = (
-        (switches1 - switches0) as f64 * 60.0 / secs,
-        (ticks1 - ticks0) as f64 / 100.0 / secs * 100.0,
+        woke as f64 * 60.0 / secs,
+        ticks1.saturating_sub(ticks0) as f64 / 100.0 / secs * 100.0,
     );
     #[allow(clippy::cast_precision_loss)]
     let rss_mb = rss as f64 / 1024.0;
