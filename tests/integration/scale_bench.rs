@@ -194,13 +194,15 @@ fn field_values(log: &str, marker: &str, field: &str) -> Vec<f64> {
     values
 }
 
-/// Starts the measured daemon (at info level, as a user runs it) after the current one has
-/// stopped.
+/// Starts the measured daemon (at info level, as a user runs it, plus the journal's debug
+/// line that carries each reply's time to durable) after the current one has stopped.
 fn start_daemon(t: &mut Running) {
     if t.daemon.is_running() {
         assert!(t.daemon.terminate(Duration::from_secs(120)).success());
     }
-    t.daemon = t.env.start_daemon_logging(&program(), &[], "info");
+    t.daemon =
+        t.env
+            .start_daemon_logging(&program(), &[], "info,sessctl::daemon::journal_jobs=debug");
 }
 
 #[test]
