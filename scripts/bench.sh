@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Whole-process benchmarks of the sessctl CLI, measured with hyperfine.
 #
-#   scripts/bench.sh            # build release, run every benchmark
+#   scripts/bench.sh            # build release, run every benchmark but scale1000
 #   RUNS=2000 scripts/bench.sh  # more runs (default 1000, after 50 warm-up runs)
+#   scripts/bench.sh scale1000  # only the 1,000-slot scenario (bench_scale1000, ~15 min)
 #
-# statusline: a release `sessctl statusline` over generated caches of 10 and 200 slots, in
+# statusline: a release `sessctl statusline` over generated caches of 10, 200 and 1,000 slots
+# (with the quota.lines the daemon writes beside quota.json; at 1,000 also without it), in
 # a throw-away HOME (nothing of yours is read or written). Target on a 2-core machine:
 # median at most 1 ms. Then `status --json` through a daemon it starts in the throw-away HOME
 # (target: at most 2 ms). Last, the kill -9 window (see bench_kill9_window) and an idle
@@ -35,14 +37,16 @@ build() {
     (cd "$ROOT" && cargo build --release --quiet)
 }
 
-# write_cache FILE N: a quota cache of N active slots, fresh, two windows each, in the
+# write_cache FILE N [lines]: a quota cache of N active slots, fresh, two windows each, in the
 # format of src/cache.rs. Every 7th slot's own data is 11 hours old (so the stale path is
-# exercised) and every 13th is inactive.
+# exercised) and every 13th is inactive. With `lines`, also the statusline's quota.lines
+# beside it, as the daemon's writer makes it (format: src/cache_lines.rs).
 write_cache() {
-    local file=$1 n=$2 now old reset i state fetched
-    now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-    old=$(date -u -d '11 hours ago' +%Y-%m-%dT%H:%M:%SZ)
-    reset=$(date -u -d '2 hours' +%Y-%m-%dT%H:%M:%SZ)
+    local file=$1 n=$2 with_lines=${3:-} now old reset i state fetched now_s old_s reset_s
+    now_s=$(date +%s) old_s=$(date -d '11 hours ago' +%s) reset_s=$(date -d '2 hours' +%s)
+    now=$(date -u -d "@$now_s" +%Y-%m-%dT%H:%M:%SZ)
+    old=$(date -u -d "@$old_s" +%Y-%m-%dT%H:%M:%SZ)
+    reset=$(date -u -d "@$reset_s" +%Y-%m-%dT%H:%M:%SZ)
     mkdir -p "$(dirname "$file")"
     {
         printf '{\n  "updated_at": "%s",\n  "stale_after_secs": 900,\n  "slots": {\n' "$now"
@@ -58,6 +62,24 @@ write_cache() {
         done
         printf '  }\n}\n'
     } >"$file"
+    [ "$with_lines" = lines ] || return 0
+    local ns=000000000 mtime
+    mtime=$(stat -c %.9Y "$file")
+    {
+        printf 'sessctl-quota-lines\t1\nsource\t%s\t%s\t%s\n' \
+            "$(stat -c %d:%i "$file")" "$(stat -c %s "$file")" "${mtime/./}"
+        printf 'cache\t%s.%s\t900\n' "$now_s" "$ns"
+        for ((i = 0; i < n; i++)); do
+            state=active fetched=$now_s
+            ((i % 7 == 6)) && fetched=$old_s
+            ((i % 13 == 12)) && state=inactive
+            printf 'slot\tslot%03d\t=user%d@example.com\t=claude\t%s\t%s.%s\n' \
+                "$i" "$i" "$state" "$fetched" "$ns"
+            printf 'window\tfive_hour\t%d.5\t%s.%s\n' $((i % 100)) "$reset_s" "$ns"
+            printf 'window\tseven_day\t%d.25\t%s.%s\n' $((i * 7 % 100)) "$reset_s" "$ns"
+        done
+        printf 'end\t%d\n' "$n"
+    } >"$(dirname "$file")/quota.lines"
 }
 
 # median_ms JSON [N]: the median of the Nth (default first) command of hyperfine's export,
@@ -68,12 +90,13 @@ median_ms() {
 }
 
 # bench_statusline SLOTS LABEL [ARGS...]: hyperfine over one cache size, printing the median.
+# The cache has its quota.lines (as the daemon writes it) unless WITH_LINES=no.
 # Runs in a subshell so the throw-away HOME never leaks into the rest of the script.
 bench_statusline() (
     local slots=$1 label=$2
     shift 2
-    local home=$WORK/home-$slots
-    write_cache "$home/cache/sessctl/quota.json" "$slots"
+    local home=$WORK/home-$slots-${WITH_LINES:-yes}
+    write_cache "$home/cache/sessctl/quota.json" "$slots" "$([ "${WITH_LINES:-yes}" = no ] || echo lines)"
     mkdir -p "$home/config/sessctl"
     printf 'stale_after: 15m\nstatusline:\n  separator: "  "\n' >"$home/config/sessctl/config.yaml"
     local cmd="$BIN statusline $*"
@@ -160,16 +183,34 @@ write_state() {
     } >"$file"
 }
 
+# bench_scale1000: a daemon with SLOTS (default 1000) slots in the real keychain against the
+# real test server (release build, what scripts/test.sh installs): login latency (first vs
+# last hundred), a steady state over STEADY_SECS (wakeups, CPU share, RSS, usage fetches),
+# `status --json` and statusline against /bin/true in the same run, then a restart with every
+# token expired (time, token requests in flight at most, reply to durable p50/p99). About
+# 10-15 minutes on 2 cores; not part of the default run, never run by CI.
+bench_scale1000() {
+    (cd "$ROOT" && SESSCTL_BENCH_BIN=$BIN SLOTS=${SLOTS:-1000} STEADY_SECS=${STEADY_SECS:-60} \
+        cargo test --quiet --test integration -- --ignored --nocapture --exact \
+        scale_bench::measure_a_thousand_slots 2>&1) | grep -E '^scale '
+}
+
 main() {
     ensure_hyperfine
     build
     echo "machine: $(nproc) cores, $(uname -sr), $(sed -n 's/^model name\s*: //p' /proc/cpuinfo 2>/dev/null | head -1)"
+    if [ "${1:-}" = scale1000 ]; then
+        bench_scale1000
+        return
+    fi
     echo "hyperfine: $(hyperfine --version), $WARMUP warm-up + $RUNS runs each"
     bench_floor
     bench_statusline 10 "statusline, 10 slots"
     bench_statusline 200 "statusline, 200 slots"
     bench_statusline 200 "statusline, 200 slots, reset times" \
         --format "'{name} {5h} {reset:5h} {reset_in:7d} {stale}'"
+    bench_statusline 1000 "statusline, 1000 slots"
+    WITH_LINES=no bench_statusline 1000 "statusline, 1000 slots, JSON only"
     bench_status_json_roundtrip
     bench_kill9_window
     bench_idle_wakeups

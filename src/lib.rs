@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod cache;
+pub mod cache_lines;
 pub mod claude_code;
 pub mod cli;
 pub mod client;

@@ -157,7 +157,8 @@ impl StateFile {
     }
 
     /// Saves `self` if the file on disk is still at revision `self.revision` (or absent
-    /// when that is 0), writing revision + 1; returns the new revision.
+    /// when that is 0), writing revision + 1 as compact JSON (the reader takes any layout,
+    /// so a pretty-printed file from an older sessctl still loads); returns the new revision.
     ///
     /// The check and the rename are not atomic against another process; the daemon's
     /// single-instance lock is what keeps other writers away. The check catches a file
@@ -175,7 +176,7 @@ impl StateFile {
             revision: self.revision + 1,
             ..self.clone()
         };
-        let mut bytes = serde_json::to_vec_pretty(&next).map_err(|err| StateError::Corrupt {
+        let mut bytes = serde_json::to_vec(&next).map_err(|err| StateError::Corrupt {
             path: path.to_path_buf(),
             message: format!("cannot serialize: {err}"),
         })?;
@@ -312,7 +313,7 @@ mod tests {
             reason
         );
         let saved = std::fs::read_to_string(dir.file()).unwrap();
-        assert!(saved.contains(r#""reason": "quota_exhausted""#), "{saved}");
+        assert!(saved.contains(r#""reason":"quota_exhausted""#), "{saved}");
     }
 
     #[test]
@@ -329,6 +330,19 @@ mod tests {
         assert_eq!(record.newest_written, Some(at(3, 9)));
         assert!(record.is_stale(at(3, 8)) && record.is_stale(at(2, 50)));
         assert!(!record.is_stale(at(3, 9)) && !record.is_stale(at(4, 1)));
+    }
+
+    #[test]
+    fn saves_are_compact_and_pretty_files_from_older_versions_still_load() {
+        let dir = TempDir::new("compact");
+        let saved = sample();
+        let revision = saved.save(&dir.file()).unwrap();
+        let text = std::fs::read_to_string(dir.file()).unwrap();
+        assert_eq!(text.lines().count(), 1, "one line of compact JSON: {text}");
+        let loaded = StateFile::load(&dir.file()).unwrap();
+        assert_eq!(loaded.revision, revision);
+        std::fs::write(dir.file(), serde_json::to_vec_pretty(&loaded).unwrap()).unwrap();
+        assert_eq!(StateFile::load(&dir.file()).unwrap(), loaded);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Many slots on one daemon against the real test server and keychain: replies bigger than
-//! the 64 KiB request bound reach `status`, `status --json` and the statusline whole.
+//! the 64 KiB request bound reach `status`, `status --json` and the statusline whole, and the
+//! statusline's `quota.lines` renders what `quota.json` does.
 
 use std::time::Duration;
 
@@ -82,4 +83,12 @@ fn status_and_statusline_work_with_more_slots_than_fit_in_64_kib() {
         "a marker, not the slots: {line}"
     );
     assert!(line.contains(&name(SLOTS - 1)), "{line}");
+
+    // The daemon also wrote the statusline's read-optimised quota.lines, and it renders
+    // exactly what quota.json does.
+    let lines = sessctl::cache_lines::path_beside(std::path::Path::new(&cache));
+    assert!(lines.exists(), "{} written", lines.display());
+    std::fs::remove_file(&lines).unwrap();
+    let from_json = t.env.sessctl(&["statusline", "--no-stdin"]);
+    assert_eq!(String::from_utf8(from_json.stdout).unwrap(), line);
 }

@@ -293,3 +293,83 @@ fn statusline_with_bad_flags_prints_a_marker_and_exits_0() {
     let out = home.run(&["--format", "{nope}"]);
     assert_eq!(line(&out), "sessctl: bad --format");
 }
+
+/// The read-optimised `quota.lines` (`src/cache_lines.rs`) the daemon writes beside the JSON.
+fn lines_file(home: &Home) -> PathBuf {
+    sessctl::cache_lines::path_beside(&home.cache_file())
+}
+
+/// Writes the JSON cache and, like the daemon's writer, the lines file made from it.
+fn write_both(home: &Home, updated_minutes_ago: i64, slots: Vec<(&str, SlotQuota)>) {
+    write_cache(&home.cache_file(), updated_minutes_ago, slots);
+    let cache = QuotaCache::read(&home.cache_file()).unwrap();
+    sessctl::cache_lines::write(&home.cache_file(), &cache).unwrap();
+}
+
+fn mixed_slots() -> Vec<(&'static str, SlotQuota)> {
+    let mut gone = slot("gone@x.y", 2, 1.0, 2.0);
+    gone.state = SlotState::Inactive;
+    vec![
+        ("personal", slot("me@home.org", 11 * 60, 3.0, 9.0)),
+        ("work", slot("me@work.com", 2, 95.5, 42.0)),
+        ("gone", gone),
+    ]
+}
+
+#[test]
+fn the_lines_file_renders_exactly_what_the_json_cache_does() {
+    let home = Home::new("lines-same");
+    write_both(&home, 30, mixed_slots());
+    let formats: [&[&str]; 3] = [
+        &[],
+        &["--ascii", "--color", "always"],
+        &[
+            "--format",
+            "{name} {account} {state} {7d} {reset_in:5h} {reset:7d} {stale}",
+        ],
+    ];
+    let from_lines: Vec<String> = formats.iter().map(|a| line(&home.run(a))).collect();
+    assert!(from_lines[0].starts_with("🔺 "), "{}", from_lines[0]);
+    std::fs::remove_file(lines_file(&home)).unwrap();
+    let from_json: Vec<String> = formats.iter().map(|a| line(&home.run(a))).collect();
+    assert_eq!(from_lines, from_json);
+
+    // And the statusline does read the lines file when it matches the JSON file on disk.
+    let mut other = QuotaCache::read(&home.cache_file()).unwrap();
+    other.slots.retain(|name, _| name == "work");
+    sessctl::cache_lines::write(&home.cache_file(), &other).unwrap();
+    assert_eq!(line(&home.run(&[])), "🔺 work 5h 96% · 7d 42%");
+}
+
+#[test]
+fn a_corrupt_or_truncated_lines_file_falls_back_to_the_json_cache() {
+    let home = Home::new("lines-corrupt");
+    write_both(&home, 1, mixed_slots());
+    let expected = "⚠ re-login: gone  personal 5h 3% · 7d 9% 🔺  work 5h 96% · 7d 42%";
+    assert_eq!(line(&home.run(&[])), expected);
+    let good = std::fs::read(lines_file(&home)).unwrap();
+    for damaged in [
+        good[..good.len() / 2].to_vec(),
+        good[..good.len() - 1].to_vec(),
+        b"\xff\xfe garbage".to_vec(),
+        Vec::new(),
+    ] {
+        std::fs::write(lines_file(&home), &damaged).unwrap();
+        assert_eq!(line(&home.run(&[])), expected);
+    }
+}
+
+#[test]
+fn a_lines_file_older_than_the_json_cache_is_ignored() {
+    let home = Home::new("lines-older");
+    write_both(&home, 1, vec![("work", slot("me@work.com", 2, 16.0, 42.0))]);
+    assert_eq!(line(&home.run(&[])), "work 5h 16% · 7d 42%");
+    // quota.json rewritten by a writer that knows nothing of quota.lines (an older sessctl).
+    write_cache(
+        &home.cache_file(),
+        1,
+        vec![("work", slot("me@work.com", 2, 77.0, 42.0))],
+    );
+    assert!(lines_file(&home).exists());
+    assert_eq!(line(&home.run(&[])), "work 5h 77% · 7d 42%");
+}

@@ -8,6 +8,7 @@ import Provider from 'oidc-provider';
 
 import { countError } from './fault_layer.mjs';
 import { HttpError, log, sendJson } from './http_util.mjs';
+import NeverEvictingAdapter from './store_adapter.mjs';
 
 export const CLIENT_ID = 'sessctl-test';
 /** The page a pasted-code login is redirected to; it shows `code#state`. */
@@ -53,6 +54,9 @@ export function makeProvider(issuer) {
   const signingKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
 
   const provider = new Provider(issuer, {
+    // Not the default in-memory LRU (1,000 entries), which forgets live grants beyond ~330
+    // accounts: see store_adapter.mjs.
+    adapter: NeverEvictingAdapter,
     clients: [{
       client_id: CLIENT_ID,
       token_endpoint_auth_method: 'none',

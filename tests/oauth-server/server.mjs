@@ -20,7 +20,8 @@
 //      login/consent and device pages) are the real implementation's behaviour, not ours. Plus
 //      GET /manual-code, the page a pasted-code login lands on (shows `code#state`). Plus
 //      GET /api/oauth/usage, a small endpoint in Claude's shape that checks bearer tokens
-//      against the provider.
+//      against the provider. Its storage (store_adapter.mjs) is a Map that forgets only
+//      expired entries, not the default 1,000-entry LRU, so thousands of grants stay live.
 //
 // Admin API (JSON in and out):
 //   POST /admin/grant {"account","email","scope"?} -> {"refresh_token","grant_id"}  (as if logged in)

@@ -43,14 +43,24 @@ pub struct QuotaState {
 /// When a slot's usage should next be fetched: when its data would go stale or the regular
 /// interval comes round, but never before the minimum interval since the last request nor
 /// before a backoff or `Retry-After` ends.
+///
+/// Regular fetches land on the slot's own grid: the times `phase + k × period` (period:
+/// the shorter of `quota_interval` and `stale_after`), taking the last grid point at or
+/// before "one period after the last good fetch". So data is never older than a period, and
+/// slots with different phases ([`poll_phase`]) fall due at different moments of the period:
+/// 1,000 slots fetched together at start-up (no data yet) drift onto their own grid points
+/// within one period, at the cost of at most one early fetch each, which the minimum
+/// interval still bounds; after that each account is asked exactly once a period.
 pub fn next_fetch_at(
     quota: &QuotaState,
     quota_interval: Duration,
     stale_after: Duration,
     min_interval: Duration,
+    phase: Duration,
 ) -> DateTime<Utc> {
+    let period = quota_interval.min(stale_after);
     let wanted = quota.fetched_at.map_or(DateTime::<Utc>::MIN_UTC, |at| {
-        at + delta(quota_interval.min(stale_after))
+        grid_point_at_or_before(at + delta(period), period, phase)
     });
     let earliest = quota
         .last_attempt_at
@@ -58,6 +68,36 @@ pub fn next_fetch_at(
     wanted
         .max(earliest)
         .max(quota.blocked_until.unwrap_or(DateTime::<Utc>::MIN_UTC))
+}
+
+/// A slot's deterministic offset within a poll period of `period`, from its name (FNV-1a,
+/// stable across restarts and Rust versions), so slots spread evenly over the period.
+pub fn poll_phase(name: &str, period: Duration) -> Duration {
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    let millis = u64::try_from(period.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(hash.checked_rem(millis).unwrap_or(0))
+}
+
+/// The last time at or before `at` of the form `epoch + phase + k × period`; `at` itself
+/// when the period is under a millisecond or the arithmetic would leave chrono's range.
+fn grid_point_at_or_before(at: DateTime<Utc>, period: Duration, phase: Duration) -> DateTime<Utc> {
+    let (Ok(period), Ok(phase)) = (
+        i64::try_from(period.as_millis()),
+        i64::try_from(phase.as_millis()),
+    ) else {
+        return at;
+    };
+    if period == 0 {
+        return at;
+    }
+    let t = at.timestamp_millis();
+    let grid = t
+        .checked_sub(phase)
+        .map(|since| since.div_euclid(period) * period + phase);
+    grid.and_then(DateTime::from_timestamp_millis)
+        .map_or(at, |g| g.min(at))
 }
 
 impl Manager {
@@ -75,11 +115,13 @@ impl Manager {
         {
             return None;
         }
+        let period = self.config.quota_interval.min(self.config.stale_after);
         Some(next_fetch_at(
             &slot.quota,
             self.config.quota_interval,
             self.config.stale_after,
             provider.usage_min_interval,
+            poll_phase(&slot.name, period),
         ))
     }
 
@@ -240,6 +282,9 @@ mod tests {
     const MIN: Duration = Duration::from_secs(180);
     const INTERVAL: Duration = Duration::from_secs(300);
     const STALE: Duration = Duration::from_secs(900);
+    /// On the epoch's grid: the times in these tests are whole minutes, so a 0 phase
+    /// leaves them where they were before phases existed.
+    const NO_PHASE: Duration = Duration::ZERO;
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -248,7 +293,7 @@ mod tests {
     #[test]
     fn a_slot_without_data_is_fetched_at_once() {
         assert_eq!(
-            next_fetch_at(&QuotaState::default(), INTERVAL, STALE, MIN),
+            next_fetch_at(&QuotaState::default(), INTERVAL, STALE, MIN, NO_PHASE),
             DateTime::<Utc>::MIN_UTC
         );
     }
@@ -261,13 +306,13 @@ mod tests {
             ..QuotaState::default()
         };
         assert_eq!(
-            next_fetch_at(&q, INTERVAL, STALE, MIN),
+            next_fetch_at(&q, INTERVAL, STALE, MIN, NO_PHASE),
             at("2026-01-01T00:05:00Z")
         );
         // a quota_interval longer than stale_after still refetches before data goes stale
         let long = Duration::from_secs(3600);
         assert_eq!(
-            next_fetch_at(&q, long, STALE, MIN),
+            next_fetch_at(&q, long, STALE, MIN, NO_PHASE),
             at("2026-01-01T00:15:00Z")
         );
     }
@@ -281,7 +326,7 @@ mod tests {
         };
         let every_10s = Duration::from_secs(10);
         assert_eq!(
-            next_fetch_at(&q, every_10s, STALE, MIN),
+            next_fetch_at(&q, every_10s, STALE, MIN, NO_PHASE),
             at("2026-01-01T00:03:00Z")
         );
     }
@@ -299,7 +344,7 @@ mod tests {
             Some(Duration::ZERO),
         );
         assert_eq!(
-            next_fetch_at(&q, INTERVAL, STALE, MIN),
+            next_fetch_at(&q, INTERVAL, STALE, MIN, NO_PHASE),
             at("2026-01-01T00:03:00Z")
         );
     }
@@ -317,9 +362,74 @@ mod tests {
             Some(Duration::from_secs(1200)),
         );
         assert_eq!(
-            next_fetch_at(&q, INTERVAL, STALE, MIN),
+            next_fetch_at(&q, INTERVAL, STALE, MIN, NO_PHASE),
             at("2026-01-01T00:20:00Z")
         );
         assert_eq!(q.error.as_deref(), Some("429"));
+    }
+
+    /// 1,000 slots whose data all arrived at once (a start-up) fall due spread over the
+    /// period, never later than a period after their data, and then once a period each.
+    #[test]
+    fn a_thousand_slots_fall_due_spread_over_the_period_not_in_a_burst() {
+        let fetched = at("2026-01-01T00:00:07Z");
+        let mut due = Vec::new();
+        for i in 0..1000 {
+            let phase = poll_phase(&format!("slot{i:03}"), INTERVAL);
+            assert_eq!(
+                phase,
+                poll_phase(&format!("slot{i:03}"), INTERVAL),
+                "stable"
+            );
+            assert!(phase < INTERVAL);
+            let mut q = QuotaState {
+                fetched_at: Some(fetched),
+                last_attempt_at: Some(fetched),
+                ..QuotaState::default()
+            };
+            let next = next_fetch_at(&q, INTERVAL, STALE, Duration::ZERO, phase);
+            assert!(
+                next > fetched && next <= fetched + delta(INTERVAL),
+                "{next}"
+            );
+            // In step: the next fetch is exactly one period later.
+            q.fetched_at = Some(next + chrono::Duration::milliseconds(300));
+            q.last_attempt_at = Some(next);
+            let after = next_fetch_at(&q, INTERVAL, STALE, Duration::ZERO, phase);
+            assert_eq!(after - next, delta(INTERVAL));
+            due.push((next - fetched).num_seconds());
+        }
+        // Ten 30 s buckets of the 300 s period: each holds about a tenth, none a burst.
+        let mut buckets = [0; 10];
+        for secs in due {
+            buckets[usize::try_from(secs / 30).unwrap().min(9)] += 1;
+        }
+        assert!(
+            buckets.iter().all(|&n| (60..=140).contains(&n)),
+            "{buckets:?}"
+        );
+    }
+
+    #[test]
+    fn the_minimum_interval_still_bounds_an_early_grid_point() {
+        let fetched = at("2026-01-01T00:00:00Z");
+        let q = QuotaState {
+            fetched_at: Some(fetched),
+            last_attempt_at: Some(fetched),
+            ..QuotaState::default()
+        };
+        // A phase that puts the grid point 1 s after the fetch: the budget still holds.
+        let phase = Duration::from_secs(1);
+        assert_eq!(
+            next_fetch_at(&q, INTERVAL, STALE, MIN, phase),
+            at("2026-01-01T00:03:00Z")
+        );
+        assert_eq!(poll_phase("any", Duration::ZERO), Duration::ZERO);
+        for edge in [DateTime::<Utc>::MAX_UTC, DateTime::<Utc>::MIN_UTC] {
+            assert!(
+                grid_point_at_or_before(edge, INTERVAL, phase) <= edge,
+                "no panic"
+            );
+        }
     }
 }

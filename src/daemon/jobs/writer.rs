@@ -88,16 +88,20 @@ pub async fn state_file(
 }
 
 /// The quota cache's writer: plain atomic replacement (the daemon is its only writer).
+/// After each `quota.json` it writes the statusline's `quota.lines` beside it
+/// ([`crate::cache_lines`]); a failure there is only logged, since the statusline then
+/// reads the JSON file, which is what this writer reports on.
 pub async fn quota_cache(
     path: PathBuf,
     snapshots: watch::Receiver<QuotaCache>,
     report: mpsc::UnboundedSender<JobResult>,
 ) {
     let save = move |cache: &QuotaCache| {
-        cache
-            .write(&path)
-            .map(|()| cache.updated_at)
-            .map_err(|e| e.to_string())
+        cache.write(&path).map_err(|e| e.to_string())?;
+        if let Err(e) = crate::cache_lines::write(&path, cache) {
+            tracing::warn!(error = %e, "cannot write the statusline's quota.lines; it reads quota.json instead");
+        }
+        Ok(cache.updated_at)
     };
     run(snapshots, save, |result| {
         let _ = report.send(JobResult::CacheSaved(result));
