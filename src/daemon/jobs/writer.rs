@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
@@ -15,22 +16,45 @@ use crate::state::StateError;
 use crate::daemon::core::NumberedState;
 use crate::daemon::core::reports::JobResult;
 
+/// The quota cache is written at most once per this interval: at 1,000 slots a usage result
+/// arrives every few hundred milliseconds, and each write is the whole cache. A change after
+/// a quiet spell is written at once; changes close behind a write gather into the next one.
+/// Readers judge staleness by minutes; the state file is never delayed (replies wait on it).
+pub const CACHE_COALESCE: Duration = Duration::from_secs(1);
+
 /// Saves every new snapshot from `snapshots` with `save` (a blocking function), reporting
-/// each outcome with `report`, until the sender is dropped.
-pub async fn run<T, O, S, R>(mut snapshots: watch::Receiver<T>, save: S, report: R)
-where
+/// each outcome with `report`, until the sender is dropped. Writes are at least `coalesce`
+/// apart: a change sooner after a write waits, gathering others, unless the sender is gone.
+pub async fn run<T, O, S, R>(
+    mut snapshots: watch::Receiver<T>,
+    coalesce: Duration,
+    save: S,
+    report: R,
+) where
     T: Clone + PartialEq + Send + Sync + 'static,
     O: Send + 'static,
     S: Fn(&T) -> Result<O, String> + Clone + Send + 'static,
     R: Fn(Result<O, String>),
 {
     let mut last_saved: Option<T> = None;
+    let mut last_write: Option<tokio::time::Instant> = None;
     loop {
-        let closed = snapshots.changed().await.is_err();
+        let mut closed = snapshots.changed().await.is_err();
+        // Gathers changes until `coalesce` after the last write, or until the manager drops
+        // its sender (shutdown): then it saves at once.
+        let deadline = last_write.map_or_else(tokio::time::Instant::now, |at| at + coalesce);
+        while !closed && tokio::time::Instant::now() < deadline {
+            match tokio::time::timeout_at(deadline, snapshots.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => closed = true,
+                Err(_) => break,
+            }
+        }
         let snapshot = snapshots.borrow_and_update().clone();
         if last_saved.as_ref() != Some(&snapshot) {
             let save = save.clone();
             let to_save = snapshot.clone();
+            last_write = Some(tokio::time::Instant::now());
             let result = tokio::task::spawn_blocking(move || save(&to_save))
                 .await
                 .unwrap_or_else(|e| Err(format!("writer task failed: {e}")));
@@ -81,7 +105,7 @@ pub async fn state_file(
         revision.store(new, Ordering::SeqCst);
         Ok(*number)
     };
-    run(snapshots, save, |result| {
+    run(snapshots, Duration::ZERO, save, |result| {
         let _ = report.send(JobResult::StateSaved(result));
     })
     .await;
@@ -103,8 +127,76 @@ pub async fn quota_cache(
         }
         Ok(cache.updated_at)
     };
-    run(snapshots, save, |result| {
+    run(snapshots, CACHE_COALESCE, save, |result| {
         let _ = report.send(JobResult::CacheSaved(result));
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Runs a writer over a channel of numbers with `coalesce`; returns the sender and what
+    /// was saved so far.
+    fn writer(
+        coalesce: Duration,
+    ) -> (
+        watch::Sender<u32>,
+        Arc<Mutex<Vec<u32>>>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (tx, rx) = watch::channel(0);
+        let saved = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&saved);
+        let save = move |n: &u32| {
+            log.lock().unwrap().push(*n);
+            Ok(())
+        };
+        let task = tokio::spawn(run(rx, coalesce, save, |_: Result<(), String>| {}));
+        (tx, saved, task)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn changes_close_behind_a_write_make_one_write_of_the_newest() {
+        let (tx, saved, task) = writer(CACHE_COALESCE);
+        tx.send_replace(1);
+        while saved.lock().unwrap().is_empty() {
+            tokio::task::yield_now().await;
+        }
+        for n in 2..=5 {
+            tx.send_replace(n);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(CACHE_COALESCE).await;
+        assert_eq!(*saved.lock().unwrap(), [1, 5]);
+        drop(tx);
+        task.await.unwrap();
+        assert_eq!(*saved.lock().unwrap(), [1, 5]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_sender_saves_the_last_snapshot_at_once() {
+        let (tx, saved, task) = writer(Duration::from_secs(3600));
+        tx.send_replace(7);
+        drop(tx);
+        task.await.unwrap();
+        assert_eq!(*saved.lock().unwrap(), [7]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_change_after_a_quiet_spell_is_written_without_waiting() {
+        let (tx, saved, task) = writer(CACHE_COALESCE);
+        let started = tokio::time::Instant::now();
+        tx.send_replace(1);
+        while saved.lock().unwrap().is_empty() {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(tokio::time::Instant::now(), started, "no time passed");
+        drop(tx);
+        task.await.unwrap();
+        assert_eq!(*saved.lock().unwrap(), [1]);
+    }
 }
