@@ -124,9 +124,7 @@ impl Manager {
                     if item.generation > slot.record.generation
                         && slot.record.state == SlotState::Inactive
                     {
-                        slot.record.state = SlotState::Active;
-                        slot.record.reason = None;
-                        slot.record.last_refresh_error = None;
+                        slot.transition(SlotState::Active, None, None);
                     }
                     slot.record.generation = item.generation;
                     adopted = Some(item.generation);
