@@ -124,17 +124,17 @@ impl Manager {
                     if item.generation > slot.record.generation
                         && slot.record.state == SlotState::Inactive
                     {
-                        slot.record.state = SlotState::Active;
-                        slot.record.reason = None;
-                        slot.record.last_refresh_error = None;
+                        slot.transition(SlotState::Active, None, None);
                     }
                     slot.record.generation = item.generation;
                     adopted = Some(item.generation);
                 }
-                slot.creds = Creds::Present {
+                let held = slot.newer_journaled(&item, now);
+                slot.unverified = held.is_some();
+                slot.creds = held.unwrap_or(Creds::Present {
                     stored: Stored::from_item(&item),
                     tokens: item.tokens,
-                };
+                });
                 if slot.record.state == SlotState::Degraded {
                     let error = slot.record.last_refresh_error.take();
                     slot.transition(SlotState::Active, None, error);
@@ -287,6 +287,7 @@ impl Manager {
                 if let Creds::Present { stored, .. } = &mut slot.creds {
                     *stored = Stored::from_item(&item);
                 }
+                slot.unverified = false;
                 if slot.record.reason == Some(SlotReason::CredentialStoreUnavailable) {
                     slot.transition(SlotState::Active, None, None);
                 }

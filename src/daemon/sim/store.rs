@@ -159,16 +159,18 @@ impl ModelStore {
     /// The start's replay (`crate::daemon::start::journal`): the newest entry of each slot
     /// still in `slots` is restored unless the store holds it or newer. Entries the store
     /// could not take stay for the next start.
-    pub fn replay_journal(&mut self, slots: &BTreeSet<String>) {
+    pub fn replay_journal(&mut self, slots: &BTreeSet<String>) -> BTreeMap<String, journal::Entry> {
         // The real selection of what to replay.
         let newest = journal::newest_per_slot(self.journal.clone());
         let mut unreplayed = BTreeSet::new();
+        let mut held = BTreeMap::new();
         for (slot, entry) in newest {
             if !slots.contains(&slot) {
                 continue;
             }
             if self.down {
-                unreplayed.insert(slot);
+                unreplayed.insert(slot.clone());
+                held.insert(slot, entry);
                 continue;
             }
             // A conflict means the store holds these tokens or newer: nothing to do.
@@ -182,6 +184,7 @@ impl ModelStore {
         self.outstanding = (unreplayed.into_iter())
             .map(|slot| (slot, vec![(0, 0)]))
             .collect();
+        held
     }
 
     /// The inventory the start reconciles the state file with (`None` while down).
