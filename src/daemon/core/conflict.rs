@@ -105,21 +105,6 @@ pub(in crate::daemon) fn write_refused(
     (now, unit): (DateTime<Utc>, f64),
 ) -> LoginWrite {
     let name = slot.name.clone();
-    if let Some(Some(found)) = found_item(error)
-        && written_as(&slot.creds) == Some(found)
-    {
-        // The store holds the very item this write makes (a write that landed unheard, or
-        // journaled tokens a replay stored): (generation, version) names one write.
-        tracing::info!(slot = name, "the store already holds these tokens");
-        if let Creds::Present { stored, .. } = &mut slot.creds {
-            *stored = Stored::Yes {
-                generation: found.generation,
-                version: found.version,
-            };
-        }
-        slot.unverified = false;
-        return LoginWrite::Stored;
-    }
     let resolution = found_item(error).map(|found| resolve(generation, found));
     if resolution == Some(Resolution::YieldToNewer) {
         tracing::error!(slot = name, "{error}; reloading the stored item");
@@ -151,30 +136,6 @@ pub(in crate::daemon) fn write_refused(
     *attempt += 1;
     *retry_at = retry_time(now, *attempt, unit);
     LoginWrite::Unavailable(error.to_string())
-}
-
-/// The item a write of the held tokens makes, under their write condition.
-fn written_as(creds: &Creds) -> Option<ItemId> {
-    let Creds::Present {
-        stored: Stored::No { condition, .. },
-        ..
-    } = creds
-    else {
-        return None;
-    };
-    Some(match *condition {
-        WriteCondition::Exact {
-            generation,
-            version,
-        } => ItemId {
-            generation,
-            version: version + 1,
-        },
-        WriteCondition::NewLogin { generation } => ItemId {
-            generation,
-            version: 1,
-        },
-    })
 }
 
 #[cfg(test)]

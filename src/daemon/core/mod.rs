@@ -397,14 +397,22 @@ impl Manager {
             } if scheduled && *retry_at <= now => {
                 start_store_write(&mut self.jobs, slot);
             }
-            // Journaled tokens the store may or may not hold: written first, never refreshed
+            // Journaled tokens the store may or may not hold: restored first, never refreshed
             // under a guessed condition; callers meanwhile hear why.
             Creds::Present {
                 stored: Stored::No { retry_at, .. },
                 ..
-            } if slot.unverified => {
+            } if slot.restoring.is_some() => {
                 if *retry_at <= now {
-                    start_store_write(&mut self.jobs, slot);
+                    if let Some(item) = slot.restoring.clone() {
+                        slot.job = Some(Job::Writing);
+                        let (name, generation) = (slot.name.clone(), slot.record.generation);
+                        self.jobs.push(orders::JobOrder::Restore {
+                            name,
+                            generation,
+                            item,
+                        });
+                    }
                 } else {
                     let error = ErrorReply::new(
                         ErrorCode::StoreUnavailable,

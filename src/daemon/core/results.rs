@@ -130,7 +130,6 @@ impl Manager {
                     adopted = Some(item.generation);
                 }
                 let held = slot.newer_journaled(&item, now);
-                slot.unverified = held.is_some();
                 slot.creds = held.unwrap_or(Creds::Present {
                     stored: Stored::from_item(&item),
                     tokens: item.tokens,
@@ -287,7 +286,7 @@ impl Manager {
                 if let Creds::Present { stored, .. } = &mut slot.creds {
                     *stored = Stored::from_item(&item);
                 }
-                slot.unverified = false;
+                slot.restoring = None;
                 if slot.record.reason == Some(SlotReason::CredentialStoreUnavailable) {
                     slot.transition(SlotState::Active, None, None);
                 }
@@ -311,6 +310,19 @@ impl Manager {
                 tracing::debug!(slot = name, "credential write failed: {e}");
                 self.store_error = Some(e.clone());
                 LoginWrite::Unavailable(e)
+            }
+            // A restore of journaled tokens the store holds, or something newer: the store's
+            // item is the one to use (the same write's, or a later one), read afresh.
+            Err(StoreError::Conflict { .. }) if slot.restoring.take().is_some() => {
+                tracing::info!(
+                    slot = name,
+                    "the store holds the journaled tokens or newer; reading its item"
+                );
+                slot.creds = Creds::NotLoaded {
+                    attempt: 0,
+                    retry_at: now,
+                };
+                LoginWrite::Pending
             }
             Err(e) => conflict::write_refused(slot, generation, &e, (now, unit)),
         };

@@ -133,9 +133,10 @@ pub struct Slot {
     /// take at start: used if the first load falls back to that login's older item.
     pub journaled: Option<crate::journal::Entry>,
     /// The held tokens came from the journal while the store was unreachable: whether the
-    /// store took them already is unknown, so they are written (the write's compare-and-set
-    /// tells) before any refresh presents them under a guessed condition.
-    pub unverified: bool,
+    /// store took them already is unknown. This is the item they make; it is restored with
+    /// the store's journal rule (taken only over an older item) before anything else, and
+    /// no refresh presents them under a guessed condition meanwhile.
+    pub restoring: Option<StoredCredentials>,
 }
 
 /// A `logout` caller queued behind a slot's running job.
@@ -173,7 +174,7 @@ impl Slot {
             superseded: Vec::new(),
             last_reply_at: None,
             journaled: None,
-            unverified: false,
+            restoring: None,
         }
     }
 
@@ -287,7 +288,7 @@ impl Slot {
             slot = self.name,
             "starting from the journaled tokens the store could not take; storing them first"
         );
-        self.unverified = true;
+        self.restoring = Some(entry.item());
         self.creds = Creds::Present {
             tokens: entry.tokens,
             stored: Stored::No {
@@ -303,7 +304,11 @@ impl Slot {
     /// write. Those are held, to be written under the condition the journaled write had,
     /// so the item the store ends with has the journal entry's identity and the entry is
     /// settled by it. `None`: the loaded item is the newest.
-    pub fn newer_journaled(&mut self, item: &StoredCredentials, now: DateTime<Utc>) -> Option<Creds> {
+    pub fn newer_journaled(
+        &mut self,
+        item: &StoredCredentials,
+        now: DateTime<Utc>,
+    ) -> Option<Creds> {
         let entry = self.journaled.take()?;
         let journaled = (entry.generation, entry.item().version);
         if journaled <= (item.generation, item.version) {
@@ -326,6 +331,7 @@ impl Slot {
             "the store's item is older than journaled tokens it never took; storing those"
         );
         self.record.generation = entry.generation;
+        self.restoring = Some(entry.item());
         Some(Creds::Present {
             tokens: entry.tokens,
             stored: Stored::No {

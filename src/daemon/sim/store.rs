@@ -102,6 +102,27 @@ impl ModelStore {
         written
     }
 
+    /// A restore of journaled tokens under the real rules (`restore` of the store worker).
+    pub fn restore_item(
+        &mut self,
+        slot: &str,
+        item: StoredCredentials,
+    ) -> Result<StoredCredentials, StoreError> {
+        if self.down {
+            return Err(unavailable());
+        }
+        let restored = sim_rules::restore(&mut self.items, slot, item);
+        match &restored {
+            Ok(item) => self.settle(slot, Some((item.generation, item.version))),
+            Err(StoreError::Conflict {
+                found_item: Some(found),
+                ..
+            }) => self.settle(slot, Some((found.generation, found.version))),
+            Err(_) => {}
+        }
+        restored
+    }
+
     /// A logout's delete under the real rules.
     pub fn delete(&mut self, slot: &str, generation: u64) -> Result<(), StoreError> {
         if self.down {
@@ -202,11 +223,6 @@ impl ModelStore {
             .map(|(slot, item)| format!("{slot} ({}, {})", item.generation, item.version))
             .collect();
         entries.join(", ")
-    }
-
-    /// Whether the journal holds an entry for one of `slots`.
-    pub fn journal_holds_any(&self, slots: &BTreeSet<String>) -> bool {
-        self.journal.iter().any(|e| slots.contains(&e.slot))
     }
 
     /// Every refresh token held durably (store items and journal entries), for the checks.
