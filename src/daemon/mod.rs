@@ -73,7 +73,7 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
         }
     }
     // Before any credential is loaded: the previous daemon's journal goes to the store first.
-    let journal =
+    let journal_start::Opened { journal, held } =
         journal_start::open(config.credential_store, &paths.state_dir, &store, &state).await;
     let oauth = OAuthClient::new()
         .map_err(|e| Error::io("start", "HTTP client", std::io::Error::other(e)))?;
@@ -134,6 +134,7 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
         alert_queue,
         unplaced: reconciled.unplaced,
         store_probe,
+        held,
     });
     runner::run(manager, jobs, commands_rx, results_rx, shutdown_rx).await;
 

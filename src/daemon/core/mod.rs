@@ -142,6 +142,9 @@ pub struct ManagerParts {
     /// Credential items found at start that match no slot (`crate::daemon::start::reconcile`).
     pub unplaced: Vec<UnplacedCredential>,
     pub store_probe: StoreProbe,
+    /// Tokens the journal holds that the store could not take at start, by slot
+    /// (`crate::daemon::start::journal`): those slots start from them.
+    pub held: BTreeMap<String, crate::journal::Entry>,
 }
 
 impl Manager {
@@ -150,7 +153,7 @@ impl Manager {
         let now = parts.clocks.wall;
         let mut previous = parts.previous_cache.map(|c| c.slots).unwrap_or_default();
         let revocations = RevocationQueue::resume(parts.state.pending_revocations, now);
-        let slots = parts
+        let mut slots: BTreeMap<String, Slot> = parts
             .state
             .slots
             .into_iter()
@@ -166,14 +169,24 @@ impl Manager {
                 (name, slot)
             })
             .collect();
+        let mut rng = fastrand::Rng::with_seed(parts.seed);
+        let mut next_generation = parts.state.next_generation;
+        for (name, entry) in parts.held {
+            if let Some(slot) = slots.get_mut(&name) {
+                next_generation = next_generation.max(entry.generation.saturating_add(1));
+                slot.hold_journaled(entry, now);
+                let refresh_before_expiry = parts.config.refresh_before_expiry;
+                results::schedule_next(slot, refresh_before_expiry, rng.f64());
+            }
+        }
         let state_log = StateLog::start(&slots);
         Manager {
             config: parts.config,
             slots,
-            next_generation: parts.state.next_generation,
+            next_generation,
             jobs: parts.jobs,
             now,
-            rng: fastrand::Rng::with_seed(parts.seed),
+            rng,
             dirty: false,
             cache_due: false,
             store_kind: parts.store_kind,
@@ -383,6 +396,32 @@ impl Manager {
                 ..
             } if scheduled && *retry_at <= now => {
                 start_store_write(&mut self.jobs, slot);
+            }
+            // Journaled tokens the store may or may not hold: restored first, never refreshed
+            // under a guessed condition; callers meanwhile hear why.
+            Creds::Present {
+                stored: Stored::No { retry_at, .. },
+                ..
+            } if slot.restoring.is_some() => {
+                if *retry_at <= now {
+                    if let Some(item) = slot.restoring.clone() {
+                        slot.job = Some(Job::Writing);
+                        let (name, generation) = (slot.name.clone(), slot.record.generation);
+                        self.jobs.push(orders::JobOrder::Restore {
+                            name,
+                            generation,
+                            item,
+                        });
+                    }
+                } else {
+                    let error = ErrorReply::new(
+                        ErrorCode::StoreUnavailable,
+                        format!(
+                            "slot {name}'s newest tokens are in the journal and the credential store is not taking them yet; retrying"
+                        ),
+                    );
+                    slot.resolve_waiters(Err(error), now);
+                }
             }
             Creds::Present { tokens, .. } => {
                 if let Some(refusal) = slot.refusal(&self.config) {

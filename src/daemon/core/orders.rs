@@ -18,7 +18,7 @@ use crate::config::Provider;
 use crate::journal::Journal;
 use crate::protocol::ErrorReply;
 use crate::secret::Secret;
-use crate::store::{ItemLabel, Tokens, WriteCondition};
+use crate::store::{ItemLabel, StoredCredentials, Tokens, WriteCondition};
 
 use super::Reply;
 use super::drain::DrainGate;
@@ -83,6 +83,13 @@ pub enum JobOrder {
         generation: u64,
         provider: Provider,
         access_token: Secret,
+    },
+    /// Put journaled tokens in the store, unless it holds that item or newer (the journal's
+    /// replay rule); reported as a write.
+    Restore {
+        name: String,
+        generation: u64,
+        item: StoredCredentials,
     },
     /// Set the provider/account label of a slot's item (no reply).
     Label { name: String, label: ItemLabel },

@@ -129,10 +129,11 @@ impl Manager {
                     slot.record.generation = item.generation;
                     adopted = Some(item.generation);
                 }
-                slot.creds = Creds::Present {
+                let held = slot.newer_journaled(&item, now);
+                slot.creds = held.unwrap_or(Creds::Present {
                     stored: Stored::from_item(&item),
                     tokens: item.tokens,
-                };
+                });
                 if slot.record.state == SlotState::Degraded {
                     let error = slot.record.last_refresh_error.take();
                     slot.transition(SlotState::Active, None, error);
@@ -285,6 +286,7 @@ impl Manager {
                 if let Creds::Present { stored, .. } = &mut slot.creds {
                     *stored = Stored::from_item(&item);
                 }
+                slot.restoring = None;
                 if slot.record.reason == Some(SlotReason::CredentialStoreUnavailable) {
                     slot.transition(SlotState::Active, None, None);
                 }
@@ -308,6 +310,19 @@ impl Manager {
                 tracing::debug!(slot = name, "credential write failed: {e}");
                 self.store_error = Some(e.clone());
                 LoginWrite::Unavailable(e)
+            }
+            // A restore of journaled tokens the store holds, or something newer: the store's
+            // item is the one to use (the same write's, or a later one), read afresh.
+            Err(StoreError::Conflict { .. }) if slot.restoring.take().is_some() => {
+                tracing::info!(
+                    slot = name,
+                    "the store holds the journaled tokens or newer; reading its item"
+                );
+                slot.creds = Creds::NotLoaded {
+                    attempt: 0,
+                    retry_at: now,
+                };
+                LoginWrite::Pending
             }
             Err(e) => conflict::write_refused(slot, generation, &e, (now, unit)),
         };

@@ -129,6 +129,14 @@ pub struct Slot {
     /// When the slot's last token request got its answer, whatever it was: no request
     /// other than an explicit `refresh` goes sooner than [`crate::daemon::core::pacing`] allows after it.
     pub last_reply_at: Option<DateTime<Utc>>,
+    /// Journaled tokens of an older login than the state file's, which the store could not
+    /// take at start: used if the first load falls back to that login's older item.
+    pub journaled: Option<crate::journal::Entry>,
+    /// The held tokens came from the journal while the store was unreachable: whether the
+    /// store took them already is unknown. This is the item they make; it is restored with
+    /// the store's journal rule (taken only over an older item) before anything else, and
+    /// no refresh presents them under a guessed condition meanwhile.
+    pub restoring: Option<StoredCredentials>,
 }
 
 /// A `logout` caller queued behind a slot's running job.
@@ -165,6 +173,8 @@ impl Slot {
             pending_login: None,
             superseded: Vec::new(),
             last_reply_at: None,
+            journaled: None,
+            restoring: None,
         }
     }
 
@@ -242,6 +252,94 @@ impl Slot {
             refreshes: self.record.refreshes,
             quota: None,
         }
+    }
+
+    /// Starts from tokens the journal holds but the store could not take at start: they are
+    /// newer than the store's item, whose refresh token was already spent. They are written
+    /// to the store (under the condition the journaled write had) before anything else is
+    /// done with them, and refreshed from as usual meanwhile. An entry of an older login than
+    /// the state file's (a re-login whose write was lost) waits for the first load: if the
+    /// slot falls back to that login's item, the entry is newer than it
+    /// ([`Slot::newer_journaled`]).
+    pub fn hold_journaled(&mut self, entry: crate::journal::Entry, now: DateTime<Utc>) {
+        if entry.generation < self.record.generation {
+            self.journaled = Some(entry);
+            return;
+        }
+        if entry.generation > self.record.generation {
+            tracing::warn!(
+                slot = self.name,
+                journaled = entry.generation,
+                recorded = self.record.generation,
+                "the journal holds a newer login than the state file records; using the journal's"
+            );
+            self.record.generation = entry.generation;
+        }
+        let condition = match entry.replaces_version {
+            Some(version) => WriteCondition::Exact {
+                generation: entry.generation,
+                version,
+            },
+            None => WriteCondition::NewLogin {
+                generation: entry.generation,
+            },
+        };
+        tracing::warn!(
+            slot = self.name,
+            "starting from the journaled tokens the store could not take; storing them first"
+        );
+        self.restoring = Some(entry.item());
+        self.creds = Creds::Present {
+            tokens: entry.tokens,
+            stored: Stored::No {
+                condition,
+                attempt: 0,
+                retry_at: now,
+            },
+        };
+    }
+
+    /// The credentials to hold after loading `item`, when the journal holds newer tokens
+    /// the store never took: of the same login (a refresh), or of a later login's first
+    /// write. Those are held, to be written under the condition the journaled write had,
+    /// so the item the store ends with has the journal entry's identity and the entry is
+    /// settled by it. `None`: the loaded item is the newest.
+    pub fn newer_journaled(
+        &mut self,
+        item: &StoredCredentials,
+        now: DateTime<Utc>,
+    ) -> Option<Creds> {
+        let entry = self.journaled.take()?;
+        let journaled = (entry.generation, entry.item().version);
+        if journaled <= (item.generation, item.version) {
+            return None;
+        }
+        let condition = match entry.replaces_version {
+            Some(version) if entry.generation == item.generation => WriteCondition::Exact {
+                generation: item.generation,
+                version,
+            },
+            None => WriteCondition::NewLogin {
+                generation: entry.generation,
+            },
+            // A refresh of a login the store never took at all: no write could give the
+            // store that item; the loaded item stands.
+            Some(_) => return None,
+        };
+        tracing::warn!(
+            slot = self.name,
+            "the store's item is older than journaled tokens it never took; storing those"
+        );
+        self.record.generation = entry.generation;
+        self.restoring = Some(entry.item());
+        Some(Creds::Present {
+            tokens: entry.tokens,
+            stored: Stored::No {
+                condition,
+                attempt: 0,
+                retry_at: now,
+            },
+        })
     }
 
     /// The one way a slot's state changes: the state, why (`None` when active) and the

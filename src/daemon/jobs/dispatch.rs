@@ -39,6 +39,11 @@ impl JobContext {
                 provider,
                 access_token,
             } => ctx.usage(name, generation, provider, access_token),
+            JobOrder::Restore {
+                name,
+                generation,
+                item,
+            } => ctx.restore(name, generation, item),
             JobOrder::Label { name, label } => ctx.store.label(&name, label),
             JobOrder::Login {
                 name,

@@ -31,7 +31,7 @@ use crate::oauth::{self, OAuthClient, TokenGrant, TokenOutcome};
 use crate::protocol::{ErrorCode, ErrorReply, Response};
 use crate::quota::{self, UsageOutcome};
 use crate::secret::Secret;
-use crate::store::{CredentialStore, StoreError, Tokens, WriteCondition};
+use crate::store::{CredentialStore, StoreError, StoredCredentials, Tokens, WriteCondition};
 
 use crate::daemon::core::drain::DrainGate;
 use crate::daemon::core::orders::Urgency;
@@ -176,6 +176,21 @@ impl JobContext {
                 name,
                 generation,
                 outcome,
+            });
+        });
+    }
+
+    /// Puts journaled tokens (the item they make) in the store unless it holds that item or
+    /// newer, and reports it as a write.
+    pub fn restore(&self, name: String, generation: u64, item: StoredCredentials) {
+        let ctx = self.clone();
+        tokio::spawn(async move {
+            let result = ctx.store.restore(&name, item).await;
+            ctx.settle_written(&name, &result);
+            ctx.report(JobResult::Written {
+                name,
+                generation,
+                result,
             });
         });
     }

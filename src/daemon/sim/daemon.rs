@@ -2,6 +2,7 @@
 //! the channels the runner's writers would read held here instead, and the runner's
 //! `settle` (take the job orders, then flush) as a method. Dropping it is a crash.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -34,12 +35,18 @@ pub struct Daemon {
 
 impl Daemon {
     /// Starts a daemon over `state` (read from the state file) at `clocks`.
-    pub fn start(config: &Arc<Config>, state: StateFile, clocks: Clocks, seed: u64) -> Self {
+    pub fn start(
+        config: &Arc<Config>,
+        state: StateFile,
+        held: BTreeMap<String, crate::journal::Entry>,
+        clocks: Clocks,
+        seed: u64,
+    ) -> Self {
         let (state_tx, state_rx) = watch::channel((0, state.clone()));
         let (cache_tx, cache_rx) = watch::channel(QuotaCache {
             updated_at: clocks.wall,
             stale_after_secs: None,
-            slots: std::collections::BTreeMap::new(),
+            slots: BTreeMap::new(),
         });
         let (alert_queue, alerts_rx) = AlertQueue::for_tests();
         let drain = DrainGate::default();
@@ -57,6 +64,7 @@ impl Daemon {
             alert_queue,
             unplaced: Vec::new(),
             store_probe: StoreProbe::silent_for_tests(),
+            held,
         });
         manager.announce_start();
         Daemon {

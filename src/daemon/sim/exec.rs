@@ -65,6 +65,11 @@ pub enum Job {
         tokens: Tokens,
         condition: WriteCondition,
     },
+    Restore {
+        name: String,
+        generation: u64,
+        item: crate::store::StoredCredentials,
+    },
     Login {
         name: String,
         ticket: u64,
@@ -155,6 +160,12 @@ impl Running {
                 "write {name} {} {condition:?}",
                 place(&tokens.refresh_token)
             ),
+            Job::Restore { name, item, .. } => format!(
+                "restore {name} {} ({}, {})",
+                place(&item.tokens.refresh_token),
+                item.generation,
+                item.version
+            ),
             Job::Login {
                 name,
                 refresh_token,
@@ -235,6 +246,21 @@ impl Running {
                 condition,
             } => {
                 let result = env.store.compare_and_set(&name, condition, tokens);
+                Job::Report(
+                    JobResult::Written {
+                        name,
+                        generation,
+                        result,
+                    },
+                    None,
+                )
+            }
+            Job::Restore {
+                name,
+                generation,
+                item,
+            } => {
+                let result = env.store.restore_item(&name, item);
                 Job::Report(
                     JobResult::Written {
                         name,

@@ -10,6 +10,10 @@ use super::exec::{Job, Running};
 
 /// The job of `order`, or `None` for orders with no result (a label) and for the
 /// interactive logins, which the simulator does not drive (their replies just drop).
+#[allow(
+    clippy::too_many_lines,
+    reason = "one arm per order, each only moving fields across: the table reads best whole"
+)]
 pub fn job_of(order: JobOrder, drain: &DrainGate) -> Option<Running> {
     let (job, guard) = match order {
         JobOrder::Load { name, generation } => (Job::Load { name, generation }, None),
@@ -42,6 +46,18 @@ pub fn job_of(order: JobOrder, drain: &DrainGate) -> Option<Running> {
             };
             (job, None)
         }
+        JobOrder::Restore {
+            name,
+            generation,
+            item,
+        } => (
+            Job::Restore {
+                name,
+                generation,
+                item,
+            },
+            None,
+        ),
         JobOrder::Login {
             name,
             ticket,

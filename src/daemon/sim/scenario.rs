@@ -2,6 +2,7 @@
 //! seeded runs, driven step by step, for the defects the seeded runs found (each is a
 //! regression test that names the seed that found it).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
@@ -52,7 +53,7 @@ impl Script {
             slots: std::collections::BTreeMap::new(),
             pending_revocations: Vec::new(),
         };
-        let daemon = Daemon::start(&config, durable.clone(), clocks, 1);
+        let daemon = Daemon::start(&config, durable.clone(), BTreeMap::new(), clocks, 1);
         Script {
             config,
             server: ModelOAuth::new(Faults::NONE),
@@ -132,8 +133,8 @@ impl Script {
             reconcile(&mut self.durable, &inventory, self.clocks.wall);
         }
         let slots = self.durable.slots.keys().cloned().collect();
-        self.store.replay_journal(&slots);
-        self.daemon = Daemon::start(&self.config, self.durable.clone(), self.clocks, 2);
+        let held = self.store.replay_journal(&slots);
+        self.daemon = Daemon::start(&self.config, self.durable.clone(), held, self.clocks, 2);
         self.daemon.manager.tick(self.clocks);
         self.settle();
     }
@@ -310,15 +311,13 @@ fn a_newer_login_read_from_the_store_makes_an_inactive_slot_active() {
     assert_eq!(home.state, SlotState::Active, "{home:?}");
 }
 
-/// Found by seed 6 (step 1015), not fixed (see the report): the previous daemon died holding
-/// rotated tokens the store had not taken (they are in the journal), and the store was
-/// unreachable when the next daemon started, so the journal could not be replayed. Once
-/// the store answers, that daemon loads the older item and presents its refresh token,
-/// which the provider already rotated: the grant is revoked. Nothing replays the journal
-/// before the first load of the run. The seeded runs avoid this case (a restart with
-/// journal entries finds the store up); run this with `--ignored` to see it.
+/// Found by seed 6 (step 1015): the previous daemon died holding rotated tokens the store had
+/// not taken (they are in the journal), and the store was unreachable when the next daemon
+/// started, so the journal could not be replayed. Once the store answered, that daemon
+/// loaded the older item and presented its refresh token, which the provider had already
+/// rotated: the grant was revoked. Now the slot starts from the journaled tokens
+/// (`Slot::hold_journaled`) and writes them to the store first.
 #[test]
-#[ignore = "known defect: an unreplayed journal is not replayed before the slot's first load"]
 fn rotated_tokens_journaled_while_the_store_was_down_are_not_lost_across_a_restart() {
     let mut script = Script::new();
     let login = script.login("work", 1);

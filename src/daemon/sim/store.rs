@@ -102,6 +102,27 @@ impl ModelStore {
         written
     }
 
+    /// A restore of journaled tokens under the real rules (`restore` of the store worker).
+    pub fn restore_item(
+        &mut self,
+        slot: &str,
+        item: StoredCredentials,
+    ) -> Result<StoredCredentials, StoreError> {
+        if self.down {
+            return Err(unavailable());
+        }
+        let restored = sim_rules::restore(&mut self.items, slot, item);
+        match &restored {
+            Ok(item) => self.settle(slot, Some((item.generation, item.version))),
+            Err(StoreError::Conflict {
+                found_item: Some(found),
+                ..
+            }) => self.settle(slot, Some((found.generation, found.version))),
+            Err(_) => {}
+        }
+        restored
+    }
+
     /// A logout's delete under the real rules.
     pub fn delete(&mut self, slot: &str, generation: u64) -> Result<(), StoreError> {
         if self.down {
@@ -159,16 +180,18 @@ impl ModelStore {
     /// The start's replay (`crate::daemon::start::journal`): the newest entry of each slot
     /// still in `slots` is restored unless the store holds it or newer. Entries the store
     /// could not take stay for the next start.
-    pub fn replay_journal(&mut self, slots: &BTreeSet<String>) {
+    pub fn replay_journal(&mut self, slots: &BTreeSet<String>) -> BTreeMap<String, journal::Entry> {
         // The real selection of what to replay.
         let newest = journal::newest_per_slot(self.journal.clone());
         let mut unreplayed = BTreeSet::new();
+        let mut held = BTreeMap::new();
         for (slot, entry) in newest {
             if !slots.contains(&slot) {
                 continue;
             }
             if self.down {
-                unreplayed.insert(slot);
+                unreplayed.insert(slot.clone());
+                held.insert(slot, entry);
                 continue;
             }
             // A conflict means the store holds these tokens or newer: nothing to do.
@@ -182,6 +205,7 @@ impl ModelStore {
         self.outstanding = (unreplayed.into_iter())
             .map(|slot| (slot, vec![(0, 0)]))
             .collect();
+        held
     }
 
     /// The inventory the start reconciles the state file with (`None` while down).
@@ -199,11 +223,6 @@ impl ModelStore {
             .map(|(slot, item)| format!("{slot} ({}, {})", item.generation, item.version))
             .collect();
         entries.join(", ")
-    }
-
-    /// Whether the journal holds an entry for one of `slots`.
-    pub fn journal_holds_any(&self, slots: &BTreeSet<String>) -> bool {
-        self.journal.iter().any(|e| slots.contains(&e.slot))
     }
 
     /// Every refresh token held durably (store items and journal entries), for the checks.

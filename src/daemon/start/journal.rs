@@ -3,12 +3,17 @@
 //! journal for this run. Runs before any credential is loaded, so the newest tokens are in
 //! the store before anything reads it. Without a key (keychain unreachable or the key item
 //! malformed) or with `credential_store: file` there is no journal this run: said once.
+//!
+//! Entries the store could not take now (it is down) stay in the journal, and their tokens
+//! go to the manager ([`Opened::held`]): the slot starts from them, not from the older item
+//! the store holds, whose refresh token was already spent.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::journal::{self, Journal, JournalKey};
+use crate::journal::{self, Entry, Journal, JournalKey};
 use crate::state::StateFile;
 use crate::store::{CredentialStore, StoreError, StoreKind, read_or_create_item};
 
@@ -16,15 +21,22 @@ use crate::store::{CredentialStore, StoreError, StoreKind, read_or_create_item};
 /// does not answer must not keep the daemon from starting.
 const KEYCHAIN_AT_START: Duration = Duration::from_secs(10);
 
+/// The journal of this run, and the newest entry of each slot the replay could not store.
+#[derive(Default)]
+pub struct Opened {
+    pub journal: Option<Arc<Journal>>,
+    pub held: BTreeMap<String, Entry>,
+}
+
 /// Opens the journal of this run, replaying the previous one first.
 pub async fn open(
     kind: StoreKind,
     state_dir: &Path,
     store: &CredentialStore,
     state: &StateFile,
-) -> Option<Arc<Journal>> {
+) -> Opened {
     if kind != StoreKind::Keychain {
-        return None;
+        return Opened::default();
     }
     let key = match tokio::time::timeout(KEYCHAIN_AT_START, read_key()).await {
         Ok(Ok(key)) => key,
@@ -33,13 +45,13 @@ pub async fn open(
                 "no write-ahead journal this run: the keychain did not answer within {} s; a rotated token is durable only once the keychain has it",
                 KEYCHAIN_AT_START.as_secs()
             );
-            return None;
+            return Opened::default();
         }
         Ok(Err(why)) => {
             tracing::warn!(
                 "no write-ahead journal this run: {why}; a rotated token is durable only once the keychain has it"
             );
-            return None;
+            return Opened::default();
         }
     };
     let path = state_dir.join(journal::FILE_NAME);
@@ -52,14 +64,24 @@ pub async fn open(
             KEYCHAIN_AT_START.as_secs()
         );
         journal::read(&path, &key)
-            .map(|c| journal::newest_per_slot(c.entries).into_keys().collect())
+            .map(|c| journal::newest_per_slot(c.entries))
             .unwrap_or_default()
+            .into_iter()
+            .filter(|(slot, _)| state.slots.contains_key(slot))
+            .collect()
     };
-    match Journal::open(&path, &key, unreplayed) {
-        Ok(journal) => Some(Arc::new(journal)),
+    let kept: Vec<String> = unreplayed.keys().cloned().collect();
+    match Journal::open(&path, &key, kept) {
+        Ok(journal) => Opened {
+            journal: Some(Arc::new(journal)),
+            held: unreplayed,
+        },
         Err(e) => {
             tracing::error!("no write-ahead journal this run: {e}");
-            None
+            Opened {
+                journal: None,
+                held: unreplayed,
+            }
         }
     }
 }
@@ -75,23 +97,24 @@ async fn read_key() -> Result<JournalKey, String> {
 }
 
 /// Stores the newest journaled tokens of each slot the state file still has, unless the
-/// store holds them or newer already, by (generation, version). Returns the slots whose
-/// entries could not be stored: they stay in the journal for the next start. An unreadable
-/// journal is moved aside after what could be read was used.
+/// store holds them or newer already, by (generation, version). Returns the entries that
+/// could not be stored, by slot: they stay in the journal for the next start, and this run
+/// starts those slots from them. An unreadable journal is moved aside after what could be
+/// read was used.
 async fn replay(
     path: &Path,
     key: &JournalKey,
     store: &CredentialStore,
     state: &StateFile,
-) -> Vec<String> {
+) -> BTreeMap<String, Entry> {
     let contents = match journal::read(path, key) {
         Ok(contents) => contents,
         Err(e) => {
             tracing::error!("cannot read the write-ahead journal: {e}");
-            return Vec::new();
+            return BTreeMap::new();
         }
     };
-    let mut unreplayed = Vec::new();
+    let mut unreplayed = BTreeMap::new();
     for (slot, entry) in journal::newest_per_slot(contents.entries) {
         if !state.slots.contains_key(&slot) {
             tracing::info!(slot, "journal: the slot is gone; its entry is dropped");
@@ -108,14 +131,17 @@ async fn replay(
                 tracing::debug!(slot, "journal: the store holds these tokens or newer");
             }
             Err(e) => {
-                tracing::error!(slot, "journal: {e}; the entry is kept for the next start");
-                unreplayed.push(slot);
+                tracing::error!(
+                    slot,
+                    "journal: {e}; the entry is kept, and the slot starts from its tokens"
+                );
+                unreplayed.insert(slot, entry);
             }
         }
     }
     if let Some(problem) = contents.problem {
         set_aside(path, &problem);
-        return Vec::new();
+        return BTreeMap::new();
     }
     if unreplayed.is_empty() {
         let _ = std::fs::write(path, b"");
