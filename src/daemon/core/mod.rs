@@ -15,8 +15,10 @@ mod conflict;
 pub mod drain;
 mod handlers;
 pub mod login;
+mod next_job;
 pub mod orders;
 mod pacing;
+mod refreshed;
 pub mod reports;
 mod results;
 mod retire;
@@ -37,8 +39,8 @@ use tokio::sync::{oneshot, watch};
 
 use crate::cache::QuotaCache;
 use crate::config::Config;
-use crate::protocol::{ErrorCode, ErrorReply, Request, Response, UnplacedCredential};
-use crate::state::{SlotState, StateFile};
+use crate::protocol::{ErrorReply, Request, Response, UnplacedCredential};
+use crate::state::StateFile;
 use crate::store::StoreKind;
 
 use self::alerts::Alerts;
@@ -48,10 +50,9 @@ use crate::daemon::core::clock::ClockWatch;
 use crate::daemon::core::login::cancel::LoginTickets;
 use crate::daemon::core::login::flows::PendingFlows;
 use crate::daemon::core::orders::JobOrders;
-use crate::daemon::core::orders::Urgency;
 use crate::daemon::core::retire::ReplacedJob;
 use crate::daemon::core::revocations::RevocationQueue;
-use crate::daemon::core::slot::{Creds, Job, Slot, Stored};
+use crate::daemon::core::slot::Slot;
 use crate::daemon::core::transitions::StateLog;
 use crate::daemon::start::store_probe::StoreProbe;
 
@@ -242,64 +243,6 @@ impl Manager {
         self.handle_now(command)
     }
 
-    /// Starts whatever is due for idle slots: credential loads, store write retries,
-    /// scheduled refreshes. Compares against the wall clock, so time spent suspended counts.
-    fn start_due_work(&mut self, now: DateTime<Utc>) {
-        let mut due: Vec<&Slot> = self
-            .slots
-            .values()
-            .filter(|slot| slot.job.is_none())
-            .filter(|slot| deadline(slot).is_some_and(|at| at <= now))
-            .collect();
-        // Most urgent first, so the first token requests go to the soonest expiries.
-        due.sort_by_key(|slot| expiry_guess(slot));
-        let due: Vec<String> = due.into_iter().map(|slot| slot.name.clone()).collect();
-        for name in due {
-            self.start_next_job(&name, true);
-        }
-        let usage_due: Vec<String> = self
-            .slots
-            .values()
-            .filter(|slot| self.usage_deadline(slot).is_some_and(|at| at <= now))
-            .map(|slot| slot.name.clone())
-            .collect();
-        for name in usage_due {
-            self.start_usage_fetch(&name, now);
-        }
-        self.start_due_revocations(now);
-        if now >= self.cache_heartbeat_at() {
-            self.publish_cache();
-        }
-        if let Some(reminder) = self.alerts.due_reminder(&self.slots, &self.config, now) {
-            self.alert_queue.push(reminder);
-        }
-    }
-
-    /// The earliest moment some slot has work of its own to start.
-    pub fn earliest_deadline(&self) -> Option<DateTime<Utc>> {
-        let refresh = self
-            .slots
-            .values()
-            .filter(|slot| slot.job.is_none())
-            .filter_map(deadline);
-        let usage = self
-            .slots
-            .values()
-            .filter_map(|slot| self.usage_deadline(slot));
-        refresh
-            .chain(usage)
-            .chain(std::iter::once(self.cache_heartbeat_at()))
-            .chain(self.alerts.reminder_at())
-            .chain(self.revocations.deadline())
-            .min()
-    }
-
-    /// The cache is rewritten at least this often even when nothing changed, so its
-    /// `updated_at` tells readers the daemon is alive (the cache-level staleness check).
-    fn cache_heartbeat_at(&self) -> DateTime<Utc> {
-        self.cache_published_at + schedule::delta(self.config.stale_after / 3)
-    }
-
     /// The quota cache goes to its writer at the end of this event.
     pub(in crate::daemon) fn publish_cache(&mut self) {
         self.cache_due = true;
@@ -353,144 +296,6 @@ impl Manager {
         }
     }
 
-    /// Starts the job a slot needs next, if it is idle: load, write, logout or refresh.
-    /// `scheduled` says whether the timer asked (then a refresh starts when its time has
-    /// come) or a caller did (then one starts when a waiter wants it).
-    pub(in crate::daemon) fn start_next_job(&mut self, name: &str, scheduled: bool) {
-        let Some(slot) = self.slots.get_mut(name) else {
-            return;
-        };
-        if slot.job.is_some() {
-            return;
-        }
-        let now = self.now;
-        if self.jobs.drain.is_closed() {
-            slot.refuse_work_while_stopping(now);
-            return;
-        }
-        if !slot.logouts.is_empty() {
-            self.start_logout(name);
-            return;
-        }
-        match &slot.creds {
-            // A failed load is retried when its backoff ends or a caller asks, never at
-            // once: a locked keychain must not be read in a loop.
-            Creds::NotLoaded { retry_at, .. }
-                if scheduled || *retry_at <= now || !slot.waiters.is_empty() =>
-            {
-                slot.job = Some(Job::Loading);
-                self.jobs.load(slot.name.clone(), slot.record.generation);
-            }
-            Creds::NotLoaded { .. } => {}
-            Creds::Missing => {
-                let refusal = slot.refusal(&self.config).unwrap_or_else(|| {
-                    ErrorReply::new(
-                        ErrorCode::SlotInactive,
-                        format!("slot {name} has no stored credentials; log in again"),
-                    )
-                });
-                slot.resolve_waiters(Err(refusal), now);
-            }
-            Creds::Present {
-                stored: Stored::No { retry_at, .. },
-                ..
-            } if scheduled && *retry_at <= now => {
-                start_store_write(&mut self.jobs, slot);
-            }
-            // Journaled tokens the store may or may not hold: restored first, never refreshed
-            // under a guessed condition; callers meanwhile hear why.
-            Creds::Present {
-                stored: Stored::No { retry_at, .. },
-                ..
-            } if slot.restoring.is_some() => {
-                if *retry_at <= now {
-                    if let Some(item) = slot.restoring.clone() {
-                        slot.job = Some(Job::Writing);
-                        let (name, generation) = (slot.name.clone(), slot.record.generation);
-                        self.jobs.push(orders::JobOrder::Restore {
-                            name,
-                            generation,
-                            item,
-                        });
-                    }
-                } else {
-                    let error = ErrorReply::new(
-                        ErrorCode::StoreUnavailable,
-                        format!(
-                            "slot {name}'s newest tokens are in the journal and the credential store is not taking them yet; retrying"
-                        ),
-                    );
-                    slot.resolve_waiters(Err(error), now);
-                }
-            }
-            Creds::Present { tokens, .. } => {
-                if let Some(refusal) = slot.refusal(&self.config) {
-                    slot.resolve_waiters(Err(refusal), now);
-                    return;
-                }
-                let due = schedule::is_due(tokens, self.config.refresh_before_expiry, now);
-                // An explicit `refresh` goes at once; anything else waits out the pacing.
-                let explicit = slot.waiters.iter().any(|w| !w.token_only);
-                let asked = slot.refresh_wanted || (due && !slot.waiters.is_empty());
-                let paced = pacing::may_request(slot.last_reply_at, now);
-                let timed = scheduled && slot.next_refresh_at.is_some_and(|at| at <= now);
-                if explicit || timed || (asked && paced) {
-                    self.start_refresh(name);
-                } else if asked && let Some(replied) = slot.last_reply_at {
-                    // Callers wait (the timer starts the refresh when the interval is over).
-                    let earliest = pacing::earliest_after(replied);
-                    slot.next_refresh_at =
-                        Some(slot.next_refresh_at.map_or(earliest, |at| at.min(earliest)));
-                } else {
-                    slot.resolve_waiters(Ok(()), now);
-                }
-            }
-        }
-    }
-
-    /// Starts the one refresh job of a slot whose credentials are present.
-    fn start_refresh(&mut self, name: &str) {
-        let Some(slot) = self.slots.get_mut(name) else {
-            return;
-        };
-        let (Some(tokens), Some(condition)) = (slot.creds.tokens(), slot.creds.write_condition())
-        else {
-            return;
-        };
-        let Some(provider) = self.config.providers.get(&slot.record.provider) else {
-            let error = format!(
-                "provider {} is not in the configuration",
-                slot.record.provider
-            );
-            slot.transition(
-                SlotState::Degraded,
-                Some(crate::slot_reason::SlotReason::UnknownProvider),
-                Some(error.clone()),
-            );
-            slot.next_refresh_at = None;
-            let now = self.now;
-            slot.resolve_waiters(Err(ErrorReply::new(ErrorCode::UnknownProvider, error)), now);
-            self.persist();
-            return;
-        };
-        tracing::debug!(slot = name, "refreshing");
-        slot.job = Some(Job::Refreshing);
-        slot.refresh_wanted = false;
-        // Someone waiting goes before the timer's refreshes; those go soonest expiry first.
-        let urgency = if slot.waiters.is_empty() {
-            Urgency::Scheduled(tokens.expires_at)
-        } else {
-            Urgency::Asked
-        };
-        self.jobs.refresh(
-            (name.to_owned(), slot.record.generation),
-            provider.clone(),
-            tokens.clone(),
-            condition,
-            urgency,
-        );
-    }
-
     /// Sends `result` once the state published so far is on disk (or could not be saved).
     pub(in crate::daemon) fn reply_when_durable(
         &mut self,
@@ -519,54 +324,6 @@ impl Manager {
         self.next_generation += 1;
         self.persist();
         generation
-    }
-}
-
-/// When an idle slot next has work of its own (not counting callers).
-fn deadline(slot: &Slot) -> Option<DateTime<Utc>> {
-    match &slot.creds {
-        Creds::NotLoaded { retry_at, .. } => Some(*retry_at),
-        Creds::Missing => None,
-        Creds::Present { .. } if slot.record.state == SlotState::Inactive => None,
-        // Unsaved tokens: the write retry, but the refresh schedule still runs (the held
-        // tokens must not expire while the keychain is away).
-        Creds::Present {
-            stored: Stored::No { retry_at, .. },
-            ..
-        } => Some(
-            slot.next_refresh_at
-                .map_or(*retry_at, |at| at.min(*retry_at)),
-        ),
-        Creds::Present { .. } => slot.next_refresh_at,
-    }
-}
-
-/// Starts writing the slot's held tokens to the store (the write its `Stored::No` is
-/// waiting for), under the write condition they need. Does nothing without tokens.
-pub(in crate::daemon) fn start_store_write(jobs: &mut JobOrders, slot: &mut Slot) {
-    let (Some(tokens), Some(condition)) = (slot.creds.tokens(), slot.creds.write_condition())
-    else {
-        return;
-    };
-    slot.job = Some(Job::Writing);
-    jobs.write(
-        slot.name.clone(),
-        slot.record.generation,
-        tokens.clone(),
-        condition,
-    );
-}
-
-/// When a slot's access token expires, or, before its credentials are loaded (a restart),
-/// when it was last refreshed or logged in: with tokens of one lifetime, the same order.
-fn expiry_guess(slot: &Slot) -> Option<DateTime<Utc>> {
-    match slot.creds.tokens() {
-        Some(tokens) => tokens.expires_at,
-        None => Some(
-            slot.record
-                .last_refresh_at
-                .unwrap_or(slot.record.created_at),
-        ),
     }
 }
 

@@ -16,10 +16,11 @@ use std::time::Duration;
 
 use crate::protocol::{ErrorCode, ErrorReply, Request, Response};
 
+use crate::daemon::core::next_job::start_store_write;
 use crate::daemon::core::reports::stopping;
 use crate::daemon::core::schedule::Clocks;
 use crate::daemon::core::slot::{Creds, Job, Slot, Stored};
-use crate::daemon::core::{Command, Manager, start_store_write};
+use crate::daemon::core::{Command, Manager};
 
 /// Longest a stop waits: a token request sent just before the stop may take the whole
 /// HTTP timeout, then its store write needs a moment. The systemd unit's `TimeoutStopSec`
