@@ -71,8 +71,9 @@ pub fn read(dir: &Path) -> Option<OwnerRecord> {
 /// Removes the record if it is still `ours` (as Claude Code does on release).
 pub fn remove_if_ours(dir: &Path, ours: &OwnerRecord) {
     if read(dir).is_some_and(|found| {
-        found.pid == ours.pid
-            && found.lock_birthtime_ms.to_bits() == ours.lock_birthtime_ms.to_bits()
+        // Within a microsecond: serde_json's float parsing may differ from what it wrote in
+        // the last bit (its `float_roundtrip` feature is off).
+        found.pid == ours.pid && (found.lock_birthtime_ms - ours.lock_birthtime_ms).abs() < 1e-3
     }) {
         // Best effort: a leftover record matches no lock and is ignored by Claude Code.
         let _ = std::fs::remove_file(owner_path(dir));

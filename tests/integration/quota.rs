@@ -48,7 +48,20 @@ fn fresh_usage_reaches_status_and_the_cache_file() {
     let status = t.env.status_json();
     assert_eq!(status["cache"]["stale"], false);
     let path = status["cache"]["path"].as_str().unwrap().to_owned();
-    let cache: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    // The cache file is written at most once a second (daemon::jobs::writer): the fetch
+    // reaches it within that.
+    let read_cache = || -> Value {
+        std::fs::read(&path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or(Value::Null)
+    };
+    wait_for(
+        "the fetch to reach the cache file",
+        Duration::from_secs(10),
+        || !read_cache()["slots"]["work"]["fetched_at"].is_null(),
+    );
+    let cache = read_cache();
     assert_eq!(cache["slots"]["work"]["account"], "alice@example.com");
     assert_eq!(cache["slots"]["work"]["state"], "active");
     assert!(cache["slots"]["work"]["windows"]["five_hour"]["utilization"].is_number());
