@@ -1,6 +1,7 @@
 //! The command line: clap types, one file per subcommand, and the exit codes. Errors gain
 //! context here (anyhow) and map to the distinct exit codes of [`exit`].
 
+mod adopt;
 pub mod daemon;
 mod doctor;
 pub mod exit;
@@ -78,6 +79,9 @@ pub enum Command {
         /// The slot.
         name: String,
     },
+    /// Make slot NAME of the login in a Claude Code config dir; its credentials stay in
+    /// Claude Code's store, and the daemon refreshes them under Claude Code's own locks.
+    Adopt(adopt::Args),
     /// Check that the daemon answers.
     Ping,
     /// Check everything sessctl depends on, one line each with the fix; exit 1 when a
@@ -177,6 +181,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Refresh { name, .. } => refresh::run(&paths, name),
         Command::Login(args) => login::run(&paths, args),
         Command::Logout { name } => logout::run(&paths, &name),
+        Command::Adopt(args) => adopt::run(&paths, args),
         Command::Ping => ping::run(&paths),
         Command::Doctor { json } => doctor::exec(config_override, json),
         Command::Shutdown => shutdown::run(&paths),

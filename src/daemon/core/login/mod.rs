@@ -239,7 +239,7 @@ impl Manager {
             name.to_owned(),
             slot.record.generation,
             tokens.clone(),
-            condition,
+            (condition, slot.record.claude_code.clone()),
         );
     }
 
@@ -312,6 +312,7 @@ fn login_record(
         last_refresh_error: None,
         refreshes: 0,
         newest_written: None,
+        claude_code: None,
     }
 }
 
