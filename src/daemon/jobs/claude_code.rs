@@ -98,14 +98,7 @@ impl JobContext {
         dir: &Path,
         generation: u64,
     ) -> (RefreshOutcome, Option<String>) {
-        let lock_dir = dir.to_path_buf();
-        let lock = blocking(move || {
-            RefreshLock::acquire(&lock_dir, Instant::now() + LOCK_WAIT)
-                .map_err(|e| StoreError::Unavailable(e.to_string()))
-        })
-        .await
-        .and_then(|r| r);
-        let lock = match lock {
+        let lock = match take_refresh_lock(name, dir).await {
             Ok(lock) => lock,
             Err(e) => return (busy(&e), None),
         };
@@ -200,14 +193,7 @@ impl JobContext {
     pub fn write_claude_code(&self, name: String, generation: u64, tokens: Tokens, dir: PathBuf) {
         let ctx = self.clone();
         tokio::spawn(async move {
-            let lock_dir = dir.clone();
-            let lock = blocking(move || {
-                RefreshLock::acquire(&lock_dir, Instant::now() + LOCK_WAIT)
-                    .map_err(|e| StoreError::Unavailable(e.to_string()))
-            })
-            .await
-            .and_then(|r| r);
-            let result = match lock {
+            let result = match take_refresh_lock(&name, &dir).await {
                 Ok(lock) => match write_locked(&dir, lock, tokens, generation).await {
                     RefreshOutcome::Stored(item) => Ok(item),
                     RefreshOutcome::Unsaved { error, .. } => Err(error),
@@ -266,6 +252,28 @@ impl JobContext {
             ctx.report(JobResult::Adopted(Box::new(adopt)));
         });
     }
+}
+
+/// Takes Claude Code's refresh locks of `dir`, waiting (at most [`LOCK_WAIT`], logged) for
+/// a live holder; never breaks a live lock.
+async fn take_refresh_lock(name: &str, dir: &Path) -> Result<RefreshLockGuard, StoreError> {
+    let lock_dir = dir.to_path_buf();
+    let unavailable = |e: crate::claude_code::LockError| StoreError::Unavailable(e.to_string());
+    let first = blocking(move || RefreshLock::acquire(&lock_dir, Instant::now())).await?;
+    match first {
+        Ok(lock) => return Ok(lock),
+        Err(crate::claude_code::LockError::Busy { .. }) => {}
+        Err(e) => return Err(unavailable(e)),
+    }
+    tracing::info!(
+        slot = name,
+        "another program holds Claude Code's refresh lock in {}; waiting for it",
+        dir.display()
+    );
+    let lock_dir = dir.to_path_buf();
+    blocking(move || RefreshLock::acquire(&lock_dir, Instant::now() + LOCK_WAIT))
+        .await?
+        .map_err(unavailable)
 }
 
 /// Writes `tokens` into the store of `dir` under its storage-write lock, while `lock` (the
