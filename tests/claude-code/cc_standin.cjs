@@ -3,8 +3,10 @@
 // from its bundle, followed literally, with the real `proper-lockfile` package. It runs
 // beside the daemon over one config dir.
 //
-//   node cc_standin.cjs DIR TOKEN_URL USERINFO_URL CLIENT_ID THRESHOLD_MS DURATION_MS
+//   node cc_standin.cjs DIR TOKEN_URL USERINFO_URL CLIENT_ID THRESHOLD_MS DURATION_MS [SPREAD_MS]
 //
+// (With SPREAD_MS, each token's threshold is drawn from THRESHOLD_MS ± SPREAD_MS, so that
+// with short test lifetimes it sometimes refreshes before the daemon and sometimes after.)
 // Every 100-300 ms: read DIR/.credentials.json; check that its access token works (GET
 // USERINFO_URL); when `now + THRESHOLD_MS >= expiresAt` (Claude Code: 5 minutes), take
 // DIR/.oauth_refresh.lock then <realpath DIR>.lock (stale 60 s, touched every 5 s, owner
@@ -20,8 +22,17 @@ const fs = require('fs');
 const path = require('path');
 const lockfile = require('proper-lockfile');
 
-const [dir, tokenUrl, userinfoUrl, clientId, thresholdArg, durationArg] = process.argv.slice(2);
-const threshold = Number(thresholdArg);
+const [dir, tokenUrl, userinfoUrl, clientId, thresholdArg, durationArg, spreadArg] =
+  process.argv.slice(2);
+const spread = Number(spreadArg ?? 0);
+const thresholds = new Map();
+// One draw per token (per expiresAt), so a decision does not flicker between reads.
+function threshold(expiresAt) {
+  if (!thresholds.has(expiresAt)) {
+    thresholds.set(expiresAt, Number(thresholdArg) + (Math.random() * 2 - 1) * spread);
+  }
+  return thresholds.get(expiresAt);
+}
 const until = Date.now() + Number(durationArg);
 const file = path.join(dir, '.credentials.json');
 const stats = { refreshes: 0, adopted: 0, bad_tokens: 0, invalid_grants: 0 };
@@ -145,7 +156,7 @@ async function main() {
   while (Date.now() < until) {
     const { oauth } = readStore();
     if (!(await tokenWorks(oauth.accessToken))) stats.bad_tokens += 1;
-    if (Date.now() + threshold >= oauth.expiresAt) await refresh(oauth);
+    if (Date.now() + threshold(oauth.expiresAt) >= oauth.expiresAt) await refresh(oauth);
     await sleep(100 + Math.random() * 200);
   }
   process.stdout.write(`${JSON.stringify(stats)}\n`);

@@ -246,8 +246,9 @@ fn a_live_lock_is_waited_for_and_the_holders_rotation_adopted_without_sending() 
 
 /// The Claude Code stand-in (`tests/claude-code/cc_standin.cjs`) and the daemon over one
 /// config dir through many rotations of short-lived tokens. Both refresh at the same margin
-/// (the stand-in's 5 minutes scaled down to half the token's lifetime, which is also the
-/// daemon's margin here), so they race for every rotation; the locks decide.
+/// (the stand-in's 5 minutes scaled down to about half the token's lifetime, which is also
+/// the daemon's margin here, drawn ±3 s per token), so they race for every rotation, each
+/// going first some of the time; the locks decide.
 /// `SESSCTL_CC_SOAK_SECS` runs it longer (default 60 s).
 #[test]
 fn claude_code_and_the_daemon_share_a_store_through_many_rotations() {
@@ -270,6 +271,7 @@ fn claude_code_and_the_daemon_share_a_store_through_many_rotations() {
             crate::support::oauth_server::CLIENT_ID,
             &(ttl * 1000 / 2).to_string(),
             &(secs * 1000).to_string(),
+            "3000",
         ])
         .stdout(Stdio::piped())
         .spawn()
@@ -301,5 +303,13 @@ fn claude_code_and_the_daemon_share_a_store_through_many_rotations() {
         "only {rotations} rotations: {stats}"
     );
     assert!(daemon_tokens.len() >= 2, "the daemon's token never changed");
+    // Every token request but the first (the login `claude_dir` made) is a rotation by one
+    // of the two: each must have gone first some of the time.
+    let standin_sent = stats["refreshes"].as_u64().unwrap();
+    let daemon_sent = t.token_requests() - 1 - standin_sent;
+    assert!(
+        standin_sent > 0 && daemon_sent > 0,
+        "one side never refreshed: {stats}, daemon sent {daemon_sent}"
+    );
     assert_eq!(t.state("work"), "active");
 }
