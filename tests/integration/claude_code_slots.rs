@@ -313,3 +313,28 @@ fn claude_code_and_the_daemon_share_a_store_through_many_rotations() {
     );
     assert_eq!(t.state("work"), "active");
 }
+
+#[test]
+fn a_dead_grant_makes_the_slot_inactive_and_leaves_claude_codes_store_alone() {
+    let t = Running::start("");
+    let dir = t.env.home().join(".claude-work");
+    fs::create_dir_all(&dir).unwrap();
+    let grant = t.server.grant("work", "work@example.com");
+    let reply = t.server.refresh(&grant.refresh_token);
+    write_store(
+        &dir,
+        &json!({"claudeAiOauth": {
+            "accessToken": reply.field("access_token"),
+            "refreshToken": reply.field("refresh_token"),
+            "expiresAt": now_ms() + 3_600_000,
+        }}),
+    );
+    assert_success(&adopt(&t, "work", &dir), "adopt");
+    t.server.revoke_grant(&grant.grant_id);
+    let before = fs::read(store_path(&dir)).unwrap();
+    let out = t.env.sessctl(&["refresh", "work"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(t.state("work"), "inactive");
+    // Claude Code blanks its own store when it meets the dead token; sessctl does not.
+    assert_eq!(fs::read(store_path(&dir)).unwrap(), before);
+}
