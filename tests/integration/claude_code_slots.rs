@@ -338,3 +338,53 @@ fn a_dead_grant_makes_the_slot_inactive_and_leaves_claude_codes_store_alone() {
     // Claude Code blanks its own store when it meets the dead token; sessctl does not.
     assert_eq!(fs::read(store_path(&dir)).unwrap(), before);
 }
+
+#[test]
+fn run_and_env_point_claude_code_at_the_slots_config_dir() {
+    let t = Running::start("");
+    let dir = claude_dir(&t, ".claude work", "work");
+    assert_success(&adopt(&t, "work", &dir), "adopt");
+    let out = t.env.sessctl(&["env", "work"]);
+    assert_success(&out, "env");
+    let line = String::from_utf8(out.stdout).unwrap();
+    // The line means what it says to a real shell (the dir has a space in it).
+    let echoed = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{line}\nprintf %s \"$CLAUDE_CONFIG_DIR\""))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&echoed.stdout),
+        dir.to_str().unwrap()
+    );
+    let out = t
+        .env
+        .sessctl_command(&[
+            "run",
+            "work",
+            "--",
+            "sh",
+            "-c",
+            "printf '%s|%s' \"$CLAUDE_CONFIG_DIR\" \"${CLAUDE_CODE_OAUTH_TOKEN-unset}\"; exit 7",
+        ])
+        .env("CLAUDE_CODE_OAUTH_TOKEN", "a-fixed-token")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "run passes the command's exit code"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{}|unset", dir.display())
+    );
+    // A slot kept in sessctl's own store has no config dir to point at.
+    t.login("own", "own");
+    let out = t.env.sessctl(&["env", "own"]);
+    let (code, stderr) = code_and_stderr(&out);
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("not a Claude Code slot"), "{stderr}");
+    let out = t.env.sessctl(&["run", "nope", "--", "true"]);
+    assert!(code_and_stderr(&out).1.contains("no slot named"));
+}
