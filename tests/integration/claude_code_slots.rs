@@ -65,6 +65,11 @@ fn refresh_token_in(dir: &Path) -> String {
         .to_owned()
 }
 
+/// Asserts two tokens are equal without printing either (tokens never go to test output).
+fn assert_same_token(found: &str, expected: &str, what: &str) {
+    assert!(found == expected, "{what} is not the expected one");
+}
+
 fn adopt(t: &Running, slot: &str, dir: &Path) -> std::process::Output {
     t.env.sessctl(&[
         "adopt",
@@ -99,10 +104,11 @@ fn an_adopted_store_is_a_slot_whose_credentials_stay_in_claude_code() {
     );
     // The token handed out is the store's; sessctl's own store holds no copy.
     let token = t.token("work");
-    assert_eq!(
-        read_store(&dir)["claudeAiOauth"]["accessToken"].as_str(),
-        Some(token.as_str())
-    );
+    let stored = read_store(&dir)["claudeAiOauth"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_same_token(&token, &stored, "the daemon's token");
     assert!(t.env.secret_lookup("sessctl", "work").is_none());
     let state = fs::read_to_string(t.env.state_dir().join("sessctl/state.json")).unwrap();
     assert!(state.contains("\"claude_code\""), "{state}");
@@ -167,7 +173,10 @@ fn a_refresh_lands_in_claude_codes_store_keeping_its_fields_and_mode() {
     assert_eq!(t.token_requests(), requests + 1);
     let doc = read_store(&dir);
     let oauth = &doc["claudeAiOauth"];
-    assert_ne!(oauth["refreshToken"].as_str(), Some(before.as_str()));
+    assert!(
+        oauth["refreshToken"].as_str() != Some(before.as_str()),
+        "the store still holds the old refresh token"
+    );
     assert_eq!(oauth["subscriptionType"], "max");
     assert_eq!(oauth["rateLimitTier"], "default_claude_max_20x");
     assert_eq!(doc["mcpOAuth"]["some-server"]["accessToken"], "not-ours");
@@ -178,7 +187,8 @@ fn a_refresh_lands_in_claude_codes_store_keeping_its_fields_and_mode() {
         &t.server,
         oauth["accessToken"].as_str().unwrap()
     ));
-    assert_eq!(t.token("work"), oauth["accessToken"].as_str().unwrap());
+    let stored = oauth["accessToken"].as_str().unwrap();
+    assert_same_token(&t.token("work"), stored, "the daemon's token");
     assert!(t.env.secret_lookup("sessctl", "work").is_none());
 }
 
@@ -240,8 +250,16 @@ fn a_live_lock_is_waited_for_and_the_holders_rotation_adopted_without_sending() 
         "the daemon sent a refresh"
     );
     assert_eq!(t.invalid_grants(), 0);
-    assert_eq!(t.token("work"), rotated.field("access_token"));
-    assert_eq!(refresh_token_in(&dir), rotated.field("refresh_token"));
+    assert_same_token(
+        &t.token("work"),
+        rotated.field("access_token"),
+        "the daemon's token",
+    );
+    assert_same_token(
+        &refresh_token_in(&dir),
+        rotated.field("refresh_token"),
+        "the store's refresh token",
+    );
 }
 
 /// The Claude Code stand-in (`tests/claude-code/cc_standin.cjs`) and the daemon over one
@@ -387,4 +405,29 @@ fn run_and_env_point_claude_code_at_the_slots_config_dir() {
     assert!(stderr.contains("not a Claude Code slot"), "{stderr}");
     let out = t.env.sessctl(&["run", "nope", "--", "true"]);
     assert!(code_and_stderr(&out).1.contains("no slot named"));
+}
+
+#[test]
+fn a_restarted_daemon_reads_the_slot_from_claude_codes_store_again() {
+    let mut t = Running::start("");
+    let dir = claude_dir(&t, ".claude-work", "work");
+    assert_success(&adopt(&t, "work", &dir), "adopt");
+    t.daemon.kill9();
+    // Claude Code rotated while the daemon was down: the new daemon reads what is there.
+    let rotated = t.server.refresh(&refresh_token_in(&dir));
+    let mut doc = read_store(&dir);
+    doc["claudeAiOauth"]["accessToken"] = rotated.field("access_token").into();
+    doc["claudeAiOauth"]["refreshToken"] = rotated.field("refresh_token").into();
+    write_store(&dir, &doc);
+    t.daemon = t.env.start_daemon();
+    assert_same_token(
+        &t.token("work"),
+        rotated.field("access_token"),
+        "the daemon's token",
+    );
+    assert_eq!(
+        t.slot_status("work")["claude_code_dir"].as_str(),
+        dir.to_str()
+    );
+    assert_eq!(t.invalid_grants(), 0);
 }
