@@ -305,3 +305,19 @@ impl Slot {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{CLAUDE_CODE_REFRESH_BEFORE, refresh_before};
+
+    #[test]
+    fn a_claude_code_slot_is_refreshed_at_least_15_minutes_before_expiry() {
+        let five = Duration::from_secs(300);
+        assert_eq!(refresh_before(five, true), CLAUDE_CODE_REFRESH_BEFORE);
+        assert_eq!(refresh_before(five, false), five);
+        let hour = Duration::from_secs(3600);
+        assert_eq!(refresh_before(hour, true), hour);
+    }
+}
