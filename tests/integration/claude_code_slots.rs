@@ -431,3 +431,39 @@ fn a_restarted_daemon_reads_the_slot_from_claude_codes_store_again() {
     );
     assert_eq!(t.invalid_grants(), 0);
 }
+
+#[test]
+fn a_login_never_replaces_a_claude_code_slot() {
+    let t = Running::start("");
+    let dir = claude_dir(&t, ".claude-work", "work");
+    assert_success(&adopt(&t, "work", &dir), "adopt");
+    let before = fs::read(store_path(&dir)).unwrap();
+    // By name, and by account under another name: both would retire Claude Code's token.
+    for typed in ["work", "other"] {
+        let grant = t.server.grant("work", "work@example.com");
+        let out = t.env.sessctl_stdin(
+            &[
+                "login",
+                typed,
+                "--provider",
+                "test",
+                "--refresh-token-stdin",
+            ],
+            &grant.refresh_token,
+        );
+        let (code, stderr) = code_and_stderr(&out);
+        assert_ne!(code, Some(0), "{typed}: {stderr}");
+        assert!(stderr.contains("Claude Code's login"), "{typed}: {stderr}");
+    }
+    assert_eq!(fs::read(store_path(&dir)).unwrap(), before);
+    let stored = read_store(&dir)["claudeAiOauth"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        token_works(&t.server, &stored),
+        "Claude Code's token was revoked"
+    );
+    assert_success(&t.env.sessctl(&["refresh", "work"]), "refresh");
+    assert_eq!(t.invalid_grants(), 0);
+}
