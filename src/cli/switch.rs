@@ -4,7 +4,6 @@
 //! the daemon keeps fresh.
 
 use std::ffi::OsString;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -19,7 +18,7 @@ use crate::protocol::{Request, Response};
 const OVERRIDING: [&str; 2] = ["CLAUDE_CODE_OAUTH_TOKEN", "CLAUDE_SECURESTORAGE_CONFIG_DIR"];
 
 /// Runs `command` with `CLAUDE_CONFIG_DIR` set to slot `name`'s config dir (replacing this
-/// process).
+/// process on Unix).
 pub fn run(paths: &Paths, name: &str, command: &[OsString]) -> anyhow::Result<ExitCode> {
     let dir = config_dir_of(paths, name)?;
     let Some((program, args)) = command.split_first() else {
@@ -30,8 +29,25 @@ pub fn run(paths: &Paths, name: &str, command: &[OsString]) -> anyhow::Result<Ex
     for var in OVERRIDING {
         cmd.env_remove(var);
     }
-    let error = cmd.exec();
-    Err(error).with_context(|| format!("cannot run {}", program.to_string_lossy()))
+    start(cmd).with_context(|| format!("cannot run {}", program.to_string_lossy()))
+}
+
+/// Replaces this process with `cmd` (Unix).
+#[cfg(unix)]
+fn start(mut cmd: std::process::Command) -> std::io::Result<ExitCode> {
+    use std::os::unix::process::CommandExt;
+    Err(cmd.exec())
+}
+
+/// Runs `cmd` and exits with its code (where a process cannot be replaced).
+#[cfg(not(unix))]
+fn start(mut cmd: std::process::Command) -> std::io::Result<ExitCode> {
+    let status = cmd.status()?;
+    let code = status
+        .code()
+        .and_then(|c| u8::try_from(c).ok())
+        .unwrap_or(1);
+    Ok(ExitCode::from(code))
 }
 
 /// Prints the shell line that points Claude Code at slot `name`'s config dir.
