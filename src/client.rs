@@ -209,6 +209,8 @@ mod tests {
                 error: None,
                 extra_usage: None,
             }),
+            claude_code_store: None,
+            claude_code_dir: None,
         };
         Response::Status(StatusReport {
             version: "0.1.0".to_owned(),

@@ -54,6 +54,18 @@ pub enum Request {
     LoginCancel(FlowRef),
     Logout(SlotRef),
     Shutdown,
+    /// Makes a slot of the login in a Claude Code config dir, whose credentials stay there.
+    Adopt(AdoptRequest),
+}
+
+/// `adopt NAME --claude-code DIR [--provider P]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdoptRequest {
+    pub name: String,
+    pub provider: String,
+    /// The config dir, absolute (the CLI resolves it).
+    pub claude_code: std::path::PathBuf,
 }
 
 /// A request about one slot.
@@ -317,6 +329,13 @@ pub struct SlotStatus {
     pub refreshes: u64,
     /// `None` when the slot's provider has no usage endpoint.
     pub quota: Option<QuotaStatus>,
+    /// Where the credentials of a slot adopted from Claude Code live (the credentials file,
+    /// or `keychain:<service>` on macOS); absent for slots kept in sessctl's own store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claude_code_store: Option<String>,
+    /// That slot's Claude Code config dir (what `CLAUDE_CONFIG_DIR` is set to for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claude_code_dir: Option<std::path::PathBuf>,
 }
 
 /// Reply to `token`: the only reply that carries a token.

@@ -59,6 +59,10 @@ pub struct SlotRecord {
     /// token was already spent, and is never presented.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub newest_written: Option<ItemVersion>,
+    /// Set for a slot whose credentials stay in Claude Code's own store: the config dir
+    /// (as `CLAUDE_CONFIG_DIR` would name it). sessctl's store holds no item for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claude_code: Option<std::path::PathBuf>,
 }
 
 /// The identity of one credential item; ordered by generation, then version.
@@ -282,6 +286,7 @@ mod tests {
                     generation: 3,
                     version: 9,
                 }),
+                claude_code: None,
             },
         );
         state

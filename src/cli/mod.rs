@@ -1,6 +1,7 @@
 //! The command line: clap types, one file per subcommand, and the exit codes. Errors gain
 //! context here (anyhow) and map to the distinct exit codes of [`exit`].
 
+mod adopt;
 pub mod daemon;
 mod doctor;
 pub mod exit;
@@ -15,6 +16,7 @@ mod service;
 mod shutdown;
 mod status;
 mod statusline;
+mod switch;
 mod token;
 pub mod when;
 
@@ -76,6 +78,32 @@ pub enum Command {
     /// login of NAME, and a revocation the provider cannot take now is retried until done.
     Logout {
         /// The slot.
+        name: String,
+    },
+    /// Make slot NAME of the login in a Claude Code config dir; its credentials stay in
+    /// Claude Code's store, and the daemon refreshes them under Claude Code's own locks.
+    Adopt(adopt::Args),
+    #[allow(
+        clippy::doc_markdown,
+        reason = "--help text, where backticks would show"
+    )]
+    /// Run CMD with CLAUDE_CONFIG_DIR set to Claude Code slot NAME's config dir, so Claude
+    /// Code uses that account (e.g. `sessctl run work -- claude`).
+    Run {
+        /// The slot (one made by `sessctl adopt --claude-code`).
+        name: String,
+        /// The command and its arguments.
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<std::ffi::OsString>,
+    },
+    #[allow(
+        clippy::doc_markdown,
+        reason = "--help text, where backticks would show"
+    )]
+    /// Print the export CLAUDE_CONFIG_DIR=… line for Claude Code slot NAME, for shell
+    /// aliases: `eval "$(sessctl env work)"`.
+    Env {
+        /// The slot (one made by `sessctl adopt --claude-code`).
         name: String,
     },
     /// Check that the daemon answers.
@@ -177,6 +205,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Refresh { name, .. } => refresh::run(&paths, name),
         Command::Login(args) => login::run(&paths, args),
         Command::Logout { name } => logout::run(&paths, &name),
+        Command::Adopt(args) => adopt::run(&paths, args),
+        Command::Run { name, command } => switch::run(&paths, &name, &command),
+        Command::Env { name } => switch::env(&paths, &name),
         Command::Ping => ping::run(&paths),
         Command::Doctor { json } => doctor::exec(config_override, json),
         Command::Shutdown => shutdown::run(&paths),

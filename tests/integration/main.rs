@@ -9,6 +9,7 @@
 mod accounts;
 mod alert_command;
 mod alerts;
+mod claude_code_slots;
 mod claude_code_store;
 mod claude_shapes;
 mod cli_input;

@@ -74,11 +74,14 @@ impl Advisor<'_> {
 
     /// Lines under one slot's row: empty for a healthy slot.
     pub fn slot(&self, slot: &SlotStatus, store: CredentialStoreKind) -> Vec<String> {
-        let mut lines = match slot.state {
+        let mut lines: Vec<String> = (slot.claude_code_store.iter())
+            .map(|store| format!("credentials: in Claude Code's store, {store}"))
+            .collect();
+        lines.extend(match slot.state {
             SlotState::Inactive => self.inactive(slot),
             SlotState::Degraded => self.degraded(slot, store),
             SlotState::Active => Vec::new(),
-        };
+        });
         if slot.state != SlotState::Inactive {
             lines.extend(self.stale_quota(slot));
         }

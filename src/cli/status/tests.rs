@@ -63,6 +63,8 @@ fn active(name: &str) -> SlotStatus {
         next_refresh_at: Some(at("2026-11-23T21:37:00Z")),
         refreshes: 3,
         quota: Some(quota(42.0, 10.0, "2026-11-23T20:59:00Z", false)),
+        claude_code_store: None,
+        claude_code_dir: None,
     }
 }
 

@@ -144,6 +144,7 @@ mod tests {
                     last_refresh_error: None,
                     refreshes: 0,
                     newest_written: None,
+                    claude_code: None,
                     account_key: None,
                 };
                 let slot = Slot::from_record((*name).to_owned(), record, at("00:00:00"));

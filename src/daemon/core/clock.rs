@@ -112,6 +112,7 @@ mod tests {
             last_refresh_error: None,
             refreshes: 0,
             newest_written: None,
+            claude_code: None,
         };
         let mut slot = Slot::from_record("work".into(), record, at("2026-01-01T10:00:00Z"));
         slot.creds = Creds::Present {

@@ -99,7 +99,9 @@ impl Manager {
                 if scheduled || *retry_at <= now || !slot.waiters.is_empty() =>
             {
                 slot.job = Some(Job::Loading);
-                self.jobs.load(slot.name.clone(), slot.record.generation);
+                let claude_code = slot.record.claude_code.clone();
+                self.jobs
+                    .load(slot.name.clone(), slot.record.generation, claude_code);
             }
             Creds::NotLoaded { .. } => {}
             Creds::Missing => {
@@ -148,7 +150,8 @@ impl Manager {
                     slot.resolve_waiters(Err(refusal), now);
                     return;
                 }
-                let due = schedule::is_due(tokens, self.config.refresh_before_expiry, now);
+                let before = slot.refresh_before(self.config.refresh_before_expiry);
+                let due = schedule::is_due(tokens, before, now);
                 // An explicit `refresh` goes at once; anything else waits out the pacing.
                 let explicit = slot.waiters.iter().any(|w| !w.token_only);
                 let asked = slot.refresh_wanted || (due && !slot.waiters.is_empty());
@@ -207,7 +210,7 @@ impl Manager {
             provider.clone(),
             tokens.clone(),
             condition,
-            urgency,
+            (urgency, slot.record.claude_code.clone()),
         );
     }
 }
@@ -243,7 +246,7 @@ pub(in crate::daemon) fn start_store_write(jobs: &mut JobOrders, slot: &mut Slot
         slot.name.clone(),
         slot.record.generation,
         tokens.clone(),
-        condition,
+        (condition, slot.record.claude_code.clone()),
     );
 }
 

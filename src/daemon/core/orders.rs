@@ -7,6 +7,7 @@
 //! `crate::daemon::jobs::revoke`, with the same arguments; what the job reports comes back to the
 //! manager as a [`crate::daemon::core::reports::JobResult`].
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,8 +60,13 @@ pub enum Urgency {
 
 /// One piece of I/O to start.
 pub enum JobOrder {
-    /// Read a slot's item from the store.
-    Load { name: String, generation: u64 },
+    /// Read a slot's item from the store (from Claude Code's store for `claude_code`'s
+    /// config dir, when set).
+    Load {
+        name: String,
+        generation: u64,
+        claude_code: Option<PathBuf>,
+    },
     /// Redeem `current`'s refresh token once, store the result under `condition`.
     Refresh {
         name: String,
@@ -69,6 +75,9 @@ pub enum JobOrder {
         current: Tokens,
         condition: WriteCondition,
         urgency: Urgency,
+        /// The slot lives in Claude Code's store for this config dir: the refresh runs
+        /// under Claude Code's locks, and sends nothing when that store was rotated since.
+        claude_code: Option<PathBuf>,
     },
     /// Write tokens the store could not take earlier (or a login's first write).
     Write {
@@ -76,6 +85,8 @@ pub enum JobOrder {
         generation: u64,
         tokens: Tokens,
         condition: WriteCondition,
+        /// Write into Claude Code's store for this config dir instead.
+        claude_code: Option<PathBuf>,
     },
     /// Fetch a slot's usage with its access token.
     Usage {
@@ -134,6 +145,8 @@ pub enum JobOrder {
         reply: Reply,
         cancelled: usize,
     },
+    /// Read the Claude Code store an `adopt` names.
+    Adopt(Box<super::reports::Adoption>),
     /// Try a kept revocation again.
     RetryRevocation {
         id: String,
@@ -169,8 +182,12 @@ impl JobOrders {
         self.queued.push(order);
     }
 
-    pub fn load(&mut self, name: String, generation: u64) {
-        self.push(JobOrder::Load { name, generation });
+    pub fn load(&mut self, name: String, generation: u64, claude_code: Option<PathBuf>) {
+        self.push(JobOrder::Load {
+            name,
+            generation,
+            claude_code,
+        });
     }
 
     pub fn refresh(
@@ -179,7 +196,7 @@ impl JobOrders {
         provider: Provider,
         current: Tokens,
         condition: WriteCondition,
-        urgency: Urgency,
+        (urgency, claude_code): (Urgency, Option<PathBuf>),
     ) {
         self.push(JobOrder::Refresh {
             name,
@@ -188,6 +205,7 @@ impl JobOrders {
             current,
             condition,
             urgency,
+            claude_code,
         });
     }
 
@@ -196,13 +214,14 @@ impl JobOrders {
         name: String,
         generation: u64,
         tokens: Tokens,
-        condition: WriteCondition,
+        (condition, claude_code): (WriteCondition, Option<PathBuf>),
     ) {
         self.push(JobOrder::Write {
             name,
             generation,
             tokens,
             condition,
+            claude_code,
         });
     }
 

@@ -5,6 +5,7 @@
 use chrono::Utc;
 
 use crate::account::Identity;
+use crate::config::Provider;
 use crate::oauth;
 use crate::protocol::{ErrorCode, ErrorReply, LogoutReply};
 use crate::quota::UsageOutcome;
@@ -44,6 +45,21 @@ pub enum JobResult {
     CacheSaved(Result<chrono::DateTime<Utc>, String>),
     /// A revocation attempt ended (`crate::daemon::jobs::revoke`).
     Revocation(Box<RevocationReport>),
+    /// `adopt` read the Claude Code store it names (`Adoption::found`).
+    Adopted(Box<Adoption>),
+}
+
+/// An `adopt` of a Claude Code store: ordered by the core (`found` empty), reported back
+/// by the job with what the store holds and whose login it is.
+pub struct Adoption {
+    pub name: String,
+    pub provider: Option<Provider>,
+    /// The Claude Code config dir (absolute, as `CLAUDE_CONFIG_DIR` names it).
+    pub dir: std::path::PathBuf,
+    pub reply: Reply,
+    /// The store's tokens and the account (as far as the provider said), or why the store
+    /// cannot be adopted.
+    pub found: Option<Result<(Tokens, Identity), ErrorReply>>,
 }
 
 /// How a refresh job ended.

@@ -20,7 +20,7 @@ use crate::daemon::core::refreshed::{
 };
 use crate::daemon::core::reports::{JobResult, RefreshOutcome};
 use crate::daemon::core::schedule::{self, delta};
-use crate::daemon::core::slot::{Creds, Slot, Stored};
+use crate::daemon::core::slot::{Creds, Slot, Stored, refresh_before};
 use crate::daemon::start::reconcile;
 
 impl Manager {
@@ -51,6 +51,7 @@ impl Manager {
             } => self.on_written(&name, generation, result),
             JobResult::LoggedIn(login) => self.on_logged_in(*login),
             JobResult::Revocation(report) => self.on_revocation(*report),
+            JobResult::Adopted(adoption) => self.on_adopted(*adoption),
             JobResult::Usage {
                 name,
                 generation,
@@ -206,12 +207,13 @@ impl Manager {
         unusable: Option<&str>,
     ) {
         let config = std::sync::Arc::clone(&self.config);
+        let claude_code = (self.slots.get(name)).is_some_and(|s| s.record.claude_code.is_some());
         // Drawn up front: the slot borrows the manager below. One unit per use.
         let at = RefreshAt {
             now: self.now,
             units: [self.rng.f64(), self.rng.f64(), self.rng.f64()],
             generation,
-            refresh_before_expiry: config.refresh_before_expiry,
+            refresh_before_expiry: refresh_before(config.refresh_before_expiry, claude_code),
         };
         let Some(slot) = self.current(name, generation, "a refresh result") else {
             self.retire_dropped_refresh(name, generation, outcome);
@@ -346,6 +348,7 @@ pub(in crate::daemon) fn schedule_next(
     refresh_before_expiry: std::time::Duration,
     unit: f64,
 ) {
+    let refresh_before_expiry = slot.refresh_before(refresh_before_expiry);
     slot.next_refresh_at = slot
         .creds
         .tokens()

@@ -15,6 +15,21 @@ use crate::daemon::core::Reply;
 use crate::daemon::core::usage::QuotaState;
 use crate::daemon::core::waiters::Waiter;
 
+/// How long before expiry sessctl refreshes a slot kept in Claude Code's store (at least):
+/// three times Claude Code's own 5 minutes, so sessctl always goes first with room for a
+/// slow provider and a retry. (Still at most half the token's lifetime,
+/// `schedule::refresh_margin`.)
+pub const CLAUDE_CODE_REFRESH_BEFORE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// [`Slot::refresh_before`] for a slot that is (`claude_code`) or is not in Claude Code's store.
+pub fn refresh_before(configured: std::time::Duration, claude_code: bool) -> std::time::Duration {
+    if claude_code {
+        configured.max(CLAUDE_CODE_REFRESH_BEFORE)
+    } else {
+        configured
+    }
+}
+
 /// Where a slot's credentials stand.
 #[derive(Debug)]
 pub enum Creds {
@@ -178,6 +193,13 @@ impl Slot {
         }
     }
 
+    /// How long before expiry this slot's token is refreshed: `configured`, or for a slot
+    /// in Claude Code's store at least [`CLAUDE_CODE_REFRESH_BEFORE`], so that a running
+    /// Claude Code (which refreshes 5 minutes before expiry) always finds a fresh token.
+    pub fn refresh_before(&self, configured: std::time::Duration) -> std::time::Duration {
+        refresh_before(configured, self.record.claude_code.is_some())
+    }
+
     /// The outcome to hand to waiters, given how the job ended.
     pub fn outcome(&self, result: Result<(), ErrorReply>) -> SlotOutcome {
         let tokens = self.creds.tokens();
@@ -251,6 +273,13 @@ impl Slot {
             next_refresh_at: self.next_refresh_at,
             refreshes: self.record.refreshes,
             quota: None,
+            claude_code_store: self.record.claude_code.as_ref().map(|dir| {
+                crate::claude_code::CredentialStore::new(crate::claude_code::ConfigDir::explicit(
+                    dir.clone(),
+                ))
+                .describe()
+            }),
+            claude_code_dir: self.record.claude_code.clone(),
         }
     }
 
@@ -382,5 +411,21 @@ impl Slot {
         if self.record.reason == Some(SlotReason::StaleCredentials) {
             self.transition(SlotState::Active, None, None);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{CLAUDE_CODE_REFRESH_BEFORE, refresh_before};
+
+    #[test]
+    fn a_claude_code_slot_is_refreshed_at_least_15_minutes_before_expiry() {
+        let five = Duration::from_secs(300);
+        assert_eq!(refresh_before(five, true), CLAUDE_CODE_REFRESH_BEFORE);
+        assert_eq!(refresh_before(five, false), five);
+        let hour = Duration::from_secs(3600);
+        assert_eq!(refresh_before(hour, true), hour);
     }
 }

@@ -122,6 +122,7 @@ mod tests {
             last_refresh_error: reason.map(|r| format!("because {r}")),
             refreshes: 0,
             newest_written: None,
+            claude_code: None,
         };
         Slot::from_record(name.to_owned(), record, Utc::now())
     }

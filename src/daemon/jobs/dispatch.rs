@@ -18,7 +18,23 @@ impl JobContext {
     pub fn start(&self, order: JobOrder) {
         let ctx = self;
         match order {
-            JobOrder::Load { name, generation } => ctx.load(name, generation),
+            JobOrder::Load {
+                name,
+                generation,
+                claude_code: Some(dir),
+            } => ctx.load_claude_code(name, generation, dir),
+            JobOrder::Load {
+                name, generation, ..
+            } => ctx.load(name, generation),
+            JobOrder::Refresh {
+                name,
+                generation,
+                provider,
+                current,
+                urgency,
+                claude_code: Some(dir),
+                ..
+            } => ctx.refresh_claude_code((name, generation), provider, current, (urgency, dir)),
             JobOrder::Refresh {
                 name,
                 generation,
@@ -26,13 +42,23 @@ impl JobContext {
                 current,
                 condition,
                 urgency,
+                claude_code: None,
             } => ctx.refresh((name, generation), provider, current, condition, urgency),
             JobOrder::Write {
                 name,
                 generation,
                 tokens,
+                claude_code: Some(dir),
+                ..
+            } => ctx.write_claude_code(name, generation, tokens, dir),
+            JobOrder::Write {
+                name,
+                generation,
+                tokens,
                 condition,
+                claude_code: None,
             } => ctx.write(name, generation, tokens, condition),
+            JobOrder::Adopt(adoption) => ctx.adopt(*adoption),
             JobOrder::Usage {
                 name,
                 generation,

@@ -10,6 +10,7 @@
 //! ([`crate::daemon::jobs::limiter`]), and take the drain guard only once they have it: a request still
 //! queued when a stop begins is never sent.
 
+pub mod claude_code;
 pub mod dispatch;
 pub mod joblog;
 pub mod journal;

@@ -214,6 +214,7 @@ mod tests {
             last_refresh_error: None,
             refreshes: 0,
             newest_written: None,
+            claude_code: None,
         }
     }
 

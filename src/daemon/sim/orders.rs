@@ -16,7 +16,10 @@ use super::exec::{Job, Running};
 )]
 pub fn job_of(order: JobOrder, drain: &DrainGate) -> Option<Running> {
     let (job, guard) = match order {
-        JobOrder::Load { name, generation } => (Job::Load { name, generation }, None),
+        // Claude Code-backed slots are not simulated: the store model is sessctl's own.
+        JobOrder::Load {
+            name, generation, ..
+        } => (Job::Load { name, generation }, None),
         JobOrder::Refresh {
             name,
             generation,
@@ -37,6 +40,7 @@ pub fn job_of(order: JobOrder, drain: &DrainGate) -> Option<Running> {
             generation,
             tokens,
             condition,
+            ..
         } => {
             let job = Job::Write {
                 name,
@@ -114,6 +118,7 @@ pub fn job_of(order: JobOrder, drain: &DrainGate) -> Option<Running> {
             (job, Some(drain.track()))
         }
         JobOrder::Usage { .. }
+        | JobOrder::Adopt(_)
         | JobOrder::RetryRevocation { .. }
         | JobOrder::Label { .. }
         | JobOrder::CodeLogin { .. }

@@ -508,6 +508,7 @@ fn describe(result: &JobResult) -> String {
         JobResult::Revocation(_) => "revocation".to_owned(),
         JobResult::Usage { name, .. } => format!("usage {name}"),
         JobResult::StateSaved(_) | JobResult::CacheSaved(_) => "saved".to_owned(),
+        JobResult::Adopted(_) => "adopted".to_owned(),
     }
 }
 

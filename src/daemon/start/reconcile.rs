@@ -204,6 +204,7 @@ fn adopted_record(
         last_refresh_error: None,
         refreshes: 0,
         newest_written: None,
+        claude_code: None,
     }
 }
 

@@ -54,7 +54,10 @@ impl Manager {
         }
         self.persist();
         let provider = self.config.providers.get(&slot.record.provider).cloned();
-        let tokens = slot.creds.tokens().cloned();
+        // A slot in Claude Code's store: its token is Claude Code's login, not revoked.
+        let tokens = (slot.creds.tokens())
+            .filter(|_| slot.record.claude_code.is_none())
+            .cloned();
         self.jobs.push(JobOrder::Logout {
             name: slot.name.clone(),
             generation: slot.record.generation,

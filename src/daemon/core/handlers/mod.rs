@@ -3,6 +3,7 @@
 //! slot's job (`super::waiters`), so the manager never waits for anyone. This file
 //! dispatches a command to its handler.
 
+mod adopt;
 mod login;
 mod logout;
 mod ping;
@@ -35,6 +36,7 @@ impl Manager {
             Request::LoginCancel(flow) => self.handle_login_cancel(&flow.flow_id, reply),
             Request::Logout(slot) => self.handle_logout(slot.name, reply),
             Request::Shutdown => return shutdown::handle_shutdown(reply),
+            Request::Adopt(adopt) => self.handle_adopt(adopt, reply),
         }
         Flow::Continue
     }

@@ -26,7 +26,11 @@ impl Manager {
         let refresh_time = slot.next_refresh_at.is_some_and(|at| at <= now);
         if let Some(tokens) = slot.creds.tokens()
             && !refresh_time
-            && !schedule::is_due(tokens, self.config.refresh_before_expiry, now)
+            && !schedule::is_due(
+                tokens,
+                slot.refresh_before(self.config.refresh_before_expiry),
+                now,
+            )
         {
             let _ = reply.send(Ok(Response::Token(TokenReply {
                 access_token: tokens.access_token.clone(),

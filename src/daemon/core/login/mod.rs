@@ -108,6 +108,21 @@ impl Manager {
                 return;
             }
         };
+        if let Some(dir) = self.claude_code_dir_of(&target) {
+            // Replacing it would retire (revoke) Claude Code's own login.
+            let provider = provider.clone();
+            let token = success.tokens.refresh_token;
+            self.revoke_unheld(&typed, &provider, token, "a refused login");
+            let _ = reply.send(Err(ErrorReply::new(
+                ErrorCode::Conflict,
+                format!(
+                    "slot {target} is Claude Code's login in {}: log in there with Claude Code (CLAUDE_CONFIG_DIR={} claude, then /login), or `sessctl logout {target}` first. Nothing was changed; the new login's grant is revoked",
+                    dir.display(),
+                    dir.display()
+                ),
+            )));
+            return;
+        }
         let placed = Placed {
             target,
             typed,
@@ -116,6 +131,11 @@ impl Manager {
             key,
         };
         self.install_login(&placed, success, reply);
+    }
+
+    /// The Claude Code config dir of slot `name`, when it is a slot in Claude Code's store.
+    fn claude_code_dir_of(&self, name: &str) -> Option<std::path::PathBuf> {
+        self.slots.get(name)?.record.claude_code.clone()
     }
 
     /// Where a login of `key` typed as `typed` goes.
@@ -239,7 +259,7 @@ impl Manager {
             name.to_owned(),
             slot.record.generation,
             tokens.clone(),
-            condition,
+            (condition, slot.record.claude_code.clone()),
         );
     }
 
@@ -316,6 +336,7 @@ fn login_record(
         // Kept from the login this one replaces: its item is this slot's fallback until
         // the new tokens are stored (`super::super::results::never_held`).
         newest_written: old.and_then(|r| r.newest_written),
+        claude_code: None,
     }
 }
 
