@@ -11,11 +11,10 @@
 //! renders. Staleness is judged here at read time, from the times in the file, at both levels.
 
 use std::fmt::Display;
-use std::str::Split;
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use super::{LineRenderer, Options, SlotView};
+use super::{LineRenderer, Options, Piece, SlotView};
 use crate::cache::Window;
 use crate::cache_lines::{decode_head, parse_time};
 use crate::state::SlotState;
@@ -32,14 +31,83 @@ pub fn render<Tz: TimeZone>(
 where
     Tz::Offset: Display,
 {
-    // No escapes: every text field is then its own unescaped value, borrowed as is.
-    if text.contains('\\') {
+    // No escapes: every text field is then its own unescaped value, borrowed as is. And a
+    // whole file ends with a newline (as `decode` requires).
+    if text.contains('\\') || !text.ends_with('\n') {
         return None;
     }
-    let (updated_at, stale_after_secs, lines) = decode_head(text, source)?;
+    // The three head lines, checked by `decode`'s own code.
+    let head_len = text.match_indices('\n').nth(2)?.0 + 1;
+    let (updated_at, stale_after_secs, _) = decode_head(&text[..head_len], source)?;
     let mut line = LineRenderer::start(opts, now, tz, updated_at, stale_after_secs);
-    let count = render_slots(lines, &mut line)?;
+    let needs_resets = opts
+        .template
+        .pieces()
+        .iter()
+        .any(|p| matches!(p, Piece::Reset(_) | Piece::ResetIn(_)));
+    let mut fields = Fields {
+        rest: &text[head_len..],
+        needs_resets,
+    };
+    let count = render_slots(&mut fields, &mut line)?;
     (count == line.slots).then(|| line.finish())
+}
+
+/// The fields of the lines after the head, read one at a time with a plain byte loop
+/// (`str::split` costs more per field than everything else a field needs).
+struct Fields<'a> {
+    rest: &'a str,
+    /// Whether the template shows reset times (else they are checked, not built).
+    needs_resets: bool,
+}
+
+impl<'a> Fields<'a> {
+    /// The next field and whether it ends its line; `None` at the end of the text.
+    fn next(&mut self) -> Option<(&'a str, bool)> {
+        let end = self.rest.bytes().position(|b| b == b'\t' || b == b'\n')?;
+        let (field, rest) = self.rest.split_at(end);
+        self.rest = &rest[1..];
+        Some((field, rest.as_bytes()[0] == b'\n'))
+    }
+
+    /// The next `N` fields when they are exactly the rest of the line.
+    fn line<const N: usize>(&mut self) -> Option<[&'a str; N]> {
+        let mut out = [""; N];
+        for (i, slot) in out.iter_mut().enumerate() {
+            let (field, last) = self.next()?;
+            if last != (i + 1 == N) {
+                return None;
+            }
+            *slot = field;
+        }
+        Some(out)
+    }
+
+    /// A time field: `-`, or `SECONDS.NANOS` as `decode` takes it. The common form (up to 11
+    /// digits of seconds, 9 of nanoseconds, no sign) is always in range, so it is checked
+    /// by hand and built only when `build`; any other form goes through `parse_time`.
+    #[allow(
+        clippy::option_option,
+        reason = "None: junk; Some(None): the field is absent"
+    )]
+    fn time(text: &str, build: bool) -> Option<Option<DateTime<Utc>>> {
+        let plain = text.len() >= 11
+            && text.len() <= 21
+            && text.as_bytes()[text.len() - 10] == b'.'
+            && text
+                .bytes()
+                .enumerate()
+                .all(|(i, b)| b.is_ascii_digit() || i == text.len() - 10);
+        if !plain {
+            return parse_time(text);
+        }
+        if !build {
+            // Never read: the template shows no reset time.
+            return Some(Some(DateTime::UNIX_EPOCH));
+        }
+        let (secs, nanos) = text.split_at(text.len() - 10);
+        DateTime::from_timestamp(secs.parse().ok()?, nanos[1..].parse().ok()?).map(Some)
+    }
 }
 
 /// One slot's line of the file.
@@ -79,7 +147,7 @@ impl SlotView for LineSlot<'_, '_> {
 /// Renders every slot up to the `end` line into `line`; the count that line states, or
 /// `None` for anything the fast path does not take.
 fn render_slots<Tz: TimeZone>(
-    lines: Split<'_, char>,
+    fields: &mut Fields<'_>,
     line: &mut LineRenderer<'_, Tz>,
 ) -> Option<usize>
 where
@@ -88,77 +156,64 @@ where
     let mut slot: Option<SlotLine<'_>> = None;
     // One window list, reused by every slot.
     let mut windows = Vec::new();
-    for text in lines {
-        let mut fields = text.split('\t');
+    loop {
         match fields.next()? {
-            "slot" => {
-                let next = parse_slot(&mut fields)?;
+            ("slot", false) => {
+                let next = parse_slot(fields.line::<5>()?)?;
                 if let Some(done) = slot.replace(next) {
                     // Strictly increasing: the order (and uniqueness) of `decode`'s map.
                     if slot.as_ref()?.name <= done.name {
                         return None;
                     }
-                    line.slot(
-                        done.name,
-                        &LineSlot {
-                            slot: &done,
-                            windows: &windows,
-                        },
-                    );
+                    let view = LineSlot {
+                        slot: &done,
+                        windows: &windows,
+                    };
+                    line.slot(done.name, &view);
                     windows.clear();
                 }
             }
-            "window" => {
+            ("window", false) => {
                 slot.as_ref()?;
-                windows.push(parse_window(&mut fields)?);
+                let [name, utilization, resets_at] = fields.line::<3>()?;
+                let window = Window {
+                    utilization: utilization.parse().ok()?,
+                    resets_at: Fields::time(resets_at, fields.needs_resets)?,
+                };
+                windows.push((name, window));
             }
-            "end" => {
+            ("end", false) => {
+                let [count] = fields.line::<1>()?;
                 if let Some(done) = slot.take() {
-                    line.slot(
-                        done.name,
-                        &LineSlot {
-                            slot: &done,
-                            windows: &windows,
-                        },
-                    );
+                    let view = LineSlot {
+                        slot: &done,
+                        windows: &windows,
+                    };
+                    line.slot(done.name, &view);
                 }
-                return fields.next()?.parse().ok();
+                return count.parse().ok();
             }
             _ => return None,
         }
     }
-    None
 }
 
-fn parse_slot<'a>(fields: &mut impl Iterator<Item = &'a str>) -> Option<SlotLine<'a>> {
-    let name = fields.next()?;
-    let account = optional(fields.next()?)?;
-    optional(fields.next()?)?; // the provider: checked, not shown
-    let state = match fields.next()? {
+fn parse_slot(fields: [&str; 5]) -> Option<SlotLine<'_>> {
+    let [name, account, provider, state, fetched_at] = fields;
+    let account = optional(account)?;
+    optional(provider)?; // checked, not shown
+    let state = match state {
         "active" => SlotState::Active,
         "degraded" => SlotState::Degraded,
         "inactive" => SlotState::Inactive,
         _ => return None,
     };
-    let fetched_at = parse_time(fields.next()?)?;
-    let slot = SlotLine {
+    Some(SlotLine {
         name,
         account,
         state,
-        fetched_at,
-    };
-    fields.next().is_none().then_some(slot)
-}
-
-fn parse_window<'a>(fields: &mut impl Iterator<Item = &'a str>) -> Option<(&'a str, Window)> {
-    let name = fields.next()?;
-    let utilization = fields.next()?.parse().ok()?;
-    let resets_at = parse_time(fields.next()?)?;
-    let window = Window {
-        utilization,
-        resets_at,
-    };
-    fields.next().is_none().then_some((name, window))
+        fetched_at: Fields::time(fetched_at, true)?,
+    })
 }
 
 /// `Some(None)` for `-`, `Some(Some(text))` for `=text`, `None` for junk.

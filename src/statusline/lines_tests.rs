@@ -198,3 +198,34 @@ fn the_percent_digits_match_format() {
         assert_eq!(out, expected);
     }
 }
+
+#[test]
+fn every_time_form_decode_takes_renders_the_same() {
+    let text = encode(&sample(), SOURCE);
+    // A slot's fetched_at and a window's resets_at.
+    for time in ["2026-11-23T11:58:00Z", "2026-11-23T14:05:00Z"] {
+        let secs = at(time).timestamp();
+        let plain = format!("\t{secs}.000000000\n");
+        assert_eq!(text.matches(&plain).count(), 1);
+        let forms = [
+            format!("+{secs}.000000000"),
+            format!("0{secs}.000000000"),
+            format!("{secs}.+00000000"),
+            "-1.000000000".to_owned(),
+            "99999999999.999999999".to_owned(),
+            "999999999999999.000000000".to_owned(),
+            format!("{secs}.5"),
+            format!("{secs}.1000000000"),
+            format!("{secs}000000000"),
+            ".000000000".to_owned(),
+        ];
+        for opts in options() {
+            for form in &forms {
+                let text = text.replace(&plain, &format!("\t{form}\n"));
+                let now = at("2026-11-23T12:00:00Z");
+                let long_way = decode(&text, SOURCE).is_some();
+                assert_eq!(fast(&text, &opts, now).is_some(), long_way, "{form}");
+            }
+        }
+    }
+}
