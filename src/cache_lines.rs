@@ -9,7 +9,8 @@
 //! per window, times as integer `seconds.nanoseconds`, floats in Rust's round-trip notation,
 //! with no error texts: it parses with `split` and integer parsing, no allocation per
 //! timestamp, and renders to the same bytes as the JSON it was made from (the reader builds
-//! the same [`QuotaCache`]). Staleness is still judged at read time, from the times stored
+//! the same [`QuotaCache`]; `sessctl statusline` renders straight from the text instead, see
+//! `statusline::lines`). Staleness is still judged at read time, from the times stored
 //! here, at both levels (the cache's `updated_at` and each slot's `fetched_at`).
 //!
 //! It is trusted only while it describes the JSON file on disk: its `source` line names that

@@ -229,3 +229,27 @@ fn every_time_form_decode_takes_renders_the_same() {
         }
     }
 }
+
+#[test]
+fn the_word_at_a_time_search_finds_the_first_delimiter() {
+    let naive = |b: &[u8]| b.iter().position(|&c| c == b'\t' || c == b'\n');
+    // Bytes next to the delimiters in value, and high bytes (UTF-8), around every position.
+    let fill = [b'a', 0x08, 0x0b, 0x89, 0x8a, 0xff, 0x00, b'\r'];
+    for len in 0..40 {
+        for &f in &fill {
+            let mut bytes = vec![f; len];
+            assert_eq!(delimiter(&bytes), naive(&bytes));
+            for first in 0..len {
+                for second in first..len {
+                    bytes.fill(f);
+                    bytes[second] = b'\t';
+                    bytes[first] = b'\n';
+                    assert_eq!(delimiter(&bytes), Some(first), "{bytes:?}");
+                    bytes[first] = b'\t';
+                    bytes[second] = b'\n';
+                    assert_eq!(delimiter(&bytes), naive(&bytes));
+                }
+            }
+        }
+    }
+}
