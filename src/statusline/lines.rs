@@ -31,9 +31,8 @@ pub fn render<Tz: TimeZone>(
 where
     Tz::Offset: Display,
 {
-    // No escapes: every text field is then its own unescaped value, borrowed as is. And a
-    // whole file ends with a newline (as `decode` requires).
-    if text.contains('\\') || !text.ends_with('\n') {
+    // A whole file ends with a newline (as `decode` requires).
+    if !text.ends_with('\n') {
         return None;
     }
     // The three head lines, checked by `decode`'s own code.
@@ -62,12 +61,16 @@ struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    /// The next field and whether it ends its line; `None` at the end of the text.
+    /// The next field and whether it ends its line; `None` at the end of the text, or at a
+    /// backslash: with no escape, every text field is its own unescaped value, borrowed as is.
     fn next(&mut self) -> Option<(&'a str, bool)> {
         let end = delimiter(self.rest.as_bytes())?;
         let (field, rest) = self.rest.split_at(end);
         self.rest = &rest[1..];
-        Some((field, rest.as_bytes()[0] == b'\n'))
+        match rest.as_bytes()[0] {
+            b'\\' => None,
+            last => Some((field, last == b'\n')),
+        }
     }
 
     /// The next `N` fields when they are exactly the rest of the line.
@@ -109,17 +112,25 @@ fn plain_time(text: &[u8]) -> Option<(i64, u32)> {
         return None;
     }
     let (secs, nanos) = text.split_at(text.len() - 10);
-    let digits = |bytes: &[u8]| {
-        bytes.iter().try_fold(0u64, |n, &b| {
-            b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0'))
-        })
-    };
     let nanos = u32::try_from(digits(nanos.strip_prefix(b".")?)?).ok()?;
     Some((i64::try_from(digits(secs)?).ok()?, nanos))
 }
 
-/// The index of the first tab or newline in `bytes`, eight bytes at a time (fields are short,
-/// and a byte loop was a quarter of a 1,000-slot render).
+/// The value of up to 19 ASCII digits; `None` if any byte is not one.
+fn digits(bytes: &[u8]) -> Option<u64> {
+    let mut n = 0u64;
+    for &b in bytes {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n = n * 10 + u64::from(d);
+    }
+    Some(n)
+}
+
+/// The index of the first tab, newline or backslash in `bytes`, eight bytes at a time
+/// (fields are short, and a byte loop was a quarter of a 1,000-slot render).
 fn delimiter(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
@@ -132,8 +143,8 @@ fn delimiter(bytes: &[u8]) -> Option<usize> {
     for chunk in chunks.by_ref() {
         let word = u64::from_le_bytes(chunk.try_into().ok()?);
         // The lowest flagged byte of each test is exact (only bytes above a match can be
-        // flagged falsely), so the lowest of both is the first delimiter.
-        let found = has(word, b'\t') | has(word, b'\n');
+        // flagged falsely), so the lowest of all three is the first delimiter.
+        let found = has(word, b'\t') | has(word, b'\n') | has(word, b'\\');
         if found != 0 {
             return Some(at + (found.trailing_zeros() / 8) as usize);
         }
@@ -142,7 +153,7 @@ fn delimiter(bytes: &[u8]) -> Option<usize> {
     let tail = chunks
         .remainder()
         .iter()
-        .position(|&b| b == b'\t' || b == b'\n');
+        .position(|&b| matches!(b, b'\t' | b'\n' | b'\\'));
     tail.map(|i| at + i)
 }
 
