@@ -4,6 +4,7 @@
 #   scripts/bench.sh            # build release, run every benchmark but scale1000
 #   RUNS=2000 scripts/bench.sh  # more runs (default 1000, after 50 warm-up runs)
 #   scripts/bench.sh scale1000  # only the 1,000-slot scenario (bench_scale1000, ~15 min)
+#   scripts/bench.sh statusline # only the floor and the statusline benchmarks
 #
 # statusline: a release `sessctl statusline` over generated caches of 10, 200 and 1,000 slots
 # (with the quota.lines the daemon writes beside quota.json; at 1,000 also without it), in
@@ -205,15 +206,23 @@ main() {
     fi
     echo "hyperfine: $(hyperfine --version), $WARMUP warm-up + $RUNS runs each"
     bench_floor
+    if [ "${1:-}" = statusline ]; then
+        bench_statuslines
+        return
+    fi
+    bench_statuslines
+    bench_status_json_roundtrip
+    bench_kill9_window
+    bench_idle_wakeups
+}
+
+bench_statuslines() {
     bench_statusline 10 "statusline, 10 slots"
     bench_statusline 200 "statusline, 200 slots"
     bench_statusline 200 "statusline, 200 slots, reset times" \
         --format "'{name} {5h} {reset:5h} {reset_in:7d} {stale}'"
     bench_statusline 1000 "statusline, 1000 slots"
     WITH_LINES=no bench_statusline 1000 "statusline, 1000 slots, JSON only"
-    bench_status_json_roundtrip
-    bench_kill9_window
-    bench_idle_wakeups
 }
 
 main "$@"

@@ -9,7 +9,8 @@
 //! per window, times as integer `seconds.nanoseconds`, floats in Rust's round-trip notation,
 //! with no error texts: it parses with `split` and integer parsing, no allocation per
 //! timestamp, and renders to the same bytes as the JSON it was made from (the reader builds
-//! the same [`QuotaCache`]). Staleness is still judged at read time, from the times stored
+//! the same [`QuotaCache`]; `sessctl statusline` renders straight from the text instead, see
+//! `statusline::lines`). Staleness is still judged at read time, from the times stored
 //! here, at both levels (the cache's `updated_at` and each slot's `fetched_at`).
 //!
 //! It is trusted only while it describes the JSON file on disk: its `source` line names that
@@ -66,12 +67,20 @@ pub fn write(json: &Path, cache: &QuotaCache) -> std::io::Result<()> {
 /// The cache from the lines file beside `json`, when that file exists, parses, and was made
 /// from the `json` file whose metadata is `json_meta`; else `None` (read the JSON).
 pub fn read_current(json: &Path, json_meta: &Metadata) -> Option<QuotaCache> {
+    let (text, source) = read_text(json, json_meta)?;
+    decode(&text, &source)
+}
+
+/// The text of the lines file beside `json` (at most [`MAX_BYTES`]) and the identity of the
+/// `json` file whose metadata is `json_meta`, for [`decode`] or a reader that renders
+/// straight from the text (`statusline::lines`); `None` when there is no such file.
+pub fn read_text(json: &Path, json_meta: &Metadata) -> Option<(String, String)> {
     let path = path_beside(json);
     if std::fs::metadata(&path).ok()?.len() > MAX_BYTES {
         return None;
     }
     let text = std::fs::read_to_string(path).ok()?;
-    decode(&text, &identity(json_meta))
+    Some((text, identity(json_meta)))
 }
 
 /// What tells one `quota.json` from another: an atomic replacement is a new inode, and any
@@ -125,16 +134,7 @@ pub fn encode(cache: &QuotaCache, source: &str) -> String {
 
 /// The cache in `text`, if it is a whole version-1 file made from the JSON file `source`.
 pub fn decode(text: &str, source: &str) -> Option<QuotaCache> {
-    let mut lines = text.strip_suffix('\n')?.split('\n');
-    if lines.next()? != MAGIC || lines.next()?.strip_prefix("source\t")? != source {
-        return None;
-    }
-    let mut head = lines.next()?.strip_prefix("cache\t")?.split('\t');
-    let updated_at = parse_time(head.next()?)??;
-    let stale_after_secs = match head.next()? {
-        "-" => None,
-        secs => Some(secs.parse().ok()?),
-    };
+    let (updated_at, stale_after_secs, lines) = decode_head(text, source)?;
     let mut slots: BTreeMap<String, SlotQuota> = BTreeMap::new();
     let mut last: Option<(String, SlotQuota)> = None;
     for line in lines {
@@ -164,6 +164,25 @@ pub fn decode(text: &str, source: &str) -> Option<QuotaCache> {
         }
     }
     None
+}
+
+/// The cache line's `updated_at` and `stale_after_secs` when `text` starts as a version-1
+/// file made from the JSON file `source`, and the lines after it (still to check).
+pub fn decode_head<'a>(
+    text: &'a str,
+    source: &str,
+) -> Option<(DateTime<Utc>, Option<u64>, std::str::Split<'a, char>)> {
+    let mut lines = text.strip_suffix('\n')?.split('\n');
+    if lines.next()? != MAGIC || lines.next()?.strip_prefix("source\t")? != source {
+        return None;
+    }
+    let mut head = lines.next()?.strip_prefix("cache\t")?.split('\t');
+    let updated_at = parse_time(head.next()?)??;
+    let stale_after_secs = match head.next()? {
+        "-" => None,
+        secs => Some(secs.parse().ok()?),
+    };
+    Some((updated_at, stale_after_secs, lines))
 }
 
 fn parse_slot<'a>(fields: &mut impl Iterator<Item = &'a str>) -> Option<(String, SlotQuota)> {
@@ -222,7 +241,7 @@ fn time(at: Option<DateTime<Utc>>) -> String {
     clippy::option_option,
     reason = "None: junk; Some(None): the field is absent"
 )]
-fn parse_time(text: &str) -> Option<Option<DateTime<Utc>>> {
+pub fn parse_time(text: &str) -> Option<Option<DateTime<Utc>>> {
     if text == "-" {
         return Some(None);
     }

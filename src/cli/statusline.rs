@@ -76,12 +76,17 @@ fn line(paths: &Paths, args: &Args) -> String {
         }
     };
     let now = Utc::now();
-    let cache = read_cache(paths);
     let claude = if args.no_stdin {
         None
     } else {
         claude_code::read_stdin_bounded().and_then(|b| claude_code::parse_rate_limits(&b))
     };
+    if claude.is_none()
+        && let Some(line) = line_from_lines_file(paths, &opts, now)
+    {
+        return line;
+    }
+    let cache = read_cache(paths);
     let named = args
         .slot
         .as_deref()
@@ -120,6 +125,26 @@ fn options(config: &Config, args: &Args) -> Result<Options, statusline::format::
         stale_marker: s.stale_marker.clone(),
         stale_after: config.stale_after,
     })
+}
+
+/// The line rendered straight from `quota.lines` when that file was made from the
+/// `quota.json` on disk and the fast path takes it ([`statusline::lines`]); `None`: go the
+/// long way ([`read_cache`]), which renders the same bytes.
+fn line_from_lines_file(paths: &Paths, opts: &Options, now: DateTime<Utc>) -> Option<String> {
+    let path = &paths.quota_cache;
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.len() > CACHE_MAX {
+        return None;
+    }
+    let (text, source) = cache_lines::read_text(path, &meta)?;
+    let line = if opts.template.uses_local_time() {
+        statusline::lines::render(&text, &source, opts, now, &Local)
+    } else {
+        statusline::lines::render(&text, &source, opts, now, &Utc)
+    };
+    // As in `line`: the exit frees it.
+    std::mem::forget(text);
+    line
 }
 
 /// The cache, or the marker to print instead: from the read-optimised `quota.lines` when it

@@ -11,6 +11,7 @@
 
 pub mod claude_code;
 pub mod format;
+pub mod lines;
 
 use std::fmt::{Display, Write as _};
 use std::time::Duration;
@@ -129,31 +130,95 @@ pub fn render_line<Tz: TimeZone>(
 where
     Tz::Offset: Display,
 {
-    let stale_after = cache
-        .stale_after_secs
-        .map_or(opts.stale_after, Duration::from_secs);
-    let mut line = String::new();
-    if cache.is_stale(now, stale_after) {
-        line.push_str(opts.stale_marker());
-        line.push(' ');
+    let mut line = LineRenderer::start(opts, now, tz, cache.updated_at, cache.stale_after_secs);
+    for (name, slot) in &cache.slots {
+        line.slot(name, slot);
     }
-    if cache.slots.is_empty() {
-        line.push_str(NO_SLOTS);
-        return line;
+    line.finish()
+}
+
+/// What rendering needs of one slot, so a line renders the same from a [`QuotaCache`] and
+/// straight from the text of `quota.lines` ([`lines`]), with no map built per slot.
+pub trait SlotView {
+    fn state(&self) -> SlotState;
+    fn account(&self) -> Option<&str>;
+    fn fetched_at(&self) -> Option<DateTime<Utc>>;
+    fn window(&self, name: &str) -> Option<&Window>;
+}
+
+impl SlotView for SlotQuota {
+    fn state(&self) -> SlotState {
+        self.state
     }
-    let ctx = Ctx {
-        opts,
-        now,
-        tz,
-        stale_after,
-    };
-    for (i, (name, slot)) in cache.slots.iter().enumerate() {
-        if i > 0 {
-            line.push_str(&opts.separator);
+    fn account(&self) -> Option<&str> {
+        self.account.as_deref()
+    }
+    fn fetched_at(&self) -> Option<DateTime<Utc>> {
+        self.fetched_at
+    }
+    fn window(&self, name: &str) -> Option<&Window> {
+        self.windows.get(name)
+    }
+}
+
+/// Builds the line one slot at a time, in the order given (the cache's name order).
+pub struct LineRenderer<'a, Tz> {
+    ctx: Ctx<'a, Tz>,
+    line: String,
+    /// One slot's text before its spaces collapse, reused from slot to slot.
+    scratch: String,
+    slots: usize,
+}
+
+impl<'a, Tz: TimeZone> LineRenderer<'a, Tz>
+where
+    Tz::Offset: Display,
+{
+    /// Starts the line of a cache written at `updated_at`, with the stale marker first when
+    /// that is too old.
+    pub fn start(
+        opts: &'a Options,
+        now: DateTime<Utc>,
+        tz: &'a Tz,
+        updated_at: DateTime<Utc>,
+        stale_after_secs: Option<u64>,
+    ) -> Self {
+        let stale_after = stale_after_secs.map_or(opts.stale_after, Duration::from_secs);
+        let mut line = String::new();
+        if crate::cache::older_than(Some(updated_at), now, stale_after) {
+            line.push_str(opts.stale_marker());
+            line.push(' ');
         }
-        ctx.slot(&mut line, name, slot);
+        let ctx = Ctx {
+            opts,
+            now,
+            tz,
+            stale_after,
+        };
+        LineRenderer {
+            ctx,
+            line,
+            scratch: String::new(),
+            slots: 0,
+        }
     }
-    line
+
+    /// Appends slot `name`.
+    pub fn slot(&mut self, name: &str, slot: &impl SlotView) {
+        if self.slots > 0 {
+            self.line.push_str(&self.ctx.opts.separator);
+        }
+        self.slots += 1;
+        self.ctx.slot(&mut self.line, &mut self.scratch, name, slot);
+    }
+
+    /// The whole line ([`NO_SLOTS`] after the marker when no slot was given).
+    pub fn finish(mut self) -> String {
+        if self.slots == 0 {
+            self.line.push_str(NO_SLOTS);
+        }
+        self.line
+    }
 }
 
 /// What rendering one slot needs.
@@ -168,43 +233,49 @@ impl<Tz: TimeZone> Ctx<'_, Tz>
 where
     Tz::Offset: Display,
 {
-    fn slot(&self, line: &mut String, name: &str, slot: &SlotQuota) {
-        if slot.state == SlotState::Inactive {
+    fn slot(&self, line: &mut String, out: &mut String, name: &str, slot: &impl SlotView) {
+        if slot.state() == SlotState::Inactive {
             let warn = if self.opts.ascii { "!" } else { "⚠" };
             if self.opts.color {
                 line.push_str(RED);
             }
-            let _ = write!(line, "{warn} re-login: {}", self.clean(name));
+            line.push_str(warn);
+            line.push_str(" re-login: ");
+            self.push_clean(line, name);
             if self.opts.color {
                 line.push_str(RESET);
             }
             return;
         }
-        let stale = slot.is_stale(self.now, self.stale_after);
-        let mut out = String::new();
+        // The slot level, independent of the cache's `updated_at` (as `SlotQuota::is_stale`).
+        let stale = match slot.fetched_at() {
+            None => true,
+            at => crate::cache::older_than(at, self.now, self.stale_after),
+        };
+        out.clear();
         for piece in self.opts.template.pieces() {
             match piece {
                 Piece::Literal(text) => out.push_str(text),
-                Piece::Name => out.push_str(&self.clean(name)),
-                Piece::Account => out.push_str(&self.clean(slot.account.as_deref().unwrap_or(""))),
-                Piece::State => out.push_str(slot.state.as_str()),
+                Piece::Name => self.push_clean(out, name),
+                Piece::Account => self.push_clean(out, slot.account().unwrap_or("")),
+                Piece::State => out.push_str(slot.state().as_str()),
                 Piece::Stale if stale => out.push_str(self.opts.stale_marker()),
                 Piece::Stale => {}
-                Piece::Windows => self.windows(&mut out, slot),
-                Piece::Percent(w) => self.percent(&mut out, slot.windows.get(w)),
-                Piece::Reset(w) => self.reset(&mut out, slot.windows.get(w)),
-                Piece::ResetIn(w) => self.reset_in(&mut out, slot.windows.get(w)),
+                Piece::Windows => self.windows(out, slot),
+                Piece::Percent(w) => self.percent(out, slot.window(w)),
+                Piece::Reset(w) => self.reset(out, slot.window(w)),
+                Piece::ResetIn(w) => self.reset_in(out, slot.window(w)),
             }
         }
-        push_collapsed(line, &out);
+        push_collapsed(line, out);
     }
 
     /// `5h 16% · 7d 42%`, leaving out windows without data.
-    fn windows(&self, out: &mut String, slot: &SlotQuota) {
+    fn windows(&self, out: &mut String, slot: &impl SlotView) {
         let joiner = if self.opts.ascii { " / " } else { " · " };
         let mut first = true;
         for (window, label) in crate::cache::LABELLED_WINDOWS {
-            if let Some(w) = slot.windows.get(window) {
+            if let Some(w) = slot.window(window) {
                 if !first {
                     out.push_str(joiner);
                 }
@@ -226,7 +297,7 @@ where
             () => "",
         };
         out.push_str(color);
-        out.push_str(&percent_text(u));
+        push_percent(out, u);
         if !color.is_empty() {
             out.push_str(RESET);
         }
@@ -257,47 +328,71 @@ where
         };
     }
 
-    /// Cache text made safe for one prompt line: control characters (and, in ASCII mode,
-    /// anything non-ASCII) become `?`, and it is cut to [`MAX_TEXT`] characters.
-    fn clean(&self, text: &str) -> String {
-        text.chars()
-            .take(MAX_TEXT)
-            .map(|c| {
-                if c.is_control() || (self.opts.ascii && !c.is_ascii()) {
-                    '?'
-                } else {
-                    c
-                }
-            })
-            .collect()
+    /// Appends cache text made safe for one prompt line: control characters (and, in ASCII
+    /// mode, anything non-ASCII) become `?`, and it is cut to [`MAX_TEXT`] characters.
+    fn push_clean(&self, out: &mut String, text: &str) {
+        // Printable ASCII within the limit is kept as is: the common case, without a walk
+        // over its characters.
+        if text.len() <= MAX_TEXT && text.bytes().all(|b| (b' '..b'\x7f').contains(&b)) {
+            out.push_str(text);
+            return;
+        }
+        out.extend(text.chars().take(MAX_TEXT).map(|c| {
+            if c.is_control() || (self.opts.ascii && !c.is_ascii()) {
+                '?'
+            } else {
+                c
+            }
+        }));
     }
 }
 
-/// `16%`; junk (negative, or beyond 999%) shows as `?%` or `>999%` rather than a long
-/// number.
-fn percent_text(utilization: f64) -> String {
+/// Appends `16%`; junk (negative, or beyond 999%) shows as `?%` or `>999%` rather than a
+/// long number. Digits are written by hand: `format!` per window is a tenth of a 1,000-slot
+/// render.
+fn push_percent(out: &mut String, utilization: f64) {
     if utilization.is_nan() || utilization < 0.0 {
-        "?%".to_owned()
+        out.push_str("?%");
     } else if utilization > 999.0 {
-        ">999%".to_owned()
+        out.push_str(">999%");
     } else {
         // In 0..=999 after the checks above: the cast is exact.
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let rounded = utilization.round() as u32;
-        format!("{rounded}%")
+        let digits = [rounded / 100, rounded / 10 % 10, rounded % 10];
+        let skip = match rounded {
+            0..=9 => 2,
+            10..=99 => 1,
+            _ => 0,
+        };
+        for d in &digits[skip..] {
+            out.push(char::from(b'0' + u8::try_from(*d).unwrap_or(0)));
+        }
+        out.push('%');
     }
 }
 
 /// Appends `text` with runs of spaces collapsed and the ends trimmed, so placeholders that
 /// render as nothing leave no gaps.
 fn push_collapsed(line: &mut String, text: &str) {
-    let mut first = true;
-    for word in text.split(' ').filter(|w| !w.is_empty()) {
+    // A byte loop: `split(' ')` costs a search call per word (a fifth of a 1,000-slot render).
+    // Cutting at ASCII spaces always lands on character boundaries.
+    let bytes = text.as_bytes();
+    let (mut i, mut first) = (0, true);
+    while i < bytes.len() {
+        if bytes[i] == b' ' {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && bytes[i] != b' ' {
+            i += 1;
+        }
         if !first {
             line.push(' ');
         }
         first = false;
-        line.push_str(word);
+        line.push_str(&text[start..i]);
     }
 }
 
