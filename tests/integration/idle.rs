@@ -154,9 +154,21 @@ fn idle_daemon(program: &Path) -> Running {
 #[test]
 fn an_idle_daemon_with_ten_slots_wakes_at_most_twice_a_minute() {
     let t = idle_daemon(Path::new(SESSCTL));
-    let wakeups = Wakeups::over(t.daemon.pid(), WINDOW);
     // Two ticks a minute; a 60 s window can hold a third when it starts just before a tick.
     let bound = 3;
+    let mut wakeups = Wakeups::over(t.daemon.pid(), WINDOW);
+    if wakeups.total > bound {
+        // A periodic waker shows in every window; a one-off (a late job of the start-up, on
+        // a loaded machine) does not. Judge a second window, and show what the first saw.
+        let logs = t.env.sessctl(&["logs", "-n", "15"]);
+        println!(
+            "first window: {} wakeups ({}); the daemon's last log lines:\n{}",
+            wakeups.total,
+            wakeups.describe(),
+            String::from_utf8_lossy(&logs.stdout)
+        );
+        wakeups = Wakeups::over(t.daemon.pid(), WINDOW);
+    }
     assert!(
         wakeups.total <= bound,
         "an idle daemon woke {} times in {:.0} s ({:.1} a minute); at most {bound} allowed: its 30 s \
