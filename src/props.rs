@@ -197,3 +197,10 @@ proptest! {
 fn a_bare_carriage_return_counts_as_a_line_break() {
     assert_clear_config_error("\"\r\r").expect("the error names a line of the text");
 }
+
+/// Found by the property above (input `?`, a YAML key with no name): the error named an
+/// empty key (`prop.yaml:1: : unknown field ...`). It now says which key: one with no name.
+#[test]
+fn a_lone_question_mark_is_refused_with_its_line() {
+    assert_clear_config_error("?").expect("a clear error");
+}

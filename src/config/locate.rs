@@ -67,6 +67,12 @@ impl Ctx<'_> {
         } else {
             (if typed { TOP_LEVEL_KEY } else { SYNTAX_KEY }).to_owned()
         };
+        // A key with no name (`?` alone, or `"": x`) is named by where it is.
+        let key = if key.is_empty() || key.ends_with('.') {
+            format!("{key}(a key with no name)")
+        } else {
+            key
+        };
         for internal in [
             "struct RawConfig",
             "struct RawProvider",

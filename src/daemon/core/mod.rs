@@ -100,6 +100,8 @@ pub struct Manager {
     state_number: u64,
     /// Replies held until the state snapshot they depend on (by number) is on disk.
     awaiting_durable: Vec<(u64, Reply, Result<Response, ErrorReply>)>,
+    /// Revocations held until the state snapshot they follow (by number) is on disk.
+    revoking_when_durable: Vec<(u64, orders::JobOrder)>,
     cache_tx: watch::Sender<QuotaCache>,
     cache_path: PathBuf,
     /// When the quota cache was last published (its `updated_at`).
@@ -199,6 +201,7 @@ impl Manager {
             state_tx: parts.state_tx,
             state_number: 0,
             awaiting_durable: Vec::new(),
+            revoking_when_durable: Vec::new(),
             cache_tx: parts.cache_tx,
             cache_path: parts.cache_path,
             cache_published_at: DateTime::<Utc>::MIN_UTC,
@@ -316,6 +319,27 @@ impl Manager {
         for (_, reply, result) in ready {
             let _ = reply.send(result);
         }
+        // Revocations wait for a saved state, not for a failed save: until the state that no
+        // longer needs their tokens is on disk, a restart may still use them.
+        if let Some(saved) = number {
+            let (ready, waiting) = std::mem::take(&mut self.revoking_when_durable)
+                .into_iter()
+                .partition(|(needed, _)| *needed <= saved);
+            self.revoking_when_durable = waiting;
+            for (_, order) in ready {
+                self.jobs.push(order);
+            }
+        }
+    }
+
+    /// Starts `order` (a revocation) once the state published so far is on disk.
+    pub(in crate::daemon) fn revoke_when_durable(&mut self, order: orders::JobOrder) {
+        self.revoking_when_durable.push((self.state_number, order));
+    }
+
+    /// Revocations still waiting for the state file (a stop waits for them).
+    pub(in crate::daemon) fn revocations_waiting(&self) -> usize {
+        self.revoking_when_durable.len()
     }
 
     /// Hands out a new login generation (never reused).

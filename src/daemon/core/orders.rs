@@ -240,15 +240,6 @@ impl JobOrders {
         });
     }
 
-    pub fn revoke(&mut self, slot: String, provider: Provider, token: Secret, why: &'static str) {
-        self.push(JobOrder::Revoke {
-            slot,
-            provider,
-            token,
-            why,
-        });
-    }
-
     pub fn retry_revocation(&mut self, id: String, slot: String, provider: Option<Provider>) {
         self.push(JobOrder::RetryRevocation { id, slot, provider });
     }

@@ -12,6 +12,7 @@ use crate::secret::Secret;
 use crate::store::{StoreError, StoredCredentials};
 
 use crate::daemon::core::Manager;
+use crate::daemon::core::orders::JobOrder;
 use crate::daemon::core::reports::RefreshOutcome;
 use crate::daemon::core::slot::{Creds, Stored};
 
@@ -71,8 +72,17 @@ impl Manager {
             return;
         }
         if let Some(provider) = self.config.providers.get(provider) {
-            self.jobs
-                .revoke(name.to_owned(), provider.clone(), token, why);
+            // Sent once the state file no longer needs it: a crash before then restarts from
+            // a state that may still hold its lineage (a logout or re-login not yet saved),
+            // and the journal would hand the token back to it.
+            let order = JobOrder::Revoke {
+                slot: name.to_owned(),
+                provider: provider.clone(),
+                token,
+                why,
+            };
+            self.persist();
+            self.revoke_when_durable(order);
         } else {
             tracing::warn!(
                 slot = name,

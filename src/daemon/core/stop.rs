@@ -102,7 +102,7 @@ impl Manager {
             requests: self.jobs.drain.in_flight(),
             writing,
             unsaved,
-            replies: self.awaiting_durable.len(),
+            replies: self.awaiting_durable.len() + self.revocations_waiting(),
         }
     }
 

@@ -341,3 +341,33 @@ fn rotated_tokens_journaled_while_the_store_was_down_are_not_lost_across_a_resta
         script.server.sightings
     );
 }
+
+/// Found by the long run (seed 1910, step 8557): the rotated token of a refresh that a
+/// re-login and a logout overtook was revoked as soon as the refresh reported, while the
+/// state file still listed the slot at that refresh's login; the journal held the token,
+/// and after a crash the slot came back with it and presented a revoked token. A
+/// revocation now waits until the state that no longer needs its token is on disk. Shown
+/// here on the simplest case: a re-login's replaced token is not revoked before the state
+/// file records the re-login.
+#[test]
+fn a_replaced_token_is_revoked_only_once_the_state_file_no_longer_needs_it() {
+    let mut script = Script::new();
+    let first = script.login("home", 1);
+    assert!(matches!(first.blocking_recv(), Ok(Ok(Response::Login(_)))));
+    let first_grant = script.server.grants.len() - 1;
+
+    script.autosave = false;
+    let second = script.login("home", 1);
+    assert_eq!(
+        script.server.grants[first_grant].revoked, None,
+        "the replaced login's grant was revoked before the state file recorded the re-login"
+    );
+    script.save_state();
+    script.settle();
+    assert!(matches!(second.blocking_recv(), Ok(Ok(Response::Login(_)))));
+    assert_eq!(
+        script.server.grants[first_grant].revoked,
+        Some(super::oauth::Revoked::ByClient),
+        "revoked once the state file has the re-login"
+    );
+}
