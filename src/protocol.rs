@@ -439,6 +439,10 @@ pub struct LogoutReply {
     /// (listed in `status` as a pending revocation).
     #[serde(default)]
     pub revocation_pending: bool,
+    /// The slot's credentials were Claude Code's (in its store for this config dir): they
+    /// are left there untouched, neither revoked nor deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_in_claude_code: Option<std::path::PathBuf>,
 }
 
 /// Parses one request line. The version is checked before the request itself, so a client

@@ -38,6 +38,13 @@ fn describe(logout: &LogoutReply) -> String {
         // No slot existed: only pending logins were cancelled.
         return format!("no slot {} to log out{cancelled}", logout.name);
     }
+    if let Some(dir) = &logout.left_in_claude_code {
+        return format!(
+            "logged out slot {}: its login is left in Claude Code's store for {}, untouched (Claude Code keeps using it; sessctl no longer refreshes it){cancelled}",
+            logout.name,
+            dir.display()
+        );
+    }
     let revoked = if logout.revoked {
         "refresh token revoked at the provider"
     } else if logout.revocation_pending {

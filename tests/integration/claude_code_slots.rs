@@ -115,6 +115,37 @@ fn an_adopted_store_is_a_slot_whose_credentials_stay_in_claude_code() {
     assert!(!state.contains(&refresh_token_in(&dir)));
 }
 
+/// Logging out a Claude Code-backed slot only stops sessctl looking after it: the login is
+/// Claude Code's, so it is neither revoked nor deleted, and the CLI says so plainly rather
+/// than warning that the token was "NOT revoked" or that no credentials were held.
+#[test]
+fn logging_out_a_claude_code_slot_leaves_claude_codes_login_working_and_says_so() {
+    let t = Running::start("");
+    let dir = claude_dir(&t, ".claude-work", "work");
+    assert_success(&adopt(&t, "work", &dir), "adopt");
+    let before = read_store(&dir);
+    let out = t.env.sessctl(&["logout", "work"]);
+    assert_success(&out, "logout");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("left in Claude Code's store") && stdout.contains(dir.to_str().unwrap()),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(
+        !stdout.contains("NOT revoked") && !stderr.contains("warning"),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    assert_eq!(read_store(&dir), before, "Claude Code's store was changed");
+    let access = before["claudeAiOauth"]["accessToken"].as_str().unwrap();
+    assert!(
+        token_works(&t.server, access),
+        "Claude Code's login was revoked"
+    );
+    let status = t.env.status_json();
+    assert!(status["slots"].as_array().unwrap().is_empty(), "{status}");
+}
+
 #[test]
 fn adopt_refuses_a_store_without_a_login_a_dir_twice_and_an_account_twice() {
     let t = Running::start("");

@@ -142,6 +142,8 @@ pub enum JobOrder {
         generation: u64,
         provider: Option<Provider>,
         tokens: Option<Tokens>,
+        /// The Claude Code config dir whose store holds the slot's login (left alone).
+        claude_code: Option<std::path::PathBuf>,
         reply: Reply,
         cancelled: usize,
     },

@@ -103,11 +103,12 @@ impl JobContext {
                 generation,
                 provider,
                 tokens,
+                claude_code,
                 reply,
                 cancelled,
             } => {
                 let reply = counting_cancelled(reply, cancelled);
-                ctx.logout(name, generation, provider, tokens, reply);
+                ctx.logout(name, generation, provider, tokens, claude_code, reply);
             }
             JobOrder::RetryRevocation { id, slot, provider } => {
                 ctx.retry_revocation(id, slot, provider);

@@ -59,6 +59,7 @@ impl JobContext {
         generation: u64,
         provider: Option<Provider>,
         tokens: Option<Tokens>,
+        claude_code: Option<std::path::PathBuf>,
         reply: Reply,
     ) {
         let in_flight = self.drain.track();
@@ -78,7 +79,10 @@ impl JobContext {
                 Some(revocation) => Some(ctx.first_attempt(revocation).await),
                 None => None,
             };
-            let mut answer = logout_reply(&name, outcome.as_ref());
+            let mut answer = match claude_code {
+                Some(dir) => left_in_claude_code(&name, dir),
+                None => logout_reply(&name, outcome.as_ref()),
+            };
             let deleted = ctx.store.delete(&name, generation).await;
             ctx.settle_deleted(&name, &deleted);
             if let Err(e) = deleted {
@@ -201,6 +205,19 @@ impl JobContext {
     }
 }
 
+/// The logout's answer for a slot whose login is Claude Code's: nothing of sessctl's was
+/// held, and Claude Code's store is left as it is.
+fn left_in_claude_code(name: &str, dir: std::path::PathBuf) -> LogoutReply {
+    LogoutReply {
+        name: name.to_owned(),
+        revoked: false,
+        warning: None,
+        cancelled_logins: 0,
+        revocation_pending: false,
+        left_in_claude_code: Some(dir),
+    }
+}
+
 /// The logout's answer for how its revocation went (`None`: no credentials were held).
 fn logout_reply(name: &str, outcome: Option<&FirstOutcome>) -> LogoutReply {
     let (revoked, pending, warning) = match outcome {
@@ -246,5 +263,6 @@ fn logout_reply(name: &str, outcome: Option<&FirstOutcome>) -> LogoutReply {
         warning,
         cancelled_logins: 0,
         revocation_pending: pending,
+        left_in_claude_code: None,
     }
 }

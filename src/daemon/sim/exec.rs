@@ -428,6 +428,7 @@ fn logout(
         warning: None,
         cancelled_logins: u32::try_from(cancelled).unwrap_or(u32::MAX),
         revocation_pending: false,
+        left_in_claude_code: None,
     };
     if let Err(e) = env.store.delete(&name, generation) {
         answer.warning = Some(format!("the credential item was not deleted: {e}"));

@@ -90,6 +90,7 @@ pub fn job_of(order: JobOrder, drain: &DrainGate) -> Option<Running> {
             reply,
             cancelled,
             provider,
+            claude_code: _,
         } => {
             // Without a provider there is nothing to revoke with (`revoke_jobs::logout`).
             let token = provider.and(tokens.map(|t| t.refresh_token));

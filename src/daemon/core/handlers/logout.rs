@@ -22,6 +22,7 @@ impl Manager {
                     warning: None,
                     cancelled_logins: u32::try_from(cancelled).unwrap_or(u32::MAX),
                     revocation_pending: false,
+                    left_in_claude_code: None,
                 }))
             } else {
                 Err(unknown_slot(&name))
@@ -63,6 +64,7 @@ impl Manager {
             generation: slot.record.generation,
             provider,
             tokens,
+            claude_code: slot.record.claude_code.clone(),
             reply: first.reply,
             cancelled: first.cancelled,
         });
