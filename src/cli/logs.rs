@@ -51,15 +51,8 @@ pub fn run(paths: &Paths, args: &Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(exit::NO_LOGS));
     }
     let mut out = Output::new(io::stdout().lock());
-    let (first, offset) = tail_start(&files, args.lines, SCAN_CHUNK)?;
-    let mut position = 0;
-    for (i, file) in files.iter().enumerate().skip(first) {
-        if i > first {
-            out.separate();
-        }
-        let from = if i == first { offset } else { 0 };
-        position = out.copy_from(file, from)?;
-    }
+    let tail = tail_start(&files, args.lines, SCAN_CHUNK)?;
+    let position = print_tail(&files, &tail, &mut out)?;
     if out.closed {
         return Ok(ExitCode::SUCCESS);
     }
@@ -131,18 +124,23 @@ impl<W: Write> Output<W> {
         }
     }
 
-    /// Copies `path` from byte `from` to its end; returns the position reached. A file gone
-    /// meanwhile (pruned) counts as empty.
-    fn copy_from(&mut self, path: &Path, from: u64) -> io::Result<u64> {
+    /// Copies `path` from byte `from` to byte `to` (or its end, if sooner); returns the
+    /// position reached. A file gone meanwhile (pruned) counts as empty.
+    fn copy_range(&mut self, path: &Path, from: u64, to: u64) -> io::Result<u64> {
         match open_if_present(path)? {
-            Some(mut file) => self.copy_open(&mut file, from),
+            Some(mut file) => self.copy_open_range(&mut file, from, to),
             None => Ok(from),
         }
     }
 
-    /// Copies an open file from byte `from` to its end; returns the position reached. A
-    /// file shorter than `from` (truncated) is read from its start.
+    /// Copies an open file from byte `from` to its end; returns the position reached.
     fn copy_open(&mut self, file: &mut File, from: u64) -> io::Result<u64> {
+        self.copy_open_range(file, from, u64::MAX)
+    }
+
+    /// Copies an open file from byte `from` to byte `to` (or its end, if sooner); returns
+    /// the position reached. A file shorter than `from` (truncated) is read from its start.
+    fn copy_open_range(&mut self, file: &mut File, from: u64, to: u64) -> io::Result<u64> {
         let from = if file.metadata()?.len() < from {
             0
         } else {
@@ -151,6 +149,7 @@ impl<W: Write> Output<W> {
         file.seek(SeekFrom::Start(from))?;
         let mut position = from;
         let mut buf = vec![0; SCAN_CHUNK];
+        let mut file = file.take(to.saturating_sub(from));
         loop {
             let n = file.read(&mut buf)?;
             if n == 0 {
@@ -198,15 +197,33 @@ impl<W: Write> Output<W> {
     }
 }
 
-/// Where the last `n` lines of `files` (oldest first) begin: the index of the file and
-/// the byte offset in it. With `n` = 0: the end of the newest file.
-fn tail_start(files: &[PathBuf], n: u64, chunk: usize) -> io::Result<(usize, u64)> {
+/// Where the last lines of the log files are: they begin in file `first` at byte
+/// `offset`, and end where the newest file ended when they were counted (`end`). Lines the
+/// daemon appends after the count are not part of them (`-f` prints them next).
+#[derive(Debug, PartialEq, Eq)]
+struct Tail {
+    first: usize,
+    offset: u64,
+    end: u64,
+}
+
+/// Where the last `n` lines of `files` (oldest first) are. With `n` = 0: none, at the end
+/// of the newest file.
+fn tail_start(files: &[PathBuf], n: u64, chunk: usize) -> io::Result<Tail> {
     let Some(last) = files.len().checked_sub(1) else {
-        return Ok((0, 0));
+        return Ok(Tail {
+            first: 0,
+            offset: 0,
+            end: 0,
+        });
     };
+    let end = std::fs::metadata(&files[last]).map_or(0, |m| m.len());
     if n == 0 {
-        let len = std::fs::metadata(&files[last]).map_or(0, |m| m.len());
-        return Ok((last, len));
+        return Ok(Tail {
+            first: last,
+            offset: end,
+            end,
+        });
     }
     let mut wanted = n;
     for (i, path) in files.iter().enumerate().rev() {
@@ -215,20 +232,52 @@ fn tail_start(files: &[PathBuf], n: u64, chunk: usize) -> io::Result<(usize, u64
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
-        let (found, offset) = last_lines(&mut file, wanted, chunk)?;
+        let len = if i == last {
+            end
+        } else {
+            file.seek(SeekFrom::End(0))?
+        };
+        let (found, offset) = last_lines(&mut file, len, wanted, chunk)?;
         if found >= wanted {
-            return Ok((i, offset));
+            return Ok(Tail {
+                first: i,
+                offset,
+                end,
+            });
         }
         wanted -= found;
     }
-    Ok((0, 0))
+    Ok(Tail {
+        first: 0,
+        offset: 0,
+        end,
+    })
 }
 
-/// Scans `reader` backwards from its end: returns how many lines it found (at most
+/// Prints the lines `tail` names; returns the position reached in the newest file.
+fn print_tail(files: &[PathBuf], tail: &Tail, out: &mut Output<impl Write>) -> io::Result<u64> {
+    let last = files.len().saturating_sub(1);
+    let mut position = 0;
+    for (i, file) in files.iter().enumerate().skip(tail.first) {
+        if i > tail.first {
+            out.separate();
+        }
+        let from = if i == tail.first { tail.offset } else { 0 };
+        let to = if i == last { tail.end } else { u64::MAX };
+        position = out.copy_range(file, from, to)?;
+    }
+    Ok(position)
+}
+
+/// Scans `reader`'s first `len` bytes backwards: returns how many lines it found (at most
 /// `wanted`, which must be at least 1) and the offset where the earliest of them starts.
 /// A final line without a newline counts as a line; a final newline starts none.
-fn last_lines<R: Read + Seek>(reader: &mut R, wanted: u64, chunk: usize) -> io::Result<(u64, u64)> {
-    let len = reader.seek(SeekFrom::End(0))?;
+fn last_lines<R: Read + Seek>(
+    reader: &mut R,
+    len: u64,
+    wanted: u64,
+    chunk: usize,
+) -> io::Result<(u64, u64)> {
     if len == 0 {
         return Ok((0, 0));
     }
@@ -268,7 +317,8 @@ mod tests {
     fn tail(text: &str, n: u64) -> Vec<(u64, String)> {
         (1..=text.len() + 1)
             .map(|chunk| {
-                let (found, offset) = last_lines(&mut Cursor::new(text), n, chunk).unwrap();
+                let (found, offset) =
+                    last_lines(&mut Cursor::new(text), text.len() as u64, n, chunk).unwrap();
                 (found, text[usize::try_from(offset).unwrap()..].to_owned())
             })
             .collect()
@@ -298,7 +348,7 @@ mod tests {
         all_equal(tail("\n\n\n", 2), (2, "\n\n"));
         all_equal(tail("\n", 5), (1, "\n"));
         all_equal(tail("x", 5), (1, "x"));
-        assert_eq!(last_lines(&mut Cursor::new(""), 3, 4).unwrap(), (0, 0));
+        assert_eq!(last_lines(&mut Cursor::new(""), 0, 3, 4).unwrap(), (0, 0));
     }
 
     fn temp_files(contents: &[&str]) -> (PathBuf, Vec<PathBuf>) {
@@ -315,18 +365,33 @@ mod tests {
         (dir, files)
     }
 
-    /// What `run` prints for `n` lines of `files`, via [`tail_start`] and [`Output`].
+    /// What `run` prints for `n` lines of `files`, via [`tail_start`] and [`print_tail`].
     fn printed(files: &[PathBuf], n: u64) -> String {
-        let (first, offset) = tail_start(files, n, 3).unwrap();
+        let tail = tail_start(files, n, 3).unwrap();
         let mut out = Output::new(Vec::new());
-        for (i, file) in files.iter().enumerate().skip(first) {
-            if i > first {
-                out.separate();
-            }
-            out.copy_from(file, if i == first { offset } else { 0 })
-                .unwrap();
-        }
+        print_tail(files, &tail, &mut out).unwrap();
         String::from_utf8(out.out).unwrap()
+    }
+
+    /// The daemon appends while `logs -n N` runs (e.g. its last lines as it stops): the
+    /// lines counted are the lines printed. Printing to the file's end instead printed N + 1
+    /// (seen as `left: 4, right: 3` in `logs::logs_shows_the_daemons_lines_while_it_runs…`).
+    #[test]
+    fn lines_written_after_the_count_are_not_printed() {
+        let (dir, files) = temp_files(&["1\n", "2\n3\n4\n"]);
+        let tail = tail_start(&files, 2, 3).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&files[1])
+            .unwrap()
+            .write_all(b"5\n")
+            .unwrap();
+        let mut out = Output::new(Vec::new());
+        let position = print_tail(&files, &tail, &mut out).unwrap();
+        assert_eq!(String::from_utf8(out.out).unwrap(), "3\n4\n");
+        // `-f` goes on from there, so the appended line is printed once, next.
+        assert_eq!(position, 6);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -351,17 +416,20 @@ mod tests {
     fn copying_resumes_where_it_stopped_and_restarts_after_truncation() {
         let (dir, files) = temp_files(&["one\n"]);
         let mut out = Output::new(Vec::new());
-        let at = out.copy_from(&files[0], 0).unwrap();
+        let at = out.copy_range(&files[0], 0, u64::MAX).unwrap();
         assert_eq!(at, 4);
         std::fs::write(&files[0], "one\ntwo\n").unwrap();
-        let at = out.copy_from(&files[0], at).unwrap();
+        let at = out.copy_range(&files[0], at, u64::MAX).unwrap();
         assert_eq!(at, 8);
         std::fs::write(&files[0], "x\n").unwrap();
-        assert_eq!(out.copy_from(&files[0], at).unwrap(), 2);
+        assert_eq!(out.copy_range(&files[0], at, u64::MAX).unwrap(), 2);
         assert_eq!(String::from_utf8(out.out).unwrap(), "one\ntwo\nx\n");
         // A file pruned meanwhile reads as nothing new; one held open still reads.
         let mut out = Output::new(Vec::new());
-        assert_eq!(out.copy_from(&dir.join("gone.log"), 7).unwrap(), 7);
+        assert_eq!(
+            out.copy_range(&dir.join("gone.log"), 7, u64::MAX).unwrap(),
+            7
+        );
         let mut held = File::open(&files[0]).unwrap();
         std::fs::OpenOptions::new()
             .append(true)
