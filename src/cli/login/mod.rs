@@ -35,7 +35,8 @@ use crate::secret::Secret;
 #[derive(Debug, clap::Args)]
 #[allow(
     clippy::struct_excessive_bools,
-    reason = "each is a command-line switch clap parses; conflicts are declared on the flags"
+    clippy::doc_markdown,
+    reason = "each is a command-line switch clap parses; conflicts are declared on the flags; clap prints the doc comments as --help text, where backticks would show"
 )]
 pub struct Args {
     /// The slot: 1-32 characters of a-z, 0-9, '_' and '-'.
@@ -59,6 +60,11 @@ pub struct Args {
     /// Do not start a browser; only print the URL to open.
     #[arg(long, conflicts_with_all = ["device", "refresh_token_stdin"])]
     pub no_browser: bool,
+    /// Put the login into Claude Code's store for config dir DIR (what CLAUDE_CONFIG_DIR
+    /// is set to; created when missing; without a value, ~/.claude) instead of sessctl's
+    /// own store. A refresh token from stdin cannot go there: some other program holds it.
+    #[arg(long = "claude-code", value_name = "DIR", num_args = 0..=1, default_missing_value = "", value_parser = crate::cli::adopt::dir_or_default, conflicts_with = "refresh_token_stdin")]
+    pub claude_code: Option<std::path::PathBuf>,
 }
 
 fn parse_timeout(text: &str) -> Result<Duration, String> {
@@ -113,6 +119,7 @@ fn begin(paths: &Paths, args: &Args, flow: LoginFlow) -> anyhow::Result<LoginBeg
             provider: args.provider.clone(),
             flow,
             timeout_secs: args.timeout.as_secs().max(1),
+            claude_code: claude_code_dir(args)?,
         }),
     )
     .with_context(|| format!("login of slot {}", args.name))?;
@@ -120,6 +127,14 @@ fn begin(paths: &Paths, args: &Args, flow: LoginFlow) -> anyhow::Result<LoginBeg
         Response::LoginBegun(begun) => Ok(begun),
         other => anyhow::bail!("unexpected reply to login_begin: {other:?}"),
     }
+}
+
+/// `--claude-code`'s config dir, absolute (as `sessctl adopt` spells it).
+fn claude_code_dir(args: &Args) -> anyhow::Result<Option<std::path::PathBuf>> {
+    args.claude_code
+        .as_deref()
+        .map(|dir| crate::cli::adopt::config_dir(Some(dir)))
+        .transpose()
 }
 
 /// Hands the code and state to the daemon, which checks the state and exchanges the code.
