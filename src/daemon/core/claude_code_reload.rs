@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 use crate::account::{AccountKey, Identity, Match};
 use crate::config::Provider;
 use crate::secret::Secret;
+use crate::slot_reason::SlotReason;
 use crate::state::SlotState;
 use crate::store::Tokens;
 
@@ -94,6 +95,13 @@ impl Manager {
                 continue;
             };
             if slot.record.state != SlotState::Inactive || slot.job.is_some() {
+                continue;
+            }
+            // A new login cannot cure a refused client or a provider gone from the config.
+            if matches!(
+                slot.record.reason,
+                Some(SlotReason::ClientRejected | SlotReason::UnknownProvider)
+            ) {
                 continue;
             }
             let entry = watch.entry(slot.name.clone()).or_insert(Watched {
