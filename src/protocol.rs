@@ -384,6 +384,10 @@ pub struct LoginReply {
     /// True when the slot was inactive and this login made it active again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reactivated: bool,
+    /// The Claude Code config dir whose store the login went into (`login --claude-code`,
+    /// or a login of a Claude Code slot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claude_code_dir: Option<std::path::PathBuf>,
 }
 
 /// What a login did to the slot it went to.

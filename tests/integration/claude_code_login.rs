@@ -92,7 +92,16 @@ fn a_login_into_a_new_dir_makes_a_store_claude_code_uses_and_the_daemon_refreshe
     let t = start_claude("");
     t.server.add_account("alice", "alice@example.com");
     let dir = t.env.home().join(".claude-alice");
-    assert_success(&login_into(&t, "alice", &dir, "alice"), "login");
+    let out = login_into(&t, "alice", &dir, "alice");
+    assert_success(&out, "login");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(&format!(
+            "its credentials are in Claude Code's store in {}",
+            dir.display()
+        )),
+        "{said}"
+    );
 
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(&store_path(&dir)), 0o600);

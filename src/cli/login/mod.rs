@@ -15,6 +15,7 @@ mod loopback;
 mod paste;
 mod refresh_token;
 
+use std::fmt::Write as _;
 #[cfg(unix)]
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
@@ -220,6 +221,14 @@ fn describe(login: &LoginReply) -> String {
     if login.reactivated {
         line.push_str("; it was inactive and is active again");
     }
+    if let Some(dir) = &login.claude_code_dir {
+        let _ = write!(
+            line,
+            "\nits credentials are in Claude Code's store in {}: start Claude Code on it with `sessctl run {name} -- claude` (or CLAUDE_CONFIG_DIR={} claude)",
+            dir.display(),
+            dir.display()
+        );
+    }
     line
 }
 
@@ -264,6 +273,7 @@ mod tests {
             action: Some(action),
             requested_name: typed.map(str::to_owned),
             reactivated: false,
+            claude_code_dir: None,
         }
     }
 
@@ -288,6 +298,12 @@ mod tests {
         let mut reactivated = reply(false, LoginAction::Updated, None);
         reactivated.reactivated = true;
         assert!(describe(&reactivated).ends_with("it was inactive and is active again"));
+        let mut claude_code = reply(true, LoginAction::Created, None);
+        claude_code.claude_code_dir = Some("/h/.claude-work".into());
+        assert_eq!(
+            describe(&claude_code),
+            "created slot work (a@x)\nits credentials are in Claude Code's store in /h/.claude-work: start Claude Code on it with `sessctl run work -- claude` (or CLAUDE_CONFIG_DIR=/h/.claude-work claude)"
+        );
     }
 
     #[test]

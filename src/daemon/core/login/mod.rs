@@ -356,6 +356,7 @@ fn login_answer(placed: &Placed, old: Option<&Slot>, record: &SlotRecord) -> Log
         action: Some(action),
         requested_name: (placed.typed != placed.target).then(|| placed.typed.clone()),
         reactivated,
+        claude_code_dir: record.claude_code.clone(),
     }
 }
 
