@@ -182,6 +182,12 @@ fn logging_in_again_replaces_the_slots_own_login_and_revokes_the_old_one() {
     t.server.add_account("alice", "alice@example.com");
     let dir = t.env.home().join(".claude-alice");
     assert_success(&login_into(&t, "alice", &dir, "alice"), "login");
+    // Claude Code rotates the login before the slot looks again: still the slot's own.
+    let rotated = t.server.refresh_json(&refresh_token_in(&dir));
+    let mut doc = read_store(&dir);
+    doc["claudeAiOauth"]["accessToken"] = rotated.field("access_token").into();
+    doc["claudeAiOauth"]["refreshToken"] = rotated.field("refresh_token").into();
+    write_store(&dir, &doc);
     let old = access_token_in(&dir);
     // A plain login of the slot goes into its own dir.
     let out = browser_login(&t, &["login", "alice", "--provider", "claude"], "alice");

@@ -83,22 +83,22 @@ impl JobContext {
             let replaced = (!login.expected_dead).then_some(tokens.refresh_token);
             return Ok((Replace::Tokens(document), replaced));
         }
-        match self.account_of(login, &tokens).await {
-            Some(theirs)
-                if login
-                    .key
-                    .as_ref()
-                    .is_some_and(|k| k.matches(&theirs) != Match::None) =>
-            {
-                Ok((Replace::Tokens(document), Some(tokens.refresh_token)))
+        let theirs = self.account_of(login, &tokens).await;
+        let same = (theirs.as_ref())
+            .map(|theirs| (login.key.as_ref()).is_some_and(|k| k.matches(theirs) != Match::None));
+        match (theirs, same) {
+            (_, Some(true)) => Ok((Replace::Tokens(document), Some(tokens.refresh_token))),
+            // The slot's own dir, rotated or logged in again since the slot last looked.
+            (None, _) if login.own_dir => {
+                Ok((Replace::Whole(document), Some(tokens.refresh_token)))
             }
-            Some(theirs) => Err(format!(
+            (Some(theirs), _) => Err(format!(
                 "{} holds the Claude Code login of {}, another account; log it out there first (CLAUDE_CONFIG_DIR={} claude, then /logout), or choose another dir",
                 login.dir.display(),
                 theirs.label(),
                 login.dir.display()
             )),
-            None => Err(format!(
+            (None, _) => Err(format!(
                 "{} holds a Claude Code login sessctl cannot identify without using its refresh token; keep it as a slot (sessctl adopt NAME --claude-code {}), or log it out there first (CLAUDE_CONFIG_DIR={} claude, then /logout), or choose another dir",
                 login.dir.display(),
                 login.dir.display(),

@@ -10,10 +10,10 @@
 //!
 //! What the dir already holds is judged by the job, under Claude Code's locks
 //! (`crate::daemon::jobs::claude_code_login`): nothing, a blanked login or the slot's own
-//! (dead) login is replaced; another live login of the same account is replaced and its
-//! refresh token revoked once the new state is on disk; a login of another account, or one
-//! that cannot be told apart without spending its refresh token, is refused, never
-//! destroyed.
+//! (dead) login is replaced; another live login of the same account (or, in the slot's own
+//! dir, of an account the provider does not name) is replaced and its refresh token revoked
+//! once the new state is on disk; a login of another account, or one in a foreign dir that
+//! cannot be told apart without spending its refresh token, is refused, never destroyed.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -68,6 +68,10 @@ pub struct ClaudeCodeLogin {
     pub expected: Option<Secret>,
     /// The target slot is inactive: `expected` is dead, and is not revoked.
     pub expected_dead: bool,
+    /// `dir` is the target slot's own store: whatever login it holds is that slot's (its
+    /// refreshes adopt any rotation there), replaced unless the provider names another
+    /// account for it.
+    pub own_dir: bool,
     pub reply: Reply,
     /// Set by the job: the refresh token of a live login it replaced (revoked once the
     /// state is durable), or why the store was left alone.
@@ -200,6 +204,7 @@ impl Manager {
             .and_then(|s| s.creds.tokens())
             .map(|t| t.refresh_token.clone());
         let expected_dead = slot.is_some_and(|s| s.record.state == SlotState::Inactive);
+        let own_dir = slot.is_some_and(|s| s.record.claude_code.as_deref() == Some(&*dir));
         tracing::info!(slot = placed.target, dir = %dir.display(), "writing a login into Claude Code's store");
         self.jobs
             .push(JobOrder::ClaudeCodeLogin(Box::new(ClaudeCodeLogin {
@@ -212,6 +217,7 @@ impl Manager {
                 dir,
                 expected,
                 expected_dead,
+                own_dir,
                 reply,
                 outcome: None,
             })));
