@@ -105,6 +105,10 @@ pub struct LoginBegin {
     pub flow: LoginFlow,
     /// The login is forgotten (and device polling stops) this long after it began.
     pub timeout_secs: u64,
+    /// Put the login into Claude Code's store for this config dir (absolute; the CLI
+    /// resolves it) instead of sessctl's own store: the slot is then Claude Code-backed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claude_code: Option<std::path::PathBuf>,
 }
 
 /// Which interactive flow. (Extra fields beside `kind` in the unit variants are ignored:
@@ -380,6 +384,10 @@ pub struct LoginReply {
     /// True when the slot was inactive and this login made it active again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reactivated: bool,
+    /// The Claude Code config dir whose store the login went into (`login --claude-code`,
+    /// or a login of a Claude Code slot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claude_code_dir: Option<std::path::PathBuf>,
 }
 
 /// What a login did to the slot it went to.

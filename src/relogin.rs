@@ -42,6 +42,33 @@ pub fn command(name: &str, provider: &Provider, browser: bool) -> String {
     format!("{base}{flag}")
 }
 
+/// The command that logs Claude Code slot `name`, whose store is in config dir `dir`, in
+/// again: [`command`], whose login goes into `dir`, when the provider has an interactive
+/// flow; else Claude Code's own login ([`claude_code_own`]): a refresh token piped in
+/// cannot go into Claude Code's store (another program holds it).
+pub fn claude_code_command(
+    name: &str,
+    provider: &Provider,
+    dir: &std::path::Path,
+    browser: bool,
+) -> String {
+    let command = command(name, provider, browser);
+    if command.ends_with("--refresh-token-stdin") {
+        claude_code_own(dir)
+    } else {
+        command
+    }
+}
+
+/// Claude Code's own login into config dir `dir`, which sessctl picks up by itself.
+pub fn claude_code_own(dir: &std::path::Path) -> String {
+    let dir = dir.display().to_string();
+    format!(
+        "CLAUDE_CONFIG_DIR='{}' claude, then /login",
+        dir.replace('\'', r"'\''")
+    )
+}
+
 /// [`command`] for this process's own environment.
 pub fn command_here(name: &str, provider: &Provider) -> String {
     command(name, provider, browser_available(|v| std::env::var_os(v)))
@@ -60,6 +87,21 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), OsString::from(v)))
             .collect();
         move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn a_claude_code_slot_is_logged_in_into_its_dir_or_by_claude_code_itself() {
+        let mut p = Config::default().providers["claude"].clone();
+        let dir = std::path::Path::new("/home/a b/.claude-work");
+        assert_eq!(
+            claude_code_command("work", &p, dir, true),
+            "sessctl login work --provider claude"
+        );
+        p.authorize_url = None;
+        assert_eq!(
+            claude_code_command("work", &p, dir, true),
+            "CLAUDE_CONFIG_DIR='/home/a b/.claude-work' claude, then /login"
+        );
     }
 
     #[test]

@@ -21,6 +21,8 @@ const REFRESH_TOKEN: &str = "refreshToken";
 const EXPIRES_AT: &str = "expiresAt";
 const SCOPES: &str = "scopes";
 const LOGIN_ENDED: &str = "loginEnded";
+const SUBSCRIPTION_TYPE: &str = "subscriptionType";
+const RATE_LIMIT_TIER: &str = "rateLimitTier";
 
 /// Why a store's bytes are not a credentials document sessctl can use. Messages never
 /// quote the content.
@@ -145,6 +147,22 @@ impl StoreDocument {
         if let Some(scopes) = &tokens.scopes {
             oauth.insert(SCOPES.into(), Value::from(scopes.clone()));
         }
+    }
+
+    /// Puts a new login into the document as Claude Code's `/login` does: `claudeAiOauth`
+    /// is replaced whole (fields of the login it replaces, such as `accountUuid` or
+    /// `subscriptionType`, may be another account's), with `subscriptionType` and
+    /// `rateLimitTier` null (sessctl does not know them; Claude Code fills them in from the
+    /// profile); every top-level field (`mcpOAuth`, …) is kept.
+    pub fn set_login(&mut self, tokens: &OAuthTokens) {
+        let mut oauth = Map::new();
+        oauth.insert(SUBSCRIPTION_TYPE.into(), Value::Null);
+        oauth.insert(RATE_LIMIT_TIER.into(), Value::Null);
+        self.root.insert(OAUTH_KEY.into(), Value::Object(oauth));
+        self.set_tokens(&OAuthTokens {
+            scopes: Some(tokens.scopes.clone().unwrap_or_default()),
+            ..tokens.clone()
+        });
     }
 
     /// Removes `claudeAiOauth` (the login moves to another store), keeping the rest.

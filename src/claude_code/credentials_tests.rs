@@ -175,3 +175,20 @@ fn remove_oauth_keeps_the_other_logins() {
     };
     assert!(rest.field("mcpOAuth").is_some());
 }
+
+#[test]
+fn a_new_login_replaces_claude_ai_oauth_whole_and_keeps_the_top_level() {
+    let (mut document, _) = present(&serde_json::to_vec(&full_document()).unwrap());
+    document.set_login(&OAuthTokens {
+        access_token: Secret::new("at-new"),
+        refresh_token: Secret::new("rt-new"),
+        expires_at_ms: Some(7),
+        scopes: Some(vec!["user:inference".into()]),
+    });
+    let written: Value = serde_json::from_slice(&document.to_bytes()).unwrap();
+    let mut expected = full_document();
+    expected["claudeAiOauth"] = json!({"accessToken": "at-new", "refreshToken": "rt-new",
+        "expiresAt": 7, "scopes": ["user:inference"], "subscriptionType": null,
+        "rateLimitTier": null});
+    assert_eq!(written, expected);
+}

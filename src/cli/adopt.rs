@@ -22,7 +22,7 @@ pub struct Args {
     pub name: String,
     /// The Claude Code config dir whose login to adopt (what CLAUDE_CONFIG_DIR is set to);
     /// without a value, ~/.claude.
-    #[arg(long = "claude-code", value_name = "DIR", num_args = 0..=1, default_missing_value = "", required = true)]
+    #[arg(long = "claude-code", value_name = "DIR", num_args = 0..=1, default_missing_value = "", value_parser = crate::cli::adopt::dir_or_default, required = true)]
     pub claude_code: Option<PathBuf>,
     /// The provider the login belongs to.
     #[arg(long, default_value = "claude")]
@@ -50,6 +50,13 @@ pub fn run(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
         dir.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Parses `--claude-code`'s value as given: clap's own path parser refuses the empty value
+/// that `--claude-code` without a DIR stands for (`~/.claude`, see [`config_dir`]).
+#[allow(clippy::unnecessary_wraps, reason = "clap's value_parser signature")]
+pub fn dir_or_default(value: &str) -> Result<PathBuf, String> {
+    Ok(PathBuf::from(value))
 }
 
 /// The config dir, absolute and without `.` components or a trailing slash (so one dir

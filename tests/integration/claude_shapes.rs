@@ -18,7 +18,7 @@ const REFRESH_SCOPE: &str =
     "user:profile user:inference user:sessions:claude_code user:mcp_servers user:file_upload";
 
 /// The built-in `claude` with only its endpoints, client and login scopes moved to `server`.
-fn claude_pointed_at(server: &OAuthServer) -> String {
+pub(crate) fn claude_pointed_at(server: &OAuthServer) -> String {
     let base = server.base_url();
     let scopes = LOGIN_SCOPES.split(' ').collect::<Vec<_>>().join(", ");
     format!(

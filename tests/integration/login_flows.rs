@@ -49,7 +49,7 @@ fn assert_no_slots(run: &Running) {
 }
 
 /// A `$BROWSER` that writes the URL it is given to a file, and that file's path.
-fn browser_script(run: &Running) -> (PathBuf, PathBuf) {
+pub(crate) fn browser_script(run: &Running) -> (PathBuf, PathBuf) {
     let dir = run.env.root();
     let url_file = dir.join("opened-url");
     let script = dir.join("browser.sh");

@@ -9,6 +9,8 @@
 mod accounts;
 mod alert_command;
 mod alerts;
+mod claude_code_comeback;
+mod claude_code_login;
 mod claude_code_slots;
 mod claude_code_store;
 mod claude_shapes;

@@ -15,6 +15,7 @@ mod loopback;
 mod paste;
 mod refresh_token;
 
+use std::fmt::Write as _;
 #[cfg(unix)]
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
@@ -35,7 +36,8 @@ use crate::secret::Secret;
 #[derive(Debug, clap::Args)]
 #[allow(
     clippy::struct_excessive_bools,
-    reason = "each is a command-line switch clap parses; conflicts are declared on the flags"
+    clippy::doc_markdown,
+    reason = "each is a command-line switch clap parses; conflicts are declared on the flags; clap prints the doc comments as --help text, where backticks would show"
 )]
 pub struct Args {
     /// The slot: 1-32 characters of a-z, 0-9, '_' and '-'.
@@ -59,6 +61,11 @@ pub struct Args {
     /// Do not start a browser; only print the URL to open.
     #[arg(long, conflicts_with_all = ["device", "refresh_token_stdin"])]
     pub no_browser: bool,
+    /// Put the login into Claude Code's store for config dir DIR (what CLAUDE_CONFIG_DIR
+    /// is set to; created when missing; without a value, ~/.claude) instead of sessctl's
+    /// own store. A refresh token from stdin cannot go there: some other program holds it.
+    #[arg(long = "claude-code", value_name = "DIR", num_args = 0..=1, default_missing_value = "", value_parser = crate::cli::adopt::dir_or_default, conflicts_with = "refresh_token_stdin")]
+    pub claude_code: Option<std::path::PathBuf>,
 }
 
 fn parse_timeout(text: &str) -> Result<Duration, String> {
@@ -113,6 +120,7 @@ fn begin(paths: &Paths, args: &Args, flow: LoginFlow) -> anyhow::Result<LoginBeg
             provider: args.provider.clone(),
             flow,
             timeout_secs: args.timeout.as_secs().max(1),
+            claude_code: claude_code_dir(args)?,
         }),
     )
     .with_context(|| format!("login of slot {}", args.name))?;
@@ -120,6 +128,14 @@ fn begin(paths: &Paths, args: &Args, flow: LoginFlow) -> anyhow::Result<LoginBeg
         Response::LoginBegun(begun) => Ok(begun),
         other => anyhow::bail!("unexpected reply to login_begin: {other:?}"),
     }
+}
+
+/// `--claude-code`'s config dir, absolute (as `sessctl adopt` spells it).
+fn claude_code_dir(args: &Args) -> anyhow::Result<Option<std::path::PathBuf>> {
+    args.claude_code
+        .as_deref()
+        .map(|dir| crate::cli::adopt::config_dir(Some(dir)))
+        .transpose()
 }
 
 /// Hands the code and state to the daemon, which checks the state and exchanges the code.
@@ -205,6 +221,14 @@ fn describe(login: &LoginReply) -> String {
     if login.reactivated {
         line.push_str("; it was inactive and is active again");
     }
+    if let Some(dir) = &login.claude_code_dir {
+        let _ = write!(
+            line,
+            "\nits credentials are in Claude Code's store in {}: start Claude Code on it with `sessctl run {name} -- claude` (or CLAUDE_CONFIG_DIR={} claude)",
+            dir.display(),
+            dir.display()
+        );
+    }
     line
 }
 
@@ -249,6 +273,7 @@ mod tests {
             action: Some(action),
             requested_name: typed.map(str::to_owned),
             reactivated: false,
+            claude_code_dir: None,
         }
     }
 
@@ -273,6 +298,12 @@ mod tests {
         let mut reactivated = reply(false, LoginAction::Updated, None);
         reactivated.reactivated = true;
         assert!(describe(&reactivated).ends_with("it was inactive and is active again"));
+        let mut claude_code = reply(true, LoginAction::Created, None);
+        claude_code.claude_code_dir = Some("/h/.claude-work".into());
+        assert_eq!(
+            describe(&claude_code),
+            "created slot work (a@x)\nits credentials are in Claude Code's store in /h/.claude-work: start Claude Code on it with `sessctl run work -- claude` (or CLAUDE_CONFIG_DIR=/h/.claude-work claude)"
+        );
     }
 
     #[test]

@@ -88,8 +88,26 @@ impl Advisor<'_> {
         lines
     }
 
+    /// The command that logs `slot` in again. A Claude Code slot's login goes into its
+    /// config dir, or is Claude Code's own (which sessctl picks up by itself).
+    fn relogin(&self, slot: &SlotStatus) -> String {
+        let command = (self.login_command)(&slot.name, &slot.provider);
+        let Some(dir) = &slot.claude_code_dir else {
+            return command;
+        };
+        let own = crate::relogin::claude_code_own(dir);
+        if command.ends_with("--refresh-token-stdin") {
+            own
+        } else {
+            format!(
+                "{command} (the login goes into {}), or log in with Claude Code itself: {own}",
+                dir.display()
+            )
+        }
+    }
+
     fn inactive(&self, slot: &SlotStatus) -> Vec<String> {
-        let login = (self.login_command)(&slot.name, &slot.provider);
+        let login = self.relogin(slot);
         let (what, next) = match &slot.reason {
             Some(SlotReason::UnknownProvider) => (
                 format!("provider {} is not in the config", slot.provider),

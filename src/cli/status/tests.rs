@@ -137,6 +137,34 @@ fn an_inactive_slot_shows_why_and_the_login_command() {
 }
 
 #[test]
+fn an_inactive_claude_code_slot_is_told_both_ways_back_into_its_dir() {
+    let mut slot = active("work");
+    slot.state = SlotState::Inactive;
+    slot.reason = Some(SlotReason::SessionExpired);
+    slot.claude_code_dir = Some("/h/.claude-work".into());
+    let text = table::render(&report(vec![slot.clone()]), &advisor());
+    assert!(
+        text.contains("\n  next: log in again: sessctl login work --provider claude --device (the login goes into /h/.claude-work), or log in with Claude Code itself: CLAUDE_CONFIG_DIR='/h/.claude-work' claude, then /login\n"),
+        "{text}"
+    );
+    // A provider with no interactive login: only Claude Code's own.
+    let piped = |name: &str, provider: &str| {
+        format!("sessctl login {name} --provider {provider} --refresh-token-stdin")
+    };
+    let advisor = Advisor {
+        login_command: &piped,
+        ..advisor()
+    };
+    let text = table::render(&report(vec![slot]), &advisor);
+    assert!(
+        text.contains(
+            "\n  next: log in again: CLAUDE_CONFIG_DIR='/h/.claude-work' claude, then /login\n"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
 fn each_inactive_reason_gets_its_own_fix() {
     let advisor = advisor();
     let lines = |reason: SlotReason| {

@@ -10,6 +10,7 @@
 //! the single flight: every caller wanting a refresh waits on that job.
 
 pub mod alerts;
+pub mod claude_code_reload;
 pub mod clock;
 mod conflict;
 pub mod drain;
@@ -120,6 +121,10 @@ pub struct Manager {
     store_probe: StoreProbe,
     /// Which pending logins a logout cancelled (`crate::daemon::core::login::cancel`).
     login_tickets: LoginTickets,
+    /// Logins in progress that go into a Claude Code store (`login::claude_code`).
+    claude_code_logins: login::claude_code::ClaudeCodeLogins,
+    /// Inactive Claude Code slots watched for a new login (`claude_code_reload`).
+    claude_code_reload: claude_code_reload::Watch,
     /// Revocations still owed, retried until done (`crate::daemon::core::revocations`).
     revocations: RevocationQueue,
     /// The last reading of the wall and boot clocks, to see the wall clock stepped back.
@@ -212,6 +217,8 @@ impl Manager {
             unplaced: parts.unplaced,
             store_probe: parts.store_probe,
             login_tickets: LoginTickets::default(),
+            claude_code_logins: login::claude_code::ClaudeCodeLogins::default(),
+            claude_code_reload: claude_code_reload::Watch::default(),
             revocations,
             clock: ClockWatch::start(parts.clocks),
         }
@@ -228,6 +235,7 @@ impl Manager {
     pub fn tick(&mut self, clocks: Clocks) {
         self.at(clocks);
         self.start_due_work(self.now);
+        self.probe_inactive_claude_code();
     }
 
     /// The I/O queued since the last call, for the runner (or a simulator) to start.

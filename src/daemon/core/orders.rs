@@ -149,6 +149,10 @@ pub enum JobOrder {
     },
     /// Read the Claude Code store an `adopt` names.
     Adopt(Box<super::reports::Adoption>),
+    /// Write a finished login into a Claude Code store, under its locks.
+    ClaudeCodeLogin(Box<super::login::claude_code::ClaudeCodeLogin>),
+    /// Look for a new login in an inactive Claude Code slot's store.
+    ProbeClaudeCode(Box<super::claude_code_reload::Probe>),
     /// Try a kept revocation again.
     RetryRevocation {
         id: String,

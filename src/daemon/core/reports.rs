@@ -47,6 +47,10 @@ pub enum JobResult {
     Revocation(Box<RevocationReport>),
     /// `adopt` read the Claude Code store it names (`Adoption::found`).
     Adopted(Box<Adoption>),
+    /// A login was written into a Claude Code store, or refused (`ClaudeCodeLogin::outcome`).
+    ClaudeCodeLogin(Box<super::login::claude_code::ClaudeCodeLogin>),
+    /// An inactive Claude Code slot's store was probed (`Probe::found`).
+    ClaudeCodeProbed(Box<super::claude_code_reload::Probe>),
 }
 
 /// An `adopt` of a Claude Code store: ordered by the core (`found` empty), reported back

@@ -52,6 +52,8 @@ impl Manager {
             JobResult::LoggedIn(login) => self.on_logged_in(*login),
             JobResult::Revocation(report) => self.on_revocation(*report),
             JobResult::Adopted(adoption) => self.on_adopted(*adoption),
+            JobResult::ClaudeCodeLogin(login) => self.on_claude_code_login(*login),
+            JobResult::ClaudeCodeProbed(probe) => self.on_claude_code_probed(*probe),
             JobResult::Usage {
                 name,
                 generation,

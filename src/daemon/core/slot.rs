@@ -233,11 +233,24 @@ impl Slot {
                 format!(
                     "slot {} needs a new login ({reason}); run: {}",
                     self.name,
-                    self.login_command(config)
+                    self.with_claude_code_hint(self.login_command(config))
                 ),
             ));
         }
         None
+    }
+
+    /// `command`, and for a Claude Code slot the other way back: Claude Code's own login
+    /// into its dir (unless `command` is that already).
+    fn with_claude_code_hint(&self, command: String) -> String {
+        match &self.record.claude_code {
+            Some(dir) if command.starts_with("sessctl ") => format!(
+                "{command} (the login goes into {}), or log in with Claude Code itself: {}",
+                dir.display(),
+                crate::relogin::claude_code_own(dir)
+            ),
+            _ => command,
+        }
     }
 
     /// The command that logs this slot in again, with the flow that fits this machine
@@ -250,9 +263,15 @@ impl Slot {
 
     /// [`Slot::login_command`] for a machine that can (`browser`) or cannot open a browser.
     pub fn login_command_where(&self, config: &Config, browser: bool) -> String {
-        match config.providers.get(&self.record.provider) {
-            Some(provider) => crate::relogin::command(&self.name, provider, browser),
-            None => format!(
+        match (
+            config.providers.get(&self.record.provider),
+            &self.record.claude_code,
+        ) {
+            (Some(provider), Some(dir)) => {
+                crate::relogin::claude_code_command(&self.name, provider, dir, browser)
+            }
+            (Some(provider), None) => crate::relogin::command(&self.name, provider, browser),
+            (None, _) => format!(
                 "sessctl login {} --provider {}",
                 self.name, self.record.provider
             ),

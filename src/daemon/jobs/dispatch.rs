@@ -59,6 +59,8 @@ impl JobContext {
                 claude_code: None,
             } => ctx.write(name, generation, tokens, condition),
             JobOrder::Adopt(adoption) => ctx.adopt(*adoption),
+            JobOrder::ClaudeCodeLogin(login) => ctx.claude_code_login(login),
+            JobOrder::ProbeClaudeCode(probe) => ctx.probe_claude_code(probe),
             JobOrder::Usage {
                 name,
                 generation,

@@ -11,6 +11,8 @@
 //! queued when a stop begins is never sent.
 
 pub mod claude_code;
+pub mod claude_code_login;
+pub mod claude_code_reload;
 pub mod dispatch;
 pub mod joblog;
 pub mod journal;

@@ -120,6 +120,8 @@ pub fn job_of(order: JobOrder, drain: &DrainGate) -> Option<Running> {
         }
         JobOrder::Usage { .. }
         | JobOrder::Adopt(_)
+        | JobOrder::ClaudeCodeLogin(_)
+        | JobOrder::ProbeClaudeCode(_)
         | JobOrder::RetryRevocation { .. }
         | JobOrder::Label { .. }
         | JobOrder::CodeLogin { .. }

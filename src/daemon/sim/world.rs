@@ -509,6 +509,7 @@ fn describe(result: &JobResult) -> String {
         JobResult::Usage { name, .. } => format!("usage {name}"),
         JobResult::StateSaved(_) | JobResult::CacheSaved(_) => "saved".to_owned(),
         JobResult::Adopted(_) => "adopted".to_owned(),
+        JobResult::ClaudeCodeLogin(_) | JobResult::ClaudeCodeProbed(_) => "claude code".to_owned(),
     }
 }
 

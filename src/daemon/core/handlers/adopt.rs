@@ -142,6 +142,7 @@ impl Manager {
             action: Some(LoginAction::Created),
             requested_name: None,
             reactivated: false,
+            claude_code_dir: None,
         };
         self.reply_when_durable(reply, Ok(Response::Login(answer)));
     }

@@ -76,10 +76,18 @@ impl Manager {
                 return;
             }
         };
+        let claude_code = match self.claude_code_target(&begin.name, begin.claude_code.as_deref()) {
+            Ok(dir) => dir,
+            Err(error) => {
+                let _ = reply.send(Err(error));
+                return;
+            }
+        };
         let lifetime = Duration::from_secs(begin.timeout_secs).min(MAX_FLOW_LIFETIME);
         let expires_at = now + delta(lifetime);
         let flow_id = new_flow_id();
         let ticket = self.login_tickets.issue();
+        self.note_claude_code_login(ticket, claude_code);
         let kind = match &begin.flow {
             LoginFlow::Browser { redirect_uri } => match loopback_redirect(redirect_uri) {
                 Ok(redirect_uri) => begin_code_flow(&provider, redirect_uri, &flow_id, expires_at),

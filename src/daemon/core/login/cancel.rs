@@ -54,6 +54,11 @@ impl LoginTickets {
         self.in_flight.remove(&ticket);
     }
 
+    /// Whether login `ticket`'s exchange is running as a job.
+    pub fn in_flight(&self, ticket: u64) -> bool {
+        self.in_flight.contains_key(&ticket)
+    }
+
     /// Whether a logout of any of `names` came after login `ticket` started.
     pub fn cancelled(&self, ticket: u64, names: &[&str]) -> bool {
         names

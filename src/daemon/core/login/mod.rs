@@ -9,6 +9,7 @@
 //! at the provider once the new tokens are stored (`crate::daemon::core::retire`).
 
 pub mod cancel;
+pub mod claude_code;
 pub mod flow_input;
 pub mod flows;
 pub mod placement;
@@ -65,6 +66,7 @@ impl Manager {
             result,
         } = login;
         self.login_tickets.finish(ticket);
+        let claude_code = self.claude_code_logins.take(ticket);
         let success = match result {
             Ok(success) => success,
             Err(error) => {
@@ -108,21 +110,6 @@ impl Manager {
                 return;
             }
         };
-        if let Some(dir) = self.claude_code_dir_of(&target) {
-            // Replacing it would retire (revoke) Claude Code's own login.
-            let provider = provider.clone();
-            let token = success.tokens.refresh_token;
-            self.revoke_unheld(&typed, &provider, token, "a refused login");
-            let _ = reply.send(Err(ErrorReply::new(
-                ErrorCode::Conflict,
-                format!(
-                    "slot {target} is Claude Code's login in {}: log in there with Claude Code (CLAUDE_CONFIG_DIR={} claude, then /login), or `sessctl logout {target}` first. Nothing was changed; the new login's grant is revoked",
-                    dir.display(),
-                    dir.display()
-                ),
-            )));
-            return;
-        }
         let placed = Placed {
             target,
             typed,
@@ -130,6 +117,10 @@ impl Manager {
             provider,
             key,
         };
+        if claude_code.is_some() || self.claude_code_dir_of(&placed.target).is_some() {
+            self.login_to_claude_code(placed, success, claude_code, reply);
+            return;
+        }
         self.install_login(&placed, success, reply);
     }
 
@@ -365,6 +356,7 @@ fn login_answer(placed: &Placed, old: Option<&Slot>, record: &SlotRecord) -> Log
         action: Some(action),
         requested_name: (placed.typed != placed.target).then(|| placed.typed.clone()),
         reactivated,
+        claude_code_dir: record.claude_code.clone(),
     }
 }
 

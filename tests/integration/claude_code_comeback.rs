@@ -1,0 +1,163 @@
+//! An inactive Claude Code slot gets back: the advice `status`, `token` and the alerts give
+//! is a login that works (it goes into the slot's own dir), and a new login Claude Code
+//! itself writes into the dir (`claude /login`, played by the test writing the store the way
+//! Claude Code does: temp file and rename, mode 0600) makes the slot active again.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::alert_command::EventLog;
+use crate::claude_code_login::browser_login;
+use crate::claude_code_slots::{adopt, assert_same_token, now_ms, read_store, store_path};
+use crate::claude_shapes::claude_pointed_at;
+use crate::flows::{Running, assert_success, code_and_stderr, token_works};
+use crate::support::{OAuthServer, TestEnv, wait_for};
+
+/// How long a new login in the dir may take to be noticed (probes run at most every 5 s
+/// while the daemon is busy, and at its 30 s timer when idle; `status` calls keep it busy).
+const NOTICE: Duration = Duration::from_secs(20);
+
+/// Writes a fresh login of `account` into `dir` as Claude Code's `/login` does; returns
+/// its grant id.
+fn claude_code_login(t: &Running, dir: &Path, account: &str) -> String {
+    let grant = t.server.grant(account, &format!("{account}@example.com"));
+    let reply = t.server.refresh(&grant.refresh_token);
+    let expires_in = reply.body["expires_in"].as_i64().unwrap();
+    let doc = json!({"claudeAiOauth": {
+        "accessToken": reply.field("access_token"),
+        "refreshToken": reply.field("refresh_token"),
+        "expiresAt": now_ms() + expires_in * 1000,
+        "scopes": ["user:inference", "user:profile"],
+        "subscriptionType": "max",
+    }});
+    fs::create_dir_all(dir).unwrap();
+    let temp = dir.join(".credentials.json.tmp");
+    fs::write(&temp, serde_json::to_vec(&doc).unwrap()).unwrap();
+    fs::set_permissions(&temp, fs::Permissions::from_mode(0o600)).unwrap();
+    fs::rename(&temp, store_path(dir)).unwrap();
+    grant.grant_id
+}
+
+/// Kills the slot's grant at the server and lets the daemon meet it: inactive.
+fn kill(t: &Running, slot: &str, grant_id: &str) {
+    t.server.revoke_grant(grant_id);
+    let out = t.env.sessctl(&["refresh", slot]);
+    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(t.state(slot), "inactive");
+}
+
+#[test]
+fn an_inactive_claude_code_slot_is_advised_a_login_that_works() {
+    let env = TestEnv::new();
+    let server = OAuthServer::start();
+    let events = EventLog::new(&env);
+    env.write_config(&format!(
+        "{}{}",
+        events.config_line(),
+        claude_pointed_at(&server)
+    ));
+    let daemon = env.start_daemon();
+    let t = Running {
+        server,
+        daemon,
+        env,
+    };
+    t.server.add_account("work", "work@example.com");
+    let dir = t.env.home().join(".claude-work");
+    let grant = claude_code_login(&t, &dir, "work");
+    let out = t.env.sessctl(&[
+        "adopt",
+        "work",
+        "--claude-code",
+        dir.to_str().unwrap(),
+        "--provider",
+        "claude",
+    ]);
+    assert_success(&out, "adopt");
+    kill(&t, "work", &grant);
+
+    // `status` as the user runs it (on a desktop: a browser can open).
+    let (browser, _) = crate::login_flows::browser_script(&t);
+    let out = t
+        .env
+        .sessctl_command(&["status"])
+        .env("BROWSER", &browser)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let next = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("next: log in again: "))
+        .unwrap_or_else(|| panic!("no login advice: {text}"));
+    let command = next.split(" (the login goes").next().unwrap();
+    let token = t.env.sessctl(&["token", "work"]);
+    let refusal = code_and_stderr(&token).1;
+    assert!(refusal.contains(&format!("run: {command}")), "{refusal}");
+    events.wait_for_kinds("slot_inactive", 1);
+    let alert = events
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "slot_inactive")
+        .unwrap();
+    let alerted = alert["slots"][0]["login_command"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(alerted.starts_with(command), "{alerted} / {command}");
+
+    // The advice, run as given, logs the slot in again, into its own dir.
+    let args: Vec<&str> = command.split(' ').skip(1).collect();
+    assert_eq!(args[..2], ["login", "work"], "{command}");
+    let out = browser_login(&t, &args, "work");
+    assert_success(&out, "the advised login");
+    assert_eq!(t.state("work"), "active");
+    let stored = read_store(&dir)["claudeAiOauth"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(token_works(&t.server, &stored));
+    assert_same_token(&t.token("work"), &stored, "the daemon's token");
+    // Each also names Claude Code's own way back.
+    let own = format!("CLAUDE_CONFIG_DIR='{}' claude, then /login", dir.display());
+    assert!(text.contains(&own), "{text}");
+    assert!(refusal.contains(&own), "{refusal}");
+}
+
+#[test]
+fn an_inactive_claude_code_slot_comes_back_when_claude_code_logs_in_again() {
+    let t = Running::start("");
+    let dir = t.env.home().join(".claude-work");
+    let first = claude_code_login(&t, &dir, "work");
+    assert_success(&adopt(&t, "work", &dir), "adopt");
+    kill(&t, "work", &first);
+
+    let second = claude_code_login(&t, &dir, "work");
+    wait_for(
+        "the slot to come back after a new login in its dir",
+        NOTICE,
+        || t.state("work") == "active",
+    );
+    let stored = read_store(&dir)["claudeAiOauth"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_same_token(&t.token("work"), &stored, "the daemon's token");
+    assert_success(&t.env.sessctl(&["refresh", "work"]), "refresh");
+    assert_eq!(t.invalid_grants(), 1, "only the dead grant's refusal");
+
+    // Another account logged in there: the slot stays inactive and says why.
+    kill(&t, "work", &second);
+    claude_code_login(&t, &dir, "someone");
+    let before = fs::read(store_path(&dir)).unwrap();
+    wait_for("status to name the other account", NOTICE, || {
+        t.slot_status("work")["last_refresh_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("someone@example.com") && e.contains("sessctl adopt"))
+    });
+    assert_eq!(t.state("work"), "inactive");
+    assert_eq!(fs::read(store_path(&dir)).unwrap(), before);
+}
