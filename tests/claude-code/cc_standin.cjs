@@ -1,29 +1,40 @@
 // A stand-in for Claude Code's token refresh, for sessctl's integration tests
-// (tests/integration/claude_code_slots.rs): the algorithm of Claude Code 2.1.332 as read
-// from its bundle, followed literally, with the real `proper-lockfile` package. It runs
-// beside the daemon over one config dir.
+// (tests/integration/claude_code_slots.rs, claude_code_standins.rs): the algorithm of Claude
+// Code as read from its bundles, followed literally, with the real `proper-lockfile`
+// package. It runs beside the daemon over one config dir.
 //
-//   node cc_standin.cjs DIR TOKEN_URL USERINFO_URL CLIENT_ID THRESHOLD_MS DURATION_MS [SPREAD_MS]
+//   node cc_standin.cjs DIR TOKEN_URL USERINFO_URL CLIENT_ID THRESHOLD_MS DURATION_MS [SPREAD_MS] [VERSION]
 //
+// VERSION is `new` (default: 2.1.218 and later, as 2.1.332 does it) or `old` (2.1.197):
+// - new: DIR/.oauth_refresh.lock, then <realpath DIR>.lock, both stale after 60 s and
+//   touched every 5 s, and the owner record DIR/.oauth_refresh.lock.owner
+//   {pid, procStart, pidDomain, pidSpace, lockBirthtimeMs, legacyLockBirthtimeMs} written
+//   once both are held (removed on release if still ours);
+// - old: only <realpath DIR>.lock (proper-lockfile's default path for DIR), stale after
+//   10 s (touched every 5 s, the library's default of half the stale time), no owner record.
 // (With SPREAD_MS, each token's threshold is drawn from THRESHOLD_MS ± SPREAD_MS, so that
 // with short test lifetimes it sometimes refreshes before the daemon and sometimes after.)
 // Every 100-300 ms: read DIR/.credentials.json; check that its access token works (GET
-// USERINFO_URL); when `now + THRESHOLD_MS >= expiresAt` (Claude Code: 5 minutes), take
-// DIR/.oauth_refresh.lock then <realpath DIR>.lock (stale 60 s, touched every 5 s, owner
-// record written), re-read the store, and if the access token changed meanwhile (someone
-// else refreshed) use it; else POST the refresh as JSON and write the result under
-// DIR/.storage-write.lock (stale 15 s), atomically (temp file + rename, mode 0600), keeping
-// every other field. On invalid_grant: re-read; if the store still holds the dead refresh
-// token, blank the tokens as Claude Code does, print "blanked" and exit 3.
-// At the end prints one JSON line: {refreshes, adopted, bad_tokens, invalid_grants}.
+// USERINFO_URL); when `now + THRESHOLD_MS >= expiresAt` (Claude Code: 5 minutes), take the
+// refresh lock(s) (retrying 1-2 s apart), re-read the store, and if the access token changed
+// meanwhile (someone else refreshed) use it; else POST the refresh as JSON and write the
+// result under DIR/.storage-write.lock (stale 15 s), atomically (temp file + rename, mode
+// 0600), keeping every other field. On invalid_grant: re-read; if the store still holds the
+// dead refresh token, blank the tokens as Claude Code does, print "blanked" and exit 3.
+// At the end prints one JSON line: {refreshes, adopted, bad_tokens, invalid_grants,
+// lock_waits}.
 'use strict';
 
 const fs = require('fs');
 const path = require('path');
 const lockfile = require('proper-lockfile');
 
-const [dir, tokenUrl, userinfoUrl, clientId, thresholdArg, durationArg, spreadArg] =
+const os = require('os');
+
+const [dir, tokenUrl, userinfoUrl, clientId, thresholdArg, durationArg, spreadArg, versionArg] =
   process.argv.slice(2);
+const version = versionArg ?? 'new';
+if (version !== 'new' && version !== 'old') throw new Error(`unknown version ${version}`);
 const spread = Number(spreadArg ?? 0);
 const thresholds = new Map();
 // One draw per token (per expiresAt), so a decision does not flicker between reads.
@@ -35,7 +46,7 @@ function threshold(expiresAt) {
 }
 const until = Date.now() + Number(durationArg);
 const file = path.join(dir, '.credentials.json');
-const stats = { refreshes: 0, adopted: 0, bad_tokens: 0, invalid_grants: 0 };
+const stats = { refreshes: 0, adopted: 0, bad_tokens: 0, invalid_grants: 0, lock_waits: 0 };
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -58,29 +69,56 @@ function lockOptions(lockfilePath) {
     update: 5000,
     retries: { retries: 30, minTimeout: 1000, maxTimeout: 2000 },
     onCompromised: (err) => { throw err; },
+    onRetry: () => { stats.lock_waits += 1; },
   };
 }
 
+// Claude Code 2.1.332's b7l(), Yae() and ND() for this process.
+function ownerRecord(main, legacy) {
+  const ns = fs.readlinkSync('/proc/self/ns/pid');
+  const machineId = fs.readFileSync('/etc/machine-id', 'utf8').trim();
+  const stat = fs.readFileSync('/proc/self/stat', 'utf8');
+  return {
+    pid: process.pid,
+    procStart: stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19],
+    pidDomain: `linux:${machineId}:${ns}`,
+    pidSpace: `${os.hostname()}#${ns}`,
+    lockBirthtimeMs: fs.lstatSync(main).birthtimeMs,
+    legacyLockBirthtimeMs: fs.lstatSync(legacy).birthtimeMs,
+  };
+}
+
+// 2.1.197: lockfile.lock(DIR) takes <realpath DIR>.lock, stale 10 s, no owner record.
+async function takeOldLock() {
+  return lockfile.lock(dir, {
+    stale: 10000,
+    retries: { retries: 30, minTimeout: 1000, maxTimeout: 2000 },
+    onCompromised: (err) => { throw err; },
+    onRetry: () => { stats.lock_waits += 1; },
+  });
+}
+
+// 2.1.332's v5l(): the new lock, then the legacy one (the new one given back when the
+// legacy one is held), then the owner record.
 async function takeRefreshLocks() {
+  if (version === 'old') return takeOldLock();
   const main = path.join(dir, '.oauth_refresh.lock');
   const releaseMain = await lockfile.lock(dir, lockOptions(main));
   const ownerFile = path.join(dir, '.oauth_refresh.lock.owner');
-  const stat = fs.readFileSync('/proc/self/stat', 'utf8');
-  fs.writeFileSync(ownerFile, JSON.stringify({
-    pid: process.pid,
-    procStart: stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19],
-    lockBirthtimeMs: fs.lstatSync(main).birthtimeMs,
-  }));
   const legacy = `${fs.realpathSync(dir)}.lock`;
   try {
     const releaseLegacy = await lockfile.lock(legacy, lockOptions(legacy));
+    const record = ownerRecord(main, legacy);
+    fs.writeFileSync(ownerFile, JSON.stringify(record));
     return async () => {
-      fs.rmSync(ownerFile, { force: true });
+      try {
+        const found = JSON.parse(fs.readFileSync(ownerFile, 'utf8'));
+        if (found.pid === record.pid && found.lockBirthtimeMs === record.lockBirthtimeMs) fs.rmSync(ownerFile);
+      } catch { /* not ours any more */ }
       await releaseLegacy();
       await releaseMain();
     };
   } catch (err) {
-    fs.rmSync(ownerFile, { force: true });
     await releaseMain();
     throw err;
   }

@@ -10,6 +10,7 @@ mod accounts;
 mod alert_command;
 mod alerts;
 mod claude_code_slots;
+mod claude_code_standins;
 mod claude_code_store;
 mod claude_shapes;
 mod cli_input;
