@@ -147,10 +147,7 @@ fn still_watched(
 
 /// A lock's birth time as JavaScript's `birthtimeMs` gives it.
 fn birth_ms(path: &Path) -> io::Result<f64> {
-    Ok(fs::metadata(path)?
-        .created()
-        .map(owner::epoch_ms)
-        .unwrap_or(0.0))
+    Ok(fs::metadata(path)?.created().map_or(0.0, owner::epoch_ms))
 }
 
 /// Two `birthtimeMs` values are one time (within a microsecond: the record went through

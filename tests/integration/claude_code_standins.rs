@@ -39,7 +39,7 @@ fn owner_file(dir: &Path) -> PathBuf {
 }
 
 /// A config dir holding a fresh login of `account`, adopted as slot `slot`; the grant's id.
-fn adopted(t: &Running, slot: &str) -> (PathBuf, String) {
+pub(crate) fn adopted(t: &Running, slot: &str) -> (PathBuf, String) {
     let dir = t.env.home().join(format!(".claude-{slot}"));
     fs::create_dir_all(&dir).unwrap();
     let grant = t.server.grant(slot, &format!("{slot}@example.com"));
