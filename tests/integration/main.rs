@@ -9,6 +9,7 @@
 mod accounts;
 mod alert_command;
 mod alerts;
+mod claude_code_real;
 mod claude_code_rotations;
 mod claude_code_slots;
 mod claude_code_standins;
