@@ -114,7 +114,7 @@ impl RefreshLock {
                 .map_err(|source| io_error(&main_path, source))?
             {
                 Attempt::Held { age } => {
-                    if take_over_if_gone(dir, &main_path, &legacy_path, &mut watch) {
+                    if takeover::take_over_if_gone(dir, &main_path, &legacy_path, &mut watch) {
                         continue;
                     }
                     (&main_path, age)
@@ -125,32 +125,6 @@ impl RefreshLock {
                 },
             };
             pause_or_give_up(path, age, deadline, timing)?;
-        }
-    }
-}
-
-/// Claude Code's early takeover (`takeover`), tried once `main` has kept one mtime for
-/// [`takeover::WATCH`]: true when the lock is gone or changed and worth trying again now.
-fn take_over_if_gone(dir: &Path, main: &Path, legacy: &Path, watch: &mut Watch) -> bool {
-    let Some(mtime) = watch.due(main) else {
-        return false;
-    };
-    match takeover::take_over(dir, main, legacy, mtime) {
-        Ok(takeover::Outcome::TakenOver) => {
-            tracing::warn!(
-                lock = %main.display(),
-                "took over Claude Code's refresh lock: its owner record proves the holder gone"
-            );
-            true
-        }
-        Ok(takeover::Outcome::LockChanged) => true,
-        Ok(outcome) => {
-            tracing::debug!(lock = %main.display(), "no early takeover: {outcome:?}");
-            false
-        }
-        Err(err) => {
-            tracing::warn!(lock = %main.display(), "early takeover skipped: {err}");
-            false
         }
     }
 }

@@ -76,6 +76,31 @@ impl Watch {
     }
 }
 
+/// The early takeover, tried once `main` has kept one mtime for [`WATCH`]: true when the lock is gone or changed and worth trying again now.
+pub(crate) fn take_over_if_gone(dir: &Path, main: &Path, legacy: &Path, watch: &mut Watch) -> bool {
+    let Some(mtime) = watch.due(main) else {
+        return false;
+    };
+    match take_over(dir, main, legacy, mtime) {
+        Ok(Outcome::TakenOver) => {
+            tracing::warn!(
+                lock = %main.display(),
+                "took over Claude Code's refresh lock: its owner record proves the holder gone"
+            );
+            true
+        }
+        Ok(Outcome::LockChanged) => true,
+        Ok(outcome) => {
+            tracing::debug!(lock = %main.display(), "no early takeover: {outcome:?}");
+            false
+        }
+        Err(err) => {
+            tracing::warn!(lock = %main.display(), "early takeover skipped: {err}");
+            false
+        }
+    }
+}
+
 /// Takes over the refresh locks of `dir` (`main`, `legacy`) when their holder is proven gone
 /// (module header). `watched_mtime` is the mtime the caller saw unchanged for [`WATCH`].
 pub fn take_over(
