@@ -121,7 +121,7 @@ fn attempt(
     legacy: &Path,
     watched_mtime: SystemTime,
 ) -> io::Result<Outcome> {
-    let Some(record) = owner::read(dir) else {
+    let Some(record) = read_record(dir) else {
         return Ok(if fs::metadata(main)?.modified()? == watched_mtime {
             Outcome::NoOwnerRecord
         } else {
@@ -154,6 +154,27 @@ fn attempt(
     remove_dir(main)?;
     owner::remove_if_ours(dir, &record);
     Ok(Outcome::TakenOver)
+}
+
+/// The owner record as Claude Code reads it: a file of at most 4096 bytes whose JSON fits
+/// its schema (`procStart` at most 64 characters, `pidDomain` and `pidSpace` at most 512,
+/// birth times positive); anything else is no record.
+fn read_record(dir: &Path) -> Option<OwnerRecord> {
+    if fs::metadata(owner::owner_path(dir)).ok()?.len() > 4096 {
+        return None;
+    }
+    owner::read(dir).filter(|record| {
+        record
+            .proc_start
+            .as_ref()
+            .is_none_or(|start| start.chars().count() <= 64)
+            && record.pid_domain.chars().count() <= 512
+            && record.pid_space.chars().count() <= 512
+            && record.lock_birthtime_ms > 0.0
+            && record
+                .legacy_lock_birthtime_ms
+                .is_none_or(|birth| birth > 0.0)
+    })
 }
 
 /// `None` while `main` is the watched lock the record names, else why not.

@@ -192,6 +192,10 @@ fn without_a_matching_record_nothing_is_proven() {
     record.pid_domain = "linux:another-machine:pid:[1]".into();
     held.write(&record);
     assert_eq!(held.take_over(), Outcome::ForeignPidSpace);
+    // A record outside Claude Code's schema (a start time of more than 64 characters) is
+    // no record, even though that start time differs from the live holder's.
+    held.write(&held.record(std::process::id(), Some("9".repeat(65))));
+    assert_eq!(held.take_over(), Outcome::NoOwnerRecord);
     // Pids that are no process of anyone's (0, 1, negative as i32).
     for pid in [0, 1, u32::MAX] {
         held.write(&held.record(pid, Some("1".into())));
