@@ -7,8 +7,9 @@
 # (the real Secret Service) and a real OAuth server (node-oidc-provider, tests/oauth-server/),
 # so this script makes sure those programs exist first:
 #   1. Debian packages for the bus, the keyring and its CLI (apt-get, only when one is missing);
-#   2. the npm packages of the OAuth server and of the Claude Code lock peer (tests/claude-code/,
-#      the real proper-lockfile) (npm ci, only when node_modules is missing or stale);
+#   2. the npm packages of the OAuth server, of the Claude Code lock peer (tests/claude-code/,
+#      the real proper-lockfile) and the real Claude Code client, pinned (tests/claude-code-real/)
+#      (npm ci, only when node_modules is missing or stale);
 #   3. cargo test over every target, with Cargo.lock as committed (--locked);
 #   4. `cargo check` of every target for macOS and Windows (rustup adds a target when missing),
 #      so code for other platforms cannot silently stop compiling.
@@ -23,14 +24,17 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 # What the integration tests run: dbus-daemon and dbus-send (the private bus), gnome-keyring-daemon
 # (the Secret Service sessctl stores tokens in), secret-tool (to read what sessctl stored),
 # python3-dbusmock and notify-send (a fake notification server and a client to check it with),
-# systemd (systemd-analyze verifies the user unit), python3 (plistlib checks the launchd agent) and
-# libfaketime (steps the daemon's wall clock alone, tests/integration/clock.rs).
-DEB_PACKAGES=(dbus dbus-bin dbus-daemon gnome-keyring libsecret-tools python3-dbusmock libnotify-bin systemd python3 libfaketime)
+# systemd (systemd-analyze verifies the user unit), python3 (plistlib checks the launchd agent),
+# libfaketime (steps the daemon's wall clock alone, tests/integration/clock.rs) and openssl (a
+# throwaway CA for the real Claude Code's loopback proxy, tests/integration/claude_code_real.rs).
+DEB_PACKAGES=(dbus dbus-bin dbus-daemon gnome-keyring libsecret-tools python3-dbusmock libnotify-bin systemd python3 libfaketime openssl)
 # The OAuth server needs Node.js 20 or newer (oidc-provider 9 uses modern JS and node APIs).
 NODE_MIN_MAJOR=20
 OAUTH_SERVER_DIR=tests/oauth-server
 # Claude Code's side of its credential-store locks (proper-lockfile), for claude_code_store.rs.
 CLAUDE_CODE_PEER_DIR=tests/claude-code
+# The real Claude Code (npm @anthropic-ai/claude-code, version pinned), for claude_code_real.rs.
+CLAUDE_CODE_REAL_DIR=tests/claude-code-real
 # Written into node_modules after `npm ci`: the lock file's hash it was installed from.
 NPM_STAMP_NAME=.installed-from-lock.sha256
 
@@ -128,5 +132,6 @@ check_other_platforms() {
 install_debian_packages
 install_npm_packages "$OAUTH_SERVER_DIR"
 install_npm_packages "$CLAUDE_CODE_PEER_DIR"
+install_npm_packages "$CLAUDE_CODE_REAL_DIR"
 run_cargo_tests "$@"
 check_other_platforms

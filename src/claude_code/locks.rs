@@ -13,7 +13,12 @@
 //! storage-write lock after 15 s. Holders of every version touch their lock every 5 s, so a
 //! live lock is never older than a few seconds. sessctl holds its locks acceptably to both
 //! versions (touching every 5 s, under the 10 s rule; owner record for the new one) and
-//! breaks someone else's refresh lock only after the longer, 60 s rule: never a live one.
+//! breaks someone else's lock only by the rule of the version holding it, never a live one:
+//! - `.oauth_refresh.lock` (only 2.1.218+ take it): after 60 s, or earlier when its owner
+//!   record proves the holder gone, exactly as 2.1.218+ itself decides (`takeover`);
+//! - `<realpath>.lock` while sessctl holds `.oauth_refresh.lock`: its holder is then an older
+//!   Claude Code (2.1.218+ takes the new lock first and gives it back last), so 2.1.197's
+//!   10 s rule applies, unless the owner record names that lock (60 s).
 //!
 //! Acquiring blocks the calling thread (polling with jitter until a deadline): call it from
 //! `spawn_blocking` in async code. A guard keeps its locks fresh from a thread of its own and
@@ -30,6 +35,7 @@ use std::time::{Duration, Instant};
 use super::lockdir::{self, Attempt, HeldDir};
 use super::owner::{self, OwnerRecord};
 use super::store::ensure_private_dir;
+use super::takeover::{self, Watch};
 
 /// The refresh lock directory inside the storage dir.
 pub const REFRESH_LOCK_DIR: &str = ".oauth_refresh.lock";
@@ -41,6 +47,8 @@ pub const STORAGE_WRITE_LOCK_DIR: &str = ".storage-write.lock";
 pub struct LockTiming {
     /// Someone else's lock untouched for longer than this is stale and may be removed.
     pub stale: Duration,
+    /// The same for the legacy refresh lock held by an older Claude Code (module header).
+    pub legacy_stale: Duration,
     /// How often a held lock's mtime is refreshed.
     pub touch_every: Duration,
     /// Shortest pause between two attempts on a held lock (jittered up to twice this).
@@ -51,14 +59,17 @@ impl LockTiming {
     /// The refresh lock: stale after 60 s (2.1.218+'s rule, the longer of the two, so no
     /// live holder of either version is ever broken); touched every 5 s (within 2.1.197's
     /// 10 s rule, as both versions touch theirs).
+    /// An older Claude Code's legacy lock: 10 s, its own rule.
     pub const REFRESH: LockTiming = LockTiming {
         stale: Duration::from_secs(60),
+        legacy_stale: Duration::from_secs(10),
         touch_every: Duration::from_secs(5),
         poll: Duration::from_millis(250),
     };
     /// The storage-write lock: stale after 15 s (Claude Code's rule), touched every 5 s.
     pub const STORAGE_WRITE: LockTiming = LockTiming {
         stale: Duration::from_secs(15),
+        legacy_stale: Duration::from_secs(15),
         touch_every: Duration::from_secs(5),
         poll: Duration::from_millis(100),
     };
@@ -97,12 +108,18 @@ impl RefreshLock {
         ensure_private_dir(dir).map_err(|source| io_error(dir, source))?;
         let main_path = dir.join(REFRESH_LOCK_DIR);
         let legacy_path = legacy_lock_path(dir);
+        let mut watch = Watch::default();
         loop {
             let (path, age) = match lockdir::try_lock(&main_path, timing.stale)
                 .map_err(|source| io_error(&main_path, source))?
             {
-                Attempt::Held { age } => (&main_path, age),
-                Attempt::Acquired(main) => match take_legacy(main, &legacy_path, timing)? {
+                Attempt::Held { age } => {
+                    if takeover::take_over_if_gone(dir, &main_path, &legacy_path, &mut watch) {
+                        continue;
+                    }
+                    (&main_path, age)
+                }
+                Attempt::Acquired(main) => match take_legacy(main, dir, &legacy_path, timing)? {
                     Ok(held) => return Ok(RefreshLockGuard::start(dir, held, timing)),
                     Err(age) => (&legacy_path, age),
                 },
@@ -116,10 +133,11 @@ impl RefreshLock {
 /// held (then `main` has been given back, as Claude Code does).
 fn take_legacy(
     main: HeldDir,
+    dir: &Path,
     legacy_path: &Path,
     timing: LockTiming,
 ) -> Result<Result<Vec<HeldDir>, Duration>, LockError> {
-    match lockdir::try_lock(legacy_path, timing.stale) {
+    match lockdir::try_lock(legacy_path, legacy_stale(dir, legacy_path, timing)) {
         Ok(Attempt::Acquired(legacy)) => Ok(Ok(vec![main, legacy])),
         Ok(Attempt::Held { age }) => {
             let main_path = main.path().to_owned();
@@ -129,6 +147,24 @@ fn take_legacy(
         }
         // Claude Code holds the new lock alone when the old one cannot be created.
         Err(_) => Ok(Ok(vec![main])),
+    }
+}
+
+/// The stale rule for the legacy lock while sessctl holds the new one: an older Claude
+/// Code's (`legacy_stale`), unless the owner record names this legacy lock (a 2.1.218+
+/// holder's: `stale`).
+fn legacy_stale(dir: &Path, legacy_path: &Path, timing: LockTiming) -> Duration {
+    let birth = std::fs::metadata(legacy_path)
+        .and_then(|meta| meta.created())
+        .map(owner::epoch_ms);
+    let named = owner::read(dir)
+        .and_then(|record| record.legacy_lock_birthtime_ms)
+        .zip(birth.ok())
+        .is_some_and(|(named, birth)| (named - birth).abs() < 1e-3);
+    if named {
+        timing.stale
+    } else {
+        timing.legacy_stale
     }
 }
 

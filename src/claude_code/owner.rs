@@ -90,13 +90,13 @@ pub fn epoch_ms(time: SystemTime) -> f64 {
 
 /// Field 22 (`starttime`) of `/proc/self/stat`, counted after the command name's `)`.
 #[cfg(target_os = "linux")]
-fn proc_start() -> Option<String> {
+pub(crate) fn proc_start() -> Option<String> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     start_time_field(&stat)
 }
 
 #[cfg(not(target_os = "linux"))]
-fn proc_start() -> Option<String> {
+pub(crate) fn proc_start() -> Option<String> {
     None
 }
 
@@ -112,7 +112,7 @@ pub fn start_time_field(stat: &str) -> Option<String> {
 
 /// `linux:<machine-id>:<pid namespace link>` on Linux, `linux:<lowercase hostname>` on
 /// Windows, `linux` elsewhere (sic: Claude Code returns that for macOS too).
-fn pid_domain() -> String {
+pub(crate) fn pid_domain() -> String {
     if cfg!(target_os = "linux") {
         let machine_id = std::fs::read_to_string("/etc/machine-id")
             .map(|id| id.trim().to_owned())
@@ -126,7 +126,7 @@ fn pid_domain() -> String {
 }
 
 /// `<hostname>#<pid namespace link>`, or the hostname alone without a namespace link.
-fn pid_space() -> String {
+pub(crate) fn pid_space() -> String {
     let namespace = pid_namespace();
     if namespace.is_empty() {
         hostname()

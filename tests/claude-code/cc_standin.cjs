@@ -1,20 +1,30 @@
 // A stand-in for Claude Code's token refresh, for sessctl's integration tests
-// (tests/integration/claude_code_slots.rs): the algorithm of Claude Code 2.1.332 as read
-// from its bundle, followed literally, with the real `proper-lockfile` package. It runs
-// beside the daemon over one config dir.
+// (tests/integration/claude_code_slots.rs, claude_code_standins.rs): the algorithm of Claude
+// Code as read from its bundles, followed literally, with the real `proper-lockfile`
+// package. It runs beside the daemon over one config dir.
 //
-//   node cc_standin.cjs DIR TOKEN_URL USERINFO_URL CLIENT_ID THRESHOLD_MS DURATION_MS [SPREAD_MS]
+//   node cc_standin.cjs DIRS TOKEN_URL USERINFO_URL CLIENT_ID THRESHOLD_MS DURATION_MS [SPREAD_MS] [VERSION]
 //
+// DIRS is one config dir, or several joined by ':': then this process is one Claude Code
+// per dir (independent loops, as separate processes would be; one process keeps the load
+// of a test with many dirs down).
+//
+// VERSION is `new` (default: 2.1.218 and later, as 2.1.332 does it) or `old` (2.1.197):
+// - new: DIR/.oauth_refresh.lock, then <realpath DIR>.lock, both stale after 60 s and
+//   touched every 5 s, and the owner record DIR/.oauth_refresh.lock.owner
+//   {pid, procStart, pidDomain, pidSpace, lockBirthtimeMs, legacyLockBirthtimeMs} written
+//   once both are held (removed on release if still ours);
+// - old: only <realpath DIR>.lock (proper-lockfile's default path for DIR), stale after
+//   10 s (touched every 5 s, the library's default of half the stale time), no owner record.
 // (With SPREAD_MS, each token's threshold is drawn from THRESHOLD_MS ± SPREAD_MS, so that
 // with short test lifetimes it sometimes refreshes before the daemon and sometimes after.)
 // Every 100-300 ms: read DIR/.credentials.json; check that its access token works (GET
-// USERINFO_URL); when `now + THRESHOLD_MS >= expiresAt` (Claude Code: 5 minutes), take
-// DIR/.oauth_refresh.lock then <realpath DIR>.lock (stale 60 s, touched every 5 s, owner
-// record written), re-read the store, and if the access token changed meanwhile (someone
-// else refreshed) use it; else POST the refresh as JSON and write the result under
-// DIR/.storage-write.lock (stale 15 s), atomically (temp file + rename, mode 0600), keeping
-// every other field. On invalid_grant: re-read; if the store still holds the dead refresh
-// token, blank the tokens as Claude Code does, print "blanked" and exit 3.
+// USERINFO_URL: each new token at once, then at least every second); when `now + THRESHOLD_MS >= expiresAt` (Claude Code: 5 minutes), take the
+// refresh lock(s) (retrying 1-2 s apart), re-read the store, and if the access token changed
+// meanwhile (someone else refreshed) use it; else POST the refresh as JSON and write the
+// result under DIR/.storage-write.lock (stale 15 s), atomically (temp file + rename, mode
+// 0600), keeping every other field. On invalid_grant: re-read; if the store still holds the
+// dead refresh token, blank the tokens as Claude Code does, print "blanked" and exit 3.
 // At the end prints one JSON line: {refreshes, adopted, bad_tokens, invalid_grants}.
 'use strict';
 
@@ -22,29 +32,36 @@ const fs = require('fs');
 const path = require('path');
 const lockfile = require('proper-lockfile');
 
-const [dir, tokenUrl, userinfoUrl, clientId, thresholdArg, durationArg, spreadArg] =
+const os = require('os');
+
+const [dirsArg, tokenUrl, userinfoUrl, clientId, thresholdArg, durationArg, spreadArg, versionArg] =
   process.argv.slice(2);
+const version = versionArg ?? 'new';
+if (version !== 'new' && version !== 'old') throw new Error(`unknown version ${version}`);
 const spread = Number(spreadArg ?? 0);
 const thresholds = new Map();
-// One draw per token (per expiresAt), so a decision does not flicker between reads.
-function threshold(expiresAt) {
-  if (!thresholds.has(expiresAt)) {
-    thresholds.set(expiresAt, Number(thresholdArg) + (Math.random() * 2 - 1) * spread);
+// One draw per token (per dir and expiresAt), so a decision does not flicker between reads.
+function threshold(dir, expiresAt) {
+  const key = `${dir}|${expiresAt}`;
+  if (!thresholds.has(key)) {
+    thresholds.set(key, Number(thresholdArg) + (Math.random() * 2 - 1) * spread);
   }
-  return thresholds.get(expiresAt);
+  return thresholds.get(key);
 }
 const until = Date.now() + Number(durationArg);
-const file = path.join(dir, '.credentials.json');
 const stats = { refreshes: 0, adopted: 0, bad_tokens: 0, invalid_grants: 0 };
+// A token already checked is checked again after this long.
+const CHECK_EVERY_MS = 1000;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function readStore() {
-  const doc = JSON.parse(fs.readFileSync(file, 'utf8'));
+function readStore(dir) {
+  const doc = JSON.parse(fs.readFileSync(path.join(dir, '.credentials.json'), 'utf8'));
   return { doc, oauth: doc.claudeAiOauth ?? {} };
 }
 
-function writeStoreAtomically(doc) {
+function writeStoreAtomically(dir, doc) {
+  const file = path.join(dir, '.credentials.json');
   const tmp = `${file}.tmp.${process.pid}.${Date.now()}`;
   fs.writeFileSync(tmp, JSON.stringify(doc), { mode: 0o600 });
   fs.renameSync(tmp, file);
@@ -61,32 +78,57 @@ function lockOptions(lockfilePath) {
   };
 }
 
-async function takeRefreshLocks() {
+// Claude Code 2.1.332's b7l(), Yae() and ND() for this process.
+function ownerRecord(main, legacy) {
+  const ns = fs.readlinkSync('/proc/self/ns/pid');
+  const machineId = fs.readFileSync('/etc/machine-id', 'utf8').trim();
+  const stat = fs.readFileSync('/proc/self/stat', 'utf8');
+  return {
+    pid: process.pid,
+    procStart: stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19],
+    pidDomain: `linux:${machineId}:${ns}`,
+    pidSpace: `${os.hostname()}#${ns}`,
+    lockBirthtimeMs: fs.lstatSync(main).birthtimeMs,
+    legacyLockBirthtimeMs: fs.lstatSync(legacy).birthtimeMs,
+  };
+}
+
+// 2.1.197: lockfile.lock(DIR) takes <realpath DIR>.lock, stale 10 s, no owner record.
+async function takeOldLock(dir) {
+  return lockfile.lock(dir, {
+    stale: 10000,
+    retries: { retries: 30, minTimeout: 1000, maxTimeout: 2000 },
+    onCompromised: (err) => { throw err; },
+  });
+}
+
+// 2.1.332's v5l(): the new lock, then the legacy one (the new one given back when the
+// legacy one is held), then the owner record.
+async function takeRefreshLocks(dir) {
+  if (version === 'old') return takeOldLock(dir);
   const main = path.join(dir, '.oauth_refresh.lock');
   const releaseMain = await lockfile.lock(dir, lockOptions(main));
   const ownerFile = path.join(dir, '.oauth_refresh.lock.owner');
-  const stat = fs.readFileSync('/proc/self/stat', 'utf8');
-  fs.writeFileSync(ownerFile, JSON.stringify({
-    pid: process.pid,
-    procStart: stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19],
-    lockBirthtimeMs: fs.lstatSync(main).birthtimeMs,
-  }));
   const legacy = `${fs.realpathSync(dir)}.lock`;
   try {
     const releaseLegacy = await lockfile.lock(legacy, lockOptions(legacy));
+    const record = ownerRecord(main, legacy);
+    fs.writeFileSync(ownerFile, JSON.stringify(record));
     return async () => {
-      fs.rmSync(ownerFile, { force: true });
+      try {
+        const found = JSON.parse(fs.readFileSync(ownerFile, 'utf8'));
+        if (found.pid === record.pid && found.lockBirthtimeMs === record.lockBirthtimeMs) fs.rmSync(ownerFile);
+      } catch { /* not ours any more */ }
       await releaseLegacy();
       await releaseMain();
     };
   } catch (err) {
-    fs.rmSync(ownerFile, { force: true });
     await releaseMain();
     throw err;
   }
 }
 
-async function underWriteLock(work) {
+async function underWriteLock(dir, work) {
   const release = await lockfile.lock(path.join(dir, '.storage-write'), {
     realpath: false,
     stale: 15000,
@@ -104,10 +146,10 @@ async function tokenWorks(accessToken) {
   return reply.ok;
 }
 
-async function refresh(held) {
-  const release = await takeRefreshLocks();
+async function refresh(dir, held) {
+  const release = await takeRefreshLocks(dir);
   try {
-    const { oauth } = readStore();
+    const { oauth } = readStore(dir);
     if (oauth.accessToken !== held.accessToken) {
       stats.adopted += 1;
       return;
@@ -124,22 +166,22 @@ async function refresh(held) {
     const body = await reply.json();
     if (reply.ok) {
       stats.refreshes += 1;
-      await underWriteLock(() => {
-        const { doc } = readStore();
+      await underWriteLock(dir, () => {
+        const { doc } = readStore(dir);
         doc.claudeAiOauth = {
           ...doc.claudeAiOauth,
           accessToken: body.access_token,
           refreshToken: body.refresh_token ?? oauth.refreshToken,
           expiresAt: Date.now() + body.expires_in * 1000,
         };
-        writeStoreAtomically(doc);
+        writeStoreAtomically(dir, doc);
       });
     } else if (body.error === 'invalid_grant') {
       stats.invalid_grants += 1;
-      const { doc, oauth: now } = readStore();
+      const { doc, oauth: now } = readStore(dir);
       if (now.refreshToken === oauth.refreshToken) {
         doc.claudeAiOauth = { ...doc.claudeAiOauth, accessToken: '', refreshToken: '', expiresAt: 0 };
-        await underWriteLock(() => writeStoreAtomically(doc));
+        await underWriteLock(dir, () => writeStoreAtomically(dir, doc));
         process.stdout.write(`blanked ${JSON.stringify(stats)}\n`);
         process.exit(3);
       }
@@ -152,17 +194,23 @@ async function refresh(held) {
   }
 }
 
-async function main() {
+// One Claude Code over one config dir.
+async function claudeCode(dir) {
+  let checked = { token: null, at: 0 };
   while (Date.now() < until) {
-    const { oauth } = readStore();
-    if (!(await tokenWorks(oauth.accessToken))) stats.bad_tokens += 1;
-    if (Date.now() + threshold(oauth.expiresAt) >= oauth.expiresAt) await refresh(oauth);
+    const { oauth } = readStore(dir);
+    if (oauth.accessToken !== checked.token || Date.now() - checked.at >= CHECK_EVERY_MS) {
+      if (!(await tokenWorks(oauth.accessToken))) stats.bad_tokens += 1;
+      checked = { token: oauth.accessToken, at: Date.now() };
+    }
+    if (Date.now() + threshold(dir, oauth.expiresAt) >= oauth.expiresAt) await refresh(dir, oauth);
     await sleep(100 + Math.random() * 200);
   }
-  process.stdout.write(`${JSON.stringify(stats)}\n`);
 }
 
-main().catch((err) => {
+Promise.all(dirsArg.split(':').map(claudeCode)).then(() => {
+  process.stdout.write(`${JSON.stringify(stats)}\n`);
+}, (err) => {
   process.stdout.write(`error ${err.message}\n`);
   process.exit(1);
 });

@@ -3,10 +3,12 @@
 // the same calls, paths and options Claude Code 2.1.332 makes (read from its bundle).
 //
 //   node lock_peer.cjs hold DIR [STALE_MS] [UPDATE_MS]
-//       Takes DIR/.oauth_refresh.lock, then <realpath DIR>.lock, as Claude Code does before a
-//       refresh; prints "held", keeps them fresh (every UPDATE_MS, default 5000) until a line
-//       "release" arrives on stdin, then prints "released" (or "release-failed CODE") and
-//       exits. Prints "compromised CODE" if either lock is taken from it meanwhile.
+//       Takes DIR/.oauth_refresh.lock, then <realpath DIR>.lock, and writes the owner record
+//       DIR/.oauth_refresh.lock.owner, as Claude Code 2.1.218+ does before a refresh; prints
+//       "held", keeps them fresh (every UPDATE_MS, default 5000) until a line "release"
+//       arrives on stdin, then removes the record and prints "released" (or "release-failed
+//       CODE") and exits. Prints "compromised CODE" if either lock is taken from it meanwhile.
+//       (Killed with SIGKILL instead, it leaves both locks and the record behind: a crash.)
 //   node lock_peer.cjs hold-legacy DIR
 //       Takes only <realpath DIR>.lock (proper-lockfile's default path for DIR, stale 10 s):
 //       the lock older Claude Code versions hold.
@@ -47,16 +49,31 @@ function refreshOptions(lockfilePath, stale, update, retries) {
 // Claude Code's v5l(): the new lock, then the legacy one; the new one is given back when
 // the legacy one is held.
 async function takeRefreshLocks(stale, update, retries) {
-  const releaseMain = await lockfile.lock(
-    dir, refreshOptions(path.join(dir, '.oauth_refresh.lock'), stale, update, retries));
+  const main = path.join(dir, '.oauth_refresh.lock');
+  const releaseMain = await lockfile.lock(dir, refreshOptions(main, stale, update, retries));
   const legacy = `${fs.realpathSync(dir)}.lock`;
   try {
     const releaseLegacy = await lockfile.lock(legacy, refreshOptions(legacy, stale, update, retries));
-    return async () => { await releaseLegacy(); await releaseMain(); };
+    // Claude Code's AYl(): the owner record, once both locks are held.
+    const record = { ...expectedOwner(process.pid), legacyLockBirthtimeMs: fs.lstatSync(legacy).birthtimeMs };
+    fs.writeFileSync(ownerFile(), JSON.stringify(record));
+    return async () => {
+      // Claude Code's CYl(): the record goes first, and only if it is still ours.
+      try {
+        const found = JSON.parse(fs.readFileSync(ownerFile(), 'utf8'));
+        if (found.pid === record.pid && found.lockBirthtimeMs === record.lockBirthtimeMs) fs.rmSync(ownerFile());
+      } catch { /* gone or unreadable: nothing of ours to remove */ }
+      await releaseLegacy();
+      await releaseMain();
+    };
   } catch (err) {
     await releaseMain();
     throw err;
   }
+}
+
+function ownerFile() {
+  return path.join(dir, '.oauth_refresh.lock.owner');
 }
 
 // Claude Code's v7t(): DIR/.storage-write.lock, stale 15 s.

@@ -145,6 +145,7 @@ fn age_lock(path: &Path, ago: Duration) {
 /// interval unless a test needs it faster.
 const SHORT_STALE: LockTiming = LockTiming {
     stale: Duration::from_secs(3),
+    legacy_stale: Duration::from_secs(3),
     touch_every: Duration::from_secs(5),
     poll: Duration::from_millis(100),
 };

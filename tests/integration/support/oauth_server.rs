@@ -186,6 +186,12 @@ impl OAuthServer {
         serde_json::from_value(reply).expect("grant reply")
     }
 
+    /// [`OAuthServer::grant`] with the space-separated `scope` granted.
+    pub fn grant_with_scope(&self, account: &str, email: &str, scope: &str) -> Grant {
+        let body = json!({"account": account, "email": email, "scope": scope});
+        serde_json::from_value(self.admin_post("grant", &body)).expect("grant reply")
+    }
+
     /// Lets `account` (claims `sub=account`, `email`) log in on the server's login page.
     pub fn add_account(&self, account: &str, email: &str) {
         self.admin_post("account", &json!({"account": account, "email": email}));
