@@ -147,6 +147,8 @@ pub enum JobOrder {
     },
     /// Read the Claude Code store an `adopt` names.
     Adopt(Box<super::reports::Adoption>),
+    /// Move a login into a Claude Code store and the one there out (`sessctl use`).
+    Move(Box<super::moving::MoveOrder>),
     /// Try a kept revocation again.
     RetryRevocation {
         id: String,

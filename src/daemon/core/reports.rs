@@ -47,6 +47,8 @@ pub enum JobResult {
     Revocation(Box<RevocationReport>),
     /// `adopt` read the Claude Code store it names (`Adoption::found`).
     Adopted(Box<Adoption>),
+    /// A `use` move's job ended (`crate::daemon::core::moving`).
+    Moved(Box<super::moving::MoveReport>),
 }
 
 /// An `adopt` of a Claude Code store: ordered by the core (`found` empty), reported back

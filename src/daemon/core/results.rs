@@ -52,6 +52,7 @@ impl Manager {
             JobResult::LoggedIn(login) => self.on_logged_in(*login),
             JobResult::Revocation(report) => self.on_revocation(*report),
             JobResult::Adopted(adoption) => self.on_adopted(*adoption),
+            JobResult::Moved(report) => self.on_moved(*report),
             JobResult::Usage {
                 name,
                 generation,

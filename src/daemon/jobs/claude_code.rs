@@ -256,7 +256,10 @@ impl JobContext {
 
 /// Takes Claude Code's refresh locks of `dir`, waiting (at most [`LOCK_WAIT`], logged) for
 /// a live holder; never breaks a live lock.
-async fn take_refresh_lock(name: &str, dir: &Path) -> Result<RefreshLockGuard, StoreError> {
+pub(super) async fn take_refresh_lock(
+    name: &str,
+    dir: &Path,
+) -> Result<RefreshLockGuard, StoreError> {
     let lock_dir = dir.to_path_buf();
     let unavailable = |e: crate::claude_code::LockError| StoreError::Unavailable(e.to_string());
     let first = blocking(move || RefreshLock::acquire(&lock_dir, Instant::now())).await?;
@@ -313,7 +316,7 @@ async fn write_locked(
 }
 
 /// Runs blocking file and lock work off the runtime.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, StoreError> {
     tokio::task::spawn_blocking(work)
@@ -321,12 +324,12 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))
 }
 
-fn store_of(dir: &Path) -> CredentialStore {
+pub(super) fn store_of(dir: &Path) -> CredentialStore {
     CredentialStore::new(ConfigDir::explicit(dir.to_path_buf()))
 }
 
 /// What the store of `dir` holds; an unreadable or corrupt store is an error naming it.
-fn read(dir: &Path) -> Result<StoreContents, StoreError> {
+pub(super) fn read(dir: &Path) -> Result<StoreContents, StoreError> {
     store_of(dir).read().map_err(|e| match e {
         crate::claude_code::StoreError::Format { .. } => StoreError::Corrupt {
             slot: dir.display().to_string(),
@@ -360,7 +363,7 @@ fn describe(contents: &StoreContents) -> String {
 
 /// sessctl's view of the store's tokens. The store does not say when they were obtained:
 /// `now` stands in (they were just read, and were usually just rotated).
-fn from_store(tokens: &OAuthTokens, now: DateTime<Utc>) -> Tokens {
+pub(super) fn from_store(tokens: &OAuthTokens, now: DateTime<Utc>) -> Tokens {
     Tokens {
         access_token: tokens.access_token.clone(),
         refresh_token: tokens.refresh_token.clone(),
@@ -373,7 +376,7 @@ fn from_store(tokens: &OAuthTokens, now: DateTime<Utc>) -> Tokens {
 }
 
 /// The store's fields for `tokens` (scopes left alone when sessctl knows none).
-fn to_store(tokens: &Tokens) -> OAuthTokens {
+pub(super) fn to_store(tokens: &Tokens) -> OAuthTokens {
     OAuthTokens {
         access_token: tokens.access_token.clone(),
         refresh_token: tokens.refresh_token.clone(),

@@ -59,6 +59,7 @@ impl JobContext {
                 claude_code: None,
             } => ctx.write(name, generation, tokens, condition),
             JobOrder::Adopt(adoption) => ctx.adopt(*adoption),
+            JobOrder::Move(order) => ctx.move_claude_code(*order),
             JobOrder::Usage {
                 name,
                 generation,

@@ -11,6 +11,7 @@
 //! queued when a stop begins is never sent.
 
 pub mod claude_code;
+pub mod claude_code_move;
 pub mod dispatch;
 pub mod joblog;
 pub mod journal;

@@ -119,6 +119,7 @@ pub fn job_of(order: JobOrder, drain: &DrainGate) -> Option<Running> {
         }
         JobOrder::Usage { .. }
         | JobOrder::Adopt(_)
+        | JobOrder::Move(_)
         | JobOrder::RetryRevocation { .. }
         | JobOrder::Label { .. }
         | JobOrder::CodeLogin { .. }

@@ -100,6 +100,7 @@ impl World {
             next_generation: 1,
             slots: std::collections::BTreeMap::new(),
             pending_revocations: Vec::new(),
+            ..StateFile::default()
         };
         let daemon = Daemon::start(&config, durable.clone(), BTreeMap::new(), clocks, seed);
         World {
