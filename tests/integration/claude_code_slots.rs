@@ -17,7 +17,7 @@ use crate::support::wait_for;
 
 /// A config dir in the test's HOME holding a fresh login of `account` (redeemed once at
 /// the server, as `claude /login` would have), with fields sessctl does not own.
-fn claude_dir(t: &Running, name: &str, account: &str) -> PathBuf {
+pub(crate) fn claude_dir(t: &Running, name: &str, account: &str) -> PathBuf {
     let dir = t.env.home().join(name);
     fs::create_dir_all(&dir).unwrap();
     let grant = t.server.grant(account, &format!("{account}@example.com"));
@@ -40,25 +40,25 @@ fn claude_dir(t: &Running, name: &str, account: &str) -> PathBuf {
     dir
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-fn store_path(dir: &Path) -> PathBuf {
+pub(crate) fn store_path(dir: &Path) -> PathBuf {
     dir.join(".credentials.json")
 }
 
-fn write_store(dir: &Path, doc: &Value) {
+pub(crate) fn write_store(dir: &Path, doc: &Value) {
     let path = store_path(dir);
     fs::write(&path, serde_json::to_vec(doc).unwrap()).unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
 }
 
-fn read_store(dir: &Path) -> Value {
+pub(crate) fn read_store(dir: &Path) -> Value {
     serde_json::from_slice(&fs::read(store_path(dir)).unwrap()).unwrap()
 }
 
-fn refresh_token_in(dir: &Path) -> String {
+pub(crate) fn refresh_token_in(dir: &Path) -> String {
     read_store(dir)["claudeAiOauth"]["refreshToken"]
         .as_str()
         .unwrap()
@@ -66,11 +66,11 @@ fn refresh_token_in(dir: &Path) -> String {
 }
 
 /// Asserts two tokens are equal without printing either (tokens never go to test output).
-fn assert_same_token(found: &str, expected: &str, what: &str) {
+pub(crate) fn assert_same_token(found: &str, expected: &str, what: &str) {
     assert!(found == expected, "{what} is not the expected one");
 }
 
-fn adopt(t: &Running, slot: &str, dir: &Path) -> std::process::Output {
+pub(crate) fn adopt(t: &Running, slot: &str, dir: &Path) -> std::process::Output {
     t.env.sessctl(&[
         "adopt",
         slot,
@@ -193,7 +193,7 @@ fn a_refresh_lands_in_claude_codes_store_keeping_its_fields_and_mode() {
 }
 
 /// `node lock_peer.cjs hold DIR`: Claude Code holding its refresh locks, alive.
-fn hold_refresh_lock(dir: &Path) -> std::process::Child {
+pub(crate) fn hold_refresh_lock(dir: &Path) -> std::process::Child {
     let mut child = Command::new("node")
         .arg(script("lock_peer.cjs"))
         .args(["hold", dir.to_str().unwrap()])
@@ -209,7 +209,7 @@ fn hold_refresh_lock(dir: &Path) -> std::process::Child {
     child
 }
 
-fn script(name: &str) -> PathBuf {
+pub(crate) fn script(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/claude-code");
     assert!(
         dir.join("node_modules/proper-lockfile").is_dir(),

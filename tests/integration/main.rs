@@ -11,6 +11,7 @@ mod alert_command;
 mod alerts;
 mod claude_code_slots;
 mod claude_code_store;
+mod claude_code_use;
 mod claude_shapes;
 mod cli_input;
 mod clock;
