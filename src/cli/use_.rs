@@ -28,15 +28,16 @@ pub struct Args {
 }
 
 pub fn run(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
-    let dir = super::adopt::config_dir(args.claude_code.as_deref())?;
+    let Args { name, claude_code } = args;
+    let dir = super::adopt::config_dir(claude_code.as_deref())?;
     let reply = client::call(
         &paths.socket,
         Request::Use(UseRequest {
-            name: args.name.clone(),
+            name: name.clone(),
             claude_code: dir.clone(),
         }),
     )
-    .with_context(|| format!("use of slot {} in {} failed", args.name, dir.display()))?;
+    .with_context(|| format!("use of slot {name} in {} failed", dir.display()))?;
     let Response::Use(used) = reply else {
         anyhow::bail!("unexpected reply to use: {reply:?}");
     };

@@ -53,6 +53,10 @@ pub struct MoveReport {
 }
 
 /// How a move job ended.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per move, and its report travels boxed"
+)]
 pub enum MoveOutcome {
     /// Done: Claude Code's store holds the incoming login (`None`: it was blanked since),
     /// sessctl's store the outgoing one (`None`: there was none), with the outgoing
@@ -255,21 +259,21 @@ impl Manager {
                 version: 1,
             });
             (slot.restoring, slot.journaled) = (None, None);
-            slot.creds = match incoming {
-                Some(tokens) => Creds::Present {
+            slot.creds = if let Some(tokens) = incoming {
+                Creds::Present {
                     tokens,
                     stored: Stored::Yes {
                         generation: plan.generation,
                         version: 1,
                     },
-                },
-                None => {
-                    slot.deactivate(
-                        SlotReason::CredentialsMissing,
-                        "Claude Code's store no longer holds this login; log in with Claude Code again".into(),
-                    );
-                    Creds::Missing
                 }
+            } else {
+                slot.deactivate(
+                    SlotReason::CredentialsMissing,
+                    "Claude Code's store no longer holds this login; log in with Claude Code again"
+                        .into(),
+                );
+                Creds::Missing
             };
             schedule_next(slot, configured, units[0]);
         }
@@ -277,25 +281,25 @@ impl Manager {
             slot.record.claude_code = None;
             slot.record.generation = plan.outgoing_generation;
             (slot.restoring, slot.journaled) = (None, None);
-            match outgoing {
-                Some(item) => {
-                    slot.record.note_item(reconcile::version_of(&item));
-                    slot.creds = Creds::Present {
-                        stored: Stored::from_item(&item),
-                        tokens: item.tokens,
-                    };
-                    if slot.record.state == SlotState::Degraded {
-                        slot.transition(SlotState::Active, None, None);
-                    }
+            if let Some(item) = outgoing {
+                slot.record.note_item(reconcile::version_of(&item));
+                slot.creds = Creds::Present {
+                    stored: Stored::from_item(&item),
+                    tokens: item.tokens,
+                };
+                if slot.record.state == SlotState::Degraded {
+                    slot.transition(SlotState::Active, None, None);
                 }
-                None => {
-                    slot.creds = Creds::Missing;
-                    if slot.record.state != SlotState::Inactive {
-                        slot.deactivate(
-                            SlotReason::CredentialsMissing,
-                            format!("Claude Code's store held no login of this slot when {} moved in; log in again", plan.slot),
-                        );
-                    }
+            } else {
+                slot.creds = Creds::Missing;
+                if slot.record.state != SlotState::Inactive {
+                    slot.deactivate(
+                        SlotReason::CredentialsMissing,
+                        format!(
+                            "Claude Code's store held no login of this slot when {} moved in; log in again",
+                            plan.slot
+                        ),
+                    );
                 }
             }
             schedule_next(slot, configured, units[1]);

@@ -170,8 +170,7 @@ impl JobContext {
                 Ok(moved) => moved,
                 Err(e) => return not_now(ErrorCode::StoreUnavailable, e),
             },
-            Step::MoveIn => (seen.outgoing_copy.clone(), None),
-            Step::Finish => (seen.outgoing_copy.clone(), None),
+            Step::MoveIn | Step::Finish => (seen.outgoing_copy.clone(), None),
         };
         let incoming = match (step, seen.incoming) {
             (Step::Finish, _) => match &seen.store {

@@ -510,6 +510,7 @@ fn describe(result: &JobResult) -> String {
         JobResult::Usage { name, .. } => format!("usage {name}"),
         JobResult::StateSaved(_) | JobResult::CacheSaved(_) => "saved".to_owned(),
         JobResult::Adopted(_) => "adopted".to_owned(),
+        JobResult::Moved(_) => "moved".to_owned(),
     }
 }
 
