@@ -259,6 +259,11 @@ fn a_use_killed_before_its_first_write_is_finished_with_claude_codes_newest_toke
     });
     assert_in_dir(&t, "own", &dir, "cc");
     assert_same_token(&t.token("cc"), rotated.field("access_token"), "cc's token");
+    assert!(
+        t.daemon
+            .log()
+            .contains("the provider says whose login it holds")
+    );
     for slot in ["own", "cc"] {
         assert_success(&t.env.sessctl(&["refresh", slot]), "refresh");
     }
@@ -267,8 +272,10 @@ fn a_use_killed_before_its_first_write_is_finished_with_claude_codes_newest_toke
 }
 
 /// A `use` killed (-9) after it put the outgoing login into sessctl's store and while it
-/// waits for Claude Code's storage-write lock to write the incoming one: the restarted
-/// daemon finishes it, and neither login is presented from a copy the other store owns.
+/// waits for Claude Code's storage-write lock to write the incoming one; Claude Code then
+/// rotates its login (the copy is stale, and the tokens alone no longer say whose login the
+/// store holds: the provider's userinfo does). The restarted daemon finishes the move with
+/// the rotated tokens, and no login is presented from a copy the other store owns.
 #[test]
 fn a_use_killed_between_its_two_writes_is_finished_after_a_restart() {
     let mut t = Running::start("");
@@ -284,8 +291,13 @@ fn a_use_killed_between_its_two_writes_is_finished_after_a_restart() {
     );
     t.daemon.kill9();
     let _ = waiting.join();
-    // Both stores hold cc's login now; Claude Code's is still the owner.
+    // Both stores hold cc's login now; Claude Code's is still the owner, and rotates it.
     assert!(t.env.secret_lookup("sessctl", "own").is_some());
+    let rotated = t.server.refresh(&refresh_token_in(&dir));
+    let mut doc = read_store(&dir);
+    doc["claudeAiOauth"]["accessToken"] = rotated.field("access_token").into();
+    doc["claudeAiOauth"]["refreshToken"] = rotated.field("refresh_token").into();
+    write_store(&dir, &doc);
     release(peer);
     t.daemon = t.env.start_daemon();
     // The killed daemon's refresh locks are left behind: stale (and taken) after 60 s.
@@ -293,6 +305,7 @@ fn a_use_killed_between_its_two_writes_is_finished_after_a_restart() {
         t.slot_status("own")["claude_code_dir"].as_str() == dir.to_str()
     });
     assert_in_dir(&t, "own", &dir, "cc");
+    assert_same_token(&t.token("cc"), rotated.field("access_token"), "cc's token");
     for slot in ["own", "cc"] {
         assert_success(&t.env.sessctl(&["refresh", slot]), "refresh");
     }

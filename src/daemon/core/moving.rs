@@ -25,6 +25,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use crate::account::AccountKey;
+use crate::config::Provider;
 use crate::protocol::{ErrorCode, ErrorReply, Response, UseReply};
 use crate::slot_reason::SlotReason;
 use crate::state::{ItemVersion, PendingMove, SlotState};
@@ -44,6 +46,17 @@ pub struct MoveOrder {
     pub fields: Map<String, Value>,
     /// The label the outgoing login's item in sessctl's store carries.
     pub outgoing_label: Option<ItemLabel>,
+    /// Who is who, for a resumed move whose store was rotated since (the provider's
+    /// userinfo then names the account in the store).
+    pub identify: Identify,
+}
+
+/// The provider and the two slots' accounts, to tell whose login a store holds.
+#[derive(Default)]
+pub struct Identify {
+    pub provider: Option<Provider>,
+    pub incoming: Option<AccountKey>,
+    pub outgoing: Option<AccountKey>,
 }
 
 /// What the move job reports.
@@ -146,9 +159,15 @@ impl Manager {
             self.call_off(&format!("slot {} is gone", plan.slot));
             return;
         }
-        let outgoing_label = (plan.outgoing.as_ref())
-            .and_then(|n| self.slots.get(n))
-            .map(|s| reconcile::label_of(&s.record));
+        let outgoing = (plan.outgoing.as_ref()).and_then(|n| self.slots.get(n));
+        let outgoing_label = outgoing.map(|s| reconcile::label_of(&s.record));
+        let incoming = self.slots.get(&plan.slot);
+        let identify = Identify {
+            provider: (incoming.and_then(|s| self.config.providers.get(&s.record.provider)))
+                .cloned(),
+            incoming: incoming.and_then(|s| s.record.account_key.clone()),
+            outgoing: outgoing.and_then(|s| s.record.account_key.clone()),
+        };
         for name in names {
             if let Some(slot) = self.slots.get_mut(name) {
                 slot.job = Some(Job::Moving);
@@ -165,6 +184,7 @@ impl Manager {
                 resumed,
                 fields,
                 outgoing_label,
+                identify,
             })));
     }
 

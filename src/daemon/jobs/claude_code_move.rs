@@ -9,6 +9,10 @@
 //!    Code writes), after checking the store still holds what step 1 read;
 //! 4. the incoming login's item in sessctl's store is deleted.
 //!
+//! A resumed run that finds the store rotated since (by Claude Code, while sessctl was
+//! down) to tokens neither slot's copy has asks the provider's userinfo whose account it
+//! is; without an answer it writes nothing and is retried, both slots idle meanwhile.
+//!
 //! Until step 3, Claude Code's store is the outgoing login's owner and any copy in sessctl's
 //! store is never presented (a resumed run overwrites it from the store); from step 3 on,
 //! Claude Code's store is the incoming login's owner and its old item is only deleted. A
@@ -24,7 +28,8 @@ use crate::secret::Secret;
 use crate::state::PendingMove;
 use crate::store::{ItemLabel, StoredCredentials, WriteCondition};
 
-use crate::daemon::core::moving::{MoveOrder, MoveOutcome, MoveReport};
+use crate::account::{AccountKey, Match};
+use crate::daemon::core::moving::{Identify, MoveOrder, MoveOutcome, MoveReport};
 use crate::daemon::core::reports::JobResult;
 
 use super::JobContext;
@@ -42,7 +47,7 @@ struct Seen {
 }
 
 /// What is left to do, as the stores say.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
     /// Move the store's login out, then the incoming one in.
     MoveOut,
@@ -55,7 +60,8 @@ enum Step {
     /// The incoming slot has no item to move.
     NoIncoming,
     /// A resumed move whose stores hold a login rotated since that is neither copy sessctl
-    /// has: whose it is cannot be told from the tokens, so nothing is written or presented.
+    /// has: whose it is cannot be told from the tokens. The provider's userinfo is asked
+    /// ([`JobContext::whose`]); without an answer nothing is written or presented.
     Undecided,
 }
 
@@ -110,6 +116,7 @@ impl JobContext {
             resumed,
             fields,
             outgoing_label,
+            identify,
         } = order;
         // Before Claude Code's store is written, a first run that cannot go on is called off.
         let not_now = |code: ErrorCode, error: String| {
@@ -131,13 +138,23 @@ impl JobContext {
             StoreContents::Present { tokens, .. } => Some(&tokens.refresh_token),
             _ => None,
         };
-        let step = decide(
+        let mut step = decide(
             store_rt,
             seen.incoming.as_ref().map(|i| &i.tokens.refresh_token),
             seen.outgoing_copy.as_ref().map(|i| &i.tokens.refresh_token),
             plan.outgoing.is_some(),
             resumed,
         );
+        if step == Step::Undecided
+            && let Some(known) = self.whose(&identify, &seen.store).await
+        {
+            tracing::info!(
+                slot = plan.slot,
+                ?known,
+                "`use`: the store was rotated since the interrupted move; the provider says whose login it holds"
+            );
+            step = known;
+        }
         tracing::info!(slot = plan.slot, ?step, resumed, "`use`: the stores read");
         let dir = plan.dir.display();
         let (outgoing, outgoing_fields) = match step {
@@ -182,6 +199,11 @@ impl JobContext {
             (_, Some(item)) => {
                 let seen_rt = store_rt.cloned();
                 if let Err(e) = write_incoming(&plan, &fields, &item, &lock, seen_rt).await {
+                    // Once the outgoing login is copied, the move is finished, never called
+                    // off: a copy left behind could outlive its owner and be presented.
+                    if step == Step::MoveOut {
+                        return MoveOutcome::Retry(e);
+                    }
                     return not_now(ErrorCode::ClaudeCodeStore, e);
                 }
                 Some(item.tokens)
@@ -203,6 +225,37 @@ impl JobContext {
             incoming,
             outgoing,
             outgoing_fields,
+        }
+    }
+
+    /// Whose login a store rotated since an interrupted move holds, as the provider's
+    /// userinfo says for the store's access token: the incoming account's (only its old item
+    /// is left to delete) or the outgoing one's (moved out again). `None` when that cannot
+    /// be learned (no userinfo, an expired token, another account).
+    async fn whose(&self, identify: &Identify, store: &StoreContents) -> Option<Step> {
+        let StoreContents::Present { tokens, .. } = store else {
+            return None;
+        };
+        let provider = identify.provider.as_ref()?;
+        let identity = match self.oauth.userinfo(provider, &tokens.access_token).await {
+            Ok(identity) => identity?,
+            Err(e) => {
+                tracing::warn!("`use`: cannot learn whose login the store holds: {e}");
+                return None;
+            }
+        };
+        let key = AccountKey::new(&provider.name, &identity)?;
+        let is = |theirs: &Option<AccountKey>| {
+            theirs
+                .as_ref()
+                .is_some_and(|k| key.matches(k) != Match::None)
+        };
+        if is(&identify.incoming) {
+            Some(Step::Finish)
+        } else if is(&identify.outgoing) {
+            Some(Step::MoveOut)
+        } else {
+            None
         }
     }
 
