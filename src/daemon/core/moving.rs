@@ -132,6 +132,25 @@ impl Manager {
         self.in_move(name).then(|| plan.dir.clone())
     }
 
+    /// Callers of a slot whose move waits for a retry hear why now (a move under way
+    /// answers them when it ends).
+    pub(super) fn answer_waiters_while_moving(&mut self, name: &str) {
+        let Some(m) = (self.moving.as_ref()).filter(|m| !m.started && m.attempt > 0) else {
+            return;
+        };
+        let error = ErrorReply::new(
+            ErrorCode::StoreUnavailable,
+            format!(
+                "slot {name} is being moved between sessctl's store and Claude Code's in {}, and the move waits for a retry (the daemon's log says why); try again later",
+                m.plan.dir.display()
+            ),
+        );
+        let now = self.now;
+        if let Some(slot) = self.slots.get_mut(name) {
+            slot.resolve_waiters(Err(error), now);
+        }
+    }
+
     /// When a waiting move is next tried.
     pub(super) fn move_deadline(&self) -> Option<DateTime<Utc>> {
         let m = self.moving.as_ref().filter(|m| !m.started)?;

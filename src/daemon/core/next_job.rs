@@ -79,8 +79,9 @@ impl Manager {
     /// `scheduled` says whether the timer asked (then a refresh starts when its time has
     /// come) or a caller did (then one starts when a waiter wants it).
     pub(in crate::daemon) fn start_next_job(&mut self, name: &str, scheduled: bool) {
-        // A slot being moved between stores waits for the move (its job starts it again).
+        // A slot being moved between stores waits for the move (its end starts it again).
         if self.in_move(name) {
+            self.answer_waiters_while_moving(name);
             return;
         }
         let Some(slot) = self.slots.get_mut(name) else {
