@@ -49,6 +49,9 @@ pub struct MoveOrder {
     /// Who is who, for a resumed move whose store was rotated since (the provider's
     /// userinfo then names the account in the store).
     pub identify: Identify,
+    /// The version of the incoming slot's item the daemon holds as its newest (none after a
+    /// restart: the store's, after the journal's replay, is the newest then).
+    pub incoming_version: Option<u64>,
 }
 
 /// The provider and the two slots' accounts, to tell whose login a store holds.
@@ -174,10 +177,30 @@ impl Manager {
         {
             return;
         }
-        if !self.slots.contains_key(&plan.slot) {
-            self.call_off(&format!("slot {} is gone", plan.slot));
-            return;
-        }
+        let resumed = m.resumed;
+        let incoming_version = match self.slots.get(&plan.slot).map(|s| (&s.creds, &s.restoring)) {
+            None => {
+                self.call_off(&format!("slot {} is gone", plan.slot));
+                return;
+            }
+            Some((
+                Creds::Present {
+                    stored: Stored::Yes { version, .. },
+                    ..
+                },
+                None,
+            )) => Some(*version),
+            Some(_) if resumed => None,
+            // A refresh it waited for left tokens the store has not taken: not movable now.
+            Some(_) => {
+                let why = format!(
+                    "slot {}'s newest tokens are not in sessctl's store yet (is the keychain reachable?); nothing was moved, try again",
+                    plan.slot
+                );
+                self.call_off(&why);
+                return;
+            }
+        };
         let outgoing = (plan.outgoing.as_ref()).and_then(|n| self.slots.get(n));
         let outgoing_label = outgoing.map(|s| reconcile::label_of(&s.record));
         let incoming = self.slots.get(&plan.slot);
@@ -193,7 +216,6 @@ impl Manager {
             }
         }
         let fields = (self.claude_code_fields.get(&plan.slot).cloned()).unwrap_or_default();
-        let resumed = m.resumed;
         if let Some(m) = self.moving.as_mut() {
             m.started = true;
         }
@@ -204,6 +226,7 @@ impl Manager {
                 fields,
                 outgoing_label,
                 identify,
+                incoming_version,
             })));
     }
 

@@ -36,6 +36,7 @@ use super::JobContext;
 use super::claude_code::{
     LOCK_WAIT, blocking, from_store, read, store_of, take_refresh_lock, to_store,
 };
+use super::move_steps::{Step, decide};
 
 /// What the stores hold when the job starts, read under Claude Code's locks.
 struct Seen {
@@ -46,55 +47,12 @@ struct Seen {
     outgoing_copy: Option<StoredCredentials>,
 }
 
-/// What is left to do, as the stores say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
-    /// Move the store's login out, then the incoming one in.
-    MoveOut,
-    /// The store holds no login: move the incoming one in.
-    MoveIn,
-    /// The store holds the incoming login already: only its old item is left to delete.
-    Finish,
-    /// The store holds a login sessctl does not know.
-    Stranger,
-    /// The incoming slot has no item to move.
-    NoIncoming,
-    /// A resumed move whose stores hold a login rotated since that is neither copy sessctl
-    /// has: whose it is cannot be told from the tokens. The provider's userinfo is asked
-    /// ([`JobContext::whose`]); without an answer nothing is written or presented.
-    Undecided,
-}
-
-/// What is left to do, from the refresh tokens in Claude Code's store (`store`), in the
-/// incoming slot's item (`incoming`) and in an earlier run's copy of the outgoing login
-/// (`copy`).
-fn decide(
-    store: Option<&Secret>,
-    incoming: Option<&Secret>,
-    copy: Option<&Secret>,
-    has_outgoing: bool,
-    resumed: bool,
-) -> Step {
-    match (incoming, store) {
-        // The item goes only after the store took the login: an earlier run got that far.
-        (None, _) if resumed => Step::Finish,
-        (None, _) => Step::NoIncoming,
-        (Some(ours), Some(theirs)) if ours == theirs => Step::Finish,
-        (Some(_), None) => Step::MoveIn,
-        (Some(_), Some(theirs)) => {
-            if !has_outgoing {
-                return if resumed {
-                    Step::Undecided
-                } else {
-                    Step::Stranger
-                };
-            }
-            match copy {
-                // The store was rotated after an earlier run copied the outgoing login:
-                // rotated that login, or the incoming one the run had written already.
-                Some(copied) if copied != theirs && resumed => Step::Undecided,
-                _ => Step::MoveOut,
-            }
+impl Seen {
+    /// The refresh token in Claude Code's store, when it holds a login.
+    fn store_refresh_token(&self) -> Option<&Secret> {
+        match &self.store {
+            StoreContents::Present { tokens, .. } => Some(&tokens.refresh_token),
+            _ => None,
         }
     }
 }
@@ -111,14 +69,8 @@ impl JobContext {
     }
 
     async fn run_move(&self, order: MoveOrder) -> MoveOutcome {
-        let MoveOrder {
-            plan,
-            resumed,
-            fields,
-            outgoing_label,
-            identify,
-        } = order;
-        // Before Claude Code's store is written, a first run that cannot go on is called off.
+        let resumed = order.resumed;
+        // Before anything is written, a first run that cannot go on is called off.
         let not_now = |code: ErrorCode, error: String| {
             if resumed {
                 MoveOutcome::Retry(error)
@@ -126,70 +78,83 @@ impl JobContext {
                 MoveOutcome::Refused(ErrorReply::new(code, error))
             }
         };
+        let plan = &order.plan;
         let lock = match take_refresh_lock(&plan.slot, &plan.dir).await {
             Ok(lock) => lock,
-            Err(e) => return not_now(ErrorCode::ClaudeCodeStore, busy(&plan, &e)),
+            Err(e) => return not_now(ErrorCode::ClaudeCodeStore, busy(plan, &e)),
         };
-        let seen = match self.look(&plan).await {
+        let seen = match self.look(plan, order.incoming_version).await {
             Ok(seen) => seen,
             Err(e) => return not_now(ErrorCode::StoreUnavailable, e),
         };
-        let store_rt = match &seen.store {
-            StoreContents::Present { tokens, .. } => Some(&tokens.refresh_token),
-            _ => None,
-        };
-        let mut step = decide(
-            store_rt,
+        let step = self.next_step(&order, &seen).await;
+        if let Some((code, error)) = cannot_go_on(step, plan) {
+            return match step {
+                Step::Undecided => MoveOutcome::Retry(error),
+                _ => not_now(code, error),
+            };
+        }
+        let outcome = self.carry_out(order, step, seen, &lock).await;
+        drop(lock);
+        outcome
+    }
+
+    /// What is left to do ([`decide`]), asking the provider when the tokens cannot say.
+    async fn next_step(&self, order: &MoveOrder, seen: &Seen) -> Step {
+        let plan = &order.plan;
+        let step = decide(
+            seen.store_refresh_token(),
             seen.incoming.as_ref().map(|i| &i.tokens.refresh_token),
             seen.outgoing_copy.as_ref().map(|i| &i.tokens.refresh_token),
             plan.outgoing.is_some(),
-            resumed,
+            order.resumed,
         );
-        if step == Step::Undecided
-            && let Some(known) = self.whose(&identify, &seen.store).await
-        {
-            tracing::info!(
-                slot = plan.slot,
-                ?known,
-                "`use`: the store was rotated since the interrupted move; the provider says whose login it holds"
-            );
-            step = known;
+        tracing::info!(
+            slot = plan.slot,
+            ?step,
+            resumed = order.resumed,
+            "`use`: the stores read"
+        );
+        if step != Step::Undecided {
+            return step;
         }
-        tracing::info!(slot = plan.slot, ?step, resumed, "`use`: the stores read");
-        let dir = plan.dir.display();
-        let (outgoing, outgoing_fields) = match step {
-            Step::Stranger => {
-                return not_now(
-                    ErrorCode::ClaudeCodeStore,
-                    format!(
-                        "{} holds a Claude Code login sessctl does not know; nothing was changed. Adopt it first so it is kept (`sessctl adopt SOMENAME --claude-code {dir}`), then run `sessctl use {}` again",
-                        store_of(&plan.dir).describe(),
-                        plan.slot
-                    ),
-                );
-            }
-            Step::NoIncoming => {
-                return not_now(
-                    ErrorCode::SlotInactive,
-                    format!(
-                        "slot {} has no item in sessctl's store (logged in again or out meanwhile?); nothing was changed",
-                        plan.slot
-                    ),
-                );
-            }
-            Step::Undecided => {
-                return MoveOutcome::Retry(format!(
-                    "{} was rotated since the interrupted move, and its tokens are neither slot's copy: it cannot be told whose login it holds, so neither slot is used until it is settled (`sessctl logout` the slot whose account is not in {dir}, then log it in again)",
-                    store_of(&plan.dir).describe()
-                ));
-            }
-            Step::MoveOut => match self.move_out(&plan, &seen, outgoing_label).await {
-                Ok(moved) => moved,
-                Err(e) => return not_now(ErrorCode::StoreUnavailable, e),
-            },
-            Step::MoveIn | Step::Finish => (seen.outgoing_copy.clone(), None),
+        let Some(known) = self.whose(&order.identify, &seen.store).await else {
+            return step;
         };
-        let incoming = match (step, seen.incoming) {
+        tracing::info!(
+            slot = plan.slot,
+            ?known,
+            "`use`: the store was rotated since the interrupted move; the provider says whose login it holds"
+        );
+        known
+    }
+
+    /// Steps 2 to 4 from `step` on, the refresh locks held (`lock`).
+    async fn carry_out(
+        &self,
+        order: MoveOrder,
+        step: Step,
+        seen: Seen,
+        lock: &RefreshLockGuard,
+    ) -> MoveOutcome {
+        let MoveOrder {
+            plan,
+            resumed,
+            fields,
+            outgoing_label,
+            ..
+        } = order;
+        let (outgoing, outgoing_fields) = if step == Step::MoveOut {
+            // A write the store answered late may still have made a copy: from here the
+            // move is finished, never called off (a copy must not outlive the move).
+            match self.move_out(&plan, &seen, outgoing_label).await {
+                Ok(moved) => moved,
+                Err(e) => return MoveOutcome::Retry(e),
+            }
+        } else {
+            (seen.outgoing_copy.clone(), None)
+        };
+        let incoming = match (step, &seen.incoming) {
             (Step::Finish, _) => match &seen.store {
                 StoreContents::Present { tokens, .. } => {
                     Some(from_store(tokens, chrono::Utc::now()))
@@ -197,16 +162,15 @@ impl JobContext {
                 _ => None,
             },
             (_, Some(item)) => {
-                let seen_rt = store_rt.cloned();
-                if let Err(e) = write_incoming(&plan, &fields, &item, &lock, seen_rt).await {
-                    // Once the outgoing login is copied, the move is finished, never called
-                    // off: a copy left behind could outlive its owner and be presented.
-                    if step == Step::MoveOut {
-                        return MoveOutcome::Retry(e);
-                    }
-                    return not_now(ErrorCode::ClaudeCodeStore, e);
+                let seen_rt = seen.store_refresh_token().cloned();
+                if let Err(error) = write_incoming(&plan, &fields, item, lock, seen_rt).await {
+                    return if step == Step::MoveOut || resumed {
+                        MoveOutcome::Retry(error)
+                    } else {
+                        MoveOutcome::Refused(ErrorReply::new(ErrorCode::ClaudeCodeStore, error))
+                    };
                 }
-                Some(item.tokens)
+                Some(item.tokens.clone())
             }
             (_, None) => None,
         };
@@ -216,11 +180,11 @@ impl JobContext {
         self.settle_deleted(&plan.slot, &deleted);
         if let Err(e) = deleted {
             return MoveOutcome::Retry(format!(
-                "slot {}'s login is in {dir}, but its old item in sessctl's store is not deleted yet: {e}",
-                plan.slot
+                "slot {}'s login is in {}, but its old item in sessctl's store is not deleted yet: {e}",
+                plan.slot,
+                plan.dir.display()
             ));
         }
-        drop(lock);
         MoveOutcome::Done {
             incoming,
             outgoing,
@@ -232,11 +196,11 @@ impl JobContext {
     /// userinfo says for the store's access token: the incoming account's (only its old item
     /// is left to delete) or the outgoing one's (moved out again). `None` when that cannot
     /// be learned (no userinfo, an expired token, another account).
-    async fn whose(&self, identify: &Identify, store: &StoreContents) -> Option<Step> {
+    async fn whose(&self, known: &Identify, store: &StoreContents) -> Option<Step> {
         let StoreContents::Present { tokens, .. } = store else {
             return None;
         };
-        let provider = identify.provider.as_ref()?;
+        let provider = known.provider.as_ref()?;
         let identity = match self.oauth.userinfo(provider, &tokens.access_token).await {
             Ok(identity) => identity?,
             Err(e) => {
@@ -250,9 +214,9 @@ impl JobContext {
                 .as_ref()
                 .is_some_and(|k| key.matches(k) != Match::None)
         };
-        if is(&identify.incoming) {
+        if is(&known.incoming) {
             Some(Step::Finish)
-        } else if is(&identify.outgoing) {
+        } else if is(&known.outgoing) {
             Some(Step::MoveOut)
         } else {
             None
@@ -260,7 +224,7 @@ impl JobContext {
     }
 
     /// Reads both stores (module header, step 1).
-    async fn look(&self, plan: &PendingMove) -> Result<Seen, String> {
+    async fn look(&self, plan: &PendingMove, version: Option<u64>) -> Result<Seen, String> {
         let dir = plan.dir.clone();
         let store = blocking(move || read(&dir))
             .await
@@ -271,6 +235,13 @@ impl JobContext {
             Some(item) if item.generation != plan.from_generation => {
                 return Err(format!(
                     "slot {} was logged in again meanwhile; nothing was changed",
+                    plan.slot
+                ));
+            }
+            // Not the item the daemon holds as the newest: moving it could move a spent token.
+            Some(item) if version.is_some_and(|v| v != item.version) => {
+                return Err(format!(
+                    "slot {}'s item in sessctl's store is not the one the daemon holds; nothing was changed, try again",
                     plan.slot
                 ));
             }
@@ -323,6 +294,34 @@ impl JobContext {
             format!("cannot put slot {name}'s login into sessctl's store: {e}; nothing was changed in Claude Code's store")
         })?;
         Ok((Some(item), Some(document.account_fields())))
+    }
+}
+
+/// The error of a step that cannot go on (its code, for a first run that is called off).
+fn cannot_go_on(step: Step, plan: &PendingMove) -> Option<(ErrorCode, String)> {
+    let (store, dir) = (store_of(&plan.dir).describe(), plan.dir.display());
+    match step {
+        Step::Stranger => Some((
+            ErrorCode::ClaudeCodeStore,
+            format!(
+                "{store} holds a Claude Code login sessctl does not know; nothing was changed. Adopt it first so it is kept (`sessctl adopt SOMENAME --claude-code {dir}`), then run `sessctl use {}` again",
+                plan.slot
+            ),
+        )),
+        Step::NoIncoming => Some((
+            ErrorCode::SlotInactive,
+            format!(
+                "slot {} has no item in sessctl's store (logged in again or out meanwhile?); nothing was changed",
+                plan.slot
+            ),
+        )),
+        Step::Undecided => Some((
+            ErrorCode::ClaudeCodeStore,
+            format!(
+                "{store} was rotated since the interrupted move, and its tokens are neither slot's copy, nor could the provider say whose account it is: neither slot is used until it is settled (`sessctl logout` the slot whose account is not in {dir}, then log it in again)"
+            ),
+        )),
+        Step::MoveOut | Step::MoveIn | Step::Finish => None,
     }
 }
 
@@ -384,44 +383,4 @@ async fn write_incoming(
     .map_err(|e| e.to_string())
     .and_then(|r| r)
     .map_err(|e| format!("cannot write Claude Code's store: {e}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{Step, decide};
-    use crate::secret::Secret;
-
-    #[test]
-    fn the_stores_say_how_far_a_move_got() {
-        let (a, b, b2) = (Secret::new("a"), Secret::new("b"), Secret::new("b2"));
-        // A first run: the store holds the outgoing login, or none, or a stranger's.
-        assert_eq!(decide(Some(&b), Some(&a), None, true, false), Step::MoveOut);
-        assert_eq!(decide(None, Some(&a), None, true, false), Step::MoveIn);
-        assert_eq!(
-            decide(Some(&b), Some(&a), None, false, false),
-            Step::Stranger
-        );
-        assert_eq!(decide(Some(&b), None, None, true, false), Step::NoIncoming);
-        // Resumed: copied, and rotated by Claude Code since (its newest is copied again).
-        assert_eq!(decide(Some(&b2), Some(&a), None, true, true), Step::MoveOut);
-        assert_eq!(
-            decide(Some(&b), Some(&a), Some(&b), true, true),
-            Step::MoveOut
-        );
-        // Resumed after the store took the incoming login, or after its item went.
-        assert_eq!(
-            decide(Some(&a), Some(&a), Some(&b), true, true),
-            Step::Finish
-        );
-        assert_eq!(decide(Some(&a), None, Some(&b), true, true), Step::Finish);
-        // Rotated since a copy was made: whose login it is cannot be told.
-        assert_eq!(
-            decide(Some(&b2), Some(&a), Some(&b), true, true),
-            Step::Undecided
-        );
-        assert_eq!(
-            decide(Some(&b2), Some(&a), None, false, true),
-            Step::Undecided
-        );
-    }
 }

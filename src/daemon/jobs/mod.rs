@@ -17,6 +17,7 @@ pub mod joblog;
 pub mod journal;
 pub mod limiter;
 pub mod login;
+mod move_steps;
 pub mod revoke;
 pub mod writer;
 
