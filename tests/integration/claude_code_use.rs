@@ -330,3 +330,29 @@ fn sessctl_use_in_background(
         .sessctl_command(&["use", slot, "--claude-code", dir.to_str().unwrap()]);
     std::thread::spawn(move || cmd.output().expect("run sessctl use"))
 }
+
+/// A refresh of either slot already sent when `use` arrives: the move waits for it and
+/// moves its result (one request per grant in flight), so no spent token lands anywhere.
+#[test]
+fn a_use_waits_for_a_refresh_in_flight_of_either_slot_and_moves_its_result() {
+    let t = Running::start("");
+    let dir = claude_dir(&t, ".claude", "cc");
+    assert_success(&adopt(&t, "cc", &dir), "adopt");
+    t.login("own", "own");
+    for (refreshing, moving, outside) in [("own", "own", "cc"), ("own", "cc", "own")] {
+        let requests = t.token_requests();
+        let refresh = t.refresh_in_flight(refreshing, 3000);
+        assert_success(&sessctl_use(&t, moving, &dir), "use");
+        assert_success(&refresh.join().unwrap(), "refresh");
+        assert_eq!(
+            t.token_requests(),
+            requests + 1,
+            "the move sent a token request"
+        );
+        assert_in_dir(&t, moving, &dir, outside);
+        for slot in ["own", "cc"] {
+            assert_success(&t.env.sessctl(&["refresh", slot]), "refresh");
+        }
+    }
+    assert_eq!(t.invalid_grants(), 0, "{}", t.daemon.log());
+}

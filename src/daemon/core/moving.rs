@@ -129,6 +129,17 @@ impl Manager {
             .is_some_and(|m| m.plan.slot == name || m.plan.outgoing.as_deref() == Some(name))
     }
 
+    /// Whether slot `name` waits for a move before any job of its own. One exception: the
+    /// incoming slot starting from journaled tokens its store item lacks (`Slot::restoring`)
+    /// puts them in sessctl's store first (a write, never a token request), so the move,
+    /// not yet started, reads its newest tokens there.
+    pub(super) fn held_by_move(&self, name: &str) -> bool {
+        let restoring = (self.moving.as_ref()).is_some_and(|m| !m.started && m.plan.slot == name)
+            && (self.slots.get(name))
+                .is_some_and(|s| s.restoring.is_some() && s.record.claude_code.is_none());
+        self.in_move(name) && !restoring
+    }
+
     /// The Claude Code dir a move is taking slot `name` into or out of.
     pub(super) fn move_dir_of(&self, name: &str) -> Option<std::path::PathBuf> {
         let plan = &self.moving.as_ref()?.plan;
@@ -154,10 +165,12 @@ impl Manager {
         }
     }
 
-    /// When a waiting move is next tried.
+    /// When a move waiting for its retry time is next tried. A move whose time has come
+    /// waits for an event instead (its record saved, a slot's job ending), which ticks the
+    /// manager anyway: no deadline in the past, so the runner never spins on it.
     pub(super) fn move_deadline(&self) -> Option<DateTime<Utc>> {
         let m = self.moving.as_ref().filter(|m| !m.started)?;
-        (m.after_state <= self.saved_state).then_some(m.retry_at)
+        (m.after_state <= self.saved_state && m.retry_at > self.now).then_some(m.retry_at)
     }
 
     /// Starts the move's job once its record is on disk, its time has come and neither
@@ -171,9 +184,11 @@ impl Manager {
         }
         let plan = m.plan.clone();
         let names = std::iter::once(&plan.slot).chain(plan.outgoing.as_ref());
+        // Busy, or still putting journaled tokens in the store (`held_by_move`).
         if names
             .clone()
             .any(|n| self.slots.get(n).is_some_and(|s| s.job.is_some()))
+            || (self.slots.get(&plan.slot)).is_some_and(|s| s.restoring.is_some())
         {
             return;
         }

@@ -21,7 +21,7 @@ impl Manager {
         let mut due: Vec<&Slot> = self
             .slots
             .values()
-            .filter(|slot| slot.job.is_none() && !self.in_move(&slot.name))
+            .filter(|slot| slot.job.is_none() && !self.held_by_move(&slot.name))
             .filter(|slot| deadline(slot).is_some_and(|at| at <= now))
             .collect();
         // Most urgent first, so the first token requests go to the soonest expiries.
@@ -54,7 +54,7 @@ impl Manager {
         let refresh = self
             .slots
             .values()
-            .filter(|slot| slot.job.is_none() && !self.in_move(&slot.name))
+            .filter(|slot| slot.job.is_none() && !self.held_by_move(&slot.name))
             .filter_map(deadline);
         let usage = self
             .slots
@@ -80,7 +80,7 @@ impl Manager {
     /// come) or a caller did (then one starts when a waiter wants it).
     pub(in crate::daemon) fn start_next_job(&mut self, name: &str, scheduled: bool) {
         // A slot being moved between stores waits for the move (its end starts it again).
-        if self.in_move(name) {
+        if self.held_by_move(name) {
             self.answer_waiters_while_moving(name);
             return;
         }

@@ -67,7 +67,7 @@ pub async fn open(
             .map(|c| journal::newest_per_slot(c.entries))
             .unwrap_or_default()
             .into_iter()
-            .filter(|(slot, _)| state.slots.contains_key(slot))
+            .filter(|(slot, _)| state.slots.contains_key(slot) && !in_claude_code(state, slot))
             .collect()
     };
     let kept: Vec<String> = unreplayed.keys().cloned().collect();
