@@ -356,3 +356,46 @@ fn a_use_waits_for_a_refresh_in_flight_of_either_slot_and_moves_its_result() {
     }
     assert_eq!(t.invalid_grants(), 0, "{}", t.daemon.log());
 }
+
+/// An account of a provider Claude Code does not use (neither `claude` nor the provider of
+/// an adopted slot) never goes into Claude Code's store.
+#[test]
+fn use_refuses_an_account_of_a_provider_claude_code_does_not_use() {
+    let env = crate::support::env::TestEnv::new();
+    let server = crate::support::oauth_server::OAuthServer::start();
+    let base = server.base_url().to_owned();
+    let config = crate::flows::config_yaml(&server, "", "")
+        + &format!(
+            "  other:\n    token_url: {base}/token\n    client_id: sessctl-test\n    userinfo_url: {base}/me\n    scopes: [openid, email, offline_access]\n"
+        );
+    env.write_config(&config);
+    let daemon = env.start_daemon();
+    let t = Running {
+        server,
+        daemon,
+        env,
+    };
+    let dir = claude_dir(&t, ".claude", "cc");
+    assert_success(&adopt(&t, "cc", &dir), "adopt");
+    let grant = t.server.grant("alt", "alt@example.com");
+    let out = t.env.sessctl_stdin(
+        &[
+            "login",
+            "alt",
+            "--provider",
+            "other",
+            "--refresh-token-stdin",
+        ],
+        &grant.refresh_token,
+    );
+    assert_success(&out, "login");
+    let before = std::fs::read(dir.join(".credentials.json")).unwrap();
+    let (code, stderr) = code_and_stderr(&sessctl_use(&t, "alt", &dir));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("Claude accounts only"), "{stderr}");
+    assert_eq!(
+        std::fs::read(dir.join(".credentials.json")).unwrap(),
+        before
+    );
+    assert!(t.env.secret_lookup("sessctl", "alt").is_some());
+}
