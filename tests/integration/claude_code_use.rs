@@ -164,7 +164,29 @@ fn use_refuses_what_it_cannot_move_and_changes_nothing() {
     assert_success(&adopt(&t, "cc", &cc), "adopt");
     let before = std::fs::read(cc.join(".credentials.json")).unwrap();
     let mut peer = hold_refresh_lock(&cc);
-    refused("own", &cc, 7, "Nothing was changed");
+    let moving = sessctl_use_in_background(&t, "own", &cc);
+    let waiting = format!("holds Claude Code's refresh lock in {}", cc.display());
+    wait_for(
+        "the move to wait for the lock",
+        Duration::from_secs(20),
+        || t.daemon.log().contains(&waiting),
+    );
+    // A refresh asked for meanwhile waits for the move: one request per grant in flight.
+    let mut refresh = t.env.sessctl_command(&["refresh", "own"]);
+    let refreshing = std::thread::spawn(move || refresh.output().unwrap());
+    let (code, stderr) = code_and_stderr(&moving.join().unwrap());
+    assert_eq!(code, Some(7), "{stderr}");
+    assert!(stderr.contains("Nothing was changed"), "{stderr}");
+    assert_success(
+        &refreshing.join().unwrap(),
+        "refresh asked for during the move",
+    );
+    let log = t.daemon.log();
+    let (called_off, refreshed) = (log.rfind("`use` refused"), log.find("refresh slot=\"own\""));
+    assert!(
+        called_off.is_some() && refreshed > called_off,
+        "slot own was refreshed while its move ran"
+    );
     writeln!(peer.stdin.as_mut().unwrap(), "release").unwrap();
     peer.wait().unwrap();
     assert_eq!(std::fs::read(cc.join(".credentials.json")).unwrap(), before);
