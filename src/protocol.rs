@@ -56,6 +56,18 @@ pub enum Request {
     Shutdown,
     /// Makes a slot of the login in a Claude Code config dir, whose credentials stay there.
     Adopt(AdoptRequest),
+    /// Moves a slot's login into a Claude Code config dir's store, and the login there out
+    /// into sessctl's store (`sessctl use`).
+    Use(UseRequest),
+}
+
+/// `use NAME [--claude-code DIR]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UseRequest {
+    pub name: String,
+    /// The config dir, absolute (the CLI resolves it as `adopt` does).
+    pub claude_code: std::path::PathBuf,
 }
 
 /// `adopt NAME --claude-code DIR [--provider P]`.
@@ -185,6 +197,7 @@ pub enum Response {
     LoginCancelled,
     Logout(LogoutReply),
     ShuttingDown,
+    Use(UseReply),
 }
 
 /// A failed request: a machine-readable code and a sentence for people.
@@ -241,6 +254,9 @@ pub enum ErrorCode {
     AccountMismatch,
     ShuttingDown,
     Internal,
+    /// `use`: Claude Code's store cannot take the move now (it holds a login sessctl does not
+    /// know, or a running Claude Code holds its lock); nothing changed.
+    ClaudeCodeStore,
     /// A code this client does not know (from a newer daemon).
     #[serde(other)]
     Unknown,
@@ -430,6 +446,17 @@ pub struct DeviceCode {
     pub expires_at: DateTime<Utc>,
     /// Seconds between polls the provider asked for.
     pub interval: u64,
+}
+
+/// Reply to `use`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UseReply {
+    pub name: String,
+    pub claude_code_dir: std::path::PathBuf,
+    /// The slot whose login left the store for sessctl's (none: the store held no login).
+    pub previous: Option<String>,
+    /// True when the slot's login was in that store already (nothing was done).
+    pub already: bool,
 }
 
 /// Reply to `logout`.

@@ -100,6 +100,31 @@ pub struct StateFile {
     /// state files written before revocations were retried.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_revocations: Vec<crate::revocation::PendingRevocation>,
+    /// A `use` under way (recorded before its first write, so a restart finishes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moving: Option<PendingMove>,
+    /// The fields of Claude Code's `claudeAiOauth` that belong to an account a `use` moved
+    /// out of Claude Code's store (scopes, subscriptionType, rateLimitTier, accountUuid…;
+    /// never a token), by slot: written back with the account when it moves in again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claude_code_fields: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A `use` recorded in the state file (no tokens): slot `slot`'s login moves from
+/// sessctl's store into Claude Code's store in `dir`, and `outgoing`'s login (the one in
+/// that store) into sessctl's store. See `crate::daemon::core::moving`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingMove {
+    pub slot: String,
+    pub dir: PathBuf,
+    /// The slot whose login is in `dir` now; `None` when the store holds no login.
+    pub outgoing: Option<String>,
+    /// The generation of `slot`'s item in sessctl's store (the one the move takes).
+    pub from_generation: u64,
+    /// The generation `slot` has once its login is in Claude Code's store.
+    pub generation: u64,
+    /// The generation of the item `outgoing`'s login gets in sessctl's store.
+    pub outgoing_generation: u64,
 }
 
 /// Why the state file could not be read or written.
@@ -132,6 +157,8 @@ impl Default for StateFile {
             next_generation: 1,
             slots: BTreeMap::new(),
             pending_revocations: Vec::new(),
+            moving: None,
+            claude_code_fields: BTreeMap::new(),
         }
     }
 }

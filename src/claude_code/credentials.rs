@@ -170,6 +170,35 @@ impl StoreDocument {
         self.root.remove(OAUTH_KEY);
     }
 
+    /// The fields of `claudeAiOauth` that belong to the account rather than to its current
+    /// tokens (scopes, subscriptionType, rateLimitTier, accountUuid, …): what goes with the
+    /// account when `sessctl use` moves it out of this store. Never a token: the two token
+    /// fields, and any other field whose name says it holds a token, are left out.
+    pub fn account_fields(&self) -> Map<String, Value> {
+        let Ok(Some(oauth)) = self.oauth() else {
+            return Map::new();
+        };
+        oauth
+            .iter()
+            .filter(|(key, _)| !holds_a_token(key))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect()
+    }
+
+    /// Replaces the login in this store with another account's: `claudeAiOauth` becomes
+    /// that account's `fields` (from [`StoreDocument::account_fields`]) with `tokens` set
+    /// over them. Nothing of the previous login is kept in `claudeAiOauth`; every other
+    /// top-level field of the document is.
+    pub fn replace_account(&mut self, fields: &Map<String, Value>, tokens: &OAuthTokens) {
+        let fields: Map<String, Value> = fields
+            .iter()
+            .filter(|(key, _)| !holds_a_token(key))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        self.root.insert(OAUTH_KEY.into(), Value::Object(fields));
+        self.set_tokens(tokens);
+    }
+
     /// The document as Claude Code writes it (compact JSON).
     pub fn to_bytes(&self) -> Vec<u8> {
         // A map of JSON values always serializes.
@@ -191,6 +220,14 @@ impl StoreDocument {
             }),
         }
     }
+}
+
+/// Whether a `claudeAiOauth` field holds a token (its name mentions one and it is not a
+/// time such as `refreshTokenExpiresAt`): such a field never leaves the store with the
+/// account's other fields.
+fn holds_a_token(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key.contains("token") && !key.ends_with("expiresat")
 }
 
 /// Parses a store's bytes into one of the distinct [`StoreContents`] cases.

@@ -192,3 +192,44 @@ fn a_new_login_replaces_claude_ai_oauth_whole_and_keeps_the_top_level() {
         "rateLimitTier": null});
     assert_eq!(written, expected);
 }
+
+#[test]
+fn account_fields_leave_the_tokens_behind_and_come_back_with_their_account() {
+    let (document, _) = present(&serde_json::to_vec(&full_document()).unwrap());
+    let mut fields = document.account_fields();
+    fields.insert("idToken".into(), json!("a-token-by-another-name"));
+    let kept: Vec<&str> = fields.keys().map(String::as_str).collect();
+    for gone in ["accessToken", "refreshToken"] {
+        assert!(!kept.contains(&gone), "{kept:?}");
+    }
+    for stays in [
+        "subscriptionType",
+        "rateLimitTier",
+        "refreshTokenExpiresAt",
+        "scopes",
+    ] {
+        assert!(kept.contains(&stays), "{kept:?}");
+    }
+    // Another store, holding another account: it takes this account with its fields.
+    let other = json!({
+        "claudeAiOauth": {"accessToken": "at-b", "refreshToken": "rt-b", "subscriptionType": "pro", "organizationUuid": "org-b"},
+        "mcpOAuth": {"server": {}}
+    });
+    let (mut target, _) = present(&serde_json::to_vec(&other).unwrap());
+    let tokens = OAuthTokens {
+        access_token: Secret::new("at-a"),
+        refresh_token: Secret::new("rt-a"),
+        expires_at_ms: Some(5),
+        scopes: None,
+    };
+    target.replace_account(&fields, &tokens);
+    let written: Value = serde_json::from_slice(&target.to_bytes()).unwrap();
+    let oauth = &written["claudeAiOauth"];
+    assert_eq!(oauth["subscriptionType"], "max");
+    assert_eq!(oauth["rateLimitTier"], "default_claude_max_20x");
+    assert_eq!(oauth["refreshToken"], "rt-a");
+    assert_eq!(oauth["expiresAt"], 5);
+    assert!(oauth.get("organizationUuid").is_none(), "{oauth}");
+    assert!(oauth.get("idToken").is_none(), "{oauth}");
+    assert!(written.get("mcpOAuth").is_some());
+}

@@ -20,6 +20,9 @@ pub const NEEDS_LOGIN: u8 = 4;
 pub const ALREADY_RUNNING: u8 = 5;
 /// Client and daemon speak different protocol versions.
 pub const VERSION_MISMATCH: u8 = 6;
+/// `use`: Claude Code's store cannot take the move now (it holds a login sessctl does not
+/// know, or a running Claude Code holds its lock); nothing changed.
+pub const CLAUDE_CODE_STORE: u8 = 7;
 /// Bad command-line usage (sysexits `EX_USAGE`).
 pub const USAGE: u8 = 64;
 /// `logs`: there are no log files to show yet (sysexits `EX_NOINPUT`).
@@ -65,6 +68,7 @@ pub fn for_client_error(error: &ClientError) -> u8 {
 pub fn for_daemon_error(code: ErrorCode) -> u8 {
     match code {
         ErrorCode::SlotInactive => NEEDS_LOGIN,
+        ErrorCode::ClaudeCodeStore => CLAUDE_CODE_STORE,
         ErrorCode::VersionMismatch => VERSION_MISMATCH,
         ErrorCode::InvalidName | ErrorCode::UnknownProvider | ErrorCode::FlowUnsupported => USAGE,
         _ => FAILED,

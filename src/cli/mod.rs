@@ -18,6 +18,7 @@ mod status;
 mod statusline;
 mod switch;
 mod token;
+mod use_;
 pub mod when;
 
 use std::path::PathBuf;
@@ -106,6 +107,9 @@ pub enum Command {
         /// The slot (one made by `sessctl adopt --claude-code`).
         name: String,
     },
+    /// Move slot NAME's login into a Claude Code config dir's store (default ~/.claude),
+    /// and the login there into sessctl's store, so a plain `claude` uses NAME's account.
+    Use(use_::Args),
     /// Check that the daemon answers.
     Ping,
     /// Check everything sessctl depends on, one line each with the fix; exit 1 when a
@@ -208,6 +212,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Adopt(args) => adopt::run(&paths, args),
         Command::Run { name, command } => switch::run(&paths, &name, &command),
         Command::Env { name } => switch::env(&paths, &name),
+        Command::Use(args) => use_::run(&paths, args),
         Command::Ping => ping::run(&paths),
         Command::Doctor { json } => doctor::exec(config_override, json),
         Command::Shutdown => shutdown::run(&paths),

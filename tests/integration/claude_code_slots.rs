@@ -224,7 +224,7 @@ fn a_refresh_lands_in_claude_codes_store_keeping_its_fields_and_mode() {
 }
 
 /// `node lock_peer.cjs hold DIR`: Claude Code holding its refresh locks, alive.
-fn hold_refresh_lock(dir: &Path) -> std::process::Child {
+pub(crate) fn hold_refresh_lock(dir: &Path) -> std::process::Child {
     let mut child = Command::new("node")
         .arg(script("lock_peer.cjs"))
         .args(["hold", dir.to_str().unwrap()])

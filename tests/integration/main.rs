@@ -16,6 +16,7 @@ mod claude_code_rotations;
 mod claude_code_slots;
 mod claude_code_standins;
 mod claude_code_store;
+mod claude_code_use;
 mod claude_shapes;
 mod cli_input;
 mod clock;

@@ -88,13 +88,21 @@ impl Manager {
     /// Starts a probe of every inactive Claude Code slot not probed for [`PROBE_EVERY`].
     pub(in crate::daemon) fn probe_inactive_claude_code(&mut self) {
         let now = self.now;
+        // Slots in a `use` move: their store is being rewritten, and no job of theirs runs.
+        let moving: Vec<String> = (self.slots.keys())
+            .filter(|name| self.in_move(name))
+            .cloned()
+            .collect();
         let watch = &mut self.claude_code_reload.slots;
         watch.retain(|name, _| self.slots.contains_key(name));
         for slot in self.slots.values() {
             let Some(dir) = &slot.record.claude_code else {
                 continue;
             };
-            if slot.record.state != SlotState::Inactive || slot.job.is_some() {
+            if slot.record.state != SlotState::Inactive
+                || slot.job.is_some()
+                || moving.contains(&slot.name)
+            {
                 continue;
             }
             // A new login cannot cure a refused client or a provider gone from the config.
@@ -132,6 +140,9 @@ impl Manager {
         if let Some(watched) = self.claude_code_reload.slots.get_mut(&probe.name) {
             watched.running = false;
             watched.seen = probe.stamp;
+        }
+        if self.in_move(&probe.name) {
+            return;
         }
         let Some(slot) = self.slots.get_mut(&probe.name) else {
             return;

@@ -16,6 +16,7 @@ mod conflict;
 pub mod drain;
 mod handlers;
 pub mod login;
+pub mod moving;
 mod next_job;
 pub mod orders;
 mod pacing;
@@ -129,6 +130,12 @@ pub struct Manager {
     revocations: RevocationQueue,
     /// The last reading of the wall and boot clocks, to see the wall clock stepped back.
     clock: ClockWatch,
+    /// The highest state snapshot number known to be on disk.
+    saved_state: u64,
+    /// A `use` under way (`crate::daemon::core::moving`).
+    moving: Option<moving::Move>,
+    /// Claude Code account fields of logins `use` moved out (`StateFile::claude_code_fields`).
+    claude_code_fields: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
 }
 
 /// What the manager needs from its surroundings.
@@ -188,6 +195,7 @@ impl Manager {
             }
         }
         let state_log = StateLog::start(&slots);
+        let moving = (parts.state.moving).map(|plan| moving::Move::resumed(plan, now));
         Manager {
             config: parts.config,
             slots,
@@ -221,6 +229,9 @@ impl Manager {
             claude_code_reload: claude_code_reload::Watch::default(),
             revocations,
             clock: ClockWatch::start(parts.clocks),
+            saved_state: 0,
+            moving,
+            claude_code_fields: parts.state.claude_code_fields,
         }
     }
 
@@ -297,6 +308,8 @@ impl Manager {
                 .map(|(name, slot)| (name.clone(), slot.record.clone()))
                 .collect(),
             pending_revocations: self.revocations.entries.clone(),
+            moving: self.moving.as_ref().map(|m| m.plan.clone()),
+            claude_code_fields: self.claude_code_fields.clone(),
         }
     }
 
@@ -330,6 +343,7 @@ impl Manager {
         // Revocations wait for a saved state, not for a failed save: until the state that no
         // longer needs their tokens is on disk, a restart may still use them.
         if let Some(saved) = number {
+            self.saved_state = self.saved_state.max(saved);
             let (ready, waiting) = std::mem::take(&mut self.revoking_when_durable)
                 .into_iter()
                 .partition(|(needed, _)| *needed <= saved);

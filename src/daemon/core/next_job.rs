@@ -21,7 +21,7 @@ impl Manager {
         let mut due: Vec<&Slot> = self
             .slots
             .values()
-            .filter(|slot| slot.job.is_none())
+            .filter(|slot| slot.job.is_none() && !self.held_by_move(&slot.name))
             .filter(|slot| deadline(slot).is_some_and(|at| at <= now))
             .collect();
         // Most urgent first, so the first token requests go to the soonest expiries.
@@ -40,6 +40,7 @@ impl Manager {
             self.start_usage_fetch(&name, now);
         }
         self.start_due_revocations(now);
+        self.advance_move();
         if now >= self.cache_heartbeat_at() {
             self.publish_cache();
         }
@@ -53,7 +54,7 @@ impl Manager {
         let refresh = self
             .slots
             .values()
-            .filter(|slot| slot.job.is_none())
+            .filter(|slot| slot.job.is_none() && !self.held_by_move(&slot.name))
             .filter_map(deadline);
         let usage = self
             .slots
@@ -64,6 +65,7 @@ impl Manager {
             .chain(std::iter::once(self.cache_heartbeat_at()))
             .chain(self.alerts.reminder_at())
             .chain(self.revocations.deadline())
+            .chain(self.move_deadline())
             .min()
     }
 
@@ -77,6 +79,11 @@ impl Manager {
     /// `scheduled` says whether the timer asked (then a refresh starts when its time has
     /// come) or a caller did (then one starts when a waiter wants it).
     pub(in crate::daemon) fn start_next_job(&mut self, name: &str, scheduled: bool) {
+        // A slot being moved between stores waits for the move (its end starts it again).
+        if self.held_by_move(name) {
+            self.answer_waiters_while_moving(name);
+            return;
+        }
         let Some(slot) = self.slots.get_mut(name) else {
             return;
         };

@@ -153,6 +153,8 @@ pub enum JobOrder {
     ClaudeCodeLogin(Box<super::login::claude_code::ClaudeCodeLogin>),
     /// Look for a new login in an inactive Claude Code slot's store.
     ProbeClaudeCode(Box<super::claude_code_reload::Probe>),
+    /// Move a login into a Claude Code store and the one there out (`sessctl use`).
+    Move(Box<super::moving::MoveOrder>),
     /// Try a kept revocation again.
     RetryRevocation {
         id: String,

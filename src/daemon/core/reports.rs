@@ -51,6 +51,8 @@ pub enum JobResult {
     ClaudeCodeLogin(Box<super::login::claude_code::ClaudeCodeLogin>),
     /// An inactive Claude Code slot's store was probed (`Probe::found`).
     ClaudeCodeProbed(Box<super::claude_code_reload::Probe>),
+    /// A `use` move's job ended (`crate::daemon::core::moving`).
+    Moved(Box<super::moving::MoveReport>),
 }
 
 /// An `adopt` of a Claude Code store: ordered by the core (`found` empty), reported back

@@ -54,6 +54,7 @@ impl Manager {
             JobResult::Adopted(adoption) => self.on_adopted(*adoption),
             JobResult::ClaudeCodeLogin(login) => self.on_claude_code_login(*login),
             JobResult::ClaudeCodeProbed(probe) => self.on_claude_code_probed(*probe),
+            JobResult::Moved(report) => self.on_moved(*report),
             JobResult::Usage {
                 name,
                 generation,

@@ -106,6 +106,8 @@ pub enum Job {
     Loading,
     Refreshing,
     Writing,
+    /// A `use` moving this slot's login between stores (`crate::daemon::core::moving`).
+    Moving,
 }
 
 /// What a waiter learns when the slot's job ends.

@@ -61,6 +61,7 @@ impl JobContext {
             JobOrder::Adopt(adoption) => ctx.adopt(*adoption),
             JobOrder::ClaudeCodeLogin(login) => ctx.claude_code_login(login),
             JobOrder::ProbeClaudeCode(probe) => ctx.probe_claude_code(probe),
+            JobOrder::Move(order) => ctx.move_claude_code(*order),
             JobOrder::Usage {
                 name,
                 generation,

@@ -13,11 +13,13 @@
 pub mod claude_code;
 pub mod claude_code_login;
 pub mod claude_code_reload;
+pub mod claude_code_move;
 pub mod dispatch;
 pub mod joblog;
 pub mod journal;
 pub mod limiter;
 pub mod login;
+mod move_steps;
 pub mod revoke;
 pub mod writer;
 

@@ -228,6 +228,7 @@ mod tests {
                 .map(|(n, r)| ((*n).to_owned(), r.clone()))
                 .collect(),
             pending_revocations: Vec::new(),
+            ..StateFile::default()
         }
     }
 

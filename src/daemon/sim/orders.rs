@@ -122,6 +122,7 @@ pub fn job_of(order: JobOrder, drain: &DrainGate) -> Option<Running> {
         | JobOrder::Adopt(_)
         | JobOrder::ClaudeCodeLogin(_)
         | JobOrder::ProbeClaudeCode(_)
+        | JobOrder::Move(_)
         | JobOrder::RetryRevocation { .. }
         | JobOrder::Label { .. }
         | JobOrder::CodeLogin { .. }

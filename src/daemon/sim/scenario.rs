@@ -52,6 +52,7 @@ impl Script {
             next_generation: 1,
             slots: std::collections::BTreeMap::new(),
             pending_revocations: Vec::new(),
+            ..StateFile::default()
         };
         let daemon = Daemon::start(&config, durable.clone(), BTreeMap::new(), clocks, 1);
         Script {

@@ -100,6 +100,7 @@ impl World {
             next_generation: 1,
             slots: std::collections::BTreeMap::new(),
             pending_revocations: Vec::new(),
+            ..StateFile::default()
         };
         let daemon = Daemon::start(&config, durable.clone(), BTreeMap::new(), clocks, seed);
         World {
@@ -510,6 +511,7 @@ fn describe(result: &JobResult) -> String {
         JobResult::StateSaved(_) | JobResult::CacheSaved(_) => "saved".to_owned(),
         JobResult::Adopted(_) => "adopted".to_owned(),
         JobResult::ClaudeCodeLogin(_) | JobResult::ClaudeCodeProbed(_) => "claude code".to_owned(),
+        JobResult::Moved(_) => "moved".to_owned(),
     }
 }
 

@@ -67,7 +67,7 @@ pub async fn open(
             .map(|c| journal::newest_per_slot(c.entries))
             .unwrap_or_default()
             .into_iter()
-            .filter(|(slot, _)| state.slots.contains_key(slot))
+            .filter(|(slot, _)| state.slots.contains_key(slot) && !in_claude_code(state, slot))
             .collect()
     };
     let kept: Vec<String> = unreplayed.keys().cloned().collect();
@@ -120,6 +120,13 @@ async fn replay(
             tracing::info!(slot, "journal: the slot is gone; its entry is dropped");
             continue;
         }
+        if in_claude_code(state, &slot) {
+            tracing::info!(
+                slot,
+                "journal: the slot's login lives in Claude Code's store now; its entry is dropped"
+            );
+            continue;
+        }
         match store.restore(&slot, entry.item()).await {
             Ok(item) => tracing::warn!(
                 slot,
@@ -147,6 +154,14 @@ async fn replay(
         let _ = std::fs::write(path, b"");
     }
     unreplayed
+}
+
+/// Whether `slot`'s login lives in Claude Code's store (a `use` moved it there), so an
+/// entry of its time in sessctl's store is an old copy, never put back. The outgoing slot
+/// of a move still under way is not: its entry is the copy the move is making.
+fn in_claude_code(state: &StateFile, slot: &str) -> bool {
+    let outgoing = state.moving.as_ref().and_then(|m| m.outgoing.as_deref());
+    (state.slots.get(slot)).is_some_and(|r| r.claude_code.is_some()) && outgoing != Some(slot)
 }
 
 /// Moves an unreadable journal out of the way (kept for inspection, still sealed).

@@ -11,6 +11,7 @@ mod refresh;
 mod shutdown;
 mod status;
 mod token;
+mod use_;
 
 use crate::protocol::{ErrorCode, ErrorReply, Request};
 
@@ -37,6 +38,7 @@ impl Manager {
             Request::Logout(slot) => self.handle_logout(slot.name, reply),
             Request::Shutdown => return shutdown::handle_shutdown(reply),
             Request::Adopt(adopt) => self.handle_adopt(adopt, reply),
+            Request::Use(request) => self.handle_use(request, reply),
         }
         Flow::Continue
     }

@@ -126,7 +126,7 @@ impl Manager {
 
     /// The Claude Code config dir of slot `name`, when it is a slot in Claude Code's store.
     fn claude_code_dir_of(&self, name: &str) -> Option<std::path::PathBuf> {
-        self.slots.get(name)?.record.claude_code.clone()
+        (self.slots.get(name)?.record.claude_code.clone()).or_else(|| self.move_dir_of(name))
     }
 
     /// Where a login of `key` typed as `typed` goes.
@@ -232,7 +232,7 @@ impl Manager {
                     },
                 );
             }
-            Some(Job::Writing) | None => slot.superseded.extend(old_refresh_token),
+            Some(Job::Writing | Job::Moving) | None => slot.superseded.extend(old_refresh_token),
         }
     }
 
