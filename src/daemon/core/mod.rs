@@ -13,6 +13,7 @@ pub mod alerts;
 pub mod clock;
 mod conflict;
 pub mod drain;
+mod due_index;
 mod handlers;
 pub mod login;
 mod next_job;
@@ -26,11 +27,12 @@ mod revocations;
 pub mod schedule;
 pub mod slot;
 pub mod stop;
+mod table;
 mod transitions;
 pub mod usage;
 pub mod waiters;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -47,12 +49,14 @@ use self::alerts::Alerts;
 use self::schedule::Clocks;
 use crate::daemon::alerts::AlertQueue;
 use crate::daemon::core::clock::ClockWatch;
+use crate::daemon::core::due_index::DueIndex;
 use crate::daemon::core::login::cancel::LoginTickets;
 use crate::daemon::core::login::flows::PendingFlows;
 use crate::daemon::core::orders::JobOrders;
 use crate::daemon::core::retire::ReplacedJob;
 use crate::daemon::core::revocations::RevocationQueue;
 use crate::daemon::core::slot::Slot;
+use crate::daemon::core::table::SlotTable;
 use crate::daemon::core::transitions::StateLog;
 use crate::daemon::start::store_probe::StoreProbe;
 
@@ -72,7 +76,13 @@ pub struct Command {
 /// The state owner. See the module docs.
 pub struct Manager {
     config: Arc<Config>,
-    slots: BTreeMap<String, Slot>,
+    /// The slots; records which ones each event changed (`crate::daemon::core::table`).
+    slots: SlotTable,
+    /// Each slot's next deadlines, in order, kept in step with the changed slots
+    /// ([`Manager::reindex`]).
+    due: DueIndex,
+    /// Slots changed since the transition log and alerts last looked.
+    unobserved: BTreeSet<String>,
     next_generation: u64,
     /// The I/O queued by the current event, for the runner to start.
     jobs: JobOrders,
@@ -185,7 +195,9 @@ impl Manager {
         let state_log = StateLog::start(&slots);
         Manager {
             config: parts.config,
-            slots,
+            slots: SlotTable::new(slots),
+            due: DueIndex::default(),
+            unobserved: BTreeSet::new(),
             next_generation,
             jobs: parts.jobs,
             now,
@@ -267,7 +279,6 @@ impl Manager {
         if std::mem::take(&mut self.dirty) {
             let snapshot = self.snapshot();
             self.state_tx.send_replace((self.state_number, snapshot));
-            self.state_log.observe(&self.slots);
             self.observe_alerts();
             self.cache_due = true;
         }
@@ -292,11 +303,29 @@ impl Manager {
         }
     }
 
-    /// Turns slot state transitions into alert events and queues them for delivery.
+    /// Logs the slot state transitions since the last look and turns them into alert
+    /// events, queued for delivery. Looks only at the slots changed since then.
     fn observe_alerts(&mut self) {
-        for event in self.alerts.observe(&self.slots, &self.config, self.now) {
+        self.reindex();
+        let changed = std::mem::take(&mut self.unobserved);
+        self.state_log.observe_changed(&self.slots, &changed);
+        let events = self
+            .alerts
+            .observe_changed(&self.slots, &changed, &self.config, self.now);
+        for event in events {
             self.alert_queue.push(event);
         }
+    }
+
+    /// Brings the deadline index up to date with the slots changed since the last call
+    /// (and keeps their names for the transition log and alerts).
+    fn reindex(&mut self) {
+        let changed = self.slots.take_touched();
+        for name in &changed {
+            let deadlines = self.slots.get(name).map(|slot| self.slot_deadlines(slot));
+            self.due.set(name, deadlines);
+        }
+        self.unobserved.extend(changed);
     }
 
     /// Sends `result` once the state published so far is on disk (or could not be saved).

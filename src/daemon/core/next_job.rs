@@ -9,6 +9,7 @@ use crate::protocol::{ErrorCode, ErrorReply};
 use crate::state::SlotState;
 
 use super::Manager;
+use super::due_index::SlotDeadlines;
 use super::orders::{JobOrders, Urgency};
 use super::pacing;
 use super::schedule;
@@ -18,11 +19,13 @@ impl Manager {
     /// Starts whatever is due for idle slots: credential loads, store write retries,
     /// scheduled refreshes. Compares against the wall clock, so time spent suspended counts.
     pub(super) fn start_due_work(&mut self, now: DateTime<Utc>) {
+        // From the deadline index: what is due costs what is due, not a walk over every slot.
+        self.reindex();
         let mut due: Vec<&Slot> = self
-            .slots
-            .values()
-            .filter(|slot| slot.job.is_none())
-            .filter(|slot| deadline(slot).is_some_and(|at| at <= now))
+            .due
+            .work_due(now)
+            .iter()
+            .filter_map(|name| self.slots.get(name))
             .collect();
         // Most urgent first, so the first token requests go to the soonest expiries.
         due.sort_by_key(|slot| expiry_guess(slot));
@@ -30,13 +33,8 @@ impl Manager {
         for name in due {
             self.start_next_job(&name, true);
         }
-        let usage_due: Vec<String> = self
-            .slots
-            .values()
-            .filter(|slot| self.usage_deadline(slot).is_some_and(|at| at <= now))
-            .map(|slot| slot.name.clone())
-            .collect();
-        for name in usage_due {
+        self.reindex();
+        for name in self.due.usage_due(now) {
             self.start_usage_fetch(&name, now);
         }
         self.start_due_revocations(now);
@@ -49,22 +47,66 @@ impl Manager {
     }
 
     /// The earliest moment some slot has work of its own to start.
-    pub fn earliest_deadline(&self) -> Option<DateTime<Utc>> {
-        let refresh = self
-            .slots
-            .values()
-            .filter(|slot| slot.job.is_none())
-            .filter_map(deadline);
-        let usage = self
-            .slots
-            .values()
-            .filter_map(|slot| self.usage_deadline(slot));
-        refresh
-            .chain(usage)
+    pub fn earliest_deadline(&mut self) -> Option<DateTime<Utc>> {
+        self.reindex();
+        self.due
+            .earliest()
+            .into_iter()
             .chain(std::iter::once(self.cache_heartbeat_at()))
             .chain(self.alerts.reminder_at())
             .chain(self.revocations.deadline())
             .min()
+    }
+
+    /// A slot's entry in the deadline index: its own work while it runs no job, and its
+    /// usage fetch.
+    pub(super) fn slot_deadlines(&self, slot: &Slot) -> SlotDeadlines {
+        SlotDeadlines {
+            work: if slot.job.is_none() {
+                deadline(slot)
+            } else {
+                None
+            },
+            usage: self.usage_deadline(slot),
+        }
+    }
+
+    /// Whether the deadline index matches a walk over every slot (for the simulator and
+    /// the tests: the index must never fall out of step with the slots).
+    #[cfg(test)]
+    pub(in crate::daemon) fn check_index(&mut self) -> Result<(), String> {
+        self.reindex();
+        let scanned: std::collections::BTreeMap<String, SlotDeadlines> = self
+            .slots
+            .values()
+            .map(|slot| (slot.name.clone(), self.slot_deadlines(slot)))
+            .collect();
+        if &scanned != self.due.all() {
+            let differ: Vec<_> = scanned
+                .iter()
+                .filter(|(name, d)| self.due.all().get(*name) != Some(d))
+                .map(|(name, d)| {
+                    format!(
+                        "{name}: scanned {d:?}, indexed {:?}",
+                        self.due.all().get(name)
+                    )
+                })
+                .collect();
+            return Err(format!("the deadline index is out of step: {differ:?}"));
+        }
+        let inactive: std::collections::BTreeSet<String> = self
+            .slots
+            .values()
+            .filter(|s| s.record.state == SlotState::Inactive)
+            .map(|s| s.name.clone())
+            .collect();
+        if self.unobserved.is_empty() && &inactive != self.alerts.inactive() {
+            return Err(format!(
+                "alerts count {:?} inactive, the slots say {inactive:?}",
+                self.alerts.inactive()
+            ));
+        }
+        Ok(())
     }
 
     /// The cache is rewritten at least this often even when nothing changed, so its

@@ -330,6 +330,9 @@ impl World {
             self.alerts.observe(&event, &mut self.checker);
         }
         self.alerts.state(&self.published.1);
+        if let Err(what) = self.daemon.manager.check_index() {
+            self.checker.index(&what);
+        }
         self.hear_replies();
         self.checker.server(&self.server.sightings);
     }
