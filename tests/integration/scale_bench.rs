@@ -214,6 +214,7 @@ fn start_daemon(t: &mut Running) {
 fn measure_a_thousand_slots() {
     let n = usize::try_from(env_number("SLOTS", 1000)).unwrap();
     let steady = env_number("STEADY_SECS", 60);
+    let load_at_start = load_average();
     let mut t = Running::start("");
     start_daemon(&mut t);
 
@@ -329,4 +330,19 @@ fn measure_a_thousand_slots() {
         percentile(&store, 50),
         percentile(&store, 99)
     );
+    println!(
+        "scale load average (1, 5, 15 min): {load_at_start} at the start, {} at the end",
+        load_average()
+    );
+}
+
+/// The machine's load averages over 1, 5 and 15 minutes: the figures above are only
+/// comparable between runs on a similarly loaded machine.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
