@@ -26,6 +26,7 @@ mod retire;
 mod revocations;
 pub mod schedule;
 pub mod slot;
+pub mod snapshot;
 pub mod stop;
 mod table;
 mod transitions;
@@ -43,6 +44,8 @@ use crate::cache::QuotaCache;
 use crate::config::Config;
 use crate::protocol::{ErrorReply, Request, Response, UnplacedCredential};
 use crate::state::StateFile;
+
+use self::snapshot::{Records, StateSnapshot};
 use crate::store::StoreKind;
 
 use self::alerts::Alerts;
@@ -62,7 +65,7 @@ use crate::daemon::start::store_probe::StoreProbe;
 
 /// A state snapshot and its number: the writer reports which number is on disk, so the
 /// manager can hold a reply until the state it depends on is durable.
-pub type NumberedState = (u64, StateFile);
+pub type NumberedState = (u64, StateSnapshot);
 
 /// Where a command's reply goes.
 pub(in crate::daemon) type Reply = oneshot::Sender<Result<Response, ErrorReply>>;
@@ -81,8 +84,12 @@ pub struct Manager {
     /// Each slot's next deadlines, in order, kept in step with the changed slots
     /// ([`Manager::reindex`]).
     due: DueIndex,
-    /// Slots changed since the transition log and alerts last looked.
+    /// Slots changed since the transition log and alerts last looked (and since
+    /// `records` was brought up to date).
     unobserved: BTreeSet<String>,
+    /// The slot records as last published, shared with the snapshots
+    /// (`crate::daemon::core::snapshot`): an event replaces only the records it changed.
+    records: Arc<Records>,
     next_generation: u64,
     /// The I/O queued by the current event, for the runner to start.
     jobs: JobOrders,
@@ -193,11 +200,17 @@ impl Manager {
             }
         }
         let state_log = StateLog::start(&slots);
+        let records = Arc::new(
+            (slots.iter())
+                .map(|(name, slot)| (name.clone(), Arc::new(slot.record.clone())))
+                .collect(),
+        );
         Manager {
             config: parts.config,
             slots: SlotTable::new(slots),
             due: DueIndex::default(),
             unobserved: BTreeSet::new(),
+            records,
             next_generation,
             jobs: parts.jobs,
             now,
@@ -277,9 +290,9 @@ impl Manager {
     /// runner calls it after every event, so every change is saved and logged.
     pub fn flush(&mut self) {
         if std::mem::take(&mut self.dirty) {
+            self.observe_alerts();
             let snapshot = self.snapshot();
             self.state_tx.send_replace((self.state_number, snapshot));
-            self.observe_alerts();
             self.cache_due = true;
         }
         if std::mem::take(&mut self.cache_due) {
@@ -288,17 +301,12 @@ impl Manager {
         }
     }
 
-    /// The state file as of now.
-    fn snapshot(&self) -> StateFile {
-        StateFile {
-            format: 1,
-            revision: 0,
+    /// The state file as of now, sharing its records with `records` (brought up to date
+    /// by [`Manager::observe_alerts`] just before): pointer copies, no record copied.
+    fn snapshot(&self) -> StateSnapshot {
+        StateSnapshot {
             next_generation: self.next_generation,
-            slots: self
-                .slots
-                .iter()
-                .map(|(name, slot)| (name.clone(), slot.record.clone()))
-                .collect(),
+            slots: Arc::clone(&self.records),
             pending_revocations: self.revocations.entries.clone(),
         }
     }
@@ -308,6 +316,17 @@ impl Manager {
     fn observe_alerts(&mut self) {
         self.reindex();
         let changed = std::mem::take(&mut self.unobserved);
+        let records = Arc::make_mut(&mut self.records);
+        for name in &changed {
+            match self.slots.get(name) {
+                Some(slot) => {
+                    records.insert(name.clone(), Arc::new(slot.record.clone()));
+                }
+                None => {
+                    records.remove(name);
+                }
+            }
+        }
         self.state_log.observe_changed(&self.slots, &changed);
         let events = self
             .alerts

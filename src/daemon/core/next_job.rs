@@ -100,6 +100,12 @@ impl Manager {
             .filter(|s| s.record.state == SlotState::Inactive)
             .map(|s| s.name.clone())
             .collect();
+        let records_behind = (self.records.len() != self.slots.len())
+            || (self.slots.iter())
+                .any(|(name, slot)| self.records.get(name).is_none_or(|r| **r != slot.record));
+        if self.unobserved.is_empty() && records_behind {
+            return Err("the published records differ from the slots' own".to_owned());
+        }
         if self.unobserved.is_empty() && &inactive != self.alerts.inactive() {
             return Err(format!(
                 "alerts count {:?} inactive, the slots say {inactive:?}",

@@ -17,6 +17,7 @@ use crate::daemon::alerts::{AlertEvent, AlertQueue};
 use crate::daemon::core::drain::DrainGate;
 use crate::daemon::core::orders::{JobOrder, JobOrders};
 use crate::daemon::core::schedule::Clocks;
+use crate::daemon::core::snapshot::StateSnapshot;
 use crate::daemon::core::{Manager, ManagerParts, NumberedState};
 use crate::daemon::start::store_probe::StoreProbe;
 
@@ -42,7 +43,7 @@ impl Daemon {
         clocks: Clocks,
         seed: u64,
     ) -> Self {
-        let (state_tx, state_rx) = watch::channel((0, state.clone()));
+        let (state_tx, state_rx) = watch::channel((0, StateSnapshot::of(&state)));
         let (cache_tx, cache_rx) = watch::channel(QuotaCache {
             updated_at: clocks.wall,
             stale_after_secs: None,
