@@ -295,10 +295,25 @@ impl Manager {
             self.state_tx.send_replace((self.state_number, snapshot));
             self.cache_due = true;
         }
-        if std::mem::take(&mut self.cache_due) {
+        // The cache snapshot is every slot's quota: built at most once per
+        // `CACHE_INTERVAL` (the timer comes back for a change held meanwhile), at once
+        // when stopping, so an event costs what it changed, not the number of slots.
+        let stopping = self.jobs.drain.is_closed();
+        if self.cache_due && (stopping || self.now >= self.cache_next_at()) {
+            self.cache_due = false;
             self.cache_tx.send_replace(self.cache_snapshot(self.now));
             self.cache_published_at = self.now;
         }
+    }
+
+    /// When a held change of the quota cache may be published.
+    fn cache_next_at(&self) -> DateTime<Utc> {
+        self.cache_published_at + schedule::delta(usage::CACHE_INTERVAL)
+    }
+
+    /// When the timer must come back for a held change of the quota cache, if one is held.
+    pub(super) fn cache_deadline(&self) -> Option<DateTime<Utc>> {
+        self.cache_due.then(|| self.cache_next_at())
     }
 
     /// The state file as of now, sharing its records with `records` (brought up to date

@@ -53,6 +53,7 @@ impl Manager {
             .earliest()
             .into_iter()
             .chain(std::iter::once(self.cache_heartbeat_at()))
+            .chain(self.cache_deadline())
             .chain(self.alerts.reminder_at())
             .chain(self.revocations.deadline())
             .min()
