@@ -10,6 +10,7 @@
 //! the single flight: every caller wanting a refresh waits on that job.
 
 pub mod alerts;
+mod changes;
 pub mod clock;
 mod conflict;
 pub mod drain;
@@ -324,42 +325,6 @@ impl Manager {
             slots: Arc::clone(&self.records),
             pending_revocations: self.revocations.entries.clone(),
         }
-    }
-
-    /// Logs the slot state transitions since the last look and turns them into alert
-    /// events, queued for delivery. Looks only at the slots changed since then.
-    fn observe_alerts(&mut self) {
-        self.reindex();
-        let changed = std::mem::take(&mut self.unobserved);
-        let records = Arc::make_mut(&mut self.records);
-        for name in &changed {
-            match self.slots.get(name) {
-                Some(slot) => {
-                    records.insert(name.clone(), Arc::new(slot.record.clone()));
-                }
-                None => {
-                    records.remove(name);
-                }
-            }
-        }
-        self.state_log.observe_changed(&self.slots, &changed);
-        let events = self
-            .alerts
-            .observe_changed(&self.slots, &changed, &self.config, self.now);
-        for event in events {
-            self.alert_queue.push(event);
-        }
-    }
-
-    /// Brings the deadline index up to date with the slots changed since the last call
-    /// (and keeps their names for the transition log and alerts).
-    fn reindex(&mut self) {
-        let changed = self.slots.take_touched();
-        for name in &changed {
-            let deadlines = self.slots.get(name).map(|slot| self.slot_deadlines(slot));
-            self.due.set(name, deadlines);
-        }
-        self.unobserved.extend(changed);
     }
 
     /// Sends `result` once the state published so far is on disk (or could not be saved).
