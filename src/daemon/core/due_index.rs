@@ -49,12 +49,22 @@ impl DueIndex {
     }
 
     /// The earliest deadline of any slot.
+    #[cfg(test)]
     pub fn earliest(&self) -> Option<DateTime<Utc>> {
-        let first = |set: &BTreeSet<(DateTime<Utc>, String)>| set.first().map(|(at, _)| *at);
-        first(&self.work)
+        self.earliest_work()
             .into_iter()
-            .chain(first(&self.usage))
+            .chain(self.earliest_usage())
             .min()
+    }
+
+    /// The earliest deadline of any slot's own work.
+    pub fn earliest_work(&self) -> Option<DateTime<Utc>> {
+        self.work.first().map(|(at, _)| *at)
+    }
+
+    /// The earliest usage fetch deadline.
+    pub fn earliest_usage(&self) -> Option<DateTime<Utc>> {
+        self.usage.first().map(|(at, _)| *at)
     }
 
     /// Every slot's indexed deadlines (for checks).

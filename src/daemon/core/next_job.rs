@@ -50,8 +50,9 @@ impl Manager {
     pub fn earliest_deadline(&mut self) -> Option<DateTime<Utc>> {
         self.reindex();
         self.due
-            .earliest()
+            .earliest_work()
             .into_iter()
+            .chain(self.due.earliest_usage().map(gather_usage))
             .chain(std::iter::once(self.cache_heartbeat_at()))
             .chain(self.cache_deadline())
             .chain(self.alerts.reminder_at())
@@ -264,6 +265,23 @@ impl Manager {
     }
 }
 
+/// Usage fetches due within one span of this length start together, on one timer wakeup:
+/// at 1,000 slots polled every 5 minutes, one is due every 0.3 s, and a wakeup each is most
+/// of a steady state's timer wakeups. A fetch goes at most this much late (its interval only
+/// lengthens, so no account's budget is exceeded); refreshes keep their exact deadlines.
+const USAGE_GATHER_MS: i64 = 2_000;
+
+/// The timer's moment for a usage fetch due at `at`: the end of its gathering span.
+fn gather_usage(at: DateTime<Utc>) -> DateTime<Utc> {
+    let ms = at.timestamp_millis();
+    let end = ms.div_euclid(USAGE_GATHER_MS).saturating_add(1) * USAGE_GATHER_MS;
+    if ms.rem_euclid(USAGE_GATHER_MS) == 0 && at.timestamp_subsec_nanos().is_multiple_of(1_000_000)
+    {
+        return at;
+    }
+    DateTime::from_timestamp_millis(end).unwrap_or(at)
+}
+
 /// When an idle slot next has work of its own (not counting callers).
 fn deadline(slot: &Slot) -> Option<DateTime<Utc>> {
     match &slot.creds {
@@ -309,5 +327,23 @@ fn expiry_guess(slot: &Slot) -> Option<DateTime<Utc>> {
                 .last_refresh_at
                 .unwrap_or(slot.record.created_at),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        format!("2030-01-01T00:00:{s}Z").parse().unwrap()
+    }
+
+    #[test]
+    fn usage_deadlines_gather_at_the_end_of_their_two_second_span() {
+        assert_eq!(gather_usage(at("10.000")), at("10.000"));
+        assert_eq!(gather_usage(at("10.001")), at("12.000"));
+        assert_eq!(gather_usage(at("11.999")), at("12.000"));
+        assert_eq!(gather_usage(at("11.9995")), at("12.000"));
+        assert_eq!(gather_usage(at("12.000")), at("12.000"));
     }
 }
