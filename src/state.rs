@@ -195,19 +195,33 @@ impl StateFile {
     /// single-instance lock is what keeps other writers away. The check catches a file
     /// edited or restored by hand while the daemon ran.
     pub fn save(&self, path: &Path) -> Result<u64, StateError> {
-        let found = on_disk_revision(path)?;
-        if found != self.revision {
-            return Err(StateError::Conflict {
-                path: path.to_path_buf(),
-                expected: self.revision,
-                found,
-            });
-        }
         let next = StateFile {
             revision: self.revision + 1,
             ..self.clone()
         };
-        let mut bytes = serde_json::to_vec(&next).map_err(|err| StateError::Corrupt {
+        save_if_at(path, self.revision, &next)
+    }
+}
+
+/// Writes `file` (a state file whose revision is `expected` + 1) as compact JSON if the file
+/// on disk is still at revision `expected` (or absent when that is 0): the compare-and-set
+/// of [`StateFile::save`], shared with the daemon's published snapshots
+/// (`crate::daemon::core::snapshot`). Returns the new revision.
+pub(crate) fn save_if_at<T: Serialize>(
+    path: &Path,
+    expected: u64,
+    file: &T,
+) -> Result<u64, StateError> {
+    {
+        let found = on_disk_revision(path)?;
+        if found != expected {
+            return Err(StateError::Conflict {
+                path: path.to_path_buf(),
+                expected,
+                found,
+            });
+        }
+        let mut bytes = serde_json::to_vec(file).map_err(|err| StateError::Corrupt {
             path: path.to_path_buf(),
             message: format!("cannot serialize: {err}"),
         })?;
@@ -224,7 +238,7 @@ impl StateFile {
             path: path.to_path_buf(),
             source,
         })?;
-        Ok(next.revision)
+        Ok(expected + 1)
     }
 }
 

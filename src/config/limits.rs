@@ -1,5 +1,6 @@
-//! The outbound request limits of the config: `max_token_requests` (token requests out at
-//! once, refreshes and refresh-token logins together) and `max_usage_requests` (usage
+//! The outbound request limits of the config: `max_token_requests` (requests to the token
+//! and revocation endpoints out at once: refreshes, logins of every kind and revocations
+//! together) and `max_usage_requests` (usage
 //! fetches out at once). Each is a whole number from 1 to [`MAX_REQUESTS`], checked while
 //! deserializing, so a bad value is refused with its line.
 

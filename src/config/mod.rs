@@ -189,7 +189,8 @@ pub struct Config {
     /// The first wait before a failed revocation is tried again; it doubles per attempt up
     /// to [`crate::revocation::MAX_RETRY_INTERVAL`].
     pub revocation_retry: Duration,
-    /// Token requests out at once (refreshes and refresh-token logins together).
+    /// Requests to the token and revocation endpoints out at once (refreshes, logins of
+    /// every kind and revocations together).
     pub max_token_requests: usize,
     /// Usage fetches out at once.
     pub max_usage_requests: usize,

@@ -84,7 +84,7 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
     let (results_tx, results_rx) = mpsc::unbounded_channel();
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let (state_tx, state_rx) = watch::channel((0, state.clone()));
+    let (state_tx, state_rx) = watch::channel((0, core::snapshot::StateSnapshot::of(&state)));
     let previous_cache = QuotaCache::read(&paths.quota_cache).ok();
     let (cache_tx, cache_rx) = watch::channel(previous_cache.clone().unwrap_or(QuotaCache {
         updated_at: chrono::Utc::now(),

@@ -22,7 +22,7 @@ const PROMPT_DEADLINE: Duration = Duration::from_secs(20);
 /// The provider keys of every interactive flow, for the real server at `base`. The server
 /// issues a refresh token only when consent was asked for (`prompt=consent`, OpenID Connect
 /// Core §11): query parameters written into `authorize_url` are kept.
-fn flow_keys(base: &str) -> String {
+pub(crate) fn flow_keys(base: &str) -> String {
     format!(
         "authorize_url: {base}/auth?prompt=consent\ndevice_authorization_url: {base}/device/auth\nmanual_redirect_uri: {base}/manual-code\n"
     )

@@ -41,6 +41,7 @@ mod quota;
 mod reconcile;
 mod refresh;
 mod request_limit;
+mod request_priority;
 mod revocation_retry;
 mod scale;
 mod scale_bench;

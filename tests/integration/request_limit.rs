@@ -16,7 +16,7 @@ use crate::support::wait_for;
 /// endpoint: the next daemon finds every slot due at once. Returns the names soonest
 /// expiry first, as stored (logged in in reverse alphabetical order, but on a slow machine
 /// the first daemon may already have refreshed the first few, which then expire last).
-fn expired_slots_behind_a_hold(t: &mut Running, count: usize, ttl: u64) -> Vec<String> {
+pub(crate) fn expired_slots_behind_a_hold(t: &mut Running, count: usize, ttl: u64) -> Vec<String> {
     t.server.set_access_token_ttl(ttl);
     let names: Vec<String> = (0..count).rev().map(|i| format!("slot{i:02}")).collect();
     for (i, name) in names.iter().enumerate() {

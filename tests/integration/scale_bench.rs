@@ -110,7 +110,8 @@ fn cached_with_windows(cache: &Path) -> usize {
     })
 }
 
-/// Voluntary context switches by thread id, CPU ticks, and RSS in KiB of process `pid`.
+/// Voluntary context switches by thread (id and name), CPU ticks, and RSS in KiB of process
+/// `pid`.
 /// (Threads come and go, so wakeups are summed thread by thread, not as one total.)
 fn process_figures(pid: u32) -> (BTreeMap<String, u64>, u64, u64) {
     let mut switches = BTreeMap::new();
@@ -122,7 +123,9 @@ fn process_figures(pid: u32) -> (BTreeMap<String, u64>, u64, u64) {
                 .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .unwrap_or(0);
-            switches.insert(task.file_name().to_string_lossy().into_owned(), count);
+            let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            let tid = task.file_name().to_string_lossy().into_owned();
+            switches.insert(format!("{tid} {}", name.trim()), count);
         }
     }
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -202,7 +205,7 @@ fn start_daemon(t: &mut Running) {
     }
     t.daemon =
         t.env
-            .start_daemon_logging(&program(), &[], "info,sessctl::daemon::journal_jobs=debug");
+            .start_daemon_logging(&program(), &[], "info,sessctl::daemon::jobs::journal=debug");
 }
 
 #[test]
@@ -214,6 +217,7 @@ fn start_daemon(t: &mut Running) {
 fn measure_a_thousand_slots() {
     let n = usize::try_from(env_number("SLOTS", 1000)).unwrap();
     let steady = env_number("STEADY_SECS", 60);
+    let load_at_start = load_average();
     let mut t = Running::start("");
     start_daemon(&mut t);
 
@@ -242,10 +246,13 @@ fn measure_a_thousand_slots() {
     let (switches1, ticks1, rss) = process_figures(pid);
     let secs = started.elapsed().as_secs_f64();
     let usage = t.server.stats().usage_requests - usage0;
-    let woke: u64 = switches1
-        .iter()
-        .map(|(tid, n)| n.saturating_sub(switches0.get(tid).copied().unwrap_or(0)))
-        .sum();
+    let mut by_name: BTreeMap<&str, u64> = BTreeMap::new();
+    for (thread, n) in &switches1 {
+        let name = thread.split_once(' ').map_or("", |(_, name)| name);
+        *by_name.entry(name).or_default() +=
+            n.saturating_sub(switches0.get(thread).copied().unwrap_or(0));
+    }
+    let woke: u64 = by_name.values().sum();
     #[allow(clippy::cast_precision_loss)]
     let (per_min, cpu) = (
         woke as f64 * 60.0 / secs,
@@ -256,6 +263,11 @@ fn measure_a_thousand_slots() {
     println!(
         "scale steady: {per_min:.0} voluntary wakeups/min, CPU {cpu:.1}% of a core, RSS {rss_mb:.1} MB, {usage} usage fetches in {secs:.0} s"
     );
+    #[allow(clippy::cast_precision_loss)]
+    let threads: Vec<String> = (by_name.iter())
+        .map(|(name, n)| format!("{name} {:.0}", *n as f64 * 60.0 / secs))
+        .collect();
+    println!("scale steady wakeups/min by thread: {}", threads.join(", "));
     let [floor, status, statusline] = timed_commands(&t);
     println!(
         "scale commands: /bin/true {floor:.2} ms, status --json {status:.2} ms ({:.1}x), statusline {statusline:.2} ms ({:.1}x)",
@@ -329,4 +341,19 @@ fn measure_a_thousand_slots() {
         percentile(&store, 50),
         percentile(&store, 99)
     );
+    println!(
+        "scale load average (1, 5, 15 min): {load_at_start} at the start, {} at the end",
+        load_average()
+    );
+}
+
+/// The machine's load averages over 1, 5 and 15 minutes: the figures above are only
+/// comparable between runs on a similarly loaded machine.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -46,42 +46,65 @@ pub struct Alerts {
 
 impl Alerts {
     /// Compares `slots` with the last observation and returns the events for what changed,
-    /// in this order: recoveries, new deactivations, then `all_inactive`.
+    /// in this order: recoveries, new deactivations, then `all_inactive`. Looks at every
+    /// slot (and every slot seen before); the manager uses [`Alerts::observe_changed`].
+    #[cfg(test)]
     pub fn observe(
         &mut self,
         slots: &BTreeMap<String, Slot>,
         config: &Config,
         now: DateTime<Utc>,
     ) -> Vec<AlertEvent> {
-        let inactive: BTreeSet<String> = slots
-            .values()
-            .filter(|s| s.record.state == SlotState::Inactive)
-            .map(|s| s.name.clone())
-            .collect();
-        let one = |kind, name: &String| {
-            AlertEvent::new(kind, vec![AlertSlot::of(&slots[name], config)], now)
-        };
-        let mut events: Vec<AlertEvent> = self
-            .inactive
-            .difference(&inactive)
-            .filter(|name| slots.contains_key(*name))
-            .map(|name| one(AlertKind::SlotRecovered, name))
-            .collect();
-        events.extend(
-            inactive
-                .difference(&self.inactive)
-                .map(|name| one(AlertKind::SlotInactive, name)),
-        );
-        let all_inactive = !slots.is_empty() && inactive.len() == slots.len();
+        let mut names: BTreeSet<String> = slots.keys().cloned().collect();
+        names.extend(self.inactive.iter().cloned());
+        self.observe_changed(slots, &names, config, now)
+    }
+
+    /// [`Alerts::observe`] looking only at `changed`: the names of every slot added,
+    /// changed or removed since the last observation (the others cannot have moved), so
+    /// an event costs what it changed, not the number of slots.
+    pub fn observe_changed(
+        &mut self,
+        slots: &BTreeMap<String, Slot>,
+        changed: &BTreeSet<String>,
+        config: &Config,
+        now: DateTime<Utc>,
+    ) -> Vec<AlertEvent> {
+        let one = |kind, slot: &Slot| AlertEvent::new(kind, vec![AlertSlot::of(slot, config)], now);
+        let (mut recovered, mut fell) = (Vec::new(), Vec::new());
+        for name in changed {
+            let slot = slots.get(name);
+            let inactive = slot.is_some_and(|s| s.record.state == SlotState::Inactive);
+            match (self.inactive.contains(name), inactive, slot) {
+                (true, false, slot) => {
+                    self.inactive.remove(name);
+                    // A removed slot did not recover: it is gone (a logout says so).
+                    recovered.extend(slot.map(|s| one(AlertKind::SlotRecovered, s)));
+                }
+                (false, true, Some(slot)) => {
+                    self.inactive.insert(name.clone());
+                    fell.push(one(AlertKind::SlotInactive, slot));
+                }
+                _ => {}
+            }
+        }
+        let mut events = recovered;
+        events.append(&mut fell);
+        let all_inactive = !slots.is_empty() && self.inactive.len() == slots.len();
         if all_inactive && !self.all_inactive {
             events.push(all_inactive_event(slots, config, now));
             self.reminder_at = config.alerts.remind_every.map(|every| now + delta(every));
         } else if !all_inactive {
             self.reminder_at = None;
         }
-        self.inactive = inactive;
         self.all_inactive = all_inactive;
         events
+    }
+
+    /// The slots counted as inactive (for checks against a full scan).
+    #[cfg(test)]
+    pub fn inactive(&self) -> &BTreeSet<String> {
+        &self.inactive
     }
 
     /// When the next reminder is due, if one is pending: a deadline for the manager.

@@ -89,9 +89,11 @@ impl Manager {
     pub(in crate::daemon) fn probe_inactive_claude_code(&mut self) {
         let now = self.now;
         // Slots in a `use` move: their store is being rewritten, and no job of theirs runs.
-        let moving: Vec<String> = (self.slots.keys())
-            .filter(|name| self.in_move(name))
-            .cloned()
+        let moving: Vec<String> = (self.moving.as_ref())
+            .map(|m| [Some(m.plan.slot.clone()), m.plan.outgoing.clone()])
+            .into_iter()
+            .flatten()
+            .flatten()
             .collect();
         let watch = &mut self.claude_code_reload.slots;
         watch.retain(|name, _| self.slots.contains_key(name));

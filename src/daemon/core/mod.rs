@@ -11,9 +11,11 @@
 
 pub mod alerts;
 pub mod claude_code_reload;
+mod changes;
 pub mod clock;
 mod conflict;
 pub mod drain;
+mod due_index;
 mod handlers;
 pub mod login;
 pub mod moving;
@@ -27,12 +29,14 @@ mod retire;
 mod revocations;
 pub mod schedule;
 pub mod slot;
+pub mod snapshot;
 pub mod stop;
+mod table;
 mod transitions;
 pub mod usage;
 pub mod waiters;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -43,24 +47,28 @@ use crate::cache::QuotaCache;
 use crate::config::Config;
 use crate::protocol::{ErrorReply, Request, Response, UnplacedCredential};
 use crate::state::StateFile;
+
+use self::snapshot::{Records, StateSnapshot};
 use crate::store::StoreKind;
 
 use self::alerts::Alerts;
 use self::schedule::Clocks;
 use crate::daemon::alerts::AlertQueue;
 use crate::daemon::core::clock::ClockWatch;
+use crate::daemon::core::due_index::DueIndex;
 use crate::daemon::core::login::cancel::LoginTickets;
 use crate::daemon::core::login::flows::PendingFlows;
 use crate::daemon::core::orders::JobOrders;
 use crate::daemon::core::retire::ReplacedJob;
 use crate::daemon::core::revocations::RevocationQueue;
 use crate::daemon::core::slot::Slot;
+use crate::daemon::core::table::SlotTable;
 use crate::daemon::core::transitions::StateLog;
 use crate::daemon::start::store_probe::StoreProbe;
 
 /// A state snapshot and its number: the writer reports which number is on disk, so the
 /// manager can hold a reply until the state it depends on is durable.
-pub type NumberedState = (u64, StateFile);
+pub type NumberedState = (u64, StateSnapshot);
 
 /// Where a command's reply goes.
 pub(in crate::daemon) type Reply = oneshot::Sender<Result<Response, ErrorReply>>;
@@ -74,7 +82,17 @@ pub struct Command {
 /// The state owner. See the module docs.
 pub struct Manager {
     config: Arc<Config>,
-    slots: BTreeMap<String, Slot>,
+    /// The slots; records which ones each event changed (`crate::daemon::core::table`).
+    slots: SlotTable,
+    /// Each slot's next deadlines, in order, kept in step with the changed slots
+    /// ([`Manager::reindex`]).
+    due: DueIndex,
+    /// Slots changed since the transition log and alerts last looked (and since
+    /// `records` was brought up to date).
+    unobserved: BTreeSet<String>,
+    /// The slot records as last published, shared with the snapshots
+    /// (`crate::daemon::core::snapshot`): an event replaces only the records it changed.
+    records: Arc<Records>,
     next_generation: u64,
     /// The I/O queued by the current event, for the runner to start.
     jobs: JobOrders,
@@ -196,9 +214,17 @@ impl Manager {
         }
         let state_log = StateLog::start(&slots);
         let moving = (parts.state.moving).map(|plan| moving::Move::resumed(plan, now));
+        let records = Arc::new(
+            (slots.iter())
+                .map(|(name, slot)| (name.clone(), Arc::new(slot.record.clone())))
+                .collect(),
+        );
         Manager {
             config: parts.config,
-            slots,
+            slots: SlotTable::new(slots),
+            due: DueIndex::default(),
+            unobserved: BTreeSet::new(),
+            records,
             next_generation,
             jobs: parts.jobs,
             now,
@@ -284,39 +310,41 @@ impl Manager {
     /// runner calls it after every event, so every change is saved and logged.
     pub fn flush(&mut self) {
         if std::mem::take(&mut self.dirty) {
+            self.observe_alerts();
             let snapshot = self.snapshot();
             self.state_tx.send_replace((self.state_number, snapshot));
-            self.state_log.observe(&self.slots);
-            self.observe_alerts();
             self.cache_due = true;
         }
-        if std::mem::take(&mut self.cache_due) {
+        // The cache snapshot is every slot's quota: built at most once per
+        // `CACHE_INTERVAL` (the timer comes back for a change held meanwhile), at once
+        // when stopping, so an event costs what it changed, not the number of slots.
+        let stopping = self.jobs.drain.is_closed();
+        if self.cache_due && (stopping || self.now >= self.cache_next_at()) {
+            self.cache_due = false;
             self.cache_tx.send_replace(self.cache_snapshot(self.now));
             self.cache_published_at = self.now;
         }
     }
 
-    /// The state file as of now.
-    fn snapshot(&self) -> StateFile {
-        StateFile {
-            format: 1,
-            revision: 0,
+    /// When a held change of the quota cache may be published.
+    fn cache_next_at(&self) -> DateTime<Utc> {
+        self.cache_published_at + schedule::delta(usage::CACHE_INTERVAL)
+    }
+
+    /// When the timer must come back for a held change of the quota cache, if one is held.
+    pub(super) fn cache_deadline(&self) -> Option<DateTime<Utc>> {
+        self.cache_due.then(|| self.cache_next_at())
+    }
+
+    /// The state file as of now, sharing its records with `records` (brought up to date
+    /// by [`Manager::observe_alerts`] just before): pointer copies, no record copied.
+    fn snapshot(&self) -> StateSnapshot {
+        StateSnapshot {
             next_generation: self.next_generation,
-            slots: self
-                .slots
-                .iter()
-                .map(|(name, slot)| (name.clone(), slot.record.clone()))
-                .collect(),
+            slots: Arc::clone(&self.records),
             pending_revocations: self.revocations.entries.clone(),
             moving: self.moving.as_ref().map(|m| m.plan.clone()),
             claude_code_fields: self.claude_code_fields.clone(),
-        }
-    }
-
-    /// Turns slot state transitions into alert events and queues them for delivery.
-    fn observe_alerts(&mut self) {
-        for event in self.alerts.observe(&self.slots, &self.config, self.now) {
-            self.alert_queue.push(event);
         }
     }
 

@@ -9,6 +9,7 @@ use crate::protocol::{ErrorCode, ErrorReply};
 use crate::state::SlotState;
 
 use super::Manager;
+use super::due_index::SlotDeadlines;
 use super::orders::{JobOrders, Urgency};
 use super::pacing;
 use super::schedule;
@@ -18,11 +19,13 @@ impl Manager {
     /// Starts whatever is due for idle slots: credential loads, store write retries,
     /// scheduled refreshes. Compares against the wall clock, so time spent suspended counts.
     pub(super) fn start_due_work(&mut self, now: DateTime<Utc>) {
+        // From the deadline index: what is due costs what is due, not a walk over every slot.
+        self.reindex();
         let mut due: Vec<&Slot> = self
-            .slots
-            .values()
-            .filter(|slot| slot.job.is_none() && !self.held_by_move(&slot.name))
-            .filter(|slot| deadline(slot).is_some_and(|at| at <= now))
+            .due
+            .work_due(now)
+            .iter()
+            .filter_map(|name| self.slots.get(name))
             .collect();
         // Most urgent first, so the first token requests go to the soonest expiries.
         due.sort_by_key(|slot| expiry_guess(slot));
@@ -30,13 +33,8 @@ impl Manager {
         for name in due {
             self.start_next_job(&name, true);
         }
-        let usage_due: Vec<String> = self
-            .slots
-            .values()
-            .filter(|slot| self.usage_deadline(slot).is_some_and(|at| at <= now))
-            .map(|slot| slot.name.clone())
-            .collect();
-        for name in usage_due {
+        self.reindex();
+        for name in self.due.usage_due(now) {
             self.start_usage_fetch(&name, now);
         }
         self.start_due_revocations(now);
@@ -50,23 +48,78 @@ impl Manager {
     }
 
     /// The earliest moment some slot has work of its own to start.
-    pub fn earliest_deadline(&self) -> Option<DateTime<Utc>> {
-        let refresh = self
-            .slots
-            .values()
-            .filter(|slot| slot.job.is_none() && !self.held_by_move(&slot.name))
-            .filter_map(deadline);
-        let usage = self
-            .slots
-            .values()
-            .filter_map(|slot| self.usage_deadline(slot));
-        refresh
-            .chain(usage)
+    pub fn earliest_deadline(&mut self) -> Option<DateTime<Utc>> {
+        self.reindex();
+        // A slot held by a `use` move starts nothing until the move ends: its deadline,
+        // maybe long past, must not wake the timer meanwhile (it stays indexed).
+        let work = (self.due.work_in_order())
+            .find(|(_, name)| !self.held_by_move(name))
+            .map(|(at, _)| at);
+        work.into_iter()
+            .chain(self.due.earliest_usage().map(gather_usage))
             .chain(std::iter::once(self.cache_heartbeat_at()))
+            .chain(self.cache_deadline())
             .chain(self.alerts.reminder_at())
             .chain(self.revocations.deadline())
             .chain(self.move_deadline())
             .min()
+    }
+
+    /// A slot's entry in the deadline index: its own work while it runs no job, and its
+    /// usage fetch.
+    pub(super) fn slot_deadlines(&self, slot: &Slot) -> SlotDeadlines {
+        SlotDeadlines {
+            work: if slot.job.is_none() {
+                deadline(slot)
+            } else {
+                None
+            },
+            usage: self.usage_deadline(slot),
+        }
+    }
+
+    /// Whether the deadline index matches a walk over every slot (for the simulator and
+    /// the tests: the index must never fall out of step with the slots).
+    #[cfg(test)]
+    pub(in crate::daemon) fn check_index(&mut self) -> Result<(), String> {
+        self.reindex();
+        let scanned: std::collections::BTreeMap<String, SlotDeadlines> = self
+            .slots
+            .values()
+            .map(|slot| (slot.name.clone(), self.slot_deadlines(slot)))
+            .collect();
+        if &scanned != self.due.all() {
+            let differ: Vec<_> = scanned
+                .iter()
+                .filter(|(name, d)| self.due.all().get(*name) != Some(d))
+                .map(|(name, d)| {
+                    format!(
+                        "{name}: scanned {d:?}, indexed {:?}",
+                        self.due.all().get(name)
+                    )
+                })
+                .collect();
+            return Err(format!("the deadline index is out of step: {differ:?}"));
+        }
+        let inactive: std::collections::BTreeSet<String> = self
+            .slots
+            .values()
+            .filter(|s| s.record.state == SlotState::Inactive)
+            .map(|s| s.name.clone())
+            .collect();
+        let records_behind = (self.records.len() != self.slots.len())
+            || (self.slots.iter())
+                .any(|(name, slot)| self.records.get(name).is_none_or(|r| **r != slot.record));
+        if self.unobserved.is_empty() && records_behind {
+            return Err("the published records differ from the slots' own".to_owned());
+        }
+        if self.unobserved.is_empty() && &inactive != self.alerts.inactive() {
+            return Err(format!(
+                "alerts count {:?} inactive, the slots say {inactive:?}",
+                self.alerts.inactive()
+            ));
+        }
+        Ok(())
     }
 
     /// The cache is rewritten at least this often even when nothing changed, so its
@@ -222,6 +275,23 @@ impl Manager {
     }
 }
 
+/// Usage fetches due within one span of this length start together, on one timer wakeup:
+/// at 1,000 slots polled every 5 minutes, one is due every 0.3 s, and a wakeup each is most
+/// of a steady state's timer wakeups. A fetch goes at most this much late (its interval only
+/// lengthens, so no account's budget is exceeded); refreshes keep their exact deadlines.
+const USAGE_GATHER_MS: i64 = 2_000;
+
+/// The timer's moment for a usage fetch due at `at`: the end of its gathering span.
+fn gather_usage(at: DateTime<Utc>) -> DateTime<Utc> {
+    let ms = at.timestamp_millis();
+    let end = ms.div_euclid(USAGE_GATHER_MS).saturating_add(1) * USAGE_GATHER_MS;
+    if ms.rem_euclid(USAGE_GATHER_MS) == 0 && at.timestamp_subsec_nanos().is_multiple_of(1_000_000)
+    {
+        return at;
+    }
+    DateTime::from_timestamp_millis(end).unwrap_or(at)
+}
+
 /// When an idle slot next has work of its own (not counting callers).
 fn deadline(slot: &Slot) -> Option<DateTime<Utc>> {
     match &slot.creds {
@@ -267,5 +337,23 @@ fn expiry_guess(slot: &Slot) -> Option<DateTime<Utc>> {
                 .last_refresh_at
                 .unwrap_or(slot.record.created_at),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        format!("2030-01-01T00:00:{s}Z").parse().unwrap()
+    }
+
+    #[test]
+    fn usage_deadlines_gather_at_the_end_of_their_two_second_span() {
+        assert_eq!(gather_usage(at("10.000")), at("10.000"));
+        assert_eq!(gather_usage(at("10.001")), at("12.000"));
+        assert_eq!(gather_usage(at("11.999")), at("12.000"));
+        assert_eq!(gather_usage(at("11.9995")), at("12.000"));
+        assert_eq!(gather_usage(at("12.000")), at("12.000"));
     }
 }

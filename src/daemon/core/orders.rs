@@ -48,14 +48,22 @@ pub struct DeviceLogin {
     pub ticket: u64,
 }
 
-/// Which waiting request goes first: a person's before the timer's; among the timer's, the
-/// token that expires first (an unknown expiry counts as already expired).
+/// Which waiting request goes first: an interactive login's, then any other a person waits
+/// for, then the timer's (the token that expires first first; an unknown expiry counts as
+/// already expired), and revocations last (nobody waits for them, and a token kept for a
+/// retry loses nothing by waiting).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Urgency {
-    /// Someone is waiting for the result (`refresh`, `token`, a login).
+    /// A person is at a browser or a device page: a code exchange, a device login's
+    /// requests. Authorization codes and device codes expire within minutes, so they never
+    /// queue behind a burst of refreshes.
+    Interactive,
+    /// Someone is waiting for the result (`refresh`, `token`, a refresh-token login).
     Asked,
     /// Work the daemon does on its own, keyed by the access token's expiry.
     Scheduled(Option<DateTime<Utc>>),
+    /// A revocation (first attempt or retry): after everything else.
+    Revocation,
 }
 
 /// One piece of I/O to start.

@@ -54,11 +54,29 @@ impl StateLog {
         }
     }
 
-    /// Logs every slot whose state or reason changed since the last call. A new slot is
-    /// logged only when it does not start active (a login logs itself); a removed slot is
-    /// forgotten (a logout logs itself).
+    /// Logs every slot whose state or reason changed since the last call, looking at every
+    /// slot (the manager uses [`StateLog::observe_changed`]).
+    #[cfg(test)]
     pub fn observe(&mut self, slots: &BTreeMap<String, Slot>) {
-        for (name, slot) in slots {
+        let mut names: std::collections::BTreeSet<String> = slots.keys().cloned().collect();
+        names.extend(self.seen.keys().cloned());
+        self.observe_changed(slots, &names);
+    }
+
+    /// Logs every slot of `changed` (the names of the slots added, changed or removed since
+    /// the last call) whose state or reason changed. A new slot is logged only when it does
+    /// not start active (a login logs itself); a removed slot is forgotten (a logout logs
+    /// itself).
+    pub fn observe_changed(
+        &mut self,
+        slots: &BTreeMap<String, Slot>,
+        changed: &std::collections::BTreeSet<String>,
+    ) {
+        for name in changed {
+            let Some(slot) = slots.get(name) else {
+                self.seen.remove(name);
+                continue;
+            };
             let now = Seen::of(slot);
             let before = self.seen.get(name);
             if before == Some(&now) {
@@ -69,7 +87,6 @@ impl StateLog {
             }
             self.seen.insert(name.clone(), now);
         }
-        self.seen.retain(|name, _| slots.contains_key(name));
     }
 }
 

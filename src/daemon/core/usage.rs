@@ -100,6 +100,13 @@ fn grid_point_at_or_before(at: DateTime<Utc>, period: Duration, phase: Duration)
         .map_or(at, |g| g.min(at))
 }
 
+/// The quota cache is published at most this often: at 1,000 slots a usage result arrives
+/// every few hundred milliseconds, and each publication is every slot's quota. A change after
+/// a quiet spell goes at once; changes close behind one gather into the next. Readers judge
+/// staleness by minutes. (The cache writer, `crate::daemon::jobs::writer`, spaces its writes
+/// the same way.)
+pub const CACHE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Manager {
     /// When this slot's usage fetch is due, if it has one (an active or degraded slot with
     /// credentials, a provider with a usage endpoint, no fetch running).

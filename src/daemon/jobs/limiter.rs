@@ -5,7 +5,10 @@
 //! [`Urgency`], most urgent first and in arrival order among equals, so a restart with
 //! every token expired refreshes the soonest-expiring slots first and a person's request
 //! (`sessctl refresh`, `token` of an expired slot) is served before the timer's: queued
-//! like the rest, never starved by it.
+//! like the rest, never starved by it. The token limiter covers every request to the
+//! provider's token and revocation endpoints: refreshes, logins (an interactive login's
+//! code exchange and device requests first of all), and revocations (a logout's as a
+//! person's request, any other last).
 //!
 //! Owns only the count and the queue: whether a job may still send once it holds a permit
 //! (the daemon may be stopping meanwhile) is the drain gate's to say (`crate::daemon::core::drain`).

@@ -86,3 +86,10 @@ fn a_person_comes_before_any_expiry_and_unknown_expiries_first() {
     assert!(Urgency::Scheduled(None) < at(0));
     assert!(at(1) < at(2));
 }
+
+#[test]
+fn an_interactive_login_comes_first_and_revocations_last() {
+    assert!(Urgency::Interactive < Urgency::Asked);
+    assert!(at(i64::from(i32::MAX)) < Urgency::Revocation);
+    assert!(Urgency::Scheduled(None) < Urgency::Revocation);
+}

@@ -20,10 +20,12 @@ use crate::protocol::{DeviceCode, ErrorCode, ErrorReply, LoginBegun, Response};
 use crate::daemon::core::Reply;
 use crate::daemon::core::drain::{DrainGate, InFlight};
 use crate::daemon::core::login::flows::DeviceResult;
+use crate::daemon::core::orders::Urgency;
 use crate::daemon::core::orders::{CodeLogin, DeviceLogin};
 use crate::daemon::core::reports::{JobResult, LoginResult, LoginSuccess, stopping};
 use crate::daemon::core::schedule::delta;
 use crate::daemon::jobs::JobContext;
+use crate::daemon::jobs::limiter::{Limiter, Permit};
 
 impl JobContext {
     /// Exchanges the code, then finishes the login; `reply` gets the login's outcome.
@@ -35,6 +37,9 @@ impl JobContext {
         let ctx = self.clone();
         tokio::spawn(async move {
             let _in_flight = in_flight;
+            // A person is at the browser: ahead of every queued refresh, held through the
+            // userinfo request that may follow.
+            let _permit = ctx.token_limit.acquire(Urgency::Interactive).await;
             let grant = ctx
                 .oauth
                 .exchange_code(
@@ -81,6 +86,9 @@ impl JobContext {
             let Some(device_url) = login.provider.device_authorization_url.clone() else {
                 return;
             };
+            // Each request (the authorization, every poll) holds a token permit while it is
+            // out, none while waiting between polls (`poll_pause`).
+            let permit = ctx.token_limit.acquire(Urgency::Interactive).await;
             let details = match ctx
                 .oauth
                 .device_authorization(&login.provider, &device_url)
@@ -96,12 +104,13 @@ impl JobContext {
                 }
             };
             let _ = begun.send(Ok(Response::LoginBegun(begun_reply(&login, &details))));
+            let permit = Arc::new(Mutex::new(Some(permit)));
             let polled = tokio::select! {
                 polled = ctx.oauth.poll_device(
                     &login.provider,
                     &details,
                     login.expires_at,
-                    poll_pause(&ctx.drain, &held),
+                    poll_pause(&ctx.drain, &held, (&ctx.token_limit, &permit)),
                 ) => polled,
                 reason = cancelled => {
                     tracing::info!(slot = login.name, "device login cancelled; polling stopped");
@@ -154,31 +163,38 @@ impl JobContext {
     }
 }
 
-/// The wait between two device polls: gives up the drain guard while waiting and takes it
-/// back before the next poll; once the daemon is stopping it never ends, so the poll that
+/// The wait between two device polls: gives up the drain guard and the token permit while
+/// waiting, and takes both back before the next poll (the permit at
+/// [`Urgency::Interactive`]); once the daemon is stopping it never ends, so the poll that
 /// would follow is never sent.
 fn poll_pause(
     drain: &DrainGate,
     held: &Arc<Mutex<Option<InFlight>>>,
+    (limiter, permit): (&Limiter, &Arc<Mutex<Option<Permit>>>),
 ) -> impl Fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     let drain = drain.clone();
     let held = Arc::clone(held);
+    let (limiter, permit) = (limiter.clone(), Arc::clone(permit));
     move |pause| {
         let drain = drain.clone();
         let held = Arc::clone(&held);
+        let (limiter, permit) = (limiter.clone(), Arc::clone(&permit));
         Box::pin(async move {
+            drop(lock(&permit).take());
             drop(lock(&held).take());
             tokio::time::sleep(pause).await;
             match drain.enter() {
                 Some(in_flight) => *lock(&held) = Some(in_flight),
                 None => std::future::pending::<()>().await,
             }
+            let next = limiter.acquire(Urgency::Interactive).await;
+            *lock(&permit) = Some(next);
         })
     }
 }
 
-/// The guard slot, even if a thread panicked while holding it (it holds plain data).
-fn lock(held: &Mutex<Option<InFlight>>) -> std::sync::MutexGuard<'_, Option<InFlight>> {
+/// A guard slot, even if a thread panicked while holding it (it holds plain data).
+fn lock<T>(held: &Mutex<Option<T>>) -> std::sync::MutexGuard<'_, Option<T>> {
     held.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

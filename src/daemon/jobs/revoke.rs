@@ -19,6 +19,7 @@ use crate::secret::Secret;
 use crate::store::{Tokens, WriteCondition};
 
 use crate::daemon::core::Reply;
+use crate::daemon::core::orders::Urgency;
 use crate::daemon::core::reports::{FirstOutcome, JobResult, RetryOutcome, RevocationReport};
 use crate::daemon::jobs::JobContext;
 use crate::daemon::jobs::joblog;
@@ -46,7 +47,7 @@ impl JobContext {
                 token,
                 why,
             };
-            let outcome = ctx.first_attempt(&revocation).await;
+            let outcome = ctx.first_attempt(&revocation, Urgency::Revocation).await;
             ctx.report_first(revocation, outcome, None);
         });
     }
@@ -76,7 +77,7 @@ impl JobContext {
                 _ => None,
             };
             let outcome = match &revocation {
-                Some(revocation) => Some(ctx.first_attempt(revocation).await),
+                Some(revocation) => Some(ctx.first_attempt(revocation, Urgency::Asked).await),
                 None => None,
             };
             let mut answer = match claude_code {
@@ -118,13 +119,19 @@ impl JobContext {
         });
     }
 
-    async fn first_attempt(&self, revocation: &Revocation) -> FirstOutcome {
+    /// One try at `revocation`, under a token permit at `urgency`: a logout's goes as a
+    /// person's request ([`Urgency::Asked`]: they wait for its answer), any other last
+    /// ([`Urgency::Revocation`]: nobody waits, and a token not revoked now is kept for a
+    /// retry).
+    async fn first_attempt(&self, revocation: &Revocation, urgency: Urgency) -> FirstOutcome {
+        let permit = self.token_limit.acquire(urgency).await;
         let started = Instant::now();
         let result = self
             .oauth
             .revoke(&revocation.provider, &revocation.token)
             .await;
         joblog::revocation(&revocation.slot, &result, started.elapsed());
+        drop(permit);
         match result {
             Ok(true) => FirstOutcome::Revoked,
             Ok(false) => FirstOutcome::NoEndpoint,
@@ -167,8 +174,10 @@ impl JobContext {
             Ok(None) => return RetryOutcome::Gone,
             Err(e) => return RetryOutcome::Failed(e.to_string()),
         };
+        let permit = self.token_limit.acquire(Urgency::Revocation).await;
         let started = Instant::now();
         let result = self.oauth.revoke(&provider, &token).await;
+        drop(permit);
         joblog::revocation(slot, &result, started.elapsed());
         let outcome = match result {
             Ok(true) => RetryOutcome::Revoked,

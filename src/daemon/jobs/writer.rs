@@ -84,9 +84,7 @@ pub async fn state_file(
 ) {
     let revision = Arc::new(AtomicU64::new(revision));
     let save = move |(number, snapshot): &NumberedState| {
-        let mut snapshot = snapshot.clone();
-        snapshot.revision = revision.load(Ordering::SeqCst);
-        let new = match snapshot.save(&path) {
+        let new = match snapshot.save(&path, revision.load(Ordering::SeqCst)) {
             Err(StateError::Conflict {
                 expected, found, ..
             }) => {
@@ -96,8 +94,7 @@ pub async fn state_file(
                     found,
                     "the state file was changed, restored or removed behind the daemon; rewriting it with the daemon's own state"
                 );
-                snapshot.revision = found;
-                snapshot.save(&path)
+                snapshot.save(&path, found)
             }
             other => other,
         }

@@ -121,6 +121,12 @@ impl Checker {
         }
     }
 
+    /// The manager's deadline index (or its alert bookkeeping) disagreed with a walk over
+    /// every slot: an event changed a slot without the index hearing of it.
+    pub fn index(&mut self, what: &str) {
+        self.violation(what);
+    }
+
     /// An alert broke "at most once per transition" (`super::alerts`).
     pub fn alert(&mut self, what: &str) {
         self.violation(what);

@@ -122,7 +122,7 @@ impl Script {
             return;
         }
         let (number, snapshot) = self.daemon.state_rx.borrow_and_update().clone();
-        self.durable = snapshot;
+        self.durable = snapshot.to_file(0);
         let saved = JobResult::StateSaved(Ok(number));
         self.daemon.manager.on_result(saved, self.clocks);
         self.daemon.manager.flush();

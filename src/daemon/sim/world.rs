@@ -324,13 +324,17 @@ impl World {
             }
         }
         if self.daemon.state_rx.has_changed().unwrap_or(false) {
-            self.published = self.daemon.state_rx.borrow_and_update().clone();
+            let (number, snapshot) = self.daemon.state_rx.borrow_and_update().clone();
+            self.published = (number, snapshot.to_file(0));
             self.checker.state(&self.published.1);
         }
         while let Ok(event) = self.daemon.alerts_rx.try_recv() {
             self.alerts.observe(&event, &mut self.checker);
         }
         self.alerts.state(&self.published.1);
+        if let Err(what) = self.daemon.manager.check_index() {
+            self.checker.index(&what);
+        }
         self.hear_replies();
         self.checker.server(&self.server.sightings);
     }
