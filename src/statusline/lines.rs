@@ -9,21 +9,50 @@
 //! backslash escape anywhere. For any other text it answers `None` and the caller goes the
 //! long way (`decode`, then `quota.json`), so the line is byte for byte the one that way
 //! renders. Staleness is judged here at read time, from the times in the file, at both levels.
+//!
+//! Claude Code's stdin figures are laid over the slot they were attributed to as they are in
+//! the long way ([`super::claude_code::apply`]), so that line too is byte for byte the same;
+//! [`candidates`] gives the attribution what it needs of every slot without building them.
 
+use std::collections::BTreeMap;
 use std::fmt::Display;
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use super::{LineRenderer, Options, Piece, SlotView};
+use super::attribute::{Candidate, claude_code_is_fresher};
+use super::{Current, LineRenderer, Options, Piece, SlotView};
 use crate::cache::Window;
 use crate::cache_lines::{decode_head, parse_time};
 use crate::state::SlotState;
+
+/// Claude Code's stdin figures and the slot they were attributed to.
+#[derive(Debug, Clone, Copy)]
+pub struct Attributed<'a> {
+    pub slot: &'a str,
+    pub windows: &'a BTreeMap<String, Window>,
+}
 
 /// The line for the lines file `text`, made from the JSON file with identity `source`, or
 /// `None` when this fast path cannot vouch for the file (see the module header).
 pub fn render<Tz: TimeZone>(
     text: &str,
     source: &str,
+    opts: &Options,
+    now: DateTime<Utc>,
+    tz: &Tz,
+) -> Option<String>
+where
+    Tz::Offset: Display,
+{
+    render_attributed(text, source, None, opts, now, tz)
+}
+
+/// [`render`] with Claude Code's figures laid over the slot they belong to, which is marked
+/// current; `None` also when that slot is not in the file (the long way adds it).
+pub fn render_attributed<Tz: TimeZone>(
+    text: &str,
+    source: &str,
+    claude: Option<Attributed<'_>>,
     opts: &Options,
     now: DateTime<Utc>,
     tz: &Tz,
@@ -39,17 +68,97 @@ where
     let head_len = text.match_indices('\n').nth(2)?.0 + 1;
     let (updated_at, stale_after_secs, _) = decode_head(&text[..head_len], source)?;
     let mut line = LineRenderer::start(opts, now, tz, updated_at, stale_after_secs);
-    let needs_resets = opts
-        .template
-        .pieces()
-        .iter()
-        .any(|p| matches!(p, Piece::Reset(_) | Piece::ResetIn(_)));
+    // Claude Code's figures are weighed against the cached reset times.
+    let needs_resets = claude.is_some()
+        || opts
+            .template
+            .pieces()
+            .iter()
+            .any(|p| matches!(p, Piece::Reset(_) | Piece::ResetIn(_)));
     let mut fields = Fields {
         rest: &text[head_len..],
         needs_resets,
     };
-    let count = render_slots(&mut fields, &mut line)?;
-    (count == line.slots).then(|| line.finish())
+    let mut emit = Emit {
+        claude,
+        now,
+        found: false,
+    };
+    let count = render_slots(&mut fields, &mut line, &mut emit)?;
+    let whole = count == line.slots && (claude.is_none() || emit.found);
+    whole.then(|| line.finish())
+}
+
+/// What choosing the slot for Claude Code's figures needs of every slot in `text`, in file
+/// order. A loose scan: when the file is one [`render_attributed`] does not take, the caller
+/// goes the long way and chooses again from the decoded cache.
+pub fn candidates(text: &str) -> Vec<Candidate<'_>> {
+    let mut out: Vec<Candidate<'_>> = Vec::new();
+    for line in text.split('\n') {
+        if let Some(rest) = line.strip_prefix("slot\t") {
+            let mut fields = rest.split('\t');
+            let (Some(name), Some(account), Some(provider)) =
+                (fields.next(), fields.next(), fields.next())
+            else {
+                continue;
+            };
+            out.push(Candidate {
+                name,
+                account: account.strip_prefix('='),
+                provider: provider.strip_prefix('='),
+                claude_code: None,
+            });
+        } else if let Some(dir) = line.strip_prefix("claude_code\t")
+            && let Some(last) = out.last_mut()
+        {
+            last.claude_code = Some(dir);
+        }
+    }
+    out
+}
+
+/// Hands each slot to the line, laying Claude Code's figures over theirs.
+struct Emit<'c> {
+    claude: Option<Attributed<'c>>,
+    now: DateTime<Utc>,
+    /// Whether the attributed slot was met.
+    found: bool,
+}
+
+impl<'c> Emit<'c> {
+    fn slot<'a, Tz: TimeZone>(
+        &mut self,
+        line: &mut LineRenderer<'_, Tz>,
+        slot: &SlotLine<'a>,
+        windows: &mut Vec<(&'a str, Window)>,
+    ) where
+        Tz::Offset: Display,
+        'c: 'a,
+    {
+        let Some(claude) = self.claude.filter(|c| c.slot == slot.name) else {
+            line.slot(slot.name, &LineSlot { slot, windows });
+            return;
+        };
+        self.found = true;
+        let mut fetched_at = slot.fetched_at;
+        for (name, figure) in claude.windows {
+            let cached = LineSlot { slot, windows }.window(name).cloned();
+            if claude_code_is_fresher(cached.as_ref(), figure) {
+                // Pushed last, so it is the one `window` finds.
+                windows.push((name.as_str(), figure.clone()));
+                fetched_at = Some(self.now);
+            }
+        }
+        let laid = SlotLine {
+            fetched_at,
+            ..*slot
+        };
+        let view = LineSlot {
+            slot: &laid,
+            windows,
+        };
+        line.slot(slot.name, &Current(&view));
+    }
 }
 
 /// The fields of the lines after the head, read one at a time with a plain byte loop
@@ -158,6 +267,7 @@ fn delimiter(bytes: &[u8]) -> Option<usize> {
 }
 
 /// One slot's line of the file.
+#[derive(Clone, Copy)]
 struct SlotLine<'a> {
     name: &'a str,
     account: Option<&'a str>,
@@ -193,9 +303,10 @@ impl SlotView for LineSlot<'_, '_> {
 
 /// Renders every slot up to the `end` line into `line`; the count that line states, or
 /// `None` for anything the fast path does not take.
-fn render_slots<Tz: TimeZone>(
-    fields: &mut Fields<'_>,
+fn render_slots<'a, Tz: TimeZone>(
+    fields: &mut Fields<'a>,
     line: &mut LineRenderer<'_, Tz>,
+    emit: &mut Emit<'a>,
 ) -> Option<usize>
 where
     Tz::Offset: Display,
@@ -212,11 +323,7 @@ where
                     if slot.as_ref()?.name <= done.name {
                         return None;
                     }
-                    let view = LineSlot {
-                        slot: &done,
-                        windows: &windows,
-                    };
-                    line.slot(done.name, &view);
+                    emit.slot(line, &done, &mut windows);
                     windows.clear();
                 }
             }
@@ -229,14 +336,15 @@ where
                 };
                 windows.push((name, window));
             }
+            ("claude_code", false) => {
+                // Not shown; checked as `decode` checks it.
+                slot.as_ref()?;
+                fields.line::<1>()?;
+            }
             ("end", false) => {
                 let [count] = fields.line::<1>()?;
                 if let Some(done) = slot.take() {
-                    let view = LineSlot {
-                        slot: &done,
-                        windows: &windows,
-                    };
-                    line.slot(done.name, &view);
+                    emit.slot(line, &done, &mut windows);
                 }
                 return count.parse().ok();
             }

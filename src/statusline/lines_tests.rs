@@ -26,6 +26,7 @@ fn slot(account: Option<&str>, state: SlotState, fetched: Option<&str>) -> SlotQ
         windows: BTreeMap::new(),
         error: None,
         extra_usage: None,
+        claude_code: None,
     }
 }
 
@@ -51,6 +52,7 @@ fn sample() -> QuotaCache {
     );
     work.windows
         .insert("seven_day_opus".into(), window(77.0, None));
+    work.claude_code = Some("/home/me/.claude-work".into());
     let mut odd = slot(Some(""), SlotState::Degraded, Some("2026-11-23T01:00:00Z"));
     odd.windows
         .insert("five_hour".into(), window(f64::NAN, None));
@@ -91,7 +93,7 @@ fn options() -> Vec<Options> {
     vec![
         Options::default(),
         with("{name} {windows} {stale}", true, true),
-        with("{name} {windows} {stale}", false, true),
+        with("{name} {windows} {stale} {current}", false, true),
         with(
             "{name}<{account}> {state} {5h} {7d} {window:seven_day_opus} {reset:5h} \
              {reset_in:7d} {reset:7d} {stale}",
@@ -256,4 +258,79 @@ fn the_word_at_a_time_search_finds_the_first_delimiter() {
             }
         }
     }
+}
+
+/// The fast line with Claude Code's `windows` laid over `slot`, checking on the way that it
+/// is the long way's (`decode`, `apply`, `render_line_marked`) whenever it is given.
+fn fast_attributed(
+    text: &str,
+    slot: &str,
+    windows: &BTreeMap<String, Window>,
+    opts: &Options,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let tz = FixedOffset::east_opt(3600).unwrap();
+    let claude = Attributed { slot, windows };
+    let line = render_attributed(text, SOURCE, Some(claude), opts, now, &tz);
+    if let Some(line) = &line {
+        let mut cache = decode(text, SOURCE).expect("the fast path took a file decode refuses");
+        crate::statusline::claude_code::apply(&mut cache, slot, windows.clone(), now);
+        let long_way = crate::statusline::render_line_marked(&cache, Some(slot), opts, now, &tz);
+        assert_eq!(*line, long_way, "{slot} {windows:?}");
+    }
+    line
+}
+
+#[test]
+fn claude_codes_figures_render_what_the_long_way_renders() {
+    let text = encode(&sample(), SOURCE);
+    let now = at("2026-11-23T12:00:00Z");
+    let figures = |utilization, resets_at: Option<&str>| {
+        let w = Window {
+            utilization,
+            resets_at: resets_at.map(at),
+        };
+        BTreeMap::from([("five_hour".to_owned(), w.clone()), ("other".to_owned(), w)])
+    };
+    let cases = [
+        // The cached window at a higher and a lower figure, a later and an earlier window,
+        // and no reset time.
+        figures(20.0, Some("2026-11-23T14:05:00Z")),
+        figures(3.0, Some("2026-11-23T14:05:30Z")),
+        figures(1.0, Some("2026-11-23T19:00:00Z")),
+        figures(99.0, Some("2026-11-23T09:00:00Z")),
+        figures(50.0, None),
+    ];
+    for opts in options() {
+        for windows in &cases {
+            for slot in sample().slots.keys() {
+                let line = fast_attributed(&text, slot, windows, &opts, now);
+                assert!(line.is_some(), "{slot}");
+            }
+            // A slot the file lacks: the long way adds it.
+            assert_eq!(fast_attributed(&text, "new", windows, &opts, now), None);
+        }
+    }
+    let line = fast_attributed(&text, "work", &cases[0], &Options::default(), now).unwrap();
+    assert!(line.contains("▸ work 5h 20%"), "{line}");
+}
+
+#[test]
+fn candidates_name_every_slot_with_its_claude_code_dir() {
+    let text = encode(&sample(), SOURCE);
+    let found = candidates(&text);
+    let names: Vec<&str> = found.iter().map(|c| c.name).collect();
+    let cache = sample();
+    let expected: Vec<&str> = cache.slots.keys().map(String::as_str).collect();
+    assert_eq!(names, expected);
+    let work = found.iter().find(|c| c.name == "work").unwrap();
+    assert_eq!(work.claude_code, Some("/home/me/.claude-work"));
+    assert_eq!(work.account, Some("me@work.com"));
+    assert_eq!(work.provider, Some("claude"));
+    assert!(
+        found
+            .iter()
+            .filter(|c| c.name != "work")
+            .all(|c| c.claude_code.is_none())
+    );
 }

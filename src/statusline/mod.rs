@@ -9,18 +9,21 @@
 //! It must never wake the daemon, open the socket, start an async runtime, touch the network
 //! or panic on any cache content: a status line is rendered on every prompt.
 
+pub mod attribute;
 pub mod claude_code;
 pub mod format;
 pub mod lines;
+mod view;
 
 use std::fmt::{Display, Write as _};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use crate::cache::{QuotaCache, SlotQuota, Window};
+use crate::cache::{QuotaCache, Window};
 use crate::state::SlotState;
 pub use format::{DEFAULT_FORMAT, Piece, Template};
+pub use view::{Current, SlotView};
 
 /// Printed when there is no cache file yet (the daemon has not run).
 pub const NO_DATA: &str = "sessctl: no data";
@@ -41,6 +44,10 @@ pub const INTERNAL_ERROR: &str = "sessctl: internal error";
 pub const STALE_MARKER: &str = "🔺";
 /// The stale marker in ASCII mode: spelled out, since no ASCII symbol says "stale".
 pub const STALE_MARKER_ASCII: &str = "[stale]";
+/// `{current}`: the slot the Claude Code session running the statusline uses.
+pub const CURRENT_MARKER: &str = "▸";
+/// `{current}` in ASCII mode.
+pub const CURRENT_MARKER_ASCII: &str = ">";
 /// Slots separate with two spaces by default: wide enough to tell slots apart, narrow
 /// enough for a tmux bar.
 pub const DEFAULT_SEPARATOR: &str = "  ";
@@ -130,35 +137,30 @@ pub fn render_line<Tz: TimeZone>(
 where
     Tz::Offset: Display,
 {
+    render_line_marked(cache, None, opts, now, tz)
+}
+
+/// [`render_line`], with slot `current` (if any) marked where the template says
+/// `{current}`: the slot Claude Code's figures were attributed to.
+pub fn render_line_marked<Tz: TimeZone>(
+    cache: &QuotaCache,
+    current: Option<&str>,
+    opts: &Options,
+    now: DateTime<Utc>,
+    tz: &Tz,
+) -> String
+where
+    Tz::Offset: Display,
+{
     let mut line = LineRenderer::start(opts, now, tz, cache.updated_at, cache.stale_after_secs);
     for (name, slot) in &cache.slots {
-        line.slot(name, slot);
+        if current == Some(name.as_str()) {
+            line.slot(name, &Current(slot));
+        } else {
+            line.slot(name, slot);
+        }
     }
     line.finish()
-}
-
-/// What rendering needs of one slot, so a line renders the same from a [`QuotaCache`] and
-/// straight from the text of `quota.lines` ([`lines`]), with no map built per slot.
-pub trait SlotView {
-    fn state(&self) -> SlotState;
-    fn account(&self) -> Option<&str>;
-    fn fetched_at(&self) -> Option<DateTime<Utc>>;
-    fn window(&self, name: &str) -> Option<&Window>;
-}
-
-impl SlotView for SlotQuota {
-    fn state(&self) -> SlotState {
-        self.state
-    }
-    fn account(&self) -> Option<&str> {
-        self.account.as_deref()
-    }
-    fn fetched_at(&self) -> Option<DateTime<Utc>> {
-        self.fetched_at
-    }
-    fn window(&self, name: &str) -> Option<&Window> {
-        self.windows.get(name)
-    }
 }
 
 /// Builds the line one slot at a time, in the order given (the cache's name order).
@@ -260,7 +262,12 @@ where
                 Piece::Account => self.push_clean(out, slot.account().unwrap_or("")),
                 Piece::State => out.push_str(slot.state().as_str()),
                 Piece::Stale if stale => out.push_str(self.opts.stale_marker()),
-                Piece::Stale => {}
+                Piece::Current if slot.current() => out.push_str(if self.opts.ascii {
+                    CURRENT_MARKER_ASCII
+                } else {
+                    CURRENT_MARKER
+                }),
+                Piece::Stale | Piece::Current => {}
                 Piece::Windows => self.windows(out, slot),
                 Piece::Percent(w) => self.percent(out, slot.window(w)),
                 Piece::Reset(w) => self.reset(out, slot.window(w)),

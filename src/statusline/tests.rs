@@ -3,6 +3,7 @@
 use chrono::FixedOffset;
 
 use super::*;
+use crate::cache::SlotQuota;
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -29,6 +30,7 @@ fn slot(state: SlotState, fetched_at: Option<&str>, windows: &[(&str, Window)]) 
             .collect(),
         error: None,
         extra_usage: None,
+        claude_code: None,
     }
 }
 

@@ -43,6 +43,7 @@ mod service_install;
 mod socket;
 mod socket_flood;
 mod statusline;
+mod statusline_claude_code;
 mod store;
 mod store_stall;
 mod stranger;
