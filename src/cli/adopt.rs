@@ -22,15 +22,17 @@ pub struct Args {
     pub name: String,
     /// The Claude Code config dir whose login to adopt (what CLAUDE_CONFIG_DIR is set to);
     /// without a value, ~/.claude.
+    // An OsString, not a PathBuf: clap's path parser refuses the empty value that stands for
+    // "no DIR given".
     #[arg(long = "claude-code", value_name = "DIR", num_args = 0..=1, default_missing_value = "", required = true)]
-    pub claude_code: Option<PathBuf>,
+    pub claude_code: Option<std::ffi::OsString>,
     /// The provider the login belongs to.
     #[arg(long, default_value = "claude")]
     pub provider: String,
 }
 
 pub fn run(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
-    let dir = config_dir(args.claude_code.as_deref())?;
+    let dir = config_dir(args.claude_code.as_deref().map(Path::new))?;
     let reply = client::call(
         &paths.socket,
         Request::Adopt(AdoptRequest {

@@ -9,6 +9,7 @@
 mod accounts;
 mod alert_command;
 mod alerts;
+mod claude_code_default_dir;
 mod claude_code_slots;
 mod claude_code_store;
 mod claude_shapes;
