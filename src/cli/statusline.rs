@@ -17,7 +17,6 @@ use crate::cache_lines;
 use crate::config::Config;
 use crate::paths::Paths;
 use crate::statusline::attribute::{self, Candidate, Chosen, SessionDir};
-use crate::statusline::lines::Attributed;
 use crate::statusline::{self, ColorChoice, Options, Template, claude_code};
 
 /// A cache file bigger than this is not one the daemon wrote (200 slots take ~100 KiB);
@@ -149,19 +148,21 @@ fn line_from_lines_file(
         return None;
     }
     let (text, source) = cache_lines::read_text(path, &meta)?;
-    let chosen = claude.and_then(|(windows, named)| {
-        let candidates = statusline::lines::candidates(&text);
-        let (slot, _) = choose(&candidates, named)?;
-        Some((slot, windows))
-    });
-    let attributed = chosen.as_ref().map(|(slot, windows)| Attributed {
-        slot: slot.as_str(),
-        windows,
-    });
-    let line = if opts.template.uses_local_time() {
-        statusline::lines::render_attributed(&text, &source, attributed, opts, now, &Local)
-    } else {
-        statusline::lines::render_attributed(&text, &source, attributed, opts, now, &Utc)
+    let line = match claude {
+        None if opts.template.uses_local_time() => {
+            statusline::lines::render(&text, &source, opts, now, &Local)
+        }
+        None => statusline::lines::render(&text, &source, opts, now, &Utc),
+        Some((windows, named)) => {
+            let pick = |slots: &[Candidate<'_>]| choose(slots, named).map(|(slot, _)| slot);
+            if opts.template.uses_local_time() {
+                statusline::lines::render_attributed(
+                    &text, &source, windows, pick, opts, now, &Local,
+                )
+            } else {
+                statusline::lines::render_attributed(&text, &source, windows, pick, opts, now, &Utc)
+            }
+        }
     };
     // As in `line`: the exit frees it.
     std::mem::forget(text);

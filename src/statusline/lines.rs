@@ -11,26 +11,21 @@
 //! renders. Staleness is judged here at read time, from the times in the file, at both levels.
 //!
 //! Claude Code's stdin figures are laid over the slot they were attributed to as they are in
-//! the long way ([`super::claude_code::apply`]), so that line too is byte for byte the same;
-//! [`candidates`] gives the attribution what it needs of every slot without building them.
+//! the long way ([`super::claude_code::apply`]), so that line too is byte for byte the same
+//! ([`attributed`]): every slot is rendered as usual while what choosing needs of each is
+//! recorded, then the chosen one is rendered again with the figures and put in its place.
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
+use std::ops::Range;
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use super::attribute::{Candidate, claude_code_is_fresher};
-use super::{Current, LineRenderer, Options, Piece, SlotView};
+use super::attribute::Candidate;
+use super::{LineRenderer, Options, Piece, SlotView};
 use crate::cache::Window;
 use crate::cache_lines::{decode_head, parse_time};
 use crate::state::SlotState;
-
-/// Claude Code's stdin figures and the slot they were attributed to.
-#[derive(Debug, Clone, Copy)]
-pub struct Attributed<'a> {
-    pub slot: &'a str,
-    pub windows: &'a BTreeMap<String, Window>,
-}
 
 /// The line for the lines file `text`, made from the JSON file with identity `source`, or
 /// `None` when this fast path cannot vouch for the file (see the module header).
@@ -44,19 +39,50 @@ pub fn render<Tz: TimeZone>(
 where
     Tz::Offset: Display,
 {
-    render_attributed(text, source, None, opts, now, tz)
+    let mut seen = Seen::default();
+    let line = render_all(text, source, &mut seen, opts, now, tz)?;
+    Some(line.finish())
 }
 
-/// [`render`] with Claude Code's figures laid over the slot they belong to, which is marked
-/// current; `None` also when that slot is not in the file (the long way adds it).
-pub fn render_attributed<Tz: TimeZone>(
-    text: &str,
+/// [`render`] with Claude Code's figures (`claude`, by window) laid over the slot `choose`
+/// picks from every slot's [`Candidate`] (in name order), which is marked current; `None`
+/// also when the chosen slot is not in the file (the long way adds it).
+pub fn render_attributed<'a, Tz: TimeZone>(
+    text: &'a str,
     source: &str,
-    claude: Option<Attributed<'_>>,
+    claude: &BTreeMap<String, Window>,
+    choose: impl FnOnce(&[Candidate<'a>]) -> Option<String>,
     opts: &Options,
     now: DateTime<Utc>,
     tz: &Tz,
 ) -> Option<String>
+where
+    Tz::Offset: Display,
+{
+    let mut seen = Seen {
+        record: true,
+        ..Seen::default()
+    };
+    let mut line = render_all(text, source, &mut seen, opts, now, tz)?;
+    if let Some(chosen) = choose(&seen.candidates) {
+        let i = seen.candidates.iter().position(|c| c.name == chosen)?;
+        let (block, range) = seen.blocks.get(i)?.clone();
+        let laid = attributed::render_slot(block, claude, &mut line, now)?;
+        line.replace(range, &laid);
+    }
+    Some(line.finish())
+}
+
+/// Renders every slot of `text` in turn; the renderer, or `None` for a file the fast path
+/// does not take.
+fn render_all<'a, 'o, Tz: TimeZone>(
+    text: &'a str,
+    source: &str,
+    seen: &mut Seen<'a>,
+    opts: &'o Options,
+    now: DateTime<Utc>,
+    tz: &'o Tz,
+) -> Option<LineRenderer<'o, Tz>>
 where
     Tz::Offset: Display,
 {
@@ -68,104 +94,37 @@ where
     let head_len = text.match_indices('\n').nth(2)?.0 + 1;
     let (updated_at, stale_after_secs, _) = decode_head(&text[..head_len], source)?;
     let mut line = LineRenderer::start(opts, now, tz, updated_at, stale_after_secs);
-    // Claude Code's figures are weighed against the cached reset times.
-    let needs_resets = claude.is_some()
-        || opts
-            .template
-            .pieces()
-            .iter()
-            .any(|p| matches!(p, Piece::Reset(_) | Piece::ResetIn(_)));
+    let needs_resets = opts
+        .template
+        .pieces()
+        .iter()
+        .any(|p| matches!(p, Piece::Reset(_) | Piece::ResetIn(_)));
     let mut fields = Fields {
         rest: &text[head_len..],
         needs_resets,
     };
-    let mut emit = Emit {
-        claude,
-        now,
-        found: false,
-    };
-    let count = render_slots(&mut fields, &mut line, &mut emit)?;
-    let whole = count == line.slots && (claude.is_none() || emit.found);
-    whole.then(|| line.finish())
+    let count = render_slots(&mut fields, &mut line, seen)?;
+    (count == line.slots).then_some(line)
 }
 
-/// What choosing the slot for Claude Code's figures needs of every slot in `text`, in file
-/// order. A loose scan: when the file is one [`render_attributed`] does not take, the caller
-/// goes the long way and chooses again from the decoded cache.
-pub fn candidates(text: &str) -> Vec<Candidate<'_>> {
-    let mut out: Vec<Candidate<'_>> = Vec::new();
-    for line in text.split('\n') {
-        if let Some(rest) = line.strip_prefix("slot\t") {
-            let mut fields = rest.split('\t');
-            let (Some(name), Some(account), Some(provider)) =
-                (fields.next(), fields.next(), fields.next())
-            else {
-                continue;
-            };
-            out.push(Candidate {
-                name,
-                account: account.strip_prefix('='),
-                provider: provider.strip_prefix('='),
-                claude_code: None,
-            });
-        } else if let Some(dir) = line.strip_prefix("claude_code\t")
-            && let Some(last) = out.last_mut()
-        {
-            last.claude_code = Some(dir);
-        }
-    }
-    out
-}
-
-/// Hands each slot to the line, laying Claude Code's figures over theirs.
-struct Emit<'c> {
-    claude: Option<Attributed<'c>>,
-    now: DateTime<Utc>,
-    /// Whether the attributed slot was met.
-    found: bool,
-}
-
-impl<'c> Emit<'c> {
-    fn slot<'a, Tz: TimeZone>(
-        &mut self,
-        line: &mut LineRenderer<'_, Tz>,
-        slot: &SlotLine<'a>,
-        windows: &mut Vec<(&'a str, Window)>,
-    ) where
-        Tz::Offset: Display,
-        'c: 'a,
-    {
-        let Some(claude) = self.claude.filter(|c| c.slot == slot.name) else {
-            line.slot(slot.name, &LineSlot { slot, windows });
-            return;
-        };
-        self.found = true;
-        let mut fetched_at = slot.fetched_at;
-        for (name, figure) in claude.windows {
-            let cached = LineSlot { slot, windows }.window(name).cloned();
-            if claude_code_is_fresher(cached.as_ref(), figure) {
-                // Pushed last, so it is the one `window` finds.
-                windows.push((name.as_str(), figure.clone()));
-                fetched_at = Some(self.now);
-            }
-        }
-        let laid = SlotLine {
-            fetched_at,
-            ..*slot
-        };
-        let view = LineSlot {
-            slot: &laid,
-            windows,
-        };
-        line.slot(slot.name, &Current(&view));
-    }
+/// What a render records of every slot while Claude Code's figures wait for theirs to be
+/// chosen, so none is looked for in the file twice.
+#[derive(Default)]
+struct Seen<'a> {
+    /// Whether to record at all (else this stays empty).
+    record: bool,
+    candidates: Vec<Candidate<'a>>,
+    /// Per slot, in the same order: the file from its `slot` line on, and where its text
+    /// went in the line.
+    blocks: Vec<(&'a str, Range<usize>)>,
 }
 
 /// The fields of the lines after the head, read one at a time with a plain byte loop
 /// (`str::split` costs more per field than everything else a field needs).
 struct Fields<'a> {
     rest: &'a str,
-    /// Whether the template shows reset times (else they are checked, not built).
+    /// Whether reset times are built (else they are checked only): when the template shows
+    /// them, and for the slot Claude Code's figures are weighed against.
     needs_resets: bool,
 }
 
@@ -271,6 +230,7 @@ fn delimiter(bytes: &[u8]) -> Option<usize> {
 struct SlotLine<'a> {
     name: &'a str,
     account: Option<&'a str>,
+    provider: Option<&'a str>,
     state: SlotState,
     fetched_at: Option<DateTime<Utc>>,
 }
@@ -301,30 +261,54 @@ impl SlotView for LineSlot<'_, '_> {
     }
 }
 
-/// Renders every slot up to the `end` line into `line`; the count that line states, or
-/// `None` for anything the fast path does not take.
+/// Renders every slot up to the `end` line into `line`, recording each in `seen`; the count
+/// that line states, or `None` for anything the fast path does not take.
 fn render_slots<'a, Tz: TimeZone>(
     fields: &mut Fields<'a>,
     line: &mut LineRenderer<'_, Tz>,
-    emit: &mut Emit<'a>,
+    seen: &mut Seen<'a>,
 ) -> Option<usize>
 where
     Tz::Offset: Display,
 {
-    let mut slot: Option<SlotLine<'_>> = None;
+    // The slot being read, and the file from its `slot` line on.
+    let mut slot: Option<(SlotLine<'_>, &'a str)> = None;
     // One window list, reused by every slot.
     let mut windows = Vec::new();
+    let mut emit = |line: &mut LineRenderer<'_, Tz>,
+                    (done, block): (SlotLine<'a>, &'a str),
+                    windows: &mut Vec<_>| {
+        let range = line.slot(
+            done.name,
+            &LineSlot {
+                slot: &done,
+                windows,
+            },
+        );
+        windows.clear();
+        if seen.record {
+            seen.blocks.push((block, range));
+        }
+    };
     loop {
+        let at = fields.rest;
         match fields.next()? {
             ("slot", false) => {
                 let next = parse_slot(fields.line::<5>()?)?;
-                if let Some(done) = slot.replace(next) {
+                if seen.record {
+                    seen.candidates.push(Candidate {
+                        name: next.name,
+                        provider: next.provider,
+                        account: next.account,
+                        claude_code: None,
+                    });
+                }
+                if let Some(done) = slot.replace((next, at)) {
                     // Strictly increasing: the order (and uniqueness) of `decode`'s map.
-                    if slot.as_ref()?.name <= done.name {
+                    if next.name <= done.0.name {
                         return None;
                     }
-                    emit.slot(line, &done, &mut windows);
-                    windows.clear();
+                    emit(line, done, &mut windows);
                 }
             }
             ("window", false) => {
@@ -337,14 +321,16 @@ where
                 windows.push((name, window));
             }
             ("claude_code", false) => {
-                // Not shown; checked as `decode` checks it.
                 slot.as_ref()?;
-                fields.line::<1>()?;
+                let [dir] = fields.line::<1>()?;
+                if let Some(last) = seen.candidates.last_mut() {
+                    last.claude_code = Some(dir);
+                }
             }
             ("end", false) => {
                 let [count] = fields.line::<1>()?;
                 if let Some(done) = slot.take() {
-                    emit.slot(line, &done, &mut windows);
+                    emit(line, done, &mut windows);
                 }
                 return count.parse().ok();
             }
@@ -356,7 +342,7 @@ where
 fn parse_slot(fields: [&str; 5]) -> Option<SlotLine<'_>> {
     let [name, account, provider, state, fetched_at] = fields;
     let account = optional(account)?;
-    optional(provider)?; // checked, not shown
+    let provider = optional(provider)?;
     let state = match state {
         "active" => SlotState::Active,
         "degraded" => SlotState::Degraded,
@@ -366,6 +352,7 @@ fn parse_slot(fields: [&str; 5]) -> Option<SlotLine<'_>> {
     Some(SlotLine {
         name,
         account,
+        provider,
         state,
         fetched_at: Fields::time(fetched_at, true)?,
     })
@@ -382,6 +369,8 @@ fn optional(text: &str) -> Option<Option<&str>> {
         _ => Some(Some(text.strip_prefix('=')?)),
     }
 }
+
+mod attributed;
 
 #[cfg(test)]
 #[path = "lines_tests.rs"]

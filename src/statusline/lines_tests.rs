@@ -9,6 +9,7 @@ use chrono::FixedOffset;
 use super::*;
 use crate::cache::{QuotaCache, SlotQuota};
 use crate::cache_lines::{decode, encode};
+use crate::statusline::attribute::Candidate;
 use crate::statusline::{Template, render_line};
 
 const SOURCE: &str = "1:2\t3\t4";
@@ -270,8 +271,8 @@ fn fast_attributed(
     now: DateTime<Utc>,
 ) -> Option<String> {
     let tz = FixedOffset::east_opt(3600).unwrap();
-    let claude = Attributed { slot, windows };
-    let line = render_attributed(text, SOURCE, Some(claude), opts, now, &tz);
+    let choose = |_: &[Candidate<'_>]| Some(slot.to_owned());
+    let line = render_attributed(text, SOURCE, windows, choose, opts, now, &tz);
     if let Some(line) = &line {
         let mut cache = decode(text, SOURCE).expect("the fast path took a file decode refuses");
         crate::statusline::claude_code::apply(&mut cache, slot, windows.clone(), now);
@@ -315,22 +316,40 @@ fn claude_codes_figures_render_what_the_long_way_renders() {
     assert!(line.contains("▸ work 5h 20%"), "{line}");
 }
 
+/// A slot as the choice sees it: name, account, provider, Claude Code dir.
+type Row = (String, Option<String>, Option<String>, Option<String>);
+
 #[test]
-fn candidates_name_every_slot_with_its_claude_code_dir() {
+fn the_choice_sees_every_slot_with_its_claude_code_dir_and_may_choose_none() {
     let text = encode(&sample(), SOURCE);
-    let found = candidates(&text);
-    let names: Vec<&str> = found.iter().map(|c| c.name).collect();
+    let now = at("2026-11-23T12:00:00Z");
+    let tz = FixedOffset::east_opt(3600).unwrap();
+    let mut seen: Vec<Row> = Vec::new();
+    let choose = |slots: &[Candidate<'_>]| {
+        let owned = |s: Option<&str>| s.map(str::to_owned);
+        seen.extend(slots.iter().map(|c| {
+            let provider = owned(c.provider);
+            (
+                c.name.to_owned(),
+                owned(c.account),
+                provider,
+                owned(c.claude_code),
+            )
+        }));
+        None
+    };
+    let windows = BTreeMap::new();
+    let opts = Options::default();
+    let line = render_attributed(&text, SOURCE, &windows, choose, &opts, now, &tz);
+    // No slot chosen: the plain line.
+    assert_eq!(line, render(&text, SOURCE, &opts, now, &tz));
     let cache = sample();
-    let expected: Vec<&str> = cache.slots.keys().map(String::as_str).collect();
-    assert_eq!(names, expected);
-    let work = found.iter().find(|c| c.name == "work").unwrap();
-    assert_eq!(work.claude_code, Some("/home/me/.claude-work"));
-    assert_eq!(work.account, Some("me@work.com"));
-    assert_eq!(work.provider, Some("claude"));
-    assert!(
-        found
-            .iter()
-            .filter(|c| c.name != "work")
-            .all(|c| c.claude_code.is_none())
-    );
+    let expected: Vec<_> = (cache.slots.iter())
+        .map(|(name, s)| {
+            let dir = s.claude_code.clone();
+            (name.clone(), s.account.clone(), s.provider.clone(), dir)
+        })
+        .collect();
+    assert_eq!(seen, expected);
+    assert!(expected.iter().any(|(_, _, _, dir)| dir.is_some()));
 }

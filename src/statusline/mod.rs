@@ -13,6 +13,7 @@ pub mod attribute;
 pub mod claude_code;
 pub mod format;
 pub mod lines;
+mod text;
 mod view;
 
 use std::fmt::{Display, Write as _};
@@ -23,6 +24,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use crate::cache::{QuotaCache, Window};
 use crate::state::SlotState;
 pub use format::{DEFAULT_FORMAT, Piece, Template};
+use text::{push_collapsed, push_percent};
 pub use view::{Current, SlotView};
 
 /// Printed when there is no cache file yet (the daemon has not run).
@@ -205,13 +207,28 @@ where
         }
     }
 
-    /// Appends slot `name`.
-    pub fn slot(&mut self, name: &str, slot: &impl SlotView) {
+    /// Appends slot `name`; where its text went in the line.
+    pub fn slot(&mut self, name: &str, slot: &impl SlotView) -> std::ops::Range<usize> {
         if self.slots > 0 {
             self.line.push_str(&self.ctx.opts.separator);
         }
         self.slots += 1;
+        let start = self.line.len();
         self.ctx.slot(&mut self.line, &mut self.scratch, name, slot);
+        start..self.line.len()
+    }
+
+    /// Slot `name`'s text as [`LineRenderer::slot`] would append it, for
+    /// [`LineRenderer::replace`].
+    pub fn render_alone(&mut self, name: &str, slot: &impl SlotView) -> String {
+        let mut out = String::new();
+        self.ctx.slot(&mut out, &mut self.scratch, name, slot);
+        out
+    }
+
+    /// Puts `text` where a slot's text went (a range [`LineRenderer::slot`] gave).
+    pub fn replace(&mut self, range: std::ops::Range<usize>, text: &str) {
+        self.line.replace_range(range, text);
     }
 
     /// The whole line ([`NO_SLOTS`] after the marker when no slot was given).
@@ -351,55 +368,6 @@ where
                 c
             }
         }));
-    }
-}
-
-/// Appends `16%`; junk (negative, or beyond 999%) shows as `?%` or `>999%` rather than a
-/// long number. Digits are written by hand: `format!` per window is a tenth of a 1,000-slot
-/// render.
-fn push_percent(out: &mut String, utilization: f64) {
-    if utilization.is_nan() || utilization < 0.0 {
-        out.push_str("?%");
-    } else if utilization > 999.0 {
-        out.push_str(">999%");
-    } else {
-        // In 0..=999 after the checks above: the cast is exact.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let rounded = utilization.round() as u32;
-        let digits = [rounded / 100, rounded / 10 % 10, rounded % 10];
-        let skip = match rounded {
-            0..=9 => 2,
-            10..=99 => 1,
-            _ => 0,
-        };
-        for d in &digits[skip..] {
-            out.push(char::from(b'0' + u8::try_from(*d).unwrap_or(0)));
-        }
-        out.push('%');
-    }
-}
-
-/// Appends `text` with runs of spaces collapsed and the ends trimmed, so placeholders that
-/// render as nothing leave no gaps.
-fn push_collapsed(line: &mut String, text: &str) {
-    // A byte loop: `split(' ')` costs a search call per word (a fifth of a 1,000-slot render).
-    // Cutting at ASCII spaces always lands on character boundaries.
-    let bytes = text.as_bytes();
-    let (mut i, mut first) = (0, true);
-    while i < bytes.len() {
-        if bytes[i] == b' ' {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < bytes.len() && bytes[i] != b' ' {
-            i += 1;
-        }
-        if !first {
-            line.push(' ');
-        }
-        first = false;
-        line.push_str(&text[start..i]);
     }
 }
 
