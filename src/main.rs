@@ -7,8 +7,10 @@
 //! the C entry point (std still gets the arguments and the environment from the C runtime),
 //! and everything but `statusline` first does what that start-up did that matters to a
 //! CLI: ignore `SIGPIPE` (a closed pipe is an error, not death), turn a panic into exit
-//! code 101, and flush stdout at the end. A stack overflow is then a plain SIGSEGV.
-#![no_main]
+//! code 101, and flush stdout at the end. A stack overflow is then a plain SIGSEGV. (Under
+//! `cargo test` the test harness brings its own `main`, so this file then has none.)
+#![cfg_attr(not(test), no_main)]
+#![cfg_attr(test, allow(dead_code, unused_imports))]
 
 use std::ffi::{c_char, c_int};
 use std::io::Write as _;
@@ -18,6 +20,7 @@ use clap::Parser;
 use sessctl::cli::{Cli, exit};
 
 /// The C entry point; see the module header.
+#[cfg(not(test))]
 #[unsafe(no_mangle)]
 extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
     // The status line runs on every prompt render: no full command tree, no logging set-up.
