@@ -32,6 +32,7 @@ extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
         return guarded(|| sessctl::cli::run_statusline(std::env::args_os()));
     }
     // SAFETY: setting a signal's disposition to SIG_IGN before any other thread exists.
+    #[cfg(unix)]
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }

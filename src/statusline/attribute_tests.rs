@@ -86,6 +86,7 @@ fn the_session_config_dir_wins_over_the_only_claude_slot_and_the_account() {
     );
 }
 
+#[cfg(unix)]
 #[test]
 fn a_symlinked_config_dir_matches_the_dir_it_points_at() {
     let root = crate::test_dirs::fresh("attribute-symlink");
