@@ -124,7 +124,7 @@ bench_statusline() (
     fi
     hyperfine -N --style basic --warmup "$WARMUP" --runs "$RUNS" \
         --export-json "$WORK/$label.json" "${commands[@]}" >&2
-    local n=$((${#commands[@]} / 2)) true_ms feed_ms=0 ms note=""
+    local n=$((${#commands[@]} / 3)) true_ms feed_ms=0 ms note=""
     true_ms=$(median_ms "$WORK/$label.json" 1)
     if [ "$n" -eq 3 ]; then
         feed_ms=$(awk -v f="$(median_ms "$WORK/$label.json" 2)" -v t="$true_ms" \
