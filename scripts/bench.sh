@@ -7,9 +7,11 @@
 #   scripts/bench.sh statusline # only the floor and the statusline benchmarks
 #
 # statusline: a release `sessctl statusline` over generated caches of 10, 200 and 1,000 slots
-# (with the quota.lines the daemon writes beside quota.json; at 1,000 also without it), in
-# a throw-away HOME (nothing of yours is read or written). Target on a 2-core machine:
-# median at most 1 ms. Then `status --json` through a daemon it starts in the throw-away HOME
+# (with the quota.lines the daemon writes beside quota.json; at 1,000 also without it; at 10
+# and 1,000 also with Claude Code's statusLine JSON on stdin, which needs a C compiler for
+# the tiny stdin feeder), in a throw-away HOME (nothing of yours is read or written), each
+# beside /bin/true in the same hyperfine run. Target (issue 13): at most 2x /bin/true at 10
+# slots and 3x at 1,000, with and without stdin. Then `status --json` through a daemon it starts in the throw-away HOME
 # (target: at most 2 ms). Last, the kill -9 window (see bench_kill9_window) and an idle
 # daemon's wakeups per minute (bench_idle_wakeups), which need what scripts/test.sh installs.
 #
@@ -40,8 +42,10 @@ build() {
 
 # write_cache FILE N [lines]: a quota cache of N active slots, fresh, two windows each, in the
 # format of src/cache.rs. Every 7th slot's own data is 11 hours old (so the stale path is
-# exercised) and every 13th is inactive. With `lines`, also the statusline's quota.lines
-# beside it, as the daemon's writer makes it (format: src/cache_lines.rs).
+# exercised) and every 13th is inactive; slot003 is Claude Code-backed, its config dir $CC_DIR
+# (the one the stdin scenarios' Claude Code session uses). With `lines`, also the
+# statusline's quota.lines beside it, as the daemon's writer makes it (format:
+# src/cache_lines.rs).
 write_cache() {
     local file=$1 n=$2 with_lines=${3:-} now old reset i state fetched now_s old_s reset_s
     now_s=$(date +%s) old_s=$(date -d '11 hours ago' +%s) reset_s=$(date -d '2 hours' +%s)
@@ -59,6 +63,7 @@ write_cache() {
             printf '"state": "%s", "fetched_at": "%s", "windows": {' "$state" "$fetched"
             printf '"five_hour": {"utilization": %d.5, "resets_at": "%s"}, ' $((i % 100)) "$reset"
             printf '"seven_day": {"utilization": %d.25, "resets_at": "%s"}}, ' $((i * 7 % 100)) "$reset"
+            ((i == 3)) && printf '"claude_code": "%s", ' "$CC_DIR"
             printf '"error": null}%s\n' "$([ $((i + 1)) -lt "$n" ] && echo ,)"
         done
         printf '  }\n}\n'
@@ -78,6 +83,7 @@ write_cache() {
                 "$i" "$i" "$state" "$fetched" "$ns"
             printf 'window\tfive_hour\t%d.5\t%s.%s\n' $((i % 100)) "$reset_s" "$ns"
             printf 'window\tseven_day\t%d.25\t%s.%s\n' $((i * 7 % 100)) "$reset_s" "$ns"
+            ((i == 3)) && printf 'claude_code\t%s\n' "$CC_DIR"
         done
         printf 'end\t%d\n' "$n"
     } >"$(dirname "$file")/quota.lines"
@@ -90,23 +96,77 @@ median_ms() {
         awk '{printf "%.3f", $1 * 1000}'
 }
 
-# bench_statusline SLOTS LABEL [ARGS...]: hyperfine over one cache size, printing the median.
-# The cache has its quota.lines (as the daemon writes it) unless WITH_LINES=no.
+# bench_statusline SLOTS LABEL [ARGS...]: hyperfine over one cache size, beside /bin/true in
+# the same run, printing both medians and their ratio. The cache has its quota.lines (as the
+# daemon writes it) unless WITH_LINES=no. With STDIN=yes, Claude Code's statusLine JSON (with
+# rate_limits) is on stdin and CLAUDE_CONFIG_DIR names slot003's dir: hyperfine 1.15 gives a
+# command /dev/null as stdin, so both commands then run under `feed` (below), and what feed
+# itself costs (`feed /bin/true` against `/bin/true`, in the same run) is taken off.
 # Runs in a subshell so the throw-away HOME never leaks into the rest of the script.
 bench_statusline() (
     local slots=$1 label=$2
     shift 2
     local home=$WORK/home-$slots-${WITH_LINES:-yes}
+    CC_DIR=$home/.claude-slot003
     write_cache "$home/cache/sessctl/quota.json" "$slots" "$([ "${WITH_LINES:-yes}" = no ] || echo lines)"
     mkdir -p "$home/config/sessctl"
     printf 'stale_after: 15m\nstatusline:\n  separator: "  "\n' >"$home/config/sessctl/config.yaml"
     local cmd="$BIN statusline $*"
     export HOME=$home XDG_CACHE_HOME=$home/cache XDG_CONFIG_HOME=$home/config NO_COLOR=1
-    echo "sample: $(sh -c "$cmd" </dev/null | cut -c1-100)"
+    local commands=(-n true /bin/true -n "$label" "$cmd")
+    if [ "${STDIN:-no}" = yes ]; then
+        export CLAUDE_CONFIG_DIR=$CC_DIR
+        commands=(-n true /bin/true -n feed "$FEED $WORK/stdin.json /bin/true"
+            -n "$label" "$FEED $WORK/stdin.json $cmd")
+        echo "sample: $("$FEED" "$WORK/stdin.json" "$BIN" statusline "$@" | cut -c1-100)"
+    else
+        echo "sample: $(sh -c "$cmd" </dev/null | cut -c1-100)"
+    fi
     hyperfine -N --style basic --warmup "$WARMUP" --runs "$RUNS" \
-        --export-json "$WORK/$label.json" -n "$label" "$cmd" >&2
-    printf '%-34s median %s ms\n' "$label" "$(median_ms "$WORK/$label.json")"
+        --export-json "$WORK/$label.json" "${commands[@]}" >&2
+    local n=$((${#commands[@]} / 3)) true_ms feed_ms=0 ms note=""
+    true_ms=$(median_ms "$WORK/$label.json" 1)
+    if [ "$n" -eq 3 ]; then
+        feed_ms=$(awk -v f="$(median_ms "$WORK/$label.json" 2)" -v t="$true_ms" \
+            'BEGIN { printf "%.3f", f - t }')
+        note=" (feed's own $feed_ms ms taken off)"
+    fi
+    ms=$(awk -v m="$(median_ms "$WORK/$label.json" "$n")" -v f="$feed_ms" \
+        'BEGIN { printf "%.3f", m - f }')
+    printf '%-44s median %s ms, /bin/true %s ms: %sx%s\n' "$label" "$ms" "$true_ms" \
+        "$(awk -v m="$ms" -v t="$true_ms" 'BEGIN { printf "%.2f", m / t }')" "$note"
 )
+
+# build_feed: $WORK/feed FILE PROG ARGS... runs PROG with FILE as its stdin (an exec, no
+# shell), so hyperfine -N can give a command stdin. Static, so it costs one small exec.
+build_feed() {
+    FEED=$WORK/feed
+    cat >"$WORK/feed.c" <<'EOF'
+#include <fcntl.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    if (argc < 3) return 127;
+    int fd = open(argv[1], O_RDONLY);
+    if (fd < 0 || dup2(fd, 0) < 0) return 127;
+    close(fd);
+    execv(argv[2], argv + 2);
+    return 127;
+}
+EOF
+    cc -O2 -static -o "$FEED" "$WORK/feed.c" 2>/dev/null || cc -O2 -o "$FEED" "$WORK/feed.c"
+    # Claude Code's statusLine JSON (2.1.332's fields), rate limits included.
+    printf '%s' '{"session_id":"abc","transcript_path":"/tmp/x.jsonl","cwd":"/work",' \
+        '"model":{"id":"claude-opus-4-1","display_name":"Opus"},"workspace":{"current_dir":' \
+        '"/work","project_dir":"/work","added_dirs":[]},"version":"2.1.332","output_style":' \
+        '{"name":"default"},"cost":{"total_cost_usd":0.12,"total_duration_ms":45000,' \
+        '"total_api_duration_ms":2300,"total_lines_added":156,"total_lines_removed":23},' \
+        '"context_window":{"total_input_tokens":15234,"total_output_tokens":4521,' \
+        '"context_window_size":200000,"current_usage":{"input_tokens":8500,"output_tokens":1200,' \
+        '"cache_creation_input_tokens":5000,"cache_read_input_tokens":2000}},' \
+        '"exceeds_200k_tokens":false,"rate_limits":{"five_hour":{"used_percentage":23.5,' \
+        '"resets_at":4102444800},"seven_day":{"used_percentage":41.2,"resets_at":4102444800}}}' \
+        >"$WORK/stdin.json"
+}
 
 # The floor no statusline can beat on this machine: exec of /bin/true, and of sessctl doing
 # nothing but parse its command line.
@@ -217,12 +277,20 @@ main() {
 }
 
 bench_statuslines() {
+    if command -v cc >/dev/null; then
+        build_feed
+    else
+        echo "no C compiler: the Claude Code stdin scenarios are skipped" >&2
+    fi
     bench_statusline 10 "statusline, 10 slots"
     bench_statusline 200 "statusline, 200 slots"
     bench_statusline 200 "statusline, 200 slots, reset times" \
         --format "'{name} {5h} {reset:5h} {reset_in:7d} {stale}'"
     bench_statusline 1000 "statusline, 1000 slots"
     WITH_LINES=no bench_statusline 1000 "statusline, 1000 slots, JSON only"
+    [ -n "${FEED:-}" ] || return 0
+    STDIN=yes bench_statusline 10 "statusline, 10 slots, Claude Code stdin"
+    STDIN=yes bench_statusline 1000 "statusline, 1000 slots, Claude Code stdin"
 }
 
 main "$@"

@@ -71,6 +71,11 @@ pub struct SlotQuota {
     /// window: it never counts towards a quota.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra_usage: Option<ExtraUsage>,
+    /// For a slot whose credentials stay in Claude Code's store: its config dir as the slot
+    /// records it, so `statusline` can tell which slot a Claude Code session (by its
+    /// `CLAUDE_CONFIG_DIR`) runs on. Absent for other slots and in older caches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claude_code: Option<String>,
 }
 
 /// Claude's `extra_usage`: credits spent beyond the plan this month, as the usage endpoint
@@ -214,6 +219,7 @@ mod tests {
             windows: BTreeMap::new(),
             error: None,
             extra_usage: None,
+            claude_code: None,
         }
     }
 

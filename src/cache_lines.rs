@@ -30,8 +30,12 @@
 //! cache → UPDATED_AT → STALE_AFTER_SECS|-
 //! slot → NAME → ACCOUNT? → PROVIDER? → STATE → FETCHED_AT
 //! window → NAME → UTILIZATION → RESETS_AT        (belongs to the slot above)
+//! claude_code → DIR                              (the slot above's Claude Code config dir)
 //! end → SLOT_COUNT
 //! ```
+//! A `claude_code` line follows only a slot backed by Claude Code's store, so a file without
+//! such slots is what it was before the line kind existed; an older reader refuses the line
+//! and reads `quota.json` instead.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -123,6 +127,9 @@ pub fn encode(cache: &QuotaCache, source: &str) -> String {
             state_name(slot.state),
             time(slot.fetched_at),
         );
+        if let Some(dir) = &slot.claude_code {
+            let _ = writeln!(out, "claude_code\t{}", escape(dir));
+        }
         for (window, w) in &slot.windows {
             let (name, resets_at) = (escape(window), time(w.resets_at));
             let _ = writeln!(out, "window\t{name}\t{:?}\t{resets_at}", w.utilization);
@@ -148,6 +155,11 @@ pub fn decode(text: &str, source: &str) -> Option<QuotaCache> {
             "window" => {
                 let (name, window) = parse_window(&mut fields)?;
                 last.as_mut()?.1.windows.insert(name, window);
+            }
+            "claude_code" => {
+                let dir = unescape(fields.next()?)?;
+                fields.next().is_none().then_some(())?;
+                last.as_mut()?.1.claude_code = Some(dir);
             }
             "end" => {
                 if let Some((name, slot)) = last.take() {
@@ -205,6 +217,7 @@ fn parse_slot<'a>(fields: &mut impl Iterator<Item = &'a str>) -> Option<(String,
         error: None,
         // Credit spend is not rendered by the statusline, so the lines file does not carry it.
         extra_usage: None,
+        claude_code: None,
     };
     fields.next().is_none().then_some((name, slot))
 }

@@ -26,6 +26,7 @@ fn sample() -> QuotaCache {
             windows: BTreeMap::new(),
             error: None,
             extra_usage: None,
+            claude_code: None,
         };
     let mut work = slot(
         Some("me@work.com"),
@@ -40,6 +41,7 @@ fn sample() -> QuotaCache {
     work.windows
         .insert("seven_day".into(), window(0.1 + 0.2, None));
     work.windows.insert("huge".into(), window(1e308, None));
+    work.claude_code = Some("/home/me/.claude work\t2".into());
     let far = Window {
         utilization: -3.0,
         resets_at: Some(DateTime::<Utc>::MAX_UTC),

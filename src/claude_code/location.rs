@@ -10,6 +10,13 @@
 //!   the variable is set and non-empty; account `$USER` (or `claude-code-user` when that is
 //!   not a plain name).
 //!
+//! A slot records only its config dir ([`ConfigDir::of_slot`]): the default dir `~/.claude` is
+//! Claude Code's default store (the plain service name, no `CLAUDE_CONFIG_DIR`), the one a
+//! plain `claude` uses, however the dir was given to `sessctl adopt`; any other dir is the
+//! store of `CLAUDE_CONFIG_DIR=<dir>`. Claude Code would hash an explicitly set
+//! `CLAUDE_CONFIG_DIR=~/.claude` into another keychain item, so `sessctl run` and `env` start
+//! Claude Code on the default dir without the variable, and the two always agree.
+//!
 //! Pure naming only: nothing here touches the file system or the keychain.
 
 use std::fmt::Write as _;
@@ -55,6 +62,38 @@ impl ConfigDir {
         let dir = dir.into();
         let env_value = Some(dir.to_string_lossy().into_owned());
         ConfigDir { dir, env_value }
+    }
+
+    /// The store of a slot whose config dir is `dir` (absolute, as `sessctl adopt` records
+    /// it), with `home` the home directory: the default store when `dir` is `<home>/.claude`
+    /// (spelled with or without a trailing slash), else the store of
+    /// `CLAUDE_CONFIG_DIR=<dir>`. See the module header for why.
+    pub fn of_slot_in(dir: &Path, home: &Path) -> Self {
+        if dir
+            .components()
+            .eq(home.join(DEFAULT_DIR_NAME).components())
+        {
+            return ConfigDir {
+                dir: dir.to_path_buf(),
+                env_value: None,
+            };
+        }
+        Self::explicit(dir)
+    }
+
+    /// [`ConfigDir::of_slot_in`] with this user's home directory (as `sessctl adopt` finds
+    /// it); without one, the store of `CLAUDE_CONFIG_DIR=<dir>`.
+    pub fn of_slot(dir: &Path) -> Self {
+        match directories::BaseDirs::new() {
+            Some(base) => Self::of_slot_in(dir, base.home_dir()),
+            None => Self::explicit(dir),
+        }
+    }
+
+    /// Whether this is Claude Code's default store: Claude Code uses it when neither
+    /// `CLAUDE_CONFIG_DIR` nor `CLAUDE_SECURESTORAGE_CONFIG_DIR` is set.
+    pub fn is_default(&self) -> bool {
+        self.env_value.is_none()
     }
 
     /// The store a Claude Code started in this environment would use. `var` reads one
@@ -189,6 +228,48 @@ mod tests {
         let dir = ConfigDir::from_env(Path::new("/home/u"), empty);
         assert_eq!(dir, ConfigDir::default_in(Path::new("/home/u")));
         assert_eq!(dir.keychain_service(), "Claude Code-credentials");
+    }
+
+    #[test]
+    fn a_slot_on_the_default_dir_is_the_default_store_with_the_plain_service_name() {
+        let home = Path::new("/Users/u");
+        for given in ["/Users/u/.claude", "/Users/u/.claude/"] {
+            let store = ConfigDir::of_slot_in(Path::new(given), home);
+            assert!(store.is_default(), "{given}");
+            assert_eq!(
+                store.keychain_service(),
+                "Claude Code-credentials",
+                "{given}"
+            );
+            assert_eq!(store.env_value(), None);
+            assert_eq!(
+                store.credentials_path(),
+                Path::new("/Users/u/.claude/.credentials.json")
+            );
+        }
+        // The same store a Claude Code started with neither variable set uses.
+        let plain_claude = ConfigDir::from_env(home, env(&[]));
+        assert_eq!(
+            ConfigDir::of_slot_in(Path::new("/Users/u/.claude"), home),
+            plain_claude
+        );
+    }
+
+    #[test]
+    fn a_slot_on_any_other_dir_hashes_it_as_claude_code_does_with_the_variable_set() {
+        let home = Path::new("/home/u");
+        let work = ConfigDir::of_slot_in(Path::new("/home/u/.claude-work"), home);
+        assert!(!work.is_default());
+        assert_eq!(work.keychain_service(), "Claude Code-credentials-9fa37e90");
+        let with_variable =
+            ConfigDir::from_env(home, env(&[("CLAUDE_CONFIG_DIR", "/home/u/.claude-work")]));
+        assert_eq!(work, with_variable);
+        // Another user's default dir, and a dir inside the default one, are not the default.
+        for other in ["/home/v/.claude", "/home/u/.claude/x", "/home/u/claude"] {
+            let store = ConfigDir::of_slot_in(Path::new(other), home);
+            assert!(!store.is_default(), "{other}");
+            assert_eq!(store.keychain_service(), keychain_service_name(Some(other)));
+        }
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub struct Args {
 }
 
 pub fn run(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
-    let dir = config_dir(args.claude_code.as_deref())?;
+    let dir = config_dir(args.claude_code.as_deref().map(Path::new))?;
     let reply = client::call(
         &paths.socket,
         Request::Adopt(AdoptRequest {

@@ -16,6 +16,7 @@ mod service;
 mod shutdown;
 mod status;
 mod statusline;
+mod statusline_args;
 mod switch;
 mod token;
 mod use_;
@@ -170,9 +171,13 @@ struct StatuslineOnly {
 /// Runs `sessctl statusline` from `command_line` (program name, then `statusline`, then its flags).
 /// Like the command itself it never fails a prompt: bad flags print a marker and exit 0.
 pub fn run_statusline(command_line: impl Iterator<Item = std::ffi::OsString>) -> ExitCode {
-    let parsed = StatuslineOnly::try_parse_from(command_line.skip(1));
+    let command_line: Vec<std::ffi::OsString> = command_line.skip(1).collect();
+    let parsed = match statusline_args::parse(command_line.get(1..).unwrap_or_default()) {
+        Some(parsed) => Ok(parsed),
+        None => StatuslineOnly::try_parse_from(command_line).map(|only| (only.config, only.args)),
+    };
     let (config, args) = match parsed {
-        Ok(only) => (only.config, only.args),
+        Ok(parsed) => parsed,
         Err(error) => {
             let _ = error.print();
             if error.use_stderr() {

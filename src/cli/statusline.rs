@@ -10,10 +10,13 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, Local, Utc};
 
-use crate::cache::{CacheError, QuotaCache};
+use std::collections::BTreeMap;
+
+use crate::cache::{CacheError, QuotaCache, SlotQuota, Window};
 use crate::cache_lines;
 use crate::config::Config;
 use crate::paths::Paths;
+use crate::statusline::attribute::{self, Candidate, Chosen, SessionDir};
 use crate::statusline::{self, ColorChoice, Options, Template, claude_code};
 
 /// A cache file bigger than this is not one the daemon wrote (200 slots take ~100 KiB);
@@ -28,7 +31,7 @@ const CACHE_MAX: u64 = 16 * 1024 * 1024;
 )]
 pub struct Args {
     /// Per-slot template, e.g. '{name} {5h} ({reset:5h})'; placeholders: {name} {account}
-    /// {state} {stale} {windows} {5h} {7d} {window:W} {reset:W} {reset_in:W}.
+    /// {state} {stale} {current} {windows} {5h} {7d} {window:W} {reset:W} {reset_in:W}.
     #[arg(long, value_name = "TEMPLATE")]
     pub format: Option<String>,
     /// Text between two slots (default: two spaces).
@@ -81,22 +84,21 @@ fn line(paths: &Paths, args: &Args) -> String {
     } else {
         claude_code::read_stdin_bounded().and_then(|b| claude_code::parse_rate_limits(&b))
     };
-    if claude.is_none()
-        && let Some(line) = line_from_lines_file(paths, &opts, now)
-    {
-        return line;
-    }
-    let cache = read_cache(paths);
     let named = args
         .slot
         .as_deref()
         .or(config.statusline.claude_code_slot.as_deref());
-    let cache = with_claude_code(cache, claude, named, now);
+    let claude = claude.as_ref().map(|windows| (windows, named));
+    if let Some(line) = line_from_lines_file(paths, &opts, now, claude) {
+        return line;
+    }
+    let cache = read_cache(paths);
+    let (cache, current) = with_claude_code(cache, claude, now);
     let line = match &cache {
         Ok(cache) if opts.template.uses_local_time() => {
-            statusline::render_line(cache, &opts, now, &Local)
+            statusline::render_line_marked(cache, current.as_deref(), &opts, now, &Local)
         }
-        Ok(cache) => statusline::render_line(cache, &opts, now, &Utc),
+        Ok(cache) => statusline::render_line_marked(cache, current.as_deref(), &opts, now, &Utc),
         Err(marker) => (*marker).to_owned(),
     };
     // The process exits right after printing: freeing 1,000 slots' maps one by one costs
@@ -104,6 +106,9 @@ fn line(paths: &Paths, args: &Args) -> String {
     std::mem::forget(cache);
     line
 }
+
+/// Claude Code's figures, by window, and the slot named for them (flag, else config).
+type ClaudeCode<'a> = (&'a BTreeMap<String, Window>, Option<&'a str>);
 
 /// Flags over config over defaults; colour resolved against stdout and `NO_COLOR`.
 fn options(config: &Config, args: &Args) -> Result<Options, statusline::format::FormatError> {
@@ -128,23 +133,47 @@ fn options(config: &Config, args: &Args) -> Result<Options, statusline::format::
 }
 
 /// The line rendered straight from `quota.lines` when that file was made from the
-/// `quota.json` on disk and the fast path takes it ([`statusline::lines`]); `None`: go the
-/// long way ([`read_cache`]), which renders the same bytes.
-fn line_from_lines_file(paths: &Paths, opts: &Options, now: DateTime<Utc>) -> Option<String> {
+/// `quota.json` on disk and the fast path takes it ([`statusline::lines`]), Claude Code's
+/// figures laid over the slot they belong to; `None`: go the long way ([`read_cache`]),
+/// which renders the same bytes.
+fn line_from_lines_file(
+    paths: &Paths,
+    opts: &Options,
+    now: DateTime<Utc>,
+    claude: Option<ClaudeCode<'_>>,
+) -> Option<String> {
     let path = &paths.quota_cache;
     let meta = std::fs::metadata(path).ok()?;
     if meta.len() > CACHE_MAX {
         return None;
     }
     let (text, source) = cache_lines::read_text(path, &meta)?;
-    let line = if opts.template.uses_local_time() {
-        statusline::lines::render(&text, &source, opts, now, &Local)
-    } else {
-        statusline::lines::render(&text, &source, opts, now, &Utc)
+    let line = match claude {
+        None if opts.template.uses_local_time() => {
+            statusline::lines::render(&text, &source, opts, now, &Local)
+        }
+        None => statusline::lines::render(&text, &source, opts, now, &Utc),
+        Some((windows, named)) => {
+            let pick = |slots: &[Candidate<'_>]| choose(slots, named).map(|(slot, _)| slot);
+            if opts.template.uses_local_time() {
+                statusline::lines::render_attributed(
+                    &text, &source, windows, pick, opts, now, &Local,
+                )
+            } else {
+                statusline::lines::render_attributed(&text, &source, windows, pick, opts, now, &Utc)
+            }
+        }
     };
     // As in `line`: the exit frees it.
     std::mem::forget(text);
     line
+}
+
+/// The slot Claude Code's figures belong to ([`attribute::choose_slot`]), from this
+/// process's environment and Claude Code's files.
+fn choose(slots: &[Candidate<'_>], named: Option<&str>) -> Option<(String, Chosen)> {
+    let email = || claude_code::claude_json_path().and_then(|p| claude_code::logged_in_email(&p));
+    attribute::choose_slot(slots, named, SessionDir::from_env, email)
 }
 
 /// The cache, or the marker to print instead: from the read-optimised `quota.lines` when it
@@ -176,26 +205,39 @@ fn read_cache(paths: &Paths) -> Result<QuotaCache, &'static str> {
     })
 }
 
-/// Lays Claude Code's figures over the slot they belong to. Without a cache, only a slot
-/// named by `--slot` or the config can show them (nothing else says which slot it is).
+/// Lays Claude Code's figures over the slot they belong to, and names that slot. Without a
+/// cache, only a slot named by `--slot` or the config can show them (nothing else says
+/// which slot it is).
 fn with_claude_code(
     cache: Result<QuotaCache, &'static str>,
-    claude: Option<std::collections::BTreeMap<String, crate::cache::Window>>,
-    named: Option<&str>,
+    claude: Option<ClaudeCode<'_>>,
     now: DateTime<Utc>,
-) -> Result<QuotaCache, &'static str> {
-    let Some(windows) = claude else { return cache };
-    let email = || claude_code::claude_json_path().and_then(|p| claude_code::logged_in_email(&p));
-    let Some((slot, _)) = claude_code::choose_slot(cache.as_ref().ok(), named, email) else {
-        return cache;
+) -> (Result<QuotaCache, &'static str>, Option<String>) {
+    let Some((windows, named)) = claude else {
+        return (cache, None);
+    };
+    let candidates: Vec<Candidate<'_>> = cache
+        .as_ref()
+        .map_or_else(|_| Vec::new(), |c| c.slots.iter().map(candidate).collect());
+    let Some((slot, _)) = choose(&candidates, named) else {
+        return (cache, None);
     };
     // No cache means no daemon data: the synthetic one is as old as can be, so the line
     // still carries the stale marker while showing Claude Code's fresh figures.
     let mut cache = cache.unwrap_or_else(|_| QuotaCache {
         updated_at: DateTime::UNIX_EPOCH,
         stale_after_secs: None,
-        slots: std::collections::BTreeMap::new(),
+        slots: BTreeMap::new(),
     });
-    claude_code::apply(&mut cache, &slot, windows, now);
-    Ok(cache)
+    claude_code::apply(&mut cache, &slot, windows.clone(), now);
+    (Ok(cache), Some(slot))
+}
+
+fn candidate<'a>((name, slot): (&'a String, &'a SlotQuota)) -> Candidate<'a> {
+    Candidate {
+        name: name.as_str(),
+        provider: slot.provider.as_deref(),
+        account: slot.account.as_deref(),
+        claude_code: slot.claude_code.as_deref(),
+    }
 }

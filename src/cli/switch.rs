@@ -1,7 +1,10 @@
 //! `sessctl run NAME -- CMD [ARGS…]` and `sessctl env NAME`: start Claude Code (or anything)
 //! on a Claude Code-backed slot's account by pointing `CLAUDE_CONFIG_DIR` at the slot's
 //! config dir. No token is copied anywhere: Claude Code reads its own store there, which
-//! the daemon keeps fresh.
+//! the daemon keeps fresh. A slot on the default dir `~/.claude` is Claude Code's default
+//! store, which Claude Code uses only with `CLAUDE_CONFIG_DIR` unset (set, even to
+//! `~/.claude`, it names another macOS keychain item and another `.claude.json`), so for that
+//! slot the variable is removed instead (`crate::claude_code::ConfigDir::of_slot`).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -9,6 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+use crate::claude_code::ConfigDir;
 use crate::client;
 use crate::paths::Paths;
 use crate::protocol::{Request, Response};
@@ -25,7 +29,12 @@ pub fn run(paths: &Paths, name: &str, command: &[OsString]) -> anyhow::Result<Ex
         anyhow::bail!("no command given: sessctl run {name} -- CMD [ARGS...]");
     };
     let mut cmd = std::process::Command::new(program);
-    cmd.args(args).env("CLAUDE_CONFIG_DIR", &dir);
+    cmd.args(args);
+    if ConfigDir::of_slot(&dir).is_default() {
+        cmd.env_remove("CLAUDE_CONFIG_DIR");
+    } else {
+        cmd.env("CLAUDE_CONFIG_DIR", &dir);
+    }
     for var in OVERRIDING {
         cmd.env_remove(var);
     }
@@ -53,11 +62,18 @@ fn start(mut cmd: std::process::Command) -> std::io::Result<ExitCode> {
 /// Prints the shell line that points Claude Code at slot `name`'s config dir.
 pub fn env(paths: &Paths, name: &str) -> anyhow::Result<ExitCode> {
     let dir = config_dir_of(paths, name)?;
-    let dir = dir
-        .to_str()
-        .context("the config dir is not UTF-8; set CLAUDE_CONFIG_DIR by hand")?;
-    println!("export CLAUDE_CONFIG_DIR={}", shell_quote(dir));
+    println!("{}", env_line(&ConfigDir::of_slot(&dir))?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `export CLAUDE_CONFIG_DIR='DIR'`, or `unset CLAUDE_CONFIG_DIR` for the default store.
+fn env_line(store: &ConfigDir) -> anyhow::Result<String> {
+    if store.is_default() {
+        return Ok("unset CLAUDE_CONFIG_DIR".to_owned());
+    }
+    let dir = (store.dir().to_str())
+        .context("the config dir is not UTF-8; set CLAUDE_CONFIG_DIR by hand")?;
+    Ok(format!("export CLAUDE_CONFIG_DIR={}", shell_quote(dir)))
 }
 
 /// Slot `name`'s Claude Code config dir, as the daemon's `status` reports it.
@@ -93,5 +109,20 @@ mod tests {
             "'/home/a b/.claude'"
         );
         assert_eq!(super::shell_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn the_default_dir_is_reached_by_unsetting_the_variable() {
+        use std::path::Path;
+        let home = Path::new("/home/u");
+        let line = |dir: &str| {
+            let store = super::ConfigDir::of_slot_in(Path::new(dir), home);
+            super::env_line(&store).unwrap()
+        };
+        assert_eq!(line("/home/u/.claude"), "unset CLAUDE_CONFIG_DIR");
+        assert_eq!(
+            line("/home/u/.claude-work"),
+            "export CLAUDE_CONFIG_DIR='/home/u/.claude-work'"
+        );
     }
 }

@@ -16,6 +16,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+pub use super::attribute::claude_code_is_fresher;
 use crate::cache::{QuotaCache, SlotQuota, Window};
 use crate::state::SlotState;
 
@@ -86,15 +87,20 @@ fn read_fd_bounded(fd: libc::c_int, wait: Duration, max: usize) -> Option<Vec<u8
 /// `None` when the bytes are not such an object or carry no usable `rate_limits` (Claude
 /// Code omits them before the session's first reply, and for API-key users).
 pub fn parse_rate_limits(bytes: &[u8]) -> Option<BTreeMap<String, Window>> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-    let limits = value.get("rate_limits")?.as_object()?;
-    let windows: BTreeMap<String, Window> = limits
-        .iter()
+    /// Only `rate_limits` is built; every other field is skipped as it is scanned.
+    #[derive(Deserialize)]
+    struct StatusLineInput {
+        rate_limits: Option<serde_json::Map<String, serde_json::Value>>,
+    }
+    let input: StatusLineInput = serde_json::from_slice(bytes).ok()?;
+    let windows: BTreeMap<String, Window> = input
+        .rate_limits?
+        .into_iter()
         .filter_map(|(name, limit)| {
             let utilization = limit.get("used_percentage")?.as_f64()?;
             let resets_at = limit.get("resets_at").and_then(epoch_seconds);
             Some((
-                name.clone(),
+                name,
                 Window {
                     utilization,
                     resets_at,
@@ -150,49 +156,10 @@ pub fn logged_in_email(path: &Path) -> Option<String> {
     parsed.oauth_account?.email_address
 }
 
-/// Where the choice of slot came from, in order of precedence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Chosen {
-    /// `--slot NAME` or `statusline.claude_code_slot`: used even if the cache lacks it.
-    Named,
-    /// The cache's only slot whose provider is `claude`.
-    OnlyClaudeSlot,
-    /// The slot whose account is the one Claude Code is logged in with.
-    AccountMatch,
-}
-
-/// The slot Claude Code's figures belong to: `named` (flag, else config) first; else the
-/// cache's only `claude` slot; else the slot whose account is `email()` (called only then,
-/// since it reads `~/.claude.json`).
-pub fn choose_slot(
-    cache: Option<&QuotaCache>,
-    named: Option<&str>,
-    email: impl FnOnce() -> Option<String>,
-) -> Option<(String, Chosen)> {
-    if let Some(name) = named {
-        return Some((name.to_owned(), Chosen::Named));
-    }
-    let slots = &cache?.slots;
-    let mut claude = slots
-        .iter()
-        .filter(|(_, s)| s.provider.as_deref() == Some(crate::config::CLAUDE));
-    if let (Some((name, _)), None) = (claude.next(), claude.next()) {
-        return Some((name.clone(), Chosen::OnlyClaudeSlot));
-    }
-    let email = email()?;
-    slots
-        .iter()
-        .find(|(_, s)| {
-            s.account
-                .as_deref()
-                .is_some_and(|a| a.eq_ignore_ascii_case(&email))
-        })
-        .map(|(name, _)| (name.clone(), Chosen::AccountMatch))
-}
-
-/// Lays Claude Code's `windows` over slot `name`'s cached ones and marks its data fetched
-/// `now`. A named slot missing from the cache is added (active, no account); its state is
-/// otherwise kept, so an inactive slot still asks for a re-login.
+/// Lays Claude Code's `windows` over slot `name`'s cached ones where they are the fresher
+/// ([`claude_code_is_fresher`]), and then marks its data fetched `now`. A named slot missing
+/// from the cache is added (active, no account); its state is otherwise kept, so an inactive
+/// slot still asks for a re-login.
 pub fn apply(
     cache: &mut QuotaCache,
     name: &str,
@@ -210,9 +177,18 @@ pub fn apply(
             windows: BTreeMap::new(),
             error: None,
             extra_usage: None,
+            claude_code: None,
         });
-    slot.windows.extend(windows);
-    slot.fetched_at = Some(now);
+    let mut taken = false;
+    for (window, figure) in windows {
+        if claude_code_is_fresher(slot.windows.get(&window), &figure) {
+            slot.windows.insert(window, figure);
+            taken = true;
+        }
+    }
+    if taken {
+        slot.fetched_at = Some(now);
+    }
 }
 
 #[cfg(test)]
@@ -296,53 +272,37 @@ mod tests {
         }
     }
 
-    fn slot(provider: Option<&str>, account: Option<&str>) -> SlotQuota {
-        SlotQuota {
-            account: account.map(str::to_owned),
-            provider: provider.map(str::to_owned),
-            state: SlotState::Active,
-            fetched_at: None,
-            windows: BTreeMap::new(),
-            error: None,
-            extra_usage: None,
-        }
-    }
-
-    fn cache(slots: Vec<(&str, SlotQuota)>) -> QuotaCache {
-        QuotaCache {
-            updated_at: Utc::now(),
-            stale_after_secs: None,
-            slots: slots.into_iter().map(|(n, s)| (n.to_owned(), s)).collect(),
-        }
-    }
-
     #[test]
-    fn the_slot_is_chosen_by_name_then_only_claude_slot_then_account() {
-        let two = cache(vec![
-            ("work", slot(Some("claude"), Some("w@x.y"))),
-            ("home", slot(Some("claude"), Some("Me@X.y"))),
-            ("acme", slot(Some("acme"), None)),
-        ]);
-        let no_email = || -> Option<String> { panic!("~/.claude.json read needlessly") };
-        assert_eq!(
-            choose_slot(Some(&two), Some("acme"), no_email),
-            Some(("acme".into(), Chosen::Named))
-        );
-        assert_eq!(
-            choose_slot(Some(&two), None, || Some("me@x.y".into())),
-            Some(("home".into(), Chosen::AccountMatch))
-        );
-        assert_eq!(choose_slot(Some(&two), None, || None), None);
-        assert_eq!(choose_slot(Some(&two), None, || Some("z@z".into())), None);
-        let one = cache(vec![
-            ("work", slot(Some("claude"), None)),
-            ("acme", slot(Some("acme"), None)),
-        ]);
-        assert_eq!(
-            choose_slot(Some(&one), None, no_email),
-            Some(("work".into(), Chosen::OnlyClaudeSlot))
-        );
-        assert_eq!(choose_slot(None, None, || Some("a@b".into())), None);
+    fn an_older_figure_from_claude_code_leaves_the_cached_one_and_its_age() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let fetched = at("2026-11-23T11:00:00Z");
+        let cached = Window {
+            utilization: 30.0,
+            resets_at: Some(at("2026-11-23T19:00:00Z")),
+        };
+        let mut cache = QuotaCache {
+            updated_at: fetched,
+            stale_after_secs: None,
+            slots: BTreeMap::from([(
+                "work".to_owned(),
+                SlotQuota {
+                    account: None,
+                    provider: Some("claude".into()),
+                    state: SlotState::Active,
+                    fetched_at: Some(fetched),
+                    windows: BTreeMap::from([("five_hour".to_owned(), cached.clone())]),
+                    error: None,
+                    extra_usage: None,
+                    claude_code: None,
+                },
+            )]),
+        };
+        // The window before the cached one, from an idle session's last reply.
+        let old = br#"{"rate_limits":{"five_hour":{"used_percentage":80,"resets_at":1795428000}}}"#;
+        let now = at("2026-11-23T12:00:00Z");
+        apply(&mut cache, "work", parse_rate_limits(old).unwrap(), now);
+        assert_eq!(cache.slots["work"].windows["five_hour"], cached);
+        assert_eq!(cache.slots["work"].fetched_at, Some(fetched));
     }
 
     #[test]

@@ -8,11 +8,11 @@
 use std::fmt;
 
 /// The template used when neither `--format` nor `statusline.format` gives one.
-pub const DEFAULT_FORMAT: &str = "{name} {windows} {stale}";
+pub const DEFAULT_FORMAT: &str = "{current} {name} {windows} {stale}";
 
 /// Every placeholder, for the documentation and error messages.
-pub const PLACEHOLDERS: &str = "{name} {account} {state} {stale} {windows} {5h} {7d} \
-     {window:W} {reset:W} {reset_in:W}";
+pub const PLACEHOLDERS: &str = "{name} {account} {state} {stale} {current} {windows} {5h} \
+     {7d} {window:W} {reset:W} {reset_in:W}";
 
 use crate::cache::LABELLED_WINDOWS;
 pub use crate::cache::{FIVE_HOUR, SEVEN_DAY};
@@ -30,6 +30,9 @@ pub enum Piece {
     State,
     /// `{stale}`: the stale marker when this slot's own data is stale, else nothing.
     Stale,
+    /// `{current}`: a marker on the slot Claude Code's stdin figures were attributed to (the
+    /// account the Claude Code session running the statusline uses), else nothing.
+    Current,
     /// `{windows}`: `5h 16% · 7d 42%`, leaving out windows without data.
     Windows,
     /// `{5h}`, `{7d}`, `{window:W}`: the window's rounded utilization (`16%`), or nothing.
@@ -146,6 +149,7 @@ fn placeholder(name: &str) -> Result<Piece, String> {
         "account" => Piece::Account,
         "state" => Piece::State,
         "stale" => Piece::Stale,
+        "current" => Piece::Current,
         "windows" => Piece::Windows,
         _ => {
             let (kind, window) = name.split_once(':').ok_or_else(|| unknown(name))?;

@@ -9,11 +9,19 @@
 //! backslash escape anywhere. For any other text it answers `None` and the caller goes the
 //! long way (`decode`, then `quota.json`), so the line is byte for byte the one that way
 //! renders. Staleness is judged here at read time, from the times in the file, at both levels.
+//!
+//! Claude Code's stdin figures are laid over the slot they were attributed to as they are in
+//! the long way ([`super::claude_code::apply`]), so that line too is byte for byte the same
+//! ([`attributed`]): every slot is rendered as usual while what choosing needs of each is
+//! recorded, then the chosen one is rendered again with the figures and put in its place.
 
+use std::collections::BTreeMap;
 use std::fmt::Display;
+use std::ops::Range;
 
 use chrono::{DateTime, TimeZone, Utc};
 
+use super::attribute::Candidate;
 use super::{LineRenderer, Options, Piece, SlotView};
 use crate::cache::Window;
 use crate::cache_lines::{decode_head, parse_time};
@@ -28,6 +36,53 @@ pub fn render<Tz: TimeZone>(
     now: DateTime<Utc>,
     tz: &Tz,
 ) -> Option<String>
+where
+    Tz::Offset: Display,
+{
+    let mut seen = Seen::default();
+    let line = render_all(text, source, &mut seen, opts, now, tz)?;
+    Some(line.finish())
+}
+
+/// [`render`] with Claude Code's figures (`claude`, by window) laid over the slot `choose`
+/// picks from every slot's [`Candidate`] (in name order), which is marked current; `None`
+/// also when the chosen slot is not in the file (the long way adds it).
+pub fn render_attributed<'a, Tz: TimeZone>(
+    text: &'a str,
+    source: &str,
+    claude: &BTreeMap<String, Window>,
+    choose: impl FnOnce(&[Candidate<'a>]) -> Option<String>,
+    opts: &Options,
+    now: DateTime<Utc>,
+    tz: &Tz,
+) -> Option<String>
+where
+    Tz::Offset: Display,
+{
+    let mut seen = Seen {
+        record: true,
+        ..Seen::default()
+    };
+    let mut line = render_all(text, source, &mut seen, opts, now, tz)?;
+    if let Some(chosen) = choose(&seen.candidates) {
+        let i = seen.candidates.iter().position(|c| c.name == chosen)?;
+        let (block, range) = seen.blocks.get(i)?.clone();
+        let laid = attributed::render_slot(block, claude, &mut line, now)?;
+        line.replace(range, &laid);
+    }
+    Some(line.finish())
+}
+
+/// Renders every slot of `text` in turn; the renderer, or `None` for a file the fast path
+/// does not take.
+fn render_all<'a, 'o, Tz: TimeZone>(
+    text: &'a str,
+    source: &str,
+    seen: &mut Seen<'a>,
+    opts: &'o Options,
+    now: DateTime<Utc>,
+    tz: &'o Tz,
+) -> Option<LineRenderer<'o, Tz>>
 where
     Tz::Offset: Display,
 {
@@ -48,15 +103,28 @@ where
         rest: &text[head_len..],
         needs_resets,
     };
-    let count = render_slots(&mut fields, &mut line)?;
-    (count == line.slots).then(|| line.finish())
+    let count = render_slots(&mut fields, &mut line, seen)?;
+    (count == line.slots).then_some(line)
+}
+
+/// What a render records of every slot while Claude Code's figures wait for theirs to be
+/// chosen, so none is looked for in the file twice.
+#[derive(Default)]
+struct Seen<'a> {
+    /// Whether to record at all (else this stays empty).
+    record: bool,
+    candidates: Vec<Candidate<'a>>,
+    /// Per slot, in the same order: the file from its `slot` line on, and where its text
+    /// went in the line.
+    blocks: Vec<(&'a str, Range<usize>)>,
 }
 
 /// The fields of the lines after the head, read one at a time with a plain byte loop
 /// (`str::split` costs more per field than everything else a field needs).
 struct Fields<'a> {
     rest: &'a str,
-    /// Whether the template shows reset times (else they are checked, not built).
+    /// Whether reset times are built (else they are checked only): when the template shows
+    /// them, and for the slot Claude Code's figures are weighed against.
     needs_resets: bool,
 }
 
@@ -158,9 +226,11 @@ fn delimiter(bytes: &[u8]) -> Option<usize> {
 }
 
 /// One slot's line of the file.
+#[derive(Clone, Copy)]
 struct SlotLine<'a> {
     name: &'a str,
     account: Option<&'a str>,
+    provider: Option<&'a str>,
     state: SlotState,
     fetched_at: Option<DateTime<Utc>>,
 }
@@ -191,33 +261,54 @@ impl SlotView for LineSlot<'_, '_> {
     }
 }
 
-/// Renders every slot up to the `end` line into `line`; the count that line states, or
-/// `None` for anything the fast path does not take.
-fn render_slots<Tz: TimeZone>(
-    fields: &mut Fields<'_>,
+/// Renders every slot up to the `end` line into `line`, recording each in `seen`; the count
+/// that line states, or `None` for anything the fast path does not take.
+fn render_slots<'a, Tz: TimeZone>(
+    fields: &mut Fields<'a>,
     line: &mut LineRenderer<'_, Tz>,
+    seen: &mut Seen<'a>,
 ) -> Option<usize>
 where
     Tz::Offset: Display,
 {
-    let mut slot: Option<SlotLine<'_>> = None;
+    // The slot being read, and the file from its `slot` line on.
+    let mut slot: Option<(SlotLine<'_>, &'a str)> = None;
     // One window list, reused by every slot.
     let mut windows = Vec::new();
+    let mut emit = |line: &mut LineRenderer<'_, Tz>,
+                    (done, block): (SlotLine<'a>, &'a str),
+                    windows: &mut Vec<_>| {
+        let range = line.slot(
+            done.name,
+            &LineSlot {
+                slot: &done,
+                windows,
+            },
+        );
+        windows.clear();
+        if seen.record {
+            seen.blocks.push((block, range));
+        }
+    };
     loop {
+        let at = fields.rest;
         match fields.next()? {
             ("slot", false) => {
                 let next = parse_slot(fields.line::<5>()?)?;
-                if let Some(done) = slot.replace(next) {
+                if seen.record {
+                    seen.candidates.push(Candidate {
+                        name: next.name,
+                        provider: next.provider,
+                        account: next.account,
+                        claude_code: None,
+                    });
+                }
+                if let Some(done) = slot.replace((next, at)) {
                     // Strictly increasing: the order (and uniqueness) of `decode`'s map.
-                    if slot.as_ref()?.name <= done.name {
+                    if next.name <= done.0.name {
                         return None;
                     }
-                    let view = LineSlot {
-                        slot: &done,
-                        windows: &windows,
-                    };
-                    line.slot(done.name, &view);
-                    windows.clear();
+                    emit(line, done, &mut windows);
                 }
             }
             ("window", false) => {
@@ -229,14 +320,17 @@ where
                 };
                 windows.push((name, window));
             }
+            ("claude_code", false) => {
+                slot.as_ref()?;
+                let [dir] = fields.line::<1>()?;
+                if let Some(last) = seen.candidates.last_mut() {
+                    last.claude_code = Some(dir);
+                }
+            }
             ("end", false) => {
                 let [count] = fields.line::<1>()?;
                 if let Some(done) = slot.take() {
-                    let view = LineSlot {
-                        slot: &done,
-                        windows: &windows,
-                    };
-                    line.slot(done.name, &view);
+                    emit(line, done, &mut windows);
                 }
                 return count.parse().ok();
             }
@@ -248,7 +342,7 @@ where
 fn parse_slot(fields: [&str; 5]) -> Option<SlotLine<'_>> {
     let [name, account, provider, state, fetched_at] = fields;
     let account = optional(account)?;
-    optional(provider)?; // checked, not shown
+    let provider = optional(provider)?;
     let state = match state {
         "active" => SlotState::Active,
         "degraded" => SlotState::Degraded,
@@ -258,6 +352,7 @@ fn parse_slot(fields: [&str; 5]) -> Option<SlotLine<'_>> {
     Some(SlotLine {
         name,
         account,
+        provider,
         state,
         fetched_at: Fields::time(fetched_at, true)?,
     })
@@ -274,6 +369,8 @@ fn optional(text: &str) -> Option<Option<&str>> {
         _ => Some(Some(text.strip_prefix('=')?)),
     }
 }
+
+mod attributed;
 
 #[cfg(test)]
 #[path = "lines_tests.rs"]

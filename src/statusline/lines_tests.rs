@@ -9,6 +9,7 @@ use chrono::FixedOffset;
 use super::*;
 use crate::cache::{QuotaCache, SlotQuota};
 use crate::cache_lines::{decode, encode};
+use crate::statusline::attribute::Candidate;
 use crate::statusline::{Template, render_line};
 
 const SOURCE: &str = "1:2\t3\t4";
@@ -26,6 +27,7 @@ fn slot(account: Option<&str>, state: SlotState, fetched: Option<&str>) -> SlotQ
         windows: BTreeMap::new(),
         error: None,
         extra_usage: None,
+        claude_code: None,
     }
 }
 
@@ -51,6 +53,7 @@ fn sample() -> QuotaCache {
     );
     work.windows
         .insert("seven_day_opus".into(), window(77.0, None));
+    work.claude_code = Some("/home/me/.claude-work".into());
     let mut odd = slot(Some(""), SlotState::Degraded, Some("2026-11-23T01:00:00Z"));
     odd.windows
         .insert("five_hour".into(), window(f64::NAN, None));
@@ -91,7 +94,7 @@ fn options() -> Vec<Options> {
     vec![
         Options::default(),
         with("{name} {windows} {stale}", true, true),
-        with("{name} {windows} {stale}", false, true),
+        with("{name} {windows} {stale} {current}", false, true),
         with(
             "{name}<{account}> {state} {5h} {7d} {window:seven_day_opus} {reset:5h} \
              {reset_in:7d} {reset:7d} {stale}",
@@ -256,4 +259,97 @@ fn the_word_at_a_time_search_finds_the_first_delimiter() {
             }
         }
     }
+}
+
+/// The fast line with Claude Code's `windows` laid over `slot`, checking on the way that it
+/// is the long way's (`decode`, `apply`, `render_line_marked`) whenever it is given.
+fn fast_attributed(
+    text: &str,
+    slot: &str,
+    windows: &BTreeMap<String, Window>,
+    opts: &Options,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let tz = FixedOffset::east_opt(3600).unwrap();
+    let choose = |_: &[Candidate<'_>]| Some(slot.to_owned());
+    let line = render_attributed(text, SOURCE, windows, choose, opts, now, &tz);
+    if let Some(line) = &line {
+        let mut cache = decode(text, SOURCE).expect("the fast path took a file decode refuses");
+        crate::statusline::claude_code::apply(&mut cache, slot, windows.clone(), now);
+        let long_way = crate::statusline::render_line_marked(&cache, Some(slot), opts, now, &tz);
+        assert_eq!(*line, long_way, "{slot} {windows:?}");
+    }
+    line
+}
+
+#[test]
+fn claude_codes_figures_render_what_the_long_way_renders() {
+    let text = encode(&sample(), SOURCE);
+    let now = at("2026-11-23T12:00:00Z");
+    let figures = |utilization, resets_at: Option<&str>| {
+        let w = Window {
+            utilization,
+            resets_at: resets_at.map(at),
+        };
+        BTreeMap::from([("five_hour".to_owned(), w.clone()), ("other".to_owned(), w)])
+    };
+    let cases = [
+        // The cached window at a higher and a lower figure, a later and an earlier window,
+        // and no reset time.
+        figures(20.0, Some("2026-11-23T14:05:00Z")),
+        figures(3.0, Some("2026-11-23T14:05:30Z")),
+        figures(1.0, Some("2026-11-23T19:00:00Z")),
+        figures(99.0, Some("2026-11-23T09:00:00Z")),
+        figures(50.0, None),
+    ];
+    for opts in options() {
+        for windows in &cases {
+            for slot in sample().slots.keys() {
+                let line = fast_attributed(&text, slot, windows, &opts, now);
+                assert!(line.is_some(), "{slot}");
+            }
+            // A slot the file lacks: the long way adds it.
+            assert_eq!(fast_attributed(&text, "new", windows, &opts, now), None);
+        }
+    }
+    let line = fast_attributed(&text, "work", &cases[0], &Options::default(), now).unwrap();
+    assert!(line.contains("▸ work 5h 20%"), "{line}");
+}
+
+/// A slot as the choice sees it: name, account, provider, Claude Code dir.
+type Row = (String, Option<String>, Option<String>, Option<String>);
+
+#[test]
+fn the_choice_sees_every_slot_with_its_claude_code_dir_and_may_choose_none() {
+    let text = encode(&sample(), SOURCE);
+    let now = at("2026-11-23T12:00:00Z");
+    let tz = FixedOffset::east_opt(3600).unwrap();
+    let mut seen: Vec<Row> = Vec::new();
+    let choose = |slots: &[Candidate<'_>]| {
+        let owned = |s: Option<&str>| s.map(str::to_owned);
+        seen.extend(slots.iter().map(|c| {
+            let provider = owned(c.provider);
+            (
+                c.name.to_owned(),
+                owned(c.account),
+                provider,
+                owned(c.claude_code),
+            )
+        }));
+        None
+    };
+    let windows = BTreeMap::new();
+    let opts = Options::default();
+    let line = render_attributed(&text, SOURCE, &windows, choose, &opts, now, &tz);
+    // No slot chosen: the plain line.
+    assert_eq!(line, render(&text, SOURCE, &opts, now, &tz));
+    let cache = sample();
+    let expected: Vec<_> = (cache.slots.iter())
+        .map(|(name, s)| {
+            let dir = s.claude_code.clone();
+            (name.clone(), s.account.clone(), s.provider.clone(), dir)
+        })
+        .collect();
+    assert_eq!(seen, expected);
+    assert!(expected.iter().any(|(_, _, _, dir)| dir.is_some()));
 }

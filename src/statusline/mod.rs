@@ -9,18 +9,23 @@
 //! It must never wake the daemon, open the socket, start an async runtime, touch the network
 //! or panic on any cache content: a status line is rendered on every prompt.
 
+pub mod attribute;
 pub mod claude_code;
 pub mod format;
 pub mod lines;
+mod text;
+mod view;
 
 use std::fmt::{Display, Write as _};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use crate::cache::{QuotaCache, SlotQuota, Window};
+use crate::cache::{QuotaCache, Window};
 use crate::state::SlotState;
 pub use format::{DEFAULT_FORMAT, Piece, Template};
+use text::{push_collapsed, push_percent};
+pub use view::{Current, SlotView};
 
 /// Printed when there is no cache file yet (the daemon has not run).
 pub const NO_DATA: &str = "sessctl: no data";
@@ -41,6 +46,10 @@ pub const INTERNAL_ERROR: &str = "sessctl: internal error";
 pub const STALE_MARKER: &str = "🔺";
 /// The stale marker in ASCII mode: spelled out, since no ASCII symbol says "stale".
 pub const STALE_MARKER_ASCII: &str = "[stale]";
+/// `{current}`: the slot the Claude Code session running the statusline uses.
+pub const CURRENT_MARKER: &str = "▸";
+/// `{current}` in ASCII mode.
+pub const CURRENT_MARKER_ASCII: &str = ">";
 /// Slots separate with two spaces by default: wide enough to tell slots apart, narrow
 /// enough for a tmux bar.
 pub const DEFAULT_SEPARATOR: &str = "  ";
@@ -130,35 +139,30 @@ pub fn render_line<Tz: TimeZone>(
 where
     Tz::Offset: Display,
 {
+    render_line_marked(cache, None, opts, now, tz)
+}
+
+/// [`render_line`], with slot `current` (if any) marked where the template says
+/// `{current}`: the slot Claude Code's figures were attributed to.
+pub fn render_line_marked<Tz: TimeZone>(
+    cache: &QuotaCache,
+    current: Option<&str>,
+    opts: &Options,
+    now: DateTime<Utc>,
+    tz: &Tz,
+) -> String
+where
+    Tz::Offset: Display,
+{
     let mut line = LineRenderer::start(opts, now, tz, cache.updated_at, cache.stale_after_secs);
     for (name, slot) in &cache.slots {
-        line.slot(name, slot);
+        if current == Some(name.as_str()) {
+            line.slot(name, &Current(slot));
+        } else {
+            line.slot(name, slot);
+        }
     }
     line.finish()
-}
-
-/// What rendering needs of one slot, so a line renders the same from a [`QuotaCache`] and
-/// straight from the text of `quota.lines` ([`lines`]), with no map built per slot.
-pub trait SlotView {
-    fn state(&self) -> SlotState;
-    fn account(&self) -> Option<&str>;
-    fn fetched_at(&self) -> Option<DateTime<Utc>>;
-    fn window(&self, name: &str) -> Option<&Window>;
-}
-
-impl SlotView for SlotQuota {
-    fn state(&self) -> SlotState {
-        self.state
-    }
-    fn account(&self) -> Option<&str> {
-        self.account.as_deref()
-    }
-    fn fetched_at(&self) -> Option<DateTime<Utc>> {
-        self.fetched_at
-    }
-    fn window(&self, name: &str) -> Option<&Window> {
-        self.windows.get(name)
-    }
 }
 
 /// Builds the line one slot at a time, in the order given (the cache's name order).
@@ -203,13 +207,28 @@ where
         }
     }
 
-    /// Appends slot `name`.
-    pub fn slot(&mut self, name: &str, slot: &impl SlotView) {
+    /// Appends slot `name`; where its text went in the line.
+    pub fn slot(&mut self, name: &str, slot: &impl SlotView) -> std::ops::Range<usize> {
         if self.slots > 0 {
             self.line.push_str(&self.ctx.opts.separator);
         }
         self.slots += 1;
+        let start = self.line.len();
         self.ctx.slot(&mut self.line, &mut self.scratch, name, slot);
+        start..self.line.len()
+    }
+
+    /// Slot `name`'s text as [`LineRenderer::slot`] would append it, for
+    /// [`LineRenderer::replace`].
+    pub fn render_alone(&mut self, name: &str, slot: &impl SlotView) -> String {
+        let mut out = String::new();
+        self.ctx.slot(&mut out, &mut self.scratch, name, slot);
+        out
+    }
+
+    /// Puts `text` where a slot's text went (a range [`LineRenderer::slot`] gave).
+    pub fn replace(&mut self, range: std::ops::Range<usize>, text: &str) {
+        self.line.replace_range(range, text);
     }
 
     /// The whole line ([`NO_SLOTS`] after the marker when no slot was given).
@@ -260,7 +279,12 @@ where
                 Piece::Account => self.push_clean(out, slot.account().unwrap_or("")),
                 Piece::State => out.push_str(slot.state().as_str()),
                 Piece::Stale if stale => out.push_str(self.opts.stale_marker()),
-                Piece::Stale => {}
+                Piece::Current if slot.current() => out.push_str(if self.opts.ascii {
+                    CURRENT_MARKER_ASCII
+                } else {
+                    CURRENT_MARKER
+                }),
+                Piece::Stale | Piece::Current => {}
                 Piece::Windows => self.windows(out, slot),
                 Piece::Percent(w) => self.percent(out, slot.window(w)),
                 Piece::Reset(w) => self.reset(out, slot.window(w)),
@@ -344,55 +368,6 @@ where
                 c
             }
         }));
-    }
-}
-
-/// Appends `16%`; junk (negative, or beyond 999%) shows as `?%` or `>999%` rather than a
-/// long number. Digits are written by hand: `format!` per window is a tenth of a 1,000-slot
-/// render.
-fn push_percent(out: &mut String, utilization: f64) {
-    if utilization.is_nan() || utilization < 0.0 {
-        out.push_str("?%");
-    } else if utilization > 999.0 {
-        out.push_str(">999%");
-    } else {
-        // In 0..=999 after the checks above: the cast is exact.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let rounded = utilization.round() as u32;
-        let digits = [rounded / 100, rounded / 10 % 10, rounded % 10];
-        let skip = match rounded {
-            0..=9 => 2,
-            10..=99 => 1,
-            _ => 0,
-        };
-        for d in &digits[skip..] {
-            out.push(char::from(b'0' + u8::try_from(*d).unwrap_or(0)));
-        }
-        out.push('%');
-    }
-}
-
-/// Appends `text` with runs of spaces collapsed and the ends trimmed, so placeholders that
-/// render as nothing leave no gaps.
-fn push_collapsed(line: &mut String, text: &str) {
-    // A byte loop: `split(' ')` costs a search call per word (a fifth of a 1,000-slot render).
-    // Cutting at ASCII spaces always lands on character boundaries.
-    let bytes = text.as_bytes();
-    let (mut i, mut first) = (0, true);
-    while i < bytes.len() {
-        if bytes[i] == b' ' {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < bytes.len() && bytes[i] != b' ' {
-            i += 1;
-        }
-        if !first {
-            line.push(' ');
-        }
-        first = false;
-        line.push_str(&text[start..i]);
     }
 }
 

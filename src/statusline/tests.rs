@@ -3,6 +3,7 @@
 use chrono::FixedOffset;
 
 use super::*;
+use crate::cache::SlotQuota;
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -29,6 +30,7 @@ fn slot(state: SlotState, fetched_at: Option<&str>, windows: &[(&str, Window)]) 
             .collect(),
         error: None,
         extra_usage: None,
+        claude_code: None,
     }
 }
 
@@ -363,4 +365,20 @@ fn the_template_language_refuses_typos_with_a_position() {
     }
     assert!(Template::parse("{reset:7d}").unwrap().uses_local_time());
     assert!(!Template::parse("{reset_in:7d}").unwrap().uses_local_time());
+}
+
+#[test]
+fn collapsing_spaces_keeps_every_word_once_spaced() {
+    let words = ["", " ", "  ", "a", "é", "ab cd", " x ", "🔺"];
+    for a in words {
+        for b in words {
+            for c in words {
+                let text = format!("{a} {b}  {c} ");
+                let mut line = String::from(">");
+                push_collapsed(&mut line, &text);
+                let expected: Vec<&str> = text.split(' ').filter(|w| !w.is_empty()).collect();
+                assert_eq!(line, format!(">{}", expected.join(" ")), "{text:?}");
+            }
+        }
+    }
 }

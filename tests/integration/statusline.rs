@@ -125,6 +125,7 @@ fn slot(account: &str, fetched_minutes_ago: i64, five_hour: f64, seven_day: f64)
         ]),
         error: None,
         extra_usage: None,
+        claude_code: None,
     }
 }
 
@@ -234,7 +235,7 @@ fn claude_codes_stdin_figures_replace_the_named_slots() {
         "seven_day":{"used_percentage":50,"resets_at":4102444800}}}"#;
     assert_eq!(
         line(&home.run_with_stdin(&["--slot", "work"], json)),
-        "personal 5h 3% · 7d 9%  work 5h 61% · 7d 50%"
+        "personal 5h 3% · 7d 9%  ▸ work 5h 61% · 7d 50%"
     );
     // No --slot and two claude slots: the account Claude Code is logged in with decides.
     std::fs::write(
@@ -244,7 +245,7 @@ fn claude_codes_stdin_figures_replace_the_named_slots() {
     .unwrap();
     assert_eq!(
         line(&home.run_with_stdin(&[], json)),
-        "personal 5h 61% · 7d 50%  work 5h 16% · 7d 42%"
+        "▸ personal 5h 61% · 7d 50%  work 5h 16% · 7d 42%"
     );
     // Not Claude Code's JSON: the cache alone.
     assert_eq!(
@@ -258,7 +259,7 @@ fn claude_codes_figures_show_even_without_a_cache_but_flagged_stale() {
     let home = Home::new("stdin-nocache");
     home.write_config("statusline:\n  claude_code_slot: work\n");
     let json = r#"{"rate_limits":{"five_hour":{"used_percentage":7}}}"#;
-    assert_eq!(line(&home.run_with_stdin(&[], json)), "🔺 work 5h 7%");
+    assert_eq!(line(&home.run_with_stdin(&[], json)), "🔺 ▸ work 5h 7%");
 }
 
 #[test]

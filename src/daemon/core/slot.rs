@@ -295,8 +295,8 @@ impl Slot {
             refreshes: self.record.refreshes,
             quota: None,
             claude_code_store: self.record.claude_code.as_ref().map(|dir| {
-                crate::claude_code::CredentialStore::new(crate::claude_code::ConfigDir::explicit(
-                    dir.clone(),
+                crate::claude_code::CredentialStore::new(crate::claude_code::ConfigDir::of_slot(
+                    dir,
                 ))
                 .describe()
             }),

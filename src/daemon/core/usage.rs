@@ -265,6 +265,8 @@ impl Manager {
             windows: slot.quota.windows.clone(),
             error: slot.quota.error.clone(),
             extra_usage: slot.quota.extra_usage.clone(),
+            claude_code: (slot.record.claude_code.as_ref())
+                .map(|d| d.to_string_lossy().into_owned()),
         })
     }
 }

@@ -325,7 +325,7 @@ pub(super) async fn blocking<T: Send + 'static>(
 }
 
 pub(super) fn store_of(dir: &Path) -> CredentialStore {
-    CredentialStore::new(ConfigDir::explicit(dir.to_path_buf()))
+    CredentialStore::new(ConfigDir::of_slot(dir))
 }
 
 /// What the store of `dir` holds; an unreadable or corrupt store is an error naming it.
