@@ -1,0 +1,158 @@
+//! Giving back the memory an idle daemon does not use: when the manager goes to sleep for a
+//! while after doing work, the pages of code and read-only data it touched for that work are
+//! unmapped, and malloc returns its free pages to the kernel.
+//!
+//! Why: most of an idle daemon's resident memory was its own code and libc's (the kernel maps
+//! a program's code in 64 KB runs around every page it touches, and start-up touches code all
+//! over), not its data (docs/benchmarks.md). Those pages are clean copies of files: dropping
+//! them from the daemon's page tables (`MADV_DONTNEED`) loses nothing; they stay in the page
+//! cache, and the next work maps back what it runs (a minor fault, no disk read). It is what
+//! memory pressure would do to them anyway, done while the daemon waits.
+//!
+//! Only private, read-only file mappings holding no private copy of a page (smaps'
+//! `Anonymous: 0`) are released; a mapping the dynamic loader relocated (RELRO) or a debugger
+//! patched holds such copies, and `MADV_DONTNEED` would throw them away, so it is left alone.
+//! Linux only (smaps and these `madvise` semantics); elsewhere nothing happens.
+//!
+//! Must never: release a writable mapping or one with private pages; add a wakeup (it runs on
+//! the manager's way to sleep, never on a timer of its own).
+
+use std::time::Duration;
+
+/// A sleep at least this long counts as going idle. Shorter ones are between the steps of
+/// work (a refresh waiting out a retry, a burst of logins), where the pages would be needed
+/// again at once.
+pub const IDLE_SLEEP: Duration = Duration::from_secs(10);
+
+/// Whether work happened since the last release: the runner releases only then, so an idle
+/// daemon's periodic tick does not pay for it every time.
+#[derive(Debug)]
+pub struct IdleMemory {
+    worked: bool,
+}
+
+impl IdleMemory {
+    /// Start-up counts as work: the first long sleep releases what it touched.
+    pub fn new() -> Self {
+        Self { worked: true }
+    }
+
+    /// Notes that the daemon handled a request or a job's result.
+    pub fn worked(&mut self) {
+        self.worked = true;
+    }
+
+    /// Before a sleep of `sleep`: releases idle memory if work happened since the last time
+    /// and the sleep is long enough to call idle.
+    pub fn before_sleep(&mut self, sleep: Duration) {
+        if self.worked && sleep >= IDLE_SLEEP {
+            self.worked = false;
+            let released = release();
+            tracing::debug!("going idle: unmapped {released} kB of clean file pages");
+        }
+    }
+}
+
+/// Releases the clean file pages and malloc's free memory; returns the kB unmapped.
+pub fn release() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        let released = std::fs::read_to_string("/proc/self/smaps")
+            .map_or(0, |smaps| linux::unmap_clean(&smaps));
+        #[cfg(target_env = "gnu")]
+        // SAFETY: malloc_trim only returns free memory to the kernel; no pointer is touched.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+        released
+    }
+    #[cfg(not(target_os = "linux"))]
+    0
+}
+
+#[cfg(target_os = "linux")]
+mod linux {
+    /// One mapping of /proc/self/smaps, with what decides whether it may be released.
+    #[derive(Debug)]
+    pub(super) struct Mapping {
+        pub start: usize,
+        pub end: usize,
+        /// Private, not writable, backed by a file.
+        pub clean_file: bool,
+        pub rss_kb: u64,
+        pub anonymous_kb: u64,
+    }
+
+    impl Mapping {
+        /// Whether `MADV_DONTNEED` loses nothing here: every resident page is the file's.
+        pub fn releasable(&self) -> bool {
+            self.clean_file && self.anonymous_kb == 0 && self.rss_kb > 0
+        }
+    }
+
+    /// The mappings described by smaps' text.
+    pub(super) fn mappings(smaps: &str) -> Vec<Mapping> {
+        let mut out: Vec<Mapping> = Vec::new();
+        for line in smaps.lines() {
+            let mut fields = line.split_whitespace();
+            let Some(first) = fields.next() else { continue };
+            if let Some((start, end)) = first.split_once('-')
+                && let (Ok(start), Ok(end)) = (
+                    usize::from_str_radix(start, 16),
+                    usize::from_str_radix(end, 16),
+                )
+            {
+                let perms = fields.next().unwrap_or("");
+                let inode = fields.nth(2).unwrap_or("0");
+                let path = fields.next().unwrap_or("");
+                let clean_file = perms.as_bytes().get(1) == Some(&b'-')
+                    && perms.ends_with('p')
+                    && inode != "0"
+                    && path.starts_with('/');
+                out.push(Mapping {
+                    start,
+                    end,
+                    clean_file,
+                    rss_kb: 0,
+                    // Unknown until its line is read: not releasable until then.
+                    anonymous_kb: u64::MAX,
+                });
+                continue;
+            }
+            let value = || fields.clone().next().and_then(|n| n.parse().ok());
+            if let Some(current) = out.last_mut() {
+                match first {
+                    "Rss:" => current.rss_kb = value().unwrap_or(0),
+                    "Anonymous:" => current.anonymous_kb = value().unwrap_or(u64::MAX),
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+
+    /// Unmaps every releasable mapping in `smaps`; returns the kB that were resident.
+    pub(super) fn unmap_clean(smaps: &str) -> u64 {
+        let mut released = 0;
+        for mapping in mappings(smaps).iter().filter(|m| m.releasable()) {
+            // SAFETY: the range is a private, read-only file mapping of this process with no
+            // private page (checked above): dropping its pages loses nothing, and any access
+            // maps the file's page back. Nothing is freed or moved.
+            let done = unsafe {
+                libc::madvise(
+                    mapping.start as *mut libc::c_void,
+                    mapping.end - mapping.start,
+                    libc::MADV_DONTNEED,
+                )
+            };
+            if done == 0 {
+                released += mapping.rss_kb;
+            }
+        }
+        released
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+#[path = "idle_memory_tests.rs"]
+mod tests;
