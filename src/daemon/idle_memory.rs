@@ -1,12 +1,12 @@
-//! Giving back the memory an idle daemon does not use: when the manager goes to sleep for a
-//! while after doing work, the pages of code and read-only data it touched for that work are
-//! unmapped, and malloc returns its free pages to the kernel.
+//! Giving back the memory an idle daemon does not use: once the daemon has been quiet for
+//! [`QUIET`] after doing work, with a long sleep ahead, the pages of code and read-only data
+//! it touched for that work are unmapped, and malloc returns its free pages to the kernel.
 //!
 //! Why: most of an idle daemon's resident memory was its own code and libc's (the kernel maps
 //! a program's code in 64 KB runs around every page it touches, and start-up touches code all
 //! over), not its data (docs/benchmarks.md). Those pages are clean copies of files: dropping
 //! them from the daemon's page tables (`MADV_DONTNEED`) loses nothing; they stay in the page
-//! cache, and the next work maps back what it runs (a minor fault, no disk read). It is what
+//! cache, and the next work maps back what it runs (minor faults, no disk read). It is what
 //! memory pressure would do to them anyway, done while the daemon waits.
 //!
 //! Only private, read-only file mappings holding no private copy of a page (smaps'
@@ -14,41 +14,59 @@
 //! patched holds such copies, and `MADV_DONTNEED` would throw them away, so it is left alone.
 //! Linux only (smaps and these `madvise` semantics); elsewhere nothing happens.
 //!
-//! Must never: release a writable mapping or one with private pages; add a wakeup (it runs on
-//! the manager's way to sleep, never on a timer of its own).
+//! Must never: release a writable mapping or one with private pages; release between two
+//! requests of a burst (a client's next request would pay for mapping the code back); wake
+//! an idle daemon (the quiet wait is one wakeup after a burst of work, never periodic).
 
 use std::time::Duration;
 
-/// A sleep at least this long counts as going idle. Shorter ones are between the steps of
-/// work (a refresh waiting out a retry, a burst of logins), where the pages would be needed
-/// again at once.
+/// A sleep ahead at least this long counts as going idle. Shorter ones are between the
+/// steps of work (a refresh waiting out a retry, a burst of logins), where the pages would
+/// be needed again at once.
 pub const IDLE_SLEEP: Duration = Duration::from_secs(10);
 
-/// Whether work happened since the last release: the runner releases only then, so an idle
-/// daemon's periodic tick does not pay for it every time.
+/// How long the daemon must be quiet (no request, no job result) after work before it
+/// releases: a client's requests in a burst (a script, a prompt) come closer together.
+pub const QUIET: Duration = Duration::from_secs(5);
+
+/// Whether work happened since the last release, and whether the runner's current sleep is
+/// the quiet wait that ends in one.
 #[derive(Debug)]
 pub struct IdleMemory {
     worked: bool,
+    waiting: bool,
 }
 
 impl IdleMemory {
-    /// Start-up counts as work: the first long sleep releases what it touched.
+    /// Start-up counts as work: the first quiet spell releases what it touched.
     pub fn new() -> Self {
-        Self { worked: true }
+        Self {
+            worked: true,
+            waiting: false,
+        }
     }
 
     /// Notes that the daemon handled a request or a job's result.
     pub fn worked(&mut self) {
         self.worked = true;
+        self.waiting = false;
     }
 
-    /// Before a sleep of `sleep`: releases idle memory if work happened since the last time
-    /// and the sleep is long enough to call idle.
-    pub fn before_sleep(&mut self, sleep: Duration) {
-        if self.worked && sleep >= IDLE_SLEEP {
+    /// How long to sleep, given the manager's `sleep`: [`QUIET`] instead when work happened
+    /// since the last release and a long sleep is ahead, so the release can follow.
+    pub fn nap(&mut self, sleep: Duration) -> Duration {
+        self.waiting = self.worked && sleep >= IDLE_SLEEP;
+        if self.waiting { QUIET } else { sleep }
+    }
+
+    /// The sleep from [`nap`](Self::nap) ran out with nothing handled: releases if it was
+    /// the quiet wait.
+    pub fn woke(&mut self) {
+        if self.waiting {
+            self.waiting = false;
             self.worked = false;
             let released = release();
-            tracing::debug!("going idle: unmapped {released} kB of clean file pages");
+            tracing::debug!("quiet: unmapped {released} kB of clean file pages");
         }
     }
 }

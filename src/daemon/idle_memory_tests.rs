@@ -108,12 +108,28 @@ Anonymous:             0 kB
 }
 
 #[test]
-fn release_waits_for_work_and_a_long_sleep() {
+fn release_waits_for_work_then_a_quiet_spell_before_a_long_sleep() {
     let mut idle = IdleMemory::new();
-    idle.before_sleep(IDLE_SLEEP.saturating_sub(Duration::from_millis(1)));
-    assert!(idle.worked, "a short sleep is not idle");
-    idle.before_sleep(IDLE_SLEEP);
-    assert!(!idle.worked, "released at the first long sleep");
+    let short = IDLE_SLEEP.saturating_sub(Duration::from_millis(1));
+    assert_eq!(idle.nap(short), short, "a short sleep is not idle");
+    assert_eq!(
+        idle.nap(IDLE_SLEEP),
+        QUIET,
+        "start-up was work: wait for quiet"
+    );
     idle.worked();
-    assert!(idle.worked);
+    assert!(
+        !idle.waiting,
+        "a request during the quiet wait starts it over"
+    );
+    assert_eq!(idle.nap(IDLE_SLEEP), QUIET);
+    idle.woke();
+    assert!(!idle.worked, "released after the quiet wait");
+    assert_eq!(
+        idle.nap(IDLE_SLEEP),
+        IDLE_SLEEP,
+        "nothing to release: the full sleep"
+    );
+    idle.woke();
+    assert!(!idle.worked && !idle.waiting);
 }

@@ -34,7 +34,7 @@ pub async fn run(
         manager.tick(clocks);
         settle(&mut manager, &ctx);
         let sleep = schedule::sleep_for(manager.earliest_deadline(), clocks.wall);
-        idle_memory.before_sleep(sleep);
+        let nap = idle_memory.nap(sleep);
         tokio::select! {
             command = commands.recv() => match command {
                 Some(command) => {
@@ -53,7 +53,7 @@ pub async fn run(
                 settle(&mut manager, &ctx);
             }
             _ = shutdown.changed() => break,
-            () = super::wake::sleep(sleep) => {}
+            () = super::wake::sleep(nap) => idle_memory.woke(),
         }
     }
     // Graceful stop: what was sent comes back and is stored first.
