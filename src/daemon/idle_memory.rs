@@ -74,18 +74,16 @@ impl IdleMemory {
 /// Releases the clean file pages and malloc's free memory; returns the kB unmapped.
 pub fn release() -> u64 {
     #[cfg(target_os = "linux")]
-    {
-        let released = std::fs::read_to_string("/proc/self/smaps")
-            .map_or(0, |smaps| linux::unmap_clean(&smaps));
-        #[cfg(target_env = "gnu")]
-        // SAFETY: malloc_trim only returns free memory to the kernel; no pointer is touched.
-        unsafe {
-            libc::malloc_trim(0);
-        }
-        released
-    }
+    let released =
+        std::fs::read_to_string("/proc/self/smaps").map_or(0, |smaps| linux::unmap_clean(&smaps));
     #[cfg(not(target_os = "linux"))]
-    0
+    let released = 0;
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the kernel; no pointer is touched.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    released
 }
 
 #[cfg(target_os = "linux")]
