@@ -220,11 +220,33 @@ bench_kill9_window() {
 # most 7 MB): its voluntary wakeups per minute (all threads, from /proc/PID/task/*/status)
 # over IDLE_SECS (default 60), with 10 slots in the real keychain, their tokens fresh and
 # usage fetched, after start-up settled; per thread, then the total; then its VmRSS,
-# RssAnon, RssFile, Pss and binary size. Needs what scripts/test.sh installs.
+# RssAnon, RssFile, Pss and binary size, and its resident memory by mapping (smaps). The
+# anchor is pizauth's, run here when installed (`pizauth server`, no accounts: the floor of
+# its idle RSS), else the figure issue 13 measured. Needs what scripts/test.sh installs.
 bench_idle_wakeups() {
     (cd "$ROOT" && IDLE_SESSCTL=$BIN IDLE_SECS=${IDLE_SECS:-60} cargo test --quiet --test integration -- \
         --ignored --nocapture --exact idle::measure_idle_wakeups 2>&1) |
         grep -E '^idle '
+    bench_pizauth_rss
+}
+
+# bench_pizauth_rss: the anchor for the idle RSS above.
+bench_pizauth_rss() {
+    if ! command -v pizauth >/dev/null; then
+        echo "idle anchor: pizauth not installed; issue 13 measured its idle VmRSS at 6.4 MB"
+        return
+    fi
+    local home=$WORK/pizauth pid rss
+    mkdir -p "$home/runtime"
+    chmod 700 "$home/runtime"
+    : >"$home/pizauth.conf"
+    HOME=$home XDG_RUNTIME_DIR=$home/runtime pizauth server -c "$home/pizauth.conf" -d &
+    pid=$!
+    sleep 5
+    rss=$(sed -n 's/^VmRSS:\s*//p' "/proc/$pid/status" 2>/dev/null || true)
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    echo "idle anchor: pizauth server (no accounts) VmRSS ${rss:-unknown (it exited; an empty config may not suit this version)}"
 }
 
 # write_state FILE N: a state file of N slots (their credentials are missing, so the daemon

@@ -11,6 +11,7 @@
 
 mod alerts;
 mod core;
+mod idle_memory;
 mod jobs;
 #[cfg(unix)]
 mod runner;

@@ -15,6 +15,7 @@ use crate::daemon::core::schedule;
 use crate::daemon::core::schedule::Clocks;
 use crate::daemon::core::stop::{STOP_LIMIT, STOP_STORE_RETRY, STOP_TICK};
 use crate::daemon::core::{Command, Flow, Manager};
+use crate::daemon::idle_memory::IdleMemory;
 use crate::daemon::jobs::JobContext;
 
 /// Serves until `shutdown` turns true, a `shutdown` request arrives, or every command
@@ -27,14 +28,17 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     manager.announce_start();
+    let mut idle_memory = IdleMemory::new();
     loop {
         let clocks = read_clocks();
         manager.tick(clocks);
         settle(&mut manager, &ctx);
         let sleep = schedule::sleep_for(manager.earliest_deadline(), clocks.wall);
+        let nap = idle_memory.nap(sleep);
         tokio::select! {
             command = commands.recv() => match command {
                 Some(command) => {
+                    idle_memory.worked();
                     let flow = manager.handle(command, read_clocks());
                     settle(&mut manager, &ctx);
                     if flow == Flow::Stop {
@@ -44,11 +48,12 @@ pub async fn run(
                 None => break,
             },
             Some(result) = results.recv() => {
+                idle_memory.worked();
                 manager.on_result(result, read_clocks());
                 settle(&mut manager, &ctx);
             }
             _ = shutdown.changed() => break,
-            () = super::wake::sleep(sleep) => {}
+            () = super::wake::sleep(nap) => idle_memory.woke(),
         }
     }
     // Graceful stop: what was sent comes back and is stored first.

@@ -130,7 +130,7 @@ fn get_all(targets: &[(String, Url)]) -> Result<Vec<Reply>, String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let http = reqwest::Client::builder()
+    let http = crate::oauth::tls::client_builder()
         .timeout(PROBE_TIMEOUT)
         .connect_timeout(PROBE_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())

@@ -165,7 +165,7 @@ mod tests {
     use super::*;
 
     async fn failed_request(url: &str) -> reqwest::Error {
-        reqwest::Client::builder()
+        crate::oauth::tls::client_builder()
             .no_proxy()
             .build()
             .unwrap()
@@ -192,7 +192,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unresolvable_host_is_a_dns_failure() {
-        let error = reqwest::Client::builder()
+        let error = crate::oauth::tls::client_builder()
             .no_proxy()
             .dns_resolver(std::sync::Arc::new(NoSuchHost))
             .build()

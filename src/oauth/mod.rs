@@ -10,6 +10,7 @@ mod flow;
 mod grant;
 mod http;
 mod identity;
+pub mod tls;
 
 pub use cause::{Cause, SendError, Unreachable};
 pub use classify::{
@@ -62,7 +63,7 @@ impl OAuthClient {
     /// redirects is misconfigured and must not receive our refresh token twice).
     pub fn new() -> Result<Self, String> {
         let builder = || {
-            reqwest::Client::builder()
+            tls::client_builder()
                 .timeout(REQUEST_TIMEOUT)
                 .connect_timeout(Duration::from_secs(10))
                 .pool_idle_timeout(POOL_IDLE_TIMEOUT)

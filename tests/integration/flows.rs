@@ -132,7 +132,7 @@ pub fn config_yaml(server: &OAuthServer, top: &str, provider_extra: &str) -> Str
 
 /// True when the real server accepts `token` as a bearer token (its userinfo endpoint).
 pub fn token_works(server: &OAuthServer, token: &str) -> bool {
-    let reply = reqwest::blocking::Client::new()
+    let reply = crate::support::http_client()
         .get(format!("{}/me", server.base_url()))
         .bearer_auth(token)
         .send()

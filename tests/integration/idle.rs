@@ -212,4 +212,36 @@ fn measure_idle_wakeups() {
         field(&rollup, "Pss:"),
         f64::from(u32::try_from(binary / 1000).unwrap_or(u32::MAX)) / 1e3
     );
+    for (mapping, kb) in rss_by_mapping(pid) {
+        println!("idle rss {mapping}: {kb} kB");
+    }
+}
+
+/// Resident memory of process `pid` by mapping, from /proc/PID/smaps: each file by name and
+/// permissions (`sessctl-daemon r-xp` is the binary's code), `[heap]`, `[stack]`, and the
+/// anonymous mappings together (thread stacks, malloc's mmaps, queues), largest first.
+fn rss_by_mapping(pid: u32) -> Vec<(String, u64)> {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut by_mapping = BTreeMap::<String, u64>::new();
+    let mut current = String::new();
+    for line in smaps.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields
+            .first()
+            .is_some_and(|f| f.contains('-') && !f.ends_with(':'))
+        {
+            let perms = fields.get(1).copied().unwrap_or("");
+            current = match fields.get(5) {
+                Some(path) if path.starts_with('[') => (*path).to_owned(),
+                Some(path) => format!("{} {perms}", path.rsplit('/').next().unwrap_or(path)),
+                None => "anonymous".to_owned(),
+            };
+        } else if fields.first() == Some(&"Rss:") {
+            let kb: u64 = fields.get(1).and_then(|n| n.parse().ok()).unwrap_or(0);
+            *by_mapping.entry(current.clone()).or_default() += kb;
+        }
+    }
+    let mut out: Vec<(String, u64)> = by_mapping.into_iter().filter(|(_, kb)| *kb > 0).collect();
+    out.sort_by_key(|m| std::cmp::Reverse(m.1));
+    out
 }

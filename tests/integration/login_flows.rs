@@ -83,7 +83,7 @@ pub(crate) fn login_in_background(run: &Running, args: &[&str]) -> (Background, 
 
 /// Visits `url` as the browser would after the provider's redirect; returns status and page.
 pub(crate) fn visit(url: &str) -> (u16, String) {
-    let reply = reqwest::blocking::Client::new()
+    let reply = crate::support::http_client()
         .get(url)
         .timeout(LOGIN_DEADLINE)
         .send()

@@ -107,7 +107,7 @@ fn revoking_the_refresh_token_ends_the_session_on_the_server() {
         ("token_type_hint", "refresh_token"),
         ("client_id", "sessctl-test"),
     ];
-    let reply = reqwest::blocking::Client::new()
+    let reply = crate::support::http_client()
         .post(format!("{}/token/revocation", server.base_url()))
         .form(&form)
         .send()
@@ -150,7 +150,7 @@ fn each_queued_fault_answers_one_request_then_requests_pass_through() {
         ("client_id", "sessctl-test"),
         ("refresh_token", grant.refresh_token.as_str()),
     ];
-    let client = reqwest::blocking::Client::new();
+    let client = crate::support::http_client();
     let send = || client.post(&url).form(&form).send();
 
     assert_eq!(send().expect("500 reply").status(), 500);
@@ -190,10 +190,7 @@ fn held_token_request_completes_only_after_the_hold_is_released() {
             ("client_id", "sessctl-test"),
             ("refresh_token", token.as_str()),
         ];
-        let reply = reqwest::blocking::Client::new()
-            .post(url)
-            .form(&form)
-            .send();
+        let reply = crate::support::http_client().post(url).form(&form).send();
         reply.expect("held request").status().as_u16()
     });
     wait_for(
@@ -247,7 +244,7 @@ fn drop_response_fault_rotates_the_token_but_loses_the_reply() {
         ("client_id", "sessctl-test"),
         ("refresh_token", grant.refresh_token.as_str()),
     ];
-    let lost = reqwest::blocking::Client::new()
+    let lost = crate::support::http_client()
         .post(format!("{}/token", server.base_url()))
         .form(&form)
         .send();

@@ -21,6 +21,19 @@ pub use user_agent::UserAgent;
 
 use std::time::{Duration, Instant};
 
+/// A blocking HTTP client builder for the tests' own requests (the test server's admin API,
+/// a browser's visits). reqwest takes its TLS crypto from the process-wide provider, so this
+/// installs sessctl's first (`::sessctl::oauth::tls`).
+pub fn http_builder() -> reqwest::blocking::ClientBuilder {
+    ::sessctl::oauth::tls::install_provider();
+    reqwest::blocking::Client::builder()
+}
+
+/// A blocking HTTP client with reqwest's defaults, built by [`http_builder`].
+pub fn http_client() -> reqwest::blocking::Client {
+    http_builder().build().expect("an HTTP client builds")
+}
+
 /// How often [`wait_for`] checks its condition: fast enough that tests stay quick, slow enough
 /// that a condition which spawns a process (`sessctl ping`) does not hog the 2 CI cores.
 const POLL_INTERVAL: Duration = Duration::from_millis(25);

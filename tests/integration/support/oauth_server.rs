@@ -137,7 +137,7 @@ impl OAuthServer {
         let stdin = process.child_mut().stdin.take().expect("stdin piped");
         let stdout = process.child_mut().stdout.take().expect("stdout piped");
         let port = read_ready_port(stdout, &log_path);
-        let http = reqwest::blocking::Client::builder()
+        let http = crate::support::http_builder()
             .timeout(ADMIN_TIMEOUT)
             // Node closes an idle keep-alive connection after 5 s; a request sent on one it
             // is closing fails ("error sending request"). Never reuse one that old.

@@ -28,7 +28,7 @@ pub struct UserAgent {
 
 impl UserAgent {
     pub fn new(issuer: &str) -> Self {
-        let http = reqwest::blocking::Client::builder()
+        let http = crate::support::http_builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(10))
             .build()
