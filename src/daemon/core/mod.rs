@@ -10,8 +10,8 @@
 //! the single flight: every caller wanting a refresh waits on that job.
 
 pub mod alerts;
-pub mod claude_code_reload;
 mod changes;
+pub mod claude_code_reload;
 pub mod clock;
 mod conflict;
 pub mod drain;

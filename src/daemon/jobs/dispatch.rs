@@ -62,6 +62,10 @@ impl JobContext {
             JobOrder::ClaudeCodeLogin(login) => ctx.claude_code_login(login),
             JobOrder::ProbeClaudeCode(probe) => ctx.probe_claude_code(probe),
             JobOrder::Move(order) => ctx.move_claude_code(*order),
+            logins @ (JobOrder::Login { .. }
+            | JobOrder::CodeLogin { .. }
+            | JobOrder::DeviceLogin { .. }
+            | JobOrder::AwaitDevice { .. }) => ctx.start_login(logins),
             JobOrder::Usage {
                 name,
                 generation,
@@ -74,27 +78,6 @@ impl JobContext {
                 item,
             } => ctx.restore(name, generation, item),
             JobOrder::Label { name, label } => ctx.store.label(&name, label),
-            JobOrder::Login {
-                name,
-                ticket,
-                provider,
-                refresh_token,
-                reply,
-            } => ctx.login((name, ticket), provider, refresh_token, reply),
-            JobOrder::CodeLogin { login, reply } => ctx.code_login(login, reply),
-            JobOrder::DeviceLogin {
-                login,
-                begun,
-                done,
-                cancelled,
-            } => ctx.device_login(login, begun, done, cancelled),
-            JobOrder::AwaitDevice {
-                result,
-                slice,
-                reply,
-            } => {
-                tokio::spawn(await_device(result, slice, reply));
-            }
             JobOrder::Revoke {
                 slot,
                 provider,
@@ -116,6 +99,36 @@ impl JobContext {
             JobOrder::RetryRevocation { id, slot, provider } => {
                 ctx.retry_revocation(id, slot, provider);
             }
+        }
+    }
+}
+
+impl JobContext {
+    /// Starts a login job (the orders [`JobContext::start`] hands on).
+    fn start_login(&self, order: JobOrder) {
+        match order {
+            JobOrder::Login {
+                name,
+                ticket,
+                provider,
+                refresh_token,
+                reply,
+            } => self.login((name, ticket), provider, refresh_token, reply),
+            JobOrder::CodeLogin { login, reply } => self.code_login(login, reply),
+            JobOrder::DeviceLogin {
+                login,
+                begun,
+                done,
+                cancelled,
+            } => self.device_login(login, begun, done, cancelled),
+            JobOrder::AwaitDevice {
+                result,
+                slice,
+                reply,
+            } => {
+                tokio::spawn(await_device(result, slice, reply));
+            }
+            other => tracing::error!(order = ?std::mem::discriminant(&other), "not a login order"),
         }
     }
 }

@@ -12,8 +12,8 @@
 
 pub mod claude_code;
 pub mod claude_code_login;
-pub mod claude_code_reload;
 pub mod claude_code_move;
+pub mod claude_code_reload;
 pub mod dispatch;
 pub mod joblog;
 pub mod journal;
