@@ -17,7 +17,10 @@
 // - old: only <realpath DIR>.lock (proper-lockfile's default path for DIR), stale after
 //   10 s (touched every 5 s, the library's default of half the stale time), no owner record.
 // (With SPREAD_MS, each token's threshold is drawn from THRESHOLD_MS ± SPREAD_MS, so that
-// with short test lifetimes it sometimes refreshes before the daemon and sometimes after.)
+// with short test lifetimes it sometimes refreshes before the daemon and sometimes after.
+// THRESHOLD_MS may also be several thresholds joined by ',': each dir's successive tokens
+// take them in turn, so that with one well before the daemon's refresh point and one well
+// after it, each side certainly goes first on alternate tokens.)
 // Every 100-300 ms: read DIR/.credentials.json; check that its access token works (GET
 // USERINFO_URL: each new token at once, then at least every second); when `now + THRESHOLD_MS >= expiresAt` (Claude Code: 5 minutes), take the
 // refresh lock(s) (retrying 1-2 s apart), re-read the store, and if the access token changed
@@ -39,12 +42,18 @@ const [dirsArg, tokenUrl, userinfoUrl, clientId, thresholdArg, durationArg, spre
 const version = versionArg ?? 'new';
 if (version !== 'new' && version !== 'old') throw new Error(`unknown version ${version}`);
 const spread = Number(spreadArg ?? 0);
+const thresholdCycle = thresholdArg.split(',').map(Number);
 const thresholds = new Map();
+// Tokens seen so far per dir: the next one takes the next threshold of the cycle.
+const tokensSeen = new Map();
 // One draw per token (per dir and expiresAt), so a decision does not flicker between reads.
 function threshold(dir, expiresAt) {
   const key = `${dir}|${expiresAt}`;
   if (!thresholds.has(key)) {
-    thresholds.set(key, Number(thresholdArg) + (Math.random() * 2 - 1) * spread);
+    const seen = tokensSeen.get(dir) ?? 0;
+    tokensSeen.set(dir, seen + 1);
+    const base = thresholdCycle[seen % thresholdCycle.length];
+    thresholds.set(key, base + (Math.random() * 2 - 1) * spread);
   }
   return thresholds.get(key);
 }

@@ -294,10 +294,12 @@ fn a_live_lock_is_waited_for_and_the_holders_rotation_adopted_without_sending() 
 }
 
 /// The Claude Code stand-in (`tests/claude-code/cc_standin.cjs`) and the daemon over one
-/// config dir through many rotations of short-lived tokens. Both refresh at the same margin
-/// (the stand-in's 5 minutes scaled down to about half the token's lifetime, which is also
-/// the daemon's margin here, drawn ±3 s per token), so they race for every rotation, each
-/// going first some of the time; the locks decide.
+/// config dir through many rotations of short-lived tokens. The daemon refreshes at half the
+/// token's lifetime as it read it (at most 12 s before expiry here); the stand-in's 5 minutes
+/// are scaled down to 19 s and 2 s on alternate tokens, so on every other token it goes
+/// first, and on the others the daemon does: both sides certainly send rotations (a margin
+/// drawn at random around the daemon's once let one side win every race of a slow run), and
+/// whoever goes second must adopt the other's result under the locks.
 /// `SESSCTL_CC_SOAK_SECS` runs it longer (default 60 s).
 #[test]
 fn claude_code_and_the_daemon_share_a_store_through_many_rotations() {
@@ -318,9 +320,9 @@ fn claude_code_and_the_daemon_share_a_store_through_many_rotations() {
             &format!("{base}/token"),
             &format!("{base}/me"),
             crate::support::oauth_server::CLIENT_ID,
-            &(ttl * 1000 / 2).to_string(),
+            "19000,2000",
             &(secs * 1000).to_string(),
-            "3000",
+            "0",
         ])
         .stdout(Stdio::piped())
         .spawn()
