@@ -33,7 +33,8 @@ use crate::logfiles;
 /// The environment variable holding the log filter.
 pub const LEVEL_VAR: &str = "SESSCTL_LOG";
 /// The daemon's level for sessctl's own targets when `SESSCTL_LOG` is unset or invalid:
-/// every refresh, usage fetch and state change, no per-request chatter.
+/// every refresh, login, failure and state change; no per-request chatter (a successful
+/// usage fetch is `debug`: with many slots it would be most of the log).
 const DAEMON_DEFAULT_LEVEL: &str = "info";
 /// The CLI's level: it prints its results itself; logs are for trouble only.
 const CLI_DEFAULT_LEVEL: &str = "warn";
