@@ -182,7 +182,7 @@ impl Manager {
             account = ?answer.account,
             action = ?answer.action,
             reactivated = answer.reactivated,
-            "logged in; journaling and storing the tokens"
+            "logged in; storing the tokens"
         );
         slot.pending_login = Some(PendingLogin { reply, answer });
         self.jobs.push(JobOrder::Label {
