@@ -68,11 +68,23 @@ impl Running {
         let grant = self
             .server
             .grant(account, &format!("{account}@example.com"));
+        let stored = || self.daemon.log().matches("tokens stored").count();
+        let before = stored();
         let out = self.env.sessctl_stdin(
             &["login", slot, "--provider", "test", "--refresh-token-stdin"],
             &grant.refresh_token,
         );
         assert_success(&out, "login");
+        // A login is answered once journaled, and the keychain write follows; tests read or
+        // disturb the keychain next, so they start once it has the tokens. (A slot in
+        // Claude Code's store is answered once that store has them.)
+        if !String::from_utf8_lossy(&out.stdout).contains("Claude Code") {
+            wait_for(
+                "the login's tokens in the keychain",
+                Duration::from_secs(60),
+                || stored() > before,
+            );
+        }
         grant
     }
 

@@ -32,6 +32,7 @@ mod instance;
 mod journal;
 mod lifecycle;
 mod login_flows;
+mod login_journal;
 mod login_messages;
 mod logout;
 mod logout_cancels;

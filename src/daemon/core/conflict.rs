@@ -96,7 +96,8 @@ pub(in crate::daemon) fn keep_rotated(
 /// A write of `slot`'s held tokens (login `generation`, never stored) was refused with
 /// `error` (not as unavailable). Tokens never stored are the newest of their login: they
 /// are written over an older copy, never dropped for it (a login waiting on them waits
-/// on); only a newer stored login wins. `unit` jitters a retry. An unreadable item (which only a login may
+/// on); only a newer stored login wins, and the tokens given up for it are returned to
+/// retire. `unit` jitters a retry. An unreadable item (which only a login may
 /// replace, `crate::store`) keeps them held and retried, as an unavailable store does.
 pub(in crate::daemon) fn write_refused(
     slot: &mut Slot,
@@ -108,11 +109,17 @@ pub(in crate::daemon) fn write_refused(
     let resolution = found_item(error).map(|found| resolve(generation, found));
     if resolution == Some(Resolution::YieldToNewer) {
         tracing::error!(slot = name, "{error}; reloading the stored item");
-        slot.creds = Creds::NotLoaded {
-            attempt: 0,
-            retry_at: now,
+        let held = std::mem::replace(
+            &mut slot.creds,
+            Creds::NotLoaded {
+                attempt: 0,
+                retry_at: now,
+            },
+        );
+        return LoginWrite::Refused {
+            error: error.to_string(),
+            dropped: held.tokens().map(|t| t.refresh_token.clone()),
         };
-        return LoginWrite::Refused(error.to_string());
     }
     let Creds::Present {
         stored:
@@ -124,7 +131,10 @@ pub(in crate::daemon) fn write_refused(
         ..
     } = &mut slot.creds
     else {
-        return LoginWrite::Refused(error.to_string());
+        return LoginWrite::Refused {
+            error: error.to_string(),
+            dropped: None,
+        };
     };
     if let Some(Resolution::Rewrite(rewrite)) = resolution {
         tracing::warn!(slot = name, "{error}; writing the held tokens over it");

@@ -87,6 +87,13 @@ pub enum JobOrder {
         /// under Claude Code's locks, and sends nothing when that store was rotated since.
         claude_code: Option<PathBuf>,
     },
+    /// Append a login's tokens to the write-ahead journal (one fsync) before their first
+    /// store write; reported as [`super::reports::JobResult::LoginJournaled`].
+    JournalLogin {
+        name: String,
+        generation: u64,
+        tokens: Tokens,
+    },
     /// Write tokens the store could not take earlier (or a login's first write).
     Write {
         name: String,

@@ -34,6 +34,13 @@ pub enum JobResult {
         result: Result<StoredCredentials, StoreError>,
     },
     LoggedIn(Box<LoginResult>),
+    /// A login's tokens were appended to the journal and fsynced (`journaled`), or not (no
+    /// journal this run, or the append failed): `crate::daemon::core::login::journaled`.
+    LoginJournaled {
+        name: String,
+        generation: u64,
+        journaled: bool,
+    },
     Usage {
         name: String,
         generation: u64,

@@ -50,6 +50,11 @@ impl Manager {
                 result,
             } => self.on_written(&name, generation, result),
             JobResult::LoggedIn(login) => self.on_logged_in(*login),
+            JobResult::LoginJournaled {
+                name,
+                generation,
+                journaled,
+            } => self.on_login_journaled(&name, generation, journaled),
             JobResult::Revocation(report) => self.on_revocation(*report),
             JobResult::Adopted(adoption) => self.on_adopted(*adoption),
             JobResult::ClaudeCodeLogin(login) => self.on_claude_code_login(*login),

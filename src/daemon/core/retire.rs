@@ -3,7 +3,9 @@
 //! still running when a re-login replaced its login, a login that lost a race or was
 //! refused. Revocation is best effort (a job that logs its outcome, never the token).
 //!
-//! A replaced token is revoked only once the slot's new tokens are stored: until then the
+//! A replaced token is revoked only once the slot's new tokens are durable: in the store, or
+//! in the write-ahead journal (a login's tokens, `crate::daemon::core::login::journaled`:
+//! the next start replays them over the old item, as it does a refresh's). Until then the
 //! store still holds the old item, and revoking it first would leave nothing usable after a
 //! crash. A token some slot still holds (a provider that does not rotate, the same token
 //! logged in twice) is never revoked.
@@ -26,8 +28,9 @@ pub(in crate::daemon) struct ReplacedJob {
 
 impl Manager {
     /// Revokes `token` at `provider` (reason `why`, for the log), unless a slot still holds
-    /// it. While slot `name`'s own tokens are not stored yet, the token (the store's item
-    /// may still be it) waits on the slot and is revoked once they are.
+    /// it. While slot `name`'s own tokens are not durable yet (neither stored nor a
+    /// journaled login), the token (the store's item may still be it) waits on the slot
+    /// and is revoked once they are.
     pub(in crate::daemon) fn retire(
         &mut self,
         name: &str,
@@ -37,6 +40,7 @@ impl Manager {
     ) {
         if let Some(slot) = self.slots.get_mut(name)
             && slot.record.provider == provider
+            && !slot.login_journaled
             && matches!(
                 slot.creds,
                 Creds::Present {
@@ -91,7 +95,7 @@ impl Manager {
         }
     }
 
-    /// Slot `name`'s tokens are stored: revokes the tokens of the logins it replaced.
+    /// Slot `name`'s tokens are durable: revokes the tokens of the logins it replaced.
     pub(in crate::daemon) fn revoke_superseded(&mut self, name: &str) {
         let Some(slot) = self.slots.get_mut(name) else {
             return;

@@ -137,11 +137,12 @@ pub struct Slot {
     pub refresh_wanted: bool,
     /// Quota data and fetch bookkeeping.
     pub quota: QuotaState,
-    /// The login that put the current tokens here, waiting for them to be stored before
-    /// it is answered.
+    /// The login that put the current tokens here, waiting for them to be durable (in the
+    /// journal, or in the store) before it is answered.
     pub pending_login: Option<PendingLogin>,
     /// Refresh tokens of logins the current one replaced: revoked at the provider once the
-    /// current tokens are stored (not before: until then they are the fallback).
+    /// current tokens are durable, journaled or stored (not before: until then they are the
+    /// fallback).
     pub superseded: Vec<Secret>,
     /// When the slot's last token request got its answer, whatever it was: no request
     /// other than an explicit `refresh` goes sooner than [`crate::daemon::core::pacing`] allows after it.
@@ -154,6 +155,9 @@ pub struct Slot {
     /// the store's journal rule (taken only over an older item) before anything else, and
     /// no refresh presents them under a guessed condition meanwhile.
     pub restoring: Option<StoredCredentials>,
+    /// The current login's tokens are in the write-ahead journal (fsynced): durable, though
+    /// the store may not have them yet (`crate::daemon::core::login::journaled`).
+    pub login_journaled: bool,
 }
 
 /// A `logout` caller queued behind a slot's running job.
@@ -163,10 +167,11 @@ pub struct QueuedLogout {
     pub cancelled: usize,
 }
 
-/// A login whose tokens are being stored; answered when the store has them.
+/// A login whose tokens are being made durable; answered when the journal (or, without
+/// one, the store) has them.
 pub struct PendingLogin {
     pub reply: Reply,
-    /// The reply to send once stored.
+    /// The reply to send once durable.
     pub answer: LoginReply,
 }
 
@@ -192,6 +197,7 @@ impl Slot {
             last_reply_at: None,
             journaled: None,
             restoring: None,
+            login_journaled: false,
         }
     }
 

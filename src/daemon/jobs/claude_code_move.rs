@@ -177,7 +177,7 @@ impl JobContext {
         // From here Claude Code's store owns the incoming login: the rest is retried, never
         // called off.
         let deleted = self.store.delete(&plan.slot, plan.from_generation).await;
-        self.settle_deleted(&plan.slot, &deleted);
+        self.settle_deleted(&plan.slot, plan.from_generation, &deleted);
         if let Err(e) = deleted {
             return MoveOutcome::Retry(format!(
                 "slot {}'s login is in {}, but its old item in sessctl's store is not deleted yet: {e}",

@@ -58,6 +58,11 @@ impl JobContext {
                 condition,
                 claude_code: None,
             } => ctx.write(name, generation, tokens, condition),
+            JobOrder::JournalLogin {
+                name,
+                generation,
+                tokens,
+            } => ctx.journal_login(name, generation, tokens),
             JobOrder::Adopt(adoption) => ctx.adopt(*adoption),
             JobOrder::ClaudeCodeLogin(login) => ctx.claude_code_login(login),
             JobOrder::ProbeClaudeCode(probe) => ctx.probe_claude_code(probe),

@@ -1,16 +1,71 @@
-//! The refresh job's use of the write-ahead journal (`crate::journal`): the append (one
-//! fsync, off the runtime's threads) between a rotated reply's arrival and the store write,
-//! and the retirement of a slot's entries once the store has its tokens. Never decides
-//! anything about a result; a failed append is logged and the store write goes on.
+//! The jobs' use of the write-ahead journal (`crate::journal`): the append (one fsync, off
+//! the runtime's threads) between a rotated reply's arrival and the store write, a login's
+//! append before its first store write (reported, so the core can answer the login once
+//! its tokens are durable), and the retirement of a slot's entries once the store has its
+//! tokens. Never decides anything about a result; a failed append is logged and the store
+//! write goes on.
 
 use std::time::Instant;
 
 use crate::journal::Entry;
 use crate::store::{StoreError, StoredCredentials, Tokens, WriteCondition};
 
+use crate::daemon::core::reports::JobResult;
 use crate::daemon::jobs::JobContext;
 
 impl JobContext {
+    /// Appends a login's tokens to the journal (fsynced) and reports whether they are
+    /// there: without a journal, or when the append fails, they are not, and the login
+    /// waits for its store write as it did before the journal.
+    pub fn journal_login(&self, name: String, generation: u64, tokens: Tokens) {
+        let ctx = self.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let entry = Entry {
+                slot: name.clone(),
+                generation,
+                replaces_version: None,
+                tokens,
+            };
+            let journaled = match ctx.append(entry).await {
+                Ok(true) => {
+                    tracing::debug!(
+                        slot = name,
+                        durable_us =
+                            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                        "login tokens journaled"
+                    );
+                    true
+                }
+                Ok(false) => false,
+                Err(e) => {
+                    tracing::error!(
+                        slot = name,
+                        "{e}; the login is answered once the keychain has its tokens"
+                    );
+                    false
+                }
+            };
+            ctx.report(JobResult::LoginJournaled {
+                name,
+                generation,
+                journaled,
+            });
+        });
+    }
+
+    /// Appends `entry` and fsyncs: `Ok(false)` when there is no journal this run.
+    async fn append(&self, entry: Entry) -> Result<bool, String> {
+        let Some(journal) = self.journal.clone() else {
+            return Ok(false);
+        };
+        match tokio::task::spawn_blocking(move || journal.append(&entry)).await {
+            Ok(Ok(())) => Ok(true),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(format!("journal task failed: {e}")),
+        }
+    }
+
     /// Appends rotated tokens to the journal and fsyncs, before the store write; logs how
     /// long they were held only in memory (reply arrival to durable). A failed append is
     /// logged and the store write goes on: it is then the only durable copy, as before.
@@ -21,9 +76,6 @@ impl JobContext {
         tokens: &Tokens,
         arrived: Instant,
     ) {
-        let Some(journal) = self.journal.clone() else {
-            return;
-        };
         let (generation, replaces_version) = match condition {
             WriteCondition::Exact {
                 generation,
@@ -37,15 +89,14 @@ impl JobContext {
             replaces_version,
             tokens: tokens.clone(),
         };
-        let appended = tokio::task::spawn_blocking(move || journal.append(&entry)).await;
-        match appended {
-            Ok(Ok(())) => tracing::debug!(
+        match self.append(entry).await {
+            Ok(true) => tracing::debug!(
                 slot = name,
                 durable_us = u64::try_from(arrived.elapsed().as_micros()).unwrap_or(u64::MAX),
                 "rotated tokens journaled"
             ),
-            Ok(Err(e)) => tracing::error!(slot = name, "{e}; the keychain write is the only copy"),
-            Err(e) => tracing::error!(slot = name, "journal task failed: {e}"),
+            Ok(false) => {}
+            Err(e) => tracing::error!(slot = name, "{e}; the keychain write is the only copy"),
         }
     }
 
@@ -70,11 +121,17 @@ impl JobContext {
         }
     }
 
-    /// A logout's delete ended: done, the slot's entries are retired; refused for a newer
-    /// login, the entries that login's item supersedes are.
-    pub(in crate::daemon) fn settle_deleted(&self, name: &str, result: &Result<(), StoreError>) {
+    /// A logout's delete of login `generation` ended: done, that login's entries (and older
+    /// ones) are retired, not a newer login's journaled while the delete ran; refused for a
+    /// newer login, the entries that login's item supersedes are.
+    pub(in crate::daemon) fn settle_deleted(
+        &self,
+        name: &str,
+        generation: u64,
+        result: &Result<(), StoreError>,
+    ) {
         let held = match result {
-            Ok(()) => None,
+            Ok(()) => Some((generation, u64::MAX)),
             Err(StoreError::Conflict {
                 found_item: Some(found),
                 ..

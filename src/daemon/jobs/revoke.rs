@@ -85,7 +85,7 @@ impl JobContext {
                 None => logout_reply(&name, outcome.as_ref()),
             };
             let deleted = ctx.store.delete(&name, generation).await;
-            ctx.settle_deleted(&name, &deleted);
+            ctx.settle_deleted(&name, generation, &deleted);
             if let Err(e) = deleted {
                 let note = format!("the credential item was not deleted: {e}");
                 answer.warning = Some(match answer.warning.take() {

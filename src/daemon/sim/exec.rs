@@ -65,6 +65,12 @@ pub enum Job {
         tokens: Tokens,
         condition: WriteCondition,
     },
+    /// A login's journal append before its first store write.
+    JournalLogin {
+        name: String,
+        generation: u64,
+        tokens: Tokens,
+    },
     Restore {
         name: String,
         generation: u64,
@@ -160,6 +166,9 @@ impl Running {
                 "write {name} {} {condition:?}",
                 place(&tokens.refresh_token)
             ),
+            Job::JournalLogin { name, tokens, .. } => {
+                format!("journal login {name} {}", place(&tokens.refresh_token))
+            }
             Job::Restore { name, item, .. } => format!(
                 "restore {name} {} ({}, {})",
                 place(&item.tokens.refresh_token),
@@ -254,6 +263,25 @@ impl Running {
                     },
                     None,
                 )
+            }
+            Job::JournalLogin {
+                name,
+                generation,
+                tokens,
+            } => {
+                // A failed append (a full disk): the login then waits for its store
+                // write, as it does without a journal.
+                let journaled = !env.store.journal_full;
+                if journaled {
+                    let condition = WriteCondition::NewLogin { generation };
+                    env.store.journal_append(&name, condition, tokens);
+                }
+                let result = JobResult::LoginJournaled {
+                    name,
+                    generation,
+                    journaled,
+                };
+                Job::Report(result, None)
             }
             Job::Restore {
                 name,

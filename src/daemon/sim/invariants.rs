@@ -10,8 +10,9 @@
 //! - the newest rotated token is durable (store or journal) before it is presented again
 //!   or acknowledged to a caller (a `token` reply, a login's reply). A login's redeemed
 //!   token (position 1 of a grant a login redeemed) is judged at the login's reply only:
-//!   the daemon does not journal it, and answers a login whose store write failed with a
-//!   warning that the tokens are held in memory (a documented degraded mode, counted in
+//!   the daemon answers a login once it is journaled (or, when the append fails, stored),
+//!   and answers a login whose append and store write both failed with a warning that the
+//!   tokens are held in memory (a documented degraded mode, counted in
 //!   [`Checker::memory_only_logins`] rather than failed);
 //! - no slot is deactivated by a transient fault: `session_expired`/`client_rejected`
 //!   only after the server refused that slot's login for good;

@@ -50,6 +50,18 @@ pub fn job_of(order: JobOrder, drain: &DrainGate) -> Option<Running> {
             };
             (job, None)
         }
+        JobOrder::JournalLogin {
+            name,
+            generation,
+            tokens,
+        } => {
+            let job = Job::JournalLogin {
+                name,
+                generation,
+                tokens,
+            };
+            (job, None)
+        }
         JobOrder::Restore {
             name,
             generation,

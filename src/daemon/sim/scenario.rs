@@ -154,10 +154,12 @@ impl Script {
 /// login under the same name whose write the store could not take, then a crash. The new
 /// daemon read the old, logged-out item and adopted its generation ("the store holds
 /// another login than the state file records; using the store's"): the slot, showing the
-/// new account, served and refreshed the logged-out account's revoked tokens.
+/// new account, served and refreshed the logged-out account's revoked tokens. (The
+/// journal append of the new login fails too: nothing durable holds its tokens.)
 #[test]
 fn a_logged_out_item_left_in_the_store_is_never_adopted_by_a_later_login_of_its_name() {
     let mut script = Script::new();
+    script.store.journal_full = true;
     let first = script.login("home", 1);
     assert!(matches!(first.blocking_recv(), Ok(Ok(Response::Login(_)))));
 
@@ -192,6 +194,48 @@ fn a_logged_out_item_left_in_the_store_is_never_adopted_by_a_later_login_of_its_
         script.server.sightings.is_empty(),
         "{:?}",
         script.server.sightings
+    );
+}
+
+/// A login is answered once journaled, while the store is down; the daemon dies before the
+/// store takes its tokens. The next daemon replays the journal: the slot serves the new
+/// login (never the logged-out item the store still holds), and the replaced login's grant
+/// was revoked once the new tokens were journaled.
+#[test]
+fn a_login_answered_from_the_journal_survives_a_crash_before_the_store_write() {
+    let mut script = Script::new();
+    let first = script.login("home", 1);
+    assert!(matches!(first.blocking_recv(), Ok(Ok(Response::Login(_)))));
+    script.store.down = true;
+    let second = script.login("home", 1);
+    let Ok(Ok(Response::Login(answer))) = second.blocking_recv() else {
+        panic!("the login is answered once journaled");
+    };
+    assert_eq!(answer.warning, None, "durable, not held in memory");
+    assert!(
+        script.server.grants[0].revoked.is_some(),
+        "the replaced login's grant is revoked once the new one is journaled"
+    );
+
+    script.store.down = false;
+    script.crash_and_restart();
+    let token = script.ask(Request::Token(SlotRef {
+        name: "home".into(),
+    }));
+    let Ok(Ok(Response::Token(reply))) = token.blocking_recv() else {
+        panic!("the slot serves the journaled login");
+    };
+    let served = parse(reply.access_token.expose()).map(|id| id.grant);
+    assert_eq!(served, Some(1), "the second login's grant");
+    assert!(
+        script.server.sightings.is_empty(),
+        "{:?}",
+        script.server.sightings
+    );
+    assert!(
+        script.checker.violations().is_empty(),
+        "{:?}",
+        script.checker.violations()
     );
 }
 

@@ -60,6 +60,9 @@ pub struct ModelStore {
     items: Items,
     /// Set while the store refuses every call.
     pub down: bool,
+    /// Set while a login's journal append fails (a full disk; refreshes' appends are not
+    /// modelled failing: they report nothing either way).
+    pub journal_full: bool,
     /// The journal's records, as the real journal holds them.
     journal: Vec<Entry>,
     /// The journal's `outstanding`: by slot, the items of entries the store has not taken
@@ -131,7 +134,7 @@ impl ModelStore {
         let deleted = sim_rules::delete(&mut self.items, slot, generation);
         // As `crate::daemon::jobs::journal::settle_deleted`.
         match &deleted {
-            Ok(()) => self.settle(slot, None),
+            Ok(()) => self.settle(slot, Some((generation, u64::MAX))),
             Err(StoreError::Conflict {
                 found_item: Some(found),
                 ..

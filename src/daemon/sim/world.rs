@@ -160,9 +160,13 @@ impl World {
             0..600 if self.published.0 > self.saved_number => self.save_state(),
             0..800 => self.client(),
             800..960 => self.pass_time(),
-            960..975 => {
+            960..972 => {
                 self.store.down = !self.store.down;
                 self.note(&format!("store down: {}", self.store.down));
+            }
+            972..975 => {
+                self.store.journal_full = !self.store.journal_full;
+                self.note(&format!("journal full: {}", self.store.journal_full));
             }
             975..985 => self.jump_clocks(),
             985..995 => self.crash(),
@@ -510,6 +514,9 @@ fn describe(result: &JobResult) -> String {
         }
         JobResult::Written { name, result, .. } => format!("written {name}: {}", result.is_ok()),
         JobResult::LoggedIn(login) => format!("logged in {}: {}", login.name, login.result.is_ok()),
+        JobResult::LoginJournaled {
+            name, journaled, ..
+        } => format!("login journaled {name}: {journaled}"),
         JobResult::Revocation(_) => "revocation".to_owned(),
         JobResult::Usage { name, .. } => format!("usage {name}"),
         JobResult::StateSaved(_) | JobResult::CacheSaved(_) => "saved".to_owned(),

@@ -2,23 +2,24 @@
 //! own slot, whatever name was typed; `crate::daemon::core::login::placement`), the generation is allocated
 //! now, so the login that finishes last is the newest and the store's compare-and-set
 //! refuses anything older; the slot is updated in place and made active; the tokens are
-//! stored; and the login is answered once they are. A login that was still being stored
-//! when a newer login of the same account finished is told it was overtaken.
+//! journaled, then stored; and the login is answered once they are durable: in the
+//! write-ahead journal, or without one in the store (`journaled`). A login not answered
+//! yet when a newer login of the same account finished is told it was overtaken.
 //!
 //! No grant is left alive behind a login: the refresh tokens a login replaces are revoked
-//! at the provider once the new tokens are stored (`crate::daemon::core::retire`).
+//! at the provider once the new tokens are durable (`crate::daemon::core::retire`).
 
 pub mod cancel;
 pub mod claude_code;
 pub mod flow_input;
 pub mod flows;
+pub mod journaled;
 pub mod placement;
 
 use chrono::{DateTime, Utc};
 
 use crate::account::AccountKey;
-use crate::protocol::{ErrorCode, ErrorReply, LoginAction, LoginReply, Response};
-use crate::slot_reason::SlotReason;
+use crate::protocol::{ErrorCode, ErrorReply, LoginAction, LoginReply};
 use crate::state::{SlotRecord, SlotState};
 use crate::store::WriteCondition;
 
@@ -38,8 +39,12 @@ pub(in crate::daemon) enum LoginWrite {
     Stored,
     /// The store is unreachable: the tokens are held in memory and the write retried.
     Unavailable(String),
-    /// The store refused the write (it holds something newer).
-    Refused(String),
+    /// The store refused the write (it holds something newer); `dropped` is the refresh
+    /// token given up for it, to retire.
+    Refused {
+        error: String,
+        dropped: Option<crate::secret::Secret>,
+    },
     /// Not settled yet: the write is being retried (the login waits on).
     Pending,
 }
@@ -150,7 +155,7 @@ impl Manager {
     }
 
     /// Puts the login's tokens into its slot (replacing whatever login it held) and starts
-    /// storing them; the login is answered when they are stored.
+    /// journaling them; the login is answered when they are durable.
     fn install_login(&mut self, placed: &Placed, success: LoginSuccess, reply: Reply) {
         let generation = self.allocate_generation();
         let (now, unit) = (self.now, self.rng.f64());
@@ -188,7 +193,7 @@ impl Manager {
         self.unplaced.retain(|item| item.name != placed.target);
         self.slots.insert(placed.target.clone(), slot);
         self.persist();
-        self.start_login_write(&placed.target);
+        self.start_login_journal(&placed.target);
     }
 
     /// `slot` replaces `old` (same name): callers waiting on the old login move over, a
@@ -234,64 +239,6 @@ impl Manager {
             }
             Some(Job::Writing | Job::Moving) | None => slot.superseded.extend(old_refresh_token),
         }
-    }
-
-    /// Starts the first write of a login's tokens.
-    fn start_login_write(&mut self, name: &str) {
-        let Some(slot) = self.slots.get_mut(name) else {
-            return;
-        };
-        let (Some(tokens), Some(condition)) = (slot.creds.tokens(), slot.creds.write_condition())
-        else {
-            return;
-        };
-        slot.job = Some(Job::Writing);
-        self.jobs.write(
-            name.to_owned(),
-            slot.record.generation,
-            tokens.clone(),
-            (condition, slot.record.claude_code.clone()),
-        );
-    }
-
-    /// Answers the login waiting for slot `name`'s tokens to be stored, if one is.
-    pub(in crate::daemon) fn settle_pending_login(&mut self, name: &str, write: LoginWrite) {
-        let Some(slot) = self.slots.get_mut(name) else {
-            return;
-        };
-        let Some(PendingLogin { reply, mut answer }) = slot.pending_login.take() else {
-            return;
-        };
-        let result = match write {
-            LoginWrite::Stored => Ok(answer),
-            LoginWrite::Unavailable(error) => {
-                slot.transition(
-                    SlotState::Degraded,
-                    Some(SlotReason::CredentialStoreUnavailable),
-                    Some(error.clone()),
-                );
-                let held = format!(
-                    "logged in, but the tokens could not be stored yet ({error}); the daemon holds them in memory and keeps retrying"
-                );
-                answer.warning = Some(match answer.warning.take() {
-                    Some(earlier) => format!("{held}; {earlier}"),
-                    None => held,
-                });
-                Ok(answer)
-            }
-            LoginWrite::Refused(error) => Err(ErrorReply::new(
-                ErrorCode::Conflict,
-                format!("the login of slot {name} was not stored: {error}"),
-            )),
-            LoginWrite::Pending => {
-                slot.pending_login = Some(PendingLogin { reply, answer });
-                return;
-            }
-        };
-        self.persist();
-        // The slot exists once the state file says so: a crash right after the reply must
-        // not forget it.
-        self.reply_when_durable(reply, result.map(Response::Login));
     }
 }
 
