@@ -12,6 +12,7 @@ use serde::{Serialize, Serializer};
 
 use crate::revocation::PendingRevocation;
 use crate::state::{self, PendingMove, SlotRecord, StateError, StateFile};
+use crate::state_log::Delta;
 
 /// Account fields kept for accounts a `use` moved out of Claude Code's store, by slot.
 pub type ClaudeCodeFields = BTreeMap<String, serde_json::Map<String, serde_json::Value>>;
@@ -59,18 +60,60 @@ impl StateSnapshot {
     }
 
     /// Saves it as the state file if the file on disk is at `revision` (the compare-and-set
-    /// of [`StateFile::save`]); returns the new revision.
+    /// of [`StateFile::save`]); returns the new revision. (The daemon saves through the
+    /// state log: `crate::daemon::jobs::state_saver`.)
+    #[cfg(test)]
     pub fn save(&self, path: &Path, revision: u64) -> Result<u64, StateError> {
-        let view = View {
+        state::save_if_at(path, revision, &self.view(revision + 1))
+    }
+
+    /// The state file it stands for at `revision`, as the bytes a save writes.
+    pub fn to_json(&self, revision: u64) -> Result<Vec<u8>, serde_json::Error> {
+        let mut bytes = serde_json::to_vec(&self.view(revision))?;
+        bytes.push(b'\n');
+        Ok(bytes)
+    }
+
+    fn view(&self, revision: u64) -> View<'_> {
+        View {
             format: 1,
-            revision: revision + 1,
+            revision,
             next_generation: self.next_generation,
             slots: Shared(&self.slots),
             pending_revocations: &self.pending_revocations,
             moving: self.moving.as_ref(),
             claude_code_fields: &self.claude_code_fields,
-        };
-        state::save_if_at(path, revision, &view)
+        }
+    }
+
+    /// What changed since `durable` (the snapshot last saved), as the delta over revision
+    /// `after` of a log started at `base` (`crate::state_log`). A record the manager did not
+    /// replace is the same `Arc`, so this compares pointers for the slots it did not touch.
+    pub fn delta_since(&self, durable: &StateSnapshot, base: u64, after: u64) -> Delta {
+        let mut slots = BTreeMap::new();
+        if !Arc::ptr_eq(&self.slots, &durable.slots) {
+            for (name, record) in self.slots.iter() {
+                let same = (durable.slots.get(name))
+                    .is_some_and(|old| Arc::ptr_eq(old, record) || **old == **record);
+                if !same {
+                    slots.insert(name.clone(), Some(SlotRecord::clone(record)));
+                }
+            }
+            for name in durable.slots.keys() {
+                if !self.slots.contains_key(name) {
+                    slots.insert(name.clone(), None);
+                }
+            }
+        }
+        Delta {
+            base,
+            after,
+            next_generation: self.next_generation,
+            slots,
+            pending_revocations: self.pending_revocations.clone(),
+            moving: self.moving.clone(),
+            claude_code_fields: self.claude_code_fields.clone(),
+        }
     }
 }
 
