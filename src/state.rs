@@ -229,6 +229,8 @@ pub(crate) fn save_if_at<T: Serialize>(
             message: format!("cannot serialize: {err}"),
         })?;
         bytes.push(b'\n');
+        // The log is emptied below: a part of it that loading could not apply is kept.
+        crate::state_log::keep_unreadable_tail(path)?;
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
             fsutil::create_private_dir(dir).map_err(|source| StateError::Io {
                 action: "create the directory of",

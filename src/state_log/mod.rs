@@ -255,3 +255,31 @@ fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> StateE
         source,
     }
 }
+
+/// Copies the log beside the state file at `path`, if it holds records that would not be
+/// applied (garbled, or another file's), to `state.json.log.bad-<seconds>` beside it: called
+/// before anything empties the log, so that nothing anyone could still want is lost.
+pub fn keep_unreadable_tail(path: &Path) -> Result<(), StateError> {
+    let log = &log_path(path);
+    let bytes = read(log)?;
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let base = crate::state::base_revision(path)?;
+    let Tail::Unreadable { offset, why } = scan(&bytes, base).tail else {
+        return Ok(());
+    };
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut name = log.as_os_str().to_owned();
+    name.push(format!(".bad-{seconds}"));
+    let kept = PathBuf::from(name);
+    crate::fsutil::write_atomic_private(&kept, &bytes)
+        .map_err(|source| io_error("keep", &kept, source))?;
+    tracing::warn!(
+        path = %log.display(), kept = %kept.display(), offset,
+        "the state log is unreadable from here on ({why}); a copy is kept before it is emptied"
+    );
+    Ok(())
+}

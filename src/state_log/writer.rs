@@ -16,7 +16,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{Delta, Tail, encode, log_path, read, scan};
+use super::{Delta, encode, keep_unreadable_tail, log_path, read};
 use crate::fsutil;
 use crate::state::StateError;
 
@@ -95,9 +95,7 @@ impl LogWriter {
     pub fn open(path: &Path, revision: u64) -> Result<Self, StateError> {
         let log = log_path(path);
         let bytes = read(&log)?;
-        if !bytes.is_empty() {
-            keep_unreadable_tail(path, &log, &bytes)?;
-        }
+        keep_unreadable_tail(path)?;
         let existed = log.exists();
         let file = fsutil::private_file_options()
             .create(true)
@@ -216,25 +214,4 @@ impl LogWriter {
             found: crate::state::on_disk_revision(&self.path).unwrap_or(0),
         })
     }
-}
-
-/// Copies a log with records that were not applied at load to a file beside it, so that
-/// emptying the log loses nothing anyone could still want.
-fn keep_unreadable_tail(path: &Path, log: &Path, bytes: &[u8]) -> Result<(), StateError> {
-    let base = crate::state::base_revision(path)?;
-    let Tail::Unreadable { offset, why } = scan(bytes, base).tail else {
-        return Ok(());
-    };
-    let seconds = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let mut name = log.as_os_str().to_owned();
-    name.push(format!(".bad-{seconds}"));
-    let kept = PathBuf::from(name);
-    fsutil::write_atomic_private(&kept, bytes).map_err(|source| io("keep", &kept, source))?;
-    tracing::warn!(
-        path = %log.display(), kept = %kept.display(), offset,
-        "the state log is unreadable from here on ({why}); a copy is kept before it is emptied"
-    );
-    Ok(())
 }

@@ -302,7 +302,7 @@ fn save_cost_by_slot_count() {
         let path = state_path();
         let mut state = state_with(slots);
         state.revision = state.save(&path).unwrap();
-        const SAVES: u32 = 50;
+        const SAVES: u32 = 200;
         let started = std::time::Instant::now();
         for n in 0..SAVES {
             state.slots.get_mut("s0001").unwrap().refreshes = u64::from(n);
@@ -310,13 +310,26 @@ fn save_cost_by_slot_count() {
         }
         let whole = started.elapsed() / SAVES;
         let (mut saver, mut snapshot) = open_saver(&path);
+        let snapshots: Vec<_> = (0..SAVES)
+            .map(|n| {
+                let name = format!("s{:04}", n as usize % slots);
+                snapshot = with_slot(&snapshot, &name, Some(refreshed(2, u64::from(n))));
+                snapshot.clone()
+            })
+            .collect();
         let started = std::time::Instant::now();
-        for n in 0..SAVES {
-            snapshot = with_slot(&snapshot, "s0001", Some(refreshed(2, u64::from(n))));
-            saver.save(&snapshot).unwrap();
+        for snapshot in &snapshots {
+            saver.save(snapshot).unwrap();
             saver.tidy();
         }
         let delta = started.elapsed() / SAVES;
-        eprintln!("{slots} slots: whole file {whole:?} a save, delta {delta:?} a save");
+        let started = std::time::Instant::now();
+        for n in 1..snapshots.len() {
+            std::hint::black_box(snapshots[n].delta_since(&snapshots[n - 1], 0, 0));
+        }
+        let diff = started.elapsed() / (SAVES - 1);
+        eprintln!(
+            "{slots} slots: whole file {whole:?} a save, delta {delta:?} a save (of which {diff:?} finding what changed)"
+        );
     }
 }
