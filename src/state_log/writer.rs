@@ -134,7 +134,7 @@ impl LogWriter {
         self.check()?;
         if self.needs_full {
             let next = self.revision + 1;
-            return self.write_full_at(next, full(next)?);
+            return self.write_full_at(next, &full(next)?);
         }
         let bytes = encode(&delta(self.base_revision, self.revision)).map_err(|err| {
             StateError::Corrupt {
@@ -178,19 +178,19 @@ impl LogWriter {
     ) -> Result<(), StateError> {
         self.check()?;
         let revision = self.revision;
-        self.write_full_at(revision, full(revision)?)?;
+        self.write_full_at(revision, &full(revision)?)?;
         Ok(())
     }
 
     /// Writes `bytes` (the whole state at `revision`) as the state file, atomically, then
     /// empties the log: a crash between the two leaves deltas the state file already holds,
     /// which loading skips. Checks nothing: after a conflict, this is the overwrite.
-    pub fn write_full_at(&mut self, revision: u64, bytes: Vec<u8>) -> Result<u64, StateError> {
+    pub fn write_full_at(&mut self, revision: u64, bytes: &[u8]) -> Result<u64, StateError> {
         self.needs_full = true;
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fsutil::create_private_dir(dir).map_err(|s| io("create the directory of", dir, s))?;
         }
-        fsutil::write_atomic_private(&self.path, &bytes)
+        fsutil::write_atomic_private(&self.path, bytes)
             .map_err(|source| io("write", &self.path, source))?;
         self.base_id = identity(&self.path)?;
         (self.base_revision, self.revision) = (revision, revision);

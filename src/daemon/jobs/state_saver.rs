@@ -56,7 +56,7 @@ impl StateSaver {
                     found,
                     "the state file was changed, restored or removed behind the daemon; rewriting it with the daemon's own state"
                 );
-                log.write_full_at(found + 1, full(snapshot, path, found + 1)?)?
+                log.write_full_at(found + 1, &full(snapshot, path, found + 1)?)?
             }
             other => other?,
         };

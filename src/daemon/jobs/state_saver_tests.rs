@@ -296,13 +296,13 @@ fn a_whole_save_of_the_state_file_empties_its_log() {
 /// Not a test of behaviour: the per-save cost at 100 and 1,000 slots, whole file against
 /// delta (`cargo test --release --lib state_log::tests::save_cost -- --ignored --nocapture`).
 #[test]
-#[ignore]
+#[ignore = "a measurement, not a test: run it with --release"]
 fn save_cost_by_slot_count() {
+    const SAVES: u32 = 200;
     for slots in [100, 1000] {
         let path = state_path();
         let mut state = state_with(slots);
         state.revision = state.save(&path).unwrap();
-        const SAVES: u32 = 200;
         let started = std::time::Instant::now();
         for n in 0..SAVES {
             state.slots.get_mut("s0001").unwrap().refreshes = u64::from(n);

@@ -95,7 +95,7 @@ pub async fn state_file(
         tidying
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .tidy()
+            .tidy();
     };
     run(
         snapshots,
@@ -111,7 +111,7 @@ pub async fn state_file(
         saver
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .finish()
+            .finish();
     };
     let _ = tokio::task::spawn_blocking(finish).await;
 }
