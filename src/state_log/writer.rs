@@ -203,7 +203,9 @@ impl LogWriter {
         Ok(revision)
     }
 
-    /// Refuses to write over a state file or log that changed since this writer's last write.
+    /// Refuses to write over a state file or log that changed since this writer's last
+    /// write: a [`StateError::Conflict`], or [`StateError::Corrupt`] when the state file is
+    /// no longer readable (then nothing is written over it, as before the log).
     fn check(&self) -> Result<(), StateError> {
         if identity(&self.path)? == self.base_id && identity(&self.log)? == self.log_id {
             return Ok(());
@@ -211,7 +213,7 @@ impl LogWriter {
         Err(StateError::Conflict {
             path: self.path.clone(),
             expected: self.revision,
-            found: crate::state::on_disk_revision(&self.path).unwrap_or(0),
+            found: crate::state::on_disk_revision(&self.path)?,
         })
     }
 }

@@ -56,6 +56,7 @@ impl StateSaver {
                     found,
                     "the state file was changed, restored or removed behind the daemon; rewriting it with the daemon's own state"
                 );
+                crate::state_log::keep_unreadable_tail(path)?;
                 log.write_full_at(found + 1, &full(snapshot, path, found + 1)?)?
             }
             other => other?,
@@ -75,6 +76,16 @@ impl StateSaver {
     /// At a graceful stop: folds any log into the state file, so the file alone holds the
     /// whole state (for an older sessctl, a backup, a reader that knows no log).
     pub fn finish(&mut self) {
+        if self.log.is_none() {
+            // No save since start: the log may still hold the last run's deltas.
+            match LogWriter::open(&self.path, self.loaded) {
+                Ok(log) => self.log = Some(log),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot fold the state log into the state file");
+                    return;
+                }
+            }
+        }
         if self.log.as_ref().is_some_and(|log| !log.is_empty()) {
             self.compact();
         }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::*;
-use crate::state::{SlotRecord, SlotState, StateFile};
+use crate::state::{SlotRecord, SlotState, StateError, StateFile};
 use crate::state_log::writer::MIN_COMPACT_BYTES;
 use crate::state_log::{Delta, HEADER, Tail, checksum, encode, log_path, read, scan};
 
@@ -275,6 +275,43 @@ fn a_file_changed_behind_the_writer_is_noticed_and_rewritten_whole() {
     let third = with_slot(&second, "s0001", None);
     let revision = saver.save(&third).unwrap();
     assert_eq!(StateFile::load(&path).unwrap(), third.to_file(revision));
+}
+
+#[test]
+fn a_state_file_garbled_behind_the_writer_is_an_error_and_is_not_written_over() {
+    let path = state_path();
+    state_with(2).save(&path).unwrap();
+    let (mut saver, snapshot) = open_saver(&path);
+    let first = with_slot(&snapshot, "s0000", None);
+    saver.save(&first).unwrap();
+    std::fs::write(&path, b"{\"revision\": 1, \"slots\": ").unwrap();
+    let second = with_slot(&first, "s0001", None);
+    assert!(matches!(
+        saver.save(&second),
+        Err(StateError::Corrupt { .. })
+    ));
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        b"{\"revision\": 1, \"slots\": "
+    );
+    // Removed by the user: the daemon's state is written whole.
+    std::fs::remove_file(&path).unwrap();
+    let revision = saver.save(&second).unwrap();
+    assert_eq!(StateFile::load(&path).unwrap(), second.to_file(revision));
+}
+
+#[test]
+fn a_graceful_stop_with_no_save_since_start_still_folds_the_log() {
+    let path = state_path();
+    state_with(2).save(&path).unwrap();
+    let (mut saver, snapshot) = open_saver(&path);
+    let first = with_slot(&snapshot, "s0000", None);
+    saver.save(&first).unwrap();
+    let (mut restarted, _) = open_saver(&path);
+    restarted.finish();
+    assert_eq!(std::fs::metadata(log_path(&path)).unwrap().len(), 0);
+    let on_disk: StateFile = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(on_disk, first.to_file(2));
 }
 
 #[test]
