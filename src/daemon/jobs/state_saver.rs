@@ -57,7 +57,9 @@ impl StateSaver {
                     "the state file was changed, restored or removed behind the daemon; rewriting it with the daemon's own state"
                 );
                 crate::state_log::keep_unreadable_tail(path)?;
-                log.write_full_at(found + 1, &full(snapshot, path, found + 1)?)?
+                // Past both: a revision is never reused, whatever the file was set back to.
+                let next = found.max(expected) + 1;
+                log.write_full_at(next, &full(snapshot, path, next)?)?
             }
             other => other?,
         };
