@@ -67,10 +67,15 @@ impl StateSaver {
         Ok(revision)
     }
 
+    /// Whether the log has outgrown its bound, so [`StateSaver::tidy`] has work to do.
+    pub fn compaction_due(&self) -> bool {
+        self.log.as_ref().is_some_and(LogWriter::needs_compaction)
+    }
+
     /// Compacts the log into the state file once it has outgrown its bound; a failure is
     /// logged, and the next save or compaction tries again.
     pub fn tidy(&mut self) {
-        if self.log.as_ref().is_some_and(LogWriter::needs_compaction) {
+        if self.compaction_due() {
             self.compact();
         }
     }

@@ -370,3 +370,44 @@ fn save_cost_by_slot_count() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_state_writer_compacts_after_reporting_and_folds_the_log_when_it_ends() {
+    use crate::daemon::core::reports::JobResult;
+    let path = state_path();
+    state_with(2).save(&path).unwrap();
+    let loaded = StateSnapshot::of(&StateFile::load(&path).unwrap());
+    let (tx, rx) = tokio::sync::watch::channel((0, loaded.clone()));
+    let (report, mut reports) = tokio::sync::mpsc::unbounded_channel();
+    let writer = tokio::spawn(crate::daemon::jobs::writer::state_file(
+        path.clone(),
+        1,
+        rx,
+        report,
+    ));
+    let log = log_path(&path);
+    let (mut snapshot, mut longest, mut number) = (loaded, 0, 0);
+    // Saves until the log has been emptied by a compaction (it outgrew 64 KiB first).
+    while longest <= MIN_COMPACT_BYTES || std::fs::metadata(&log).unwrap().len() >= longest {
+        number += 1;
+        snapshot = with_slot(&snapshot, "s0000", Some(refreshed(1, number)));
+        tx.send_replace((number, snapshot.clone()));
+        let Some(JobResult::StateSaved(Ok(saved))) = reports.recv().await else {
+            panic!("the save of {number} was not reported");
+        };
+        assert_eq!(saved, number);
+        longest = longest.max(std::fs::metadata(&log).unwrap().len());
+        assert!(number < 10_000, "never compacted");
+    }
+    snapshot = with_slot(&snapshot, "s0001", None);
+    tx.send_replace((number + 1, snapshot.clone()));
+    drop(tx);
+    writer.await.unwrap();
+    assert_eq!(
+        std::fs::metadata(&log).unwrap().len(),
+        0,
+        "folded at the end"
+    );
+    let on_disk: StateFile = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(on_disk, snapshot.to_file(on_disk.revision));
+}

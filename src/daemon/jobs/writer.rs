@@ -5,6 +5,7 @@
 //! as deltas in its log (`crate::state_log`, `super::state_saver`).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -23,10 +24,10 @@ use crate::daemon::jobs::state_saver::StateSaver;
 pub const CACHE_COALESCE: Duration = Duration::from_secs(1);
 
 /// Saves every new snapshot from `snapshots` with `save` (a blocking function), reporting
-/// each outcome with `report`, then running `tidy` (blocking: work that must not delay the
-/// report), until the sender is dropped. Writes are at least `coalesce` apart: a change
-/// sooner after a write waits, gathering others, unless the sender is gone.
-pub async fn run<T, O, S, R, D>(
+/// each outcome with `report`, then the blocking work `tidy` hands out, if any (work that
+/// must not delay the report), until the sender is dropped. Writes are at least `coalesce`
+/// apart: a change sooner after a write waits, gathering others, unless the sender is gone.
+pub async fn run<T, O, S, R, D, J>(
     mut snapshots: watch::Receiver<T>,
     coalesce: Duration,
     save: S,
@@ -37,7 +38,8 @@ pub async fn run<T, O, S, R, D>(
     O: Send + 'static,
     S: Fn(&T) -> Result<O, String> + Clone + Send + 'static,
     R: Fn(Result<O, String>),
-    D: Fn() + Clone + Send + 'static,
+    D: Fn() -> Option<J>,
+    J: FnOnce() + Send + 'static,
 {
     let mut last_saved: Option<T> = None;
     let mut last_write: Option<tokio::time::Instant> = None;
@@ -65,7 +67,9 @@ pub async fn run<T, O, S, R, D>(
                 last_saved = Some(snapshot);
             }
             report(result);
-            let _ = tokio::task::spawn_blocking(tidy.clone()).await;
+            if let Some(job) = tidy() {
+                let _ = tokio::task::spawn_blocking(job).await;
+            }
         }
         if closed {
             return;
@@ -84,18 +88,21 @@ pub async fn state_file(
 ) {
     let loaded = snapshots.borrow().1.clone();
     let saver = Arc::new(Mutex::new(StateSaver::new(path, revision, loaded)));
-    let saving = Arc::clone(&saver);
+    // Set by a save after which the log has outgrown its bound: only then is there a
+    // compaction to start (no thread hop after the other saves).
+    let due = Arc::new(AtomicBool::new(false));
+    let (saving, due_after) = (Arc::clone(&saver), Arc::clone(&due));
     let save = move |(number, snapshot): &NumberedState| {
         let mut saver = saving.lock().unwrap_or_else(PoisonError::into_inner);
         saver.save(snapshot).map_err(|e| e.to_string())?;
+        due_after.store(saver.compaction_due(), Ordering::Relaxed);
         Ok(*number)
     };
     let tidying = Arc::clone(&saver);
     let tidy = move || {
-        tidying
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .tidy();
+        let saver = Arc::clone(&tidying);
+        (due.swap(false, Ordering::Relaxed))
+            .then_some(move || saver.lock().unwrap_or_else(PoisonError::into_inner).tidy())
     };
     run(
         snapshots,
@@ -135,7 +142,7 @@ pub async fn quota_cache(
     let report = move |result| {
         let _ = report.send(JobResult::CacheSaved(result));
     };
-    run(snapshots, CACHE_COALESCE, save, report, || {}).await;
+    run(snapshots, CACHE_COALESCE, save, report, || None::<fn()>).await;
 }
 
 #[cfg(test)]
@@ -159,7 +166,13 @@ mod tests {
             log.lock().unwrap().push(*n);
             Ok(())
         };
-        let task = tokio::spawn(run(rx, coalesce, save, |_: Result<(), String>| {}, || {}));
+        let task = tokio::spawn(run(
+            rx,
+            coalesce,
+            save,
+            |_: Result<(), String>| {},
+            || None::<fn()>,
+        ));
         (tx, saved, task)
     }
 
