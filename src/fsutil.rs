@@ -100,6 +100,11 @@ pub fn private_file_options() -> OpenOptions {
     options
 }
 
+/// Makes the creation of `path` (a new name in its directory) durable.
+pub fn sync_parent_dir(path: &Path) -> io::Result<()> {
+    sync_dir(parent_dir(path))
+}
+
 /// Makes a rename in `dir` durable.
 fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]

@@ -29,6 +29,7 @@ pub mod secret;
 pub mod slot_name;
 pub mod slot_reason;
 pub mod state;
+pub mod state_log;
 pub mod statusline;
 pub mod store;
 #[cfg(test)]

@@ -164,12 +164,14 @@ impl Default for StateFile {
 }
 
 impl StateFile {
-    /// Reads the state file; a missing file is an empty registry.
+    /// Reads the state file and applies its log (`crate::state_log`); a missing file is an
+    /// empty registry.
     pub fn load(path: &Path) -> Result<StateFile, StateError> {
         let mut state: StateFile = match read_if_exists(path)? {
             None => return Ok(StateFile::default()),
             Some(text) => parse(path, &text)?,
         };
+        crate::state_log::replay(path, &mut state)?;
         state.derive_missing_account_keys();
         Ok(state)
     }
@@ -187,8 +189,9 @@ impl StateFile {
         }
     }
 
-    /// Saves `self` if the file on disk is still at revision `self.revision` (or absent
-    /// when that is 0), writing revision + 1 as compact JSON (the reader takes any layout,
+    /// Saves `self` if the state on disk (its log applied) is still at revision
+    /// `self.revision` (or absent when that is 0), writing revision + 1 as compact JSON and
+    /// emptying the log (the reader takes any layout,
     /// so a pretty-printed file from an older sessctl still loads); returns the new revision.
     ///
     /// The check and the rename are not atomic against another process; the daemon's
@@ -226,6 +229,8 @@ pub(crate) fn save_if_at<T: Serialize>(
             message: format!("cannot serialize: {err}"),
         })?;
         bytes.push(b'\n');
+        // The log is emptied below: a part of it that loading could not apply is kept.
+        crate::state_log::keep_unreadable_tail(path)?;
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
             fsutil::create_private_dir(dir).map_err(|source| StateError::Io {
                 action: "create the directory of",
@@ -238,6 +243,8 @@ pub(crate) fn save_if_at<T: Serialize>(
             path: path.to_path_buf(),
             source,
         })?;
+        // The file now holds every delta of the log: loading would skip them all.
+        crate::state_log::clear(path)?;
         Ok(expected + 1)
     }
 }
@@ -262,8 +269,18 @@ fn parse<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, S
     })
 }
 
-/// The revision of the file on disk; 0 when there is none.
-fn on_disk_revision(path: &Path) -> Result<u64, StateError> {
+/// The revision of the state on disk, its log applied; 0 when there is no state file.
+pub(crate) fn on_disk_revision(path: &Path) -> Result<u64, StateError> {
+    let base = base_revision(path)?;
+    if base == 0 && !path.exists() {
+        return Ok(0);
+    }
+    let log = crate::state_log::read(&crate::state_log::log_path(path))?;
+    Ok(crate::state_log::scan(&log, base).revision(base))
+}
+
+/// The revision written in the state file itself (its log not applied); 0 when there is none.
+pub(crate) fn base_revision(path: &Path) -> Result<u64, StateError> {
     /// Only the compare-and-set key: a file whose other fields changed shape still has
     /// a revision to compare.
     #[derive(Deserialize)]

@@ -110,7 +110,7 @@ fn an_adopted_store_is_a_slot_whose_credentials_stay_in_claude_code() {
         .to_owned();
     assert_same_token(&token, &stored, "the daemon's token");
     assert!(t.env.secret_lookup("sessctl", "work").is_none());
-    let state = fs::read_to_string(t.env.state_dir().join("sessctl/state.json")).unwrap();
+    let state = crate::state_log::state_and_log(&t.env);
     assert!(state.contains("\"claude_code\""), "{state}");
     assert!(!state.contains(&refresh_token_in(&dir)));
 }

@@ -98,7 +98,7 @@ fn use_swaps_two_accounts_through_one_claude_dir_back_and_forth() {
     assert_success(&again, "use cc again");
     assert!(String::from_utf8_lossy(&again.stdout).contains("already"));
     assert_eq!(t.invalid_grants(), 0, "{}", t.daemon.log());
-    let state = std::fs::read_to_string(t.env.state_dir().join("sessctl/state.json")).unwrap();
+    let state = crate::state_log::state_and_log(&t.env);
     assert!(
         !state.contains(&refresh_token_in(&dir)),
         "a token in the state file"

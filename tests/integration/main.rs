@@ -51,6 +51,7 @@ mod service_files;
 mod service_install;
 mod socket;
 mod socket_flood;
+mod state_log;
 mod statusline;
 mod statusline_claude_code;
 mod store;

@@ -34,8 +34,7 @@ fn pending(t: &Running) -> Vec<Value> {
 
 /// No token the server issued is in the state file or the daemon's log.
 fn assert_no_token_written(t: &Running) {
-    let state = std::fs::read_to_string(t.env.state_dir().join("sessctl/state.json"))
-        .expect("read the state file");
+    let state = crate::state_log::state_and_log(&t.env);
     let log = t.daemon.log();
     for token in t.server.issued_tokens() {
         assert!(!state.contains(&token), "a token is in the state file");

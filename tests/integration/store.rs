@@ -139,10 +139,13 @@ fn the_file_store_is_an_explicit_opt_in_that_status_names() {
 fn the_state_file_is_private_and_names_no_secret() {
     let t = Running::start("");
     t.login("work", "alice");
-    let state = t.env.state_dir().join("sessctl/state.json");
-    let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600);
-    let text = std::fs::read_to_string(&state).unwrap();
+    t.login("home", "bob");
+    for file in ["state.json", "state.json.log"] {
+        let path = t.env.state_dir().join("sessctl").join(file);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{file}");
+    }
+    let text = crate::state_log::state_and_log(&t.env);
     assert!(text.contains("\"work\""));
     assert!(!text.contains("token\""), "{text}");
 }

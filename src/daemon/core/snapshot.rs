@@ -5,13 +5,13 @@
 //! exactly the JSON a [`StateFile`] of the same content is written as.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use serde::{Serialize, Serializer};
 
 use crate::revocation::PendingRevocation;
-use crate::state::{self, PendingMove, SlotRecord, StateError, StateFile};
+use crate::state::{PendingMove, SlotRecord, StateFile};
+use crate::state_log::Delta;
 
 /// Account fields kept for accounts a `use` moved out of Claude Code's store, by slot.
 pub type ClaudeCodeFields = BTreeMap<String, serde_json::Map<String, serde_json::Value>>;
@@ -59,18 +59,91 @@ impl StateSnapshot {
     }
 
     /// Saves it as the state file if the file on disk is at `revision` (the compare-and-set
-    /// of [`StateFile::save`]); returns the new revision.
-    pub fn save(&self, path: &Path, revision: u64) -> Result<u64, StateError> {
-        let view = View {
+    /// of [`StateFile::save`]); returns the new revision. (The daemon saves through the
+    /// state log: `crate::daemon::jobs::state_saver`.)
+    #[cfg(test)]
+    pub fn save(
+        &self,
+        path: &std::path::Path,
+        revision: u64,
+    ) -> Result<u64, crate::state::StateError> {
+        crate::state::save_if_at(path, revision, &self.view(revision + 1))
+    }
+
+    /// The state file it stands for at `revision`, as the bytes a save writes.
+    pub fn to_json(&self, revision: u64) -> Result<Vec<u8>, serde_json::Error> {
+        let mut bytes = serde_json::to_vec(&self.view(revision))?;
+        bytes.push(b'\n');
+        Ok(bytes)
+    }
+
+    fn view(&self, revision: u64) -> View<'_> {
+        View {
             format: 1,
-            revision: revision + 1,
+            revision,
             next_generation: self.next_generation,
             slots: Shared(&self.slots),
             pending_revocations: &self.pending_revocations,
             moving: self.moving.as_ref(),
             claude_code_fields: &self.claude_code_fields,
+        }
+    }
+
+    /// What changed since `durable` (the snapshot last saved), as the delta over revision
+    /// `after` of a log started at `base` (`crate::state_log`). A record the manager did not
+    /// replace is the same `Arc`, so the slots it did not touch cost one pointer comparison
+    /// each, in one walk over both maps in order (a few microseconds at 1,000 slots).
+    pub fn delta_since(&self, durable: &StateSnapshot, base: u64, after: u64) -> Delta {
+        let slots = if Arc::ptr_eq(&self.slots, &durable.slots) {
+            BTreeMap::new()
+        } else {
+            changed(&self.slots, &durable.slots)
         };
-        state::save_if_at(path, revision, &view)
+        Delta {
+            base,
+            after,
+            next_generation: self.next_generation,
+            slots,
+            pending_revocations: self.pending_revocations.clone(),
+            moving: self.moving.clone(),
+            claude_code_fields: self.claude_code_fields.clone(),
+        }
+    }
+}
+
+/// The records of `now` that are not in `before` or differ there, and `None` for each name
+/// of `before` that `now` lacks.
+fn changed(now: &Records, before: &Records) -> BTreeMap<String, Option<SlotRecord>> {
+    use std::cmp::Ordering;
+    let mut changed = BTreeMap::new();
+    let (mut now, mut before) = (now.iter().peekable(), before.iter().peekable());
+    loop {
+        let order = match (now.peek(), before.peek()) {
+            (None, None) => return changed,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((name, _)), Some((old_name, _))) => name.cmp(old_name),
+        };
+        match order {
+            Ordering::Less | Ordering::Equal => {
+                let Some((name, record)) = now.next() else {
+                    return changed;
+                };
+                let old = if order == Ordering::Equal {
+                    before.next().map(|(_, old)| old)
+                } else {
+                    None
+                };
+                if old.is_none_or(|old| !Arc::ptr_eq(old, record) && **old != **record) {
+                    changed.insert(name.clone(), Some(SlotRecord::clone(record)));
+                }
+            }
+            Ordering::Greater => {
+                if let Some((name, _)) = before.next() {
+                    changed.insert(name.clone(), None);
+                }
+            }
+        }
     }
 }
 
@@ -111,7 +184,7 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
-    use crate::state::SlotState;
+    use crate::state::{SlotState, StateError};
 
     fn state() -> StateFile {
         let record = SlotRecord {
@@ -165,5 +238,33 @@ mod tests {
             Err(StateError::Conflict { found: 1, .. })
         ));
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_delta_holds_the_slots_added_changed_and_removed_and_no_other() {
+        let mut before = StateSnapshot::of(&state());
+        let records = Arc::make_mut(&mut before.slots);
+        for name in ["b", "c", "d"] {
+            records.insert(name.to_owned(), Arc::clone(&records["a"]));
+        }
+        let mut now = before.clone();
+        let records = Arc::make_mut(&mut now.slots);
+        // "a": a new Arc, the same record (not a change); "b" changed; "c" removed; "e" added.
+        records.insert("a".to_owned(), Arc::new(SlotRecord::clone(&records["a"])));
+        let mut changed = SlotRecord::clone(&records["b"]);
+        changed.refreshes += 1;
+        records.insert("b".to_owned(), Arc::new(changed.clone()));
+        records.remove("c");
+        records.insert("e".to_owned(), Arc::clone(&records["d"]));
+        let delta = now.delta_since(&before, 7, 9);
+        let names: Vec<_> = delta
+            .slots
+            .iter()
+            .map(|(n, r)| (n.as_str(), r.is_some()))
+            .collect();
+        assert_eq!(names, [("b", true), ("c", false), ("e", true)]);
+        assert_eq!(delta.slots["b"], Some(changed));
+        assert_eq!((delta.base, delta.after), (7, 9));
+        assert!(before.delta_since(&before, 0, 0).slots.is_empty());
     }
 }

@@ -21,6 +21,7 @@ pub mod limiter;
 pub mod login;
 mod move_steps;
 pub mod revoke;
+pub mod state_saver;
 pub mod writer;
 
 use std::sync::Arc;

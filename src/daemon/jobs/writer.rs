@@ -1,20 +1,21 @@
 //! Snapshot writers: tasks that save the newest snapshot the manager published (the state
 //! file, the quota cache) off the manager's task. Snapshots are replaced, never queued, so a
 //! file always ends at the newest state however fast the manager publishes; the last
-//! snapshot is saved when the manager drops its sender at shutdown.
+//! snapshot is saved when the manager drops its sender at shutdown. The state file is saved
+//! as deltas in its log (`crate::state_log`, `super::state_saver`).
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
 use crate::cache::QuotaCache;
-use crate::state::StateError;
 
 use crate::daemon::core::NumberedState;
 use crate::daemon::core::reports::JobResult;
+use crate::daemon::jobs::state_saver::StateSaver;
 
 /// The quota cache is written at most once per this interval: at 1,000 slots a usage result
 /// arrives every few hundred milliseconds, and each write is the whole cache. A change after
@@ -23,18 +24,22 @@ use crate::daemon::core::reports::JobResult;
 pub const CACHE_COALESCE: Duration = Duration::from_secs(1);
 
 /// Saves every new snapshot from `snapshots` with `save` (a blocking function), reporting
-/// each outcome with `report`, until the sender is dropped. Writes are at least `coalesce`
+/// each outcome with `report`, then the blocking work `tidy` hands out, if any (work that
+/// must not delay the report), until the sender is dropped. Writes are at least `coalesce`
 /// apart: a change sooner after a write waits, gathering others, unless the sender is gone.
-pub async fn run<T, O, S, R>(
+pub async fn run<T, O, S, R, D, J>(
     mut snapshots: watch::Receiver<T>,
     coalesce: Duration,
     save: S,
     report: R,
+    tidy: D,
 ) where
     T: Clone + PartialEq + Send + Sync + 'static,
     O: Send + 'static,
     S: Fn(&T) -> Result<O, String> + Clone + Send + 'static,
     R: Fn(Result<O, String>),
+    D: Fn() -> Option<J>,
+    J: FnOnce() + Send + 'static,
 {
     let mut last_saved: Option<T> = None;
     let mut last_write: Option<tokio::time::Instant> = None;
@@ -62,6 +67,9 @@ pub async fn run<T, O, S, R>(
                 last_saved = Some(snapshot);
             }
             report(result);
+            if let Some(job) = tidy() {
+                let _ = tokio::task::spawn_blocking(job).await;
+            }
         }
         if closed {
             return;
@@ -69,43 +77,50 @@ pub async fn run<T, O, S, R>(
     }
 }
 
-/// The state file's writer: a compare-and-set on the file's revision, which this writer
-/// tracks (starting from the revision the daemon loaded).
-///
-/// A file changed, restored or removed behind the daemon's back is overwritten with the
-/// daemon's own state, with a warning: the daemon (the only one, by its instance lock)
-/// holds the newer state, and the credential store is the record of which slots exist
-/// (`crate::daemon::start::reconcile`), so the file on disk has nothing newer to offer.
+/// The state file's writer: each snapshot saved as a delta in the state file's log, the
+/// log compacted into the file after the save is reported ([`StateSaver`]), and at the end
+/// (a graceful stop) folded into the file.
 pub async fn state_file(
     path: PathBuf,
     revision: u64,
     snapshots: watch::Receiver<NumberedState>,
     report: mpsc::UnboundedSender<JobResult>,
 ) {
-    let revision = Arc::new(AtomicU64::new(revision));
+    let loaded = snapshots.borrow().1.clone();
+    let saver = Arc::new(Mutex::new(StateSaver::new(path, revision, loaded)));
+    // Set by a save after which the log has outgrown its bound: only then is there a
+    // compaction to start (no thread hop after the other saves).
+    let due = Arc::new(AtomicBool::new(false));
+    let (saving, due_after) = (Arc::clone(&saver), Arc::clone(&due));
     let save = move |(number, snapshot): &NumberedState| {
-        let new = match snapshot.save(&path, revision.load(Ordering::SeqCst)) {
-            Err(StateError::Conflict {
-                expected, found, ..
-            }) => {
-                tracing::warn!(
-                    path = %path.display(),
-                    expected,
-                    found,
-                    "the state file was changed, restored or removed behind the daemon; rewriting it with the daemon's own state"
-                );
-                snapshot.save(&path, found)
-            }
-            other => other,
-        }
-        .map_err(|e| e.to_string())?;
-        revision.store(new, Ordering::SeqCst);
+        let mut saver = saving.lock().unwrap_or_else(PoisonError::into_inner);
+        saver.save(snapshot).map_err(|e| e.to_string())?;
+        due_after.store(saver.compaction_due(), Ordering::Relaxed);
         Ok(*number)
     };
-    run(snapshots, Duration::ZERO, save, |result| {
-        let _ = report.send(JobResult::StateSaved(result));
-    })
+    let tidying = Arc::clone(&saver);
+    let tidy = move || {
+        let saver = Arc::clone(&tidying);
+        (due.swap(false, Ordering::Relaxed))
+            .then_some(move || saver.lock().unwrap_or_else(PoisonError::into_inner).tidy())
+    };
+    run(
+        snapshots,
+        Duration::ZERO,
+        save,
+        |result| {
+            let _ = report.send(JobResult::StateSaved(result));
+        },
+        tidy,
+    )
     .await;
+    let finish = move || {
+        saver
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .finish();
+    };
+    let _ = tokio::task::spawn_blocking(finish).await;
 }
 
 /// The quota cache's writer: plain atomic replacement (the daemon is its only writer).
@@ -124,15 +139,14 @@ pub async fn quota_cache(
         }
         Ok(cache.updated_at)
     };
-    run(snapshots, CACHE_COALESCE, save, |result| {
+    let report = move |result| {
         let _ = report.send(JobResult::CacheSaved(result));
-    })
-    .await;
+    };
+    run(snapshots, CACHE_COALESCE, save, report, || None::<fn()>).await;
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
 
     use super::*;
 
@@ -152,7 +166,13 @@ mod tests {
             log.lock().unwrap().push(*n);
             Ok(())
         };
-        let task = tokio::spawn(run(rx, coalesce, save, |_: Result<(), String>| {}));
+        let task = tokio::spawn(run(
+            rx,
+            coalesce,
+            save,
+            |_: Result<(), String>| {},
+            || None::<fn()>,
+        ));
         (tx, saved, task)
     }
 
