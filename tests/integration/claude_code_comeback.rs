@@ -12,7 +12,9 @@ use serde_json::json;
 
 use crate::alert_command::EventLog;
 use crate::claude_code_login::browser_login;
-use crate::claude_code_slots::{adopt, assert_same_token, now_ms, read_store, store_path};
+use crate::claude_code_slots::{
+    adopt, assert_same_token, now_ms, read_store, refresh_token_in, store_path,
+};
 use crate::claude_shapes::claude_pointed_at;
 use crate::flows::{Running, assert_success, code_and_stderr, token_works};
 use crate::support::{OAuthServer, TestEnv, wait_for};
@@ -160,4 +162,51 @@ fn an_inactive_claude_code_slot_comes_back_when_claude_code_logs_in_again() {
     });
     assert_eq!(t.state("work"), "inactive");
     assert_eq!(fs::read(store_path(&dir)).unwrap(), before);
+}
+
+/// A `/login` made while the daemon was stopped: the next daemon tells it from the login
+/// that died (it kept a keyed fingerprint of the dead refresh token, never the token) and
+/// makes the slot active again with it, presenting no dead grant's token.
+#[test]
+fn a_login_made_while_the_daemon_was_stopped_brings_the_slot_back_at_start() {
+    let mut t = Running::start("");
+    let dir = t.env.home().join(".claude-work");
+    let first = claude_code_login(&t, &dir, "work");
+    assert_success(&adopt(&t, "work", &dir), "adopt");
+    kill(&t, "work", &first);
+    let dead = refresh_token_in(&dir);
+    let state_path = t.env.state_dir().join("sessctl/state.json");
+    wait_for("the dead login's fingerprint", NOTICE, || {
+        fs::read_to_string(&state_path).is_ok_and(|s| s.contains("\"dead_logins\""))
+    });
+
+    // A restart over the same dead login leaves the slot inactive.
+    t.daemon.terminate(Duration::from_secs(10));
+    t.daemon = t.env.start_daemon();
+    wait_for("the probe to see the dead login", NOTICE, || {
+        t.daemon
+            .log()
+            .contains("Claude Code's store still holds the login that died")
+    });
+    assert_eq!(t.state("work"), "inactive");
+    t.daemon.terminate(Duration::from_secs(10));
+
+    claude_code_login(&t, &dir, "work");
+    t.daemon = t.env.start_daemon();
+    wait_for("the slot to come back at start", NOTICE, || {
+        t.state("work") == "active"
+    });
+    let stored = read_store(&dir)["claudeAiOauth"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_same_token(&t.token("work"), &stored, "the daemon's token");
+    assert_success(&t.env.sessctl(&["refresh", "work"]), "refresh");
+    assert_eq!(t.invalid_grants(), 1, "only the dead grant's refusal");
+    let state = fs::read_to_string(&state_path).unwrap();
+    assert!(
+        !state.contains(&dead),
+        "the state file holds the dead token"
+    );
+    assert!(!state.contains("\"dead_logins\""), "{state}");
 }

@@ -27,6 +27,8 @@ pub struct StateSnapshot {
     pub pending_revocations: Vec<PendingRevocation>,
     pub moving: Option<PendingMove>,
     pub claude_code_fields: ClaudeCodeFields,
+    /// `StateFile::dead_logins`.
+    pub dead_logins: BTreeMap<String, String>,
 }
 
 impl StateSnapshot {
@@ -38,6 +40,7 @@ impl StateSnapshot {
             pending_revocations: state.pending_revocations.clone(),
             moving: state.moving.clone(),
             claude_code_fields: state.claude_code_fields.clone(),
+            dead_logins: state.dead_logins.clone(),
         }
     }
 
@@ -55,6 +58,7 @@ impl StateSnapshot {
             pending_revocations: self.pending_revocations.clone(),
             moving: self.moving.clone(),
             claude_code_fields: self.claude_code_fields.clone(),
+            dead_logins: self.dead_logins.clone(),
         }
     }
 
@@ -69,6 +73,7 @@ impl StateSnapshot {
             pending_revocations: &self.pending_revocations,
             moving: self.moving.as_ref(),
             claude_code_fields: &self.claude_code_fields,
+            dead_logins: &self.dead_logins,
         };
         state::save_if_at(path, revision, &view)
     }
@@ -95,6 +100,8 @@ struct View<'a> {
     moving: Option<&'a PendingMove>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     claude_code_fields: &'a ClaudeCodeFields,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    dead_logins: &'a BTreeMap<String, String>,
 }
 
 /// Shared records serialised as the plain map of a [`StateFile`].
@@ -143,6 +150,7 @@ mod tests {
                     .clone(),
             )]
             .into(),
+            dead_logins: [("b".to_owned(), "cHJpbnQ".to_owned())].into(),
         }
     }
 
