@@ -421,3 +421,43 @@ fn use_refuses_an_account_of_a_provider_claude_code_does_not_use() {
     );
     assert!(t.env.secret_lookup("sessctl", "alt").is_some());
 }
+
+/// A `use` waiting for Claude Code's refresh lock is shown by `status` (text, and
+/// `moving` in `status --json`) until it ends; then `moving` is null again.
+#[test]
+fn status_shows_a_use_in_progress_until_it_ends() {
+    let t = Running::start("");
+    let dir = claude_dir(&t, ".claude", "cc");
+    assert_success(&adopt(&t, "cc", &dir), "adopt");
+    t.login("own", "own");
+    let status = |args: &[&str]| String::from_utf8(t.env.sessctl(args).stdout).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&status(&["status", "--json"])).unwrap();
+    assert!(json["moving"].is_null(), "{json}");
+
+    let peer = hold_refresh_lock(&dir);
+    let waiting = sessctl_use_in_background(&t, "own", &dir);
+    wait_for(
+        "the move to wait for the lock",
+        Duration::from_secs(20),
+        || t.daemon.log().contains("holds Claude Code's refresh lock"),
+    );
+    let json: serde_json::Value = serde_json::from_str(&status(&["status", "--json"])).unwrap();
+    let moving = &json["moving"];
+    assert_eq!(moving["slot"], "own", "{json}");
+    assert_eq!(moving["dir"].as_str(), dir.to_str(), "{json}");
+    assert_eq!(moving["outgoing"], "cc", "{json}");
+    assert_eq!(moving["attempts"], 0, "{json}");
+    let text = status(&["status"]);
+    let line = format!(
+        "use in progress: slot own's login moving into Claude Code's store in {}, slot cc's login out of it into sessctl's store",
+        dir.display()
+    );
+    assert!(text.contains(&line), "{text}");
+
+    release(peer);
+    assert_success(&waiting.join().unwrap(), "use");
+    let json: serde_json::Value = serde_json::from_str(&status(&["status", "--json"])).unwrap();
+    assert!(json["moving"].is_null(), "{json}");
+    assert!(!status(&["status"]).contains("use in progress"));
+    assert_in_dir(&t, "own", &dir, "cc");
+}
