@@ -13,10 +13,11 @@ use serde_json::json;
 use crate::alert_command::EventLog;
 use crate::claude_code_login::browser_login;
 use crate::claude_code_slots::{
-    adopt, assert_same_token, now_ms, read_store, refresh_token_in, store_path,
+    adopt, assert_same_token, claude_dir, now_ms, read_store, refresh_token_in, store_path,
 };
 use crate::claude_shapes::claude_pointed_at;
 use crate::flows::{Running, assert_success, code_and_stderr, token_works};
+use crate::socket::exchange;
 use crate::support::{OAuthServer, TestEnv, wait_for};
 
 /// How long a new login in the dir may take to be noticed (probes run at most every 5 s
@@ -209,4 +210,55 @@ fn a_login_made_while_the_daemon_was_stopped_brings_the_slot_back_at_start() {
         "the state file holds the dead token"
     );
     assert!(!state.contains("\"dead_logins\""), "{state}");
+}
+
+/// A login of a Claude Code slot that fails (here: a code the provider refuses) advises
+/// running it again with `--claude-code DIR`, and that command, run as given, logs the slot
+/// in again into its own dir.
+#[test]
+fn a_failed_login_of_a_claude_code_slot_advises_the_same_login_into_its_dir() {
+    let t = crate::login_flows::start();
+    let dir = claude_dir(&t, ".claude-work", "work");
+    assert_success(&adopt(&t, "work", &dir), "adopt");
+    let send = |request: serde_json::Value| {
+        let mut line = serde_json::to_vec(&request).unwrap();
+        line.push(b'\n');
+        exchange(&t, &line)
+    };
+    let begun = send(
+        json!({"v": 1, "type": "login_begin", "name": "work", "provider": "test",
+                            "flow": {"kind": "manual"}, "timeout_secs": 60}),
+    );
+    let url = url::Url::parse(begun["ok"]["authorize_url"].as_str().unwrap()).unwrap();
+    let state = (url.query_pairs())
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let refused = send(json!({"v": 1, "type": "login_complete",
+                              "flow_id": begun["ok"]["flow_id"], "code": "never-issued",
+                              "state": state}));
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    let command = message
+        .split("log in again: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no advice: {refused}"));
+    assert_eq!(
+        command,
+        format!(
+            "sessctl login work --provider test --claude-code {}",
+            dir.display()
+        )
+    );
+
+    let args: Vec<&str> = command.split(' ').skip(1).collect();
+    assert_success(&browser_login(&t, &args, "work"), "the advised login");
+    let stored = read_store(&dir)["claudeAiOauth"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_same_token(&t.token("work"), &stored, "the daemon's token");
+    assert_eq!(
+        t.slot_status("work")["claude_code_dir"].as_str(),
+        dir.to_str()
+    );
 }
