@@ -151,4 +151,24 @@ mod tests {
         assert!(FingerprintKey::decode("c2hvcnQ=").is_err());
         assert_eq!(format!("{key:?}"), "FingerprintKey(..)");
     }
+
+    #[test]
+    fn the_file_stores_key_is_created_private_once_and_read_back() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("sessctl-fpkey-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(KEY_FILE);
+        let token = Secret::new("rt");
+        let created = FingerprintKey::read_or_create_file(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let read = FingerprintKey::read_or_create_file(&path).unwrap();
+        assert_eq!(created.of(&token), read.of(&token));
+        std::fs::write(&path, "not a key").unwrap();
+        assert!(matches!(
+            FingerprintKey::read_or_create_file(&path),
+            Err(FingerprintError::BadKey)
+        ));
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -74,10 +74,11 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
         }
     }
     // Before any credential is loaded: the previous daemon's journal goes to the store first.
-    let journal_start::Opened { journal, held } =
-        journal_start::open(config.credential_store, &paths.state_dir, &store, &state).await;
-    let fingerprint_key =
-        fingerprint_key::read(config.credential_store, &paths.credentials_file).await;
+    // The fingerprint key is read meanwhile: a keychain that does not answer costs one wait.
+    let (journal_start::Opened { journal, held }, fingerprint_key) = tokio::join!(
+        journal_start::open(config.credential_store, &paths.state_dir, &store, &state),
+        fingerprint_key::read(config.credential_store, &paths.credentials_file),
+    );
     let oauth = OAuthClient::new()
         .map_err(|e| Error::io("start", "HTTP client", std::io::Error::other(e)))?;
     announce_start(&config, &paths, state.slots.len());

@@ -151,7 +151,9 @@ impl Manager {
         watch.retain(|name, _| self.slots.contains_key(name));
         let before = reload.dead.len();
         reload.dead.retain(|name, _| {
-            (self.slots.get(name)).is_some_and(|s| s.record.state == SlotState::Inactive)
+            (self.slots.get(name)).is_some_and(|s| {
+                s.record.state == SlotState::Inactive && s.record.claude_code.is_some()
+            })
         });
         let mut remembered = reload.dead.len() != before;
         for slot in self.slots.values() {
