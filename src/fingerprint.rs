@@ -152,6 +152,7 @@ mod tests {
         assert_eq!(format!("{key:?}"), "FingerprintKey(..)");
     }
 
+    #[cfg(unix)]
     #[test]
     fn the_file_stores_key_is_created_private_once_and_read_back() {
         use std::os::unix::fs::PermissionsExt;
