@@ -228,6 +228,7 @@ mod tests {
             slots: (0..slots).map(slot).collect(),
             unplaced_credentials: Vec::new(),
             pending_revocations: Vec::new(),
+            moving: None,
         })
     }
 

@@ -12,6 +12,7 @@ pub mod config;
 pub mod daemon;
 pub mod doctor;
 pub mod error;
+pub mod fingerprint;
 pub mod fsutil;
 pub mod journal;
 pub mod logfiles;

@@ -294,6 +294,27 @@ pub struct StatusReport {
     /// here: they wait in the credential store).
     #[serde(default)]
     pub pending_revocations: Vec<crate::revocation::PendingRevocation>,
+    /// A `sessctl use` under way (`null` when none): until it ends, neither slot it moves
+    /// refreshes or loads anything.
+    #[serde(default)]
+    pub moving: Option<UseInProgress>,
+}
+
+/// A `sessctl use` the daemon has recorded and not finished (no tokens).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UseInProgress {
+    /// The slot whose login moves into Claude Code's store.
+    pub slot: String,
+    /// That store's config dir.
+    pub dir: std::path::PathBuf,
+    /// The slot whose login leaves that store for sessctl's; `None` when it held none.
+    pub outgoing: Option<String>,
+    /// True when an earlier daemon started it, or an attempt failed and it is tried again.
+    pub resumed: bool,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// When the next attempt starts, after a failed one.
+    pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 /// A credential item the daemon could not place in a slot (see `daemon::reconcile`).

@@ -69,6 +69,17 @@ pub fn claude_code_own(dir: &std::path::Path) -> String {
     )
 }
 
+/// `path` as one shell word: as it is when it needs no quoting, else in single quotes.
+pub fn shell_word(path: &std::path::Path) -> String {
+    let text = path.display().to_string();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+,:@%=".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
 /// [`command`] for this process's own environment.
 pub fn command_here(name: &str, provider: &Provider) -> String {
     command(name, provider, browser_available(|v| std::env::var_os(v)))
@@ -87,6 +98,15 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), OsString::from(v)))
             .collect();
         move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn a_path_is_one_shell_word_quoted_only_when_it_needs_it() {
+        let word = |p: &str| shell_word(std::path::Path::new(p));
+        assert_eq!(word("/home/a/.claude-work"), "/home/a/.claude-work");
+        assert_eq!(word("/home/a b/.claude"), "'/home/a b/.claude'");
+        assert_eq!(word("/h/it's"), r"'/h/it'\''s'");
+        assert_eq!(word("/h/$HOME"), "'/h/$HOME'");
     }
 
     #[test]

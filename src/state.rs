@@ -108,6 +108,12 @@ pub struct StateFile {
     /// never a token), by slot: written back with the account when it moves in again.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub claude_code_fields: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+    /// For inactive Claude Code slots, by slot: the keyed fingerprint
+    /// (`crate::fingerprint`) of the refresh token the daemon saw die, never the token; a
+    /// login in the slot's store with another refresh token is a new one, even when it was
+    /// made while no daemon ran (`crate::daemon::core::claude_code_reload`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dead_logins: BTreeMap<String, String>,
 }
 
 /// A `use` recorded in the state file (no tokens): slot `slot`'s login moves from
@@ -159,6 +165,7 @@ impl Default for StateFile {
             pending_revocations: Vec::new(),
             moving: None,
             claude_code_fields: BTreeMap::new(),
+            dead_logins: BTreeMap::new(),
         }
     }
 }

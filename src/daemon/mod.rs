@@ -39,7 +39,7 @@ use crate::store::CredentialStore;
 
 use self::core::{Manager, ManagerParts};
 use self::jobs::JobContext;
-use self::start::{journal_start, lock, reconcile, store_probe};
+use self::start::{fingerprint_key, journal_start, lock, reconcile, store_probe};
 
 /// Commands queued between the socket server and the manager before senders wait.
 const COMMAND_QUEUE: usize = 1024;
@@ -74,8 +74,11 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
         }
     }
     // Before any credential is loaded: the previous daemon's journal goes to the store first.
-    let journal_start::Opened { journal, held } =
-        journal_start::open(config.credential_store, &paths.state_dir, &store, &state).await;
+    // The fingerprint key is read meanwhile: a keychain that does not answer costs one wait.
+    let (journal_start::Opened { journal, held }, fingerprint_key) = tokio::join!(
+        journal_start::open(config.credential_store, &paths.state_dir, &store, &state),
+        fingerprint_key::read(config.credential_store, &paths.credentials_file),
+    );
     let oauth = OAuthClient::new()
         .map_err(|e| Error::io("start", "HTTP client", std::io::Error::other(e)))?;
     announce_start(&config, &paths, state.slots.len());
@@ -136,6 +139,7 @@ pub async fn run(config: Config, paths: Paths) -> Result<(), Error> {
         unplaced: reconciled.unplaced,
         store_probe,
         held,
+        fingerprint_key,
     });
     runner::run(manager, jobs, commands_rx, results_rx, shutdown_rx).await;
 

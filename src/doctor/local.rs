@@ -303,6 +303,7 @@ mod tests {
             },
             slots: Vec::new(),
             unplaced_credentials: Vec::new(),
+            moving: None,
         };
         let check = judge_daemon(&pong, Some(&status), &p);
         assert_eq!(check.outcome, Outcome::Warn);

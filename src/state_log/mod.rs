@@ -64,6 +64,8 @@ pub struct Delta {
     pub moving: Option<PendingMove>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub claude_code_fields: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dead_logins: BTreeMap<String, String>,
 }
 
 impl Delta {
@@ -80,6 +82,7 @@ impl Delta {
         state.pending_revocations = self.pending_revocations;
         state.moving = self.moving;
         state.claude_code_fields = self.claude_code_fields;
+        state.dead_logins = self.dead_logins;
     }
 }
 

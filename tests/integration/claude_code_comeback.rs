@@ -4,7 +4,6 @@
 //! Claude Code does: temp file and rename, mode 0600) makes the slot active again.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -12,9 +11,14 @@ use serde_json::json;
 
 use crate::alert_command::EventLog;
 use crate::claude_code_login::browser_login;
-use crate::claude_code_slots::{adopt, assert_same_token, now_ms, read_store, store_path};
+use crate::claude_code_slots::claude_dir;
 use crate::claude_shapes::claude_pointed_at;
 use crate::flows::{Running, assert_success, code_and_stderr, token_works};
+use crate::socket::exchange;
+use crate::support::claude_code::{
+    access_token_in, adopt, assert_same_token, fresh_login, refresh_token_in, replace_store,
+    store_path,
+};
 use crate::support::{OAuthServer, TestEnv, wait_for};
 
 /// How long a new login in the dir may take to be noticed (probes run at most every 5 s
@@ -24,22 +28,10 @@ const NOTICE: Duration = Duration::from_secs(20);
 /// Writes a fresh login of `account` into `dir` as Claude Code's `/login` does; returns
 /// its grant id.
 fn claude_code_login(t: &Running, dir: &Path, account: &str) -> String {
-    let grant = t.server.grant(account, &format!("{account}@example.com"));
-    let reply = t.server.refresh(&grant.refresh_token);
-    let expires_in = reply.body["expires_in"].as_i64().unwrap();
-    let doc = json!({"claudeAiOauth": {
-        "accessToken": reply.field("access_token"),
-        "refreshToken": reply.field("refresh_token"),
-        "expiresAt": now_ms() + expires_in * 1000,
-        "scopes": ["user:inference", "user:profile"],
-        "subscriptionType": "max",
-    }});
-    fs::create_dir_all(dir).unwrap();
-    let temp = dir.join(".credentials.json.tmp");
-    fs::write(&temp, serde_json::to_vec(&doc).unwrap()).unwrap();
-    fs::set_permissions(&temp, fs::Permissions::from_mode(0o600)).unwrap();
-    fs::rename(&temp, store_path(dir)).unwrap();
-    grant.grant_id
+    let (mut login, grant_id) = fresh_login(t, account);
+    login["subscriptionType"] = "max".into();
+    replace_store(dir, &json!({"claudeAiOauth": login}));
+    grant_id
 }
 
 /// Kills the slot's grant at the server and lets the daemon meet it: inactive.
@@ -115,10 +107,7 @@ fn an_inactive_claude_code_slot_is_advised_a_login_that_works() {
     let out = browser_login(&t, &args, "work");
     assert_success(&out, "the advised login");
     assert_eq!(t.state("work"), "active");
-    let stored = read_store(&dir)["claudeAiOauth"]["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let stored = access_token_in(&dir);
     assert!(token_works(&t.server, &stored));
     assert_same_token(&t.token("work"), &stored, "the daemon's token");
     // Each also names Claude Code's own way back.
@@ -141,10 +130,7 @@ fn an_inactive_claude_code_slot_comes_back_when_claude_code_logs_in_again() {
         NOTICE,
         || t.state("work") == "active",
     );
-    let stored = read_store(&dir)["claudeAiOauth"]["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let stored = access_token_in(&dir);
     assert_same_token(&t.token("work"), &stored, "the daemon's token");
     assert_success(&t.env.sessctl(&["refresh", "work"]), "refresh");
     assert_eq!(t.invalid_grants(), 1, "only the dead grant's refusal");
@@ -160,4 +146,96 @@ fn an_inactive_claude_code_slot_comes_back_when_claude_code_logs_in_again() {
     });
     assert_eq!(t.state("work"), "inactive");
     assert_eq!(fs::read(store_path(&dir)).unwrap(), before);
+}
+
+/// A `/login` made while the daemon was stopped: the next daemon tells it from the login
+/// that died (it kept a keyed fingerprint of the dead refresh token, never the token) and
+/// makes the slot active again with it, presenting no dead grant's token.
+#[test]
+fn a_login_made_while_the_daemon_was_stopped_brings_the_slot_back_at_start() {
+    let mut t = Running::start("");
+    let dir = t.env.home().join(".claude-work");
+    let first = claude_code_login(&t, &dir, "work");
+    assert_success(&adopt(&t, "work", &dir), "adopt");
+    kill(&t, "work", &first);
+    let dead = refresh_token_in(&dir);
+    let state_path = t.env.state_dir().join("sessctl/state.json");
+    wait_for("the dead login's fingerprint", NOTICE, || {
+        fs::read_to_string(&state_path).is_ok_and(|s| s.contains("\"dead_logins\""))
+    });
+
+    // A restart over the same dead login leaves the slot inactive.
+    t.daemon.terminate(Duration::from_secs(10));
+    t.daemon = t.env.start_daemon();
+    wait_for("the probe to see the dead login", NOTICE, || {
+        t.daemon
+            .log()
+            .contains("Claude Code's store still holds the login that died")
+    });
+    assert_eq!(t.state("work"), "inactive");
+    t.daemon.terminate(Duration::from_secs(10));
+
+    claude_code_login(&t, &dir, "work");
+    t.daemon = t.env.start_daemon();
+    wait_for("the slot to come back at start", NOTICE, || {
+        t.state("work") == "active"
+    });
+    let stored = access_token_in(&dir);
+    assert_same_token(&t.token("work"), &stored, "the daemon's token");
+    assert_success(&t.env.sessctl(&["refresh", "work"]), "refresh");
+    assert_eq!(t.invalid_grants(), 1, "only the dead grant's refusal");
+    let state = fs::read_to_string(&state_path).unwrap();
+    assert!(
+        !state.contains(&dead),
+        "the state file holds the dead token"
+    );
+    assert!(!state.contains("\"dead_logins\""), "{state}");
+}
+
+/// A login of a Claude Code slot that fails (here: a code the provider refuses) advises
+/// running it again with `--claude-code DIR`, and that command, run as given, logs the slot
+/// in again into its own dir.
+#[test]
+fn a_failed_login_of_a_claude_code_slot_advises_the_same_login_into_its_dir() {
+    let t = crate::login_flows::start();
+    let dir = claude_dir(&t, ".claude-work", "work");
+    assert_success(&adopt(&t, "work", &dir), "adopt");
+    let send = |request: serde_json::Value| {
+        let mut line = serde_json::to_vec(&request).unwrap();
+        line.push(b'\n');
+        exchange(&t, &line)
+    };
+    let begun = send(
+        json!({"v": 1, "type": "login_begin", "name": "work", "provider": "test",
+                            "flow": {"kind": "manual"}, "timeout_secs": 60}),
+    );
+    let url = url::Url::parse(begun["ok"]["authorize_url"].as_str().unwrap()).unwrap();
+    let state = (url.query_pairs())
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let refused = send(json!({"v": 1, "type": "login_complete",
+                              "flow_id": begun["ok"]["flow_id"], "code": "never-issued",
+                              "state": state}));
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    let command = message
+        .split("log in again: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no advice: {refused}"));
+    assert_eq!(
+        command,
+        format!(
+            "sessctl login work --provider test --claude-code {}",
+            dir.display()
+        )
+    );
+
+    let args: Vec<&str> = command.split(' ').skip(1).collect();
+    assert_success(&browser_login(&t, &args, "work"), "the advised login");
+    let stored = access_token_in(&dir);
+    assert_same_token(&t.token("work"), &stored, "the daemon's token");
+    assert_eq!(
+        t.slot_status("work")["claude_code_dir"].as_str(),
+        dir.to_str()
+    );
 }

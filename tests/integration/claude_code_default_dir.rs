@@ -6,30 +6,20 @@
 //! `src/claude_code/location.rs` (the macOS keychain cannot run here).
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use serde_json::json;
 
 use crate::flows::{Running, assert_success};
+use crate::support::claude_code::{fresh_login, write_store};
 
 #[test]
 fn a_slot_on_the_default_dir_is_reached_with_claude_config_dir_unset() {
     let t = Running::start("");
     let dir = t.env.home().join(".claude");
     fs::create_dir_all(&dir).unwrap();
-    let grant = t.server.grant("main", "main@example.com");
-    let reply = t.server.refresh(&grant.refresh_token);
-    let expires_in = reply.body["expires_in"].as_i64().unwrap();
-    let store = json!({"claudeAiOauth": {
-        "accessToken": reply.field("access_token"),
-        "refreshToken": reply.field("refresh_token"),
-        "expiresAt": chrono::Utc::now().timestamp_millis() + expires_in * 1000,
-        "scopes": ["user:inference", "user:profile"],
-    }});
-    let path = dir.join(".credentials.json");
-    fs::write(&path, serde_json::to_vec(&store).unwrap()).unwrap();
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    let (login, _) = fresh_login(&t, "main");
+    write_store(&dir, &json!({ "claudeAiOauth": login }));
     let out = t
         .env
         .sessctl(&["adopt", "main", "--claude-code", "--provider", "test"]);

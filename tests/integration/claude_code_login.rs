@@ -10,13 +10,14 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::claude_code_slots::{
-    assert_same_token, claude_dir, now_ms, read_store, refresh_token_in, script, store_path,
-    write_store,
-};
+use crate::claude_code_slots::claude_dir;
 use crate::claude_shapes::claude_pointed_at;
 use crate::flows::{Running, assert_success, code_and_stderr, token_works};
 use crate::login_flows::{LOGIN_DEADLINE, login_in_background, visit};
+use crate::support::claude_code::{
+    access_token_in, assert_same_token, now_ms, read_store, refresh_token_in, script, store_path,
+    write_store,
+};
 use crate::support::{OAuthServer, TestEnv, UserAgent};
 
 /// The real server, the `claude` provider pointed at it (plus `provider_extra` keys), a
@@ -55,13 +56,6 @@ fn login_into(t: &Running, slot: &str, dir: &Path, account: &str) -> Output {
 
 fn mode(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
-
-fn access_token_in(dir: &Path) -> String {
-    read_store(dir)["claudeAiOauth"]["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 /// No file of sessctl's (state, journal, logs, cache, config) holds `token`.

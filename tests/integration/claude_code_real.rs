@@ -14,15 +14,17 @@
 //! `~/.claude`, API key or proxy setting reaches it.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::claude_code_slots::{adopt, now_ms, read_store, script, write_store};
 use crate::flows::{Running, assert_success};
+use crate::support::claude_code::{
+    access_token_in, adopt, first_line, now_ms, spawn_node, write_store,
+};
 use crate::support::oauth_server::CLIENT_ID;
 use crate::support::process::ChildGuard;
 
@@ -85,18 +87,13 @@ struct Proxy {
 impl Proxy {
     fn start(t: &Running, certs: &Path) -> Proxy {
         let log = certs.join("proxy.jsonl");
-        let mut child = Command::new("node")
-            .arg(script("real_client_proxy.cjs"))
-            .args([t.server.base_url(), certs.to_str().unwrap()])
-            .arg(&log)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start node");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let args = [
+            t.server.base_url(),
+            certs.to_str().unwrap(),
+            log.to_str().unwrap(),
+        ];
+        let mut child = spawn_node("real_client_proxy.cjs", &args);
+        let line = first_line(&mut child);
         let ready: Value = serde_json::from_str(&line).expect("proxy ready line");
         let port = ready["port"].as_u64().unwrap();
         Proxy { child, port, log }
@@ -225,10 +222,7 @@ fn the_real_claude_code_and_the_daemon_share_a_store_without_reuse() {
         t.server.grant_exists(&grant.grant_id),
         "the grant was revoked"
     );
-    let stored = read_store(&dir)["claudeAiOauth"]["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let stored = access_token_in(&dir);
     // Through the endpoint that takes tokens of Claude's scopes (userinfo needs `openid`).
     let works = |token: &str| t.server.get_with_bearer("/api/oauth/usage", token).status == 200;
     assert!(works(&stored), "the store's token");

@@ -26,9 +26,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::claude_code_slots::script;
 use crate::claude_code_standins::adopted;
 use crate::flows::{Running, token_works};
+use crate::support::claude_code::script;
 use crate::support::oauth_server::CLIENT_ID;
 
 /// Access token lifetime for this test: a rotation about every 10 s per lineage.

@@ -4,7 +4,7 @@
 //! the test's temp HOME, never a real `~/.claude`.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,6 +13,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::flows::{Running, assert_success, code_and_stderr, token_works};
+use crate::support::claude_code::{
+    adopt, assert_same_token, fresh_login, lock_peer, now_ms, read_store, refresh_token_in, script,
+    store_path, write_store,
+};
 use crate::support::wait_for;
 
 /// A config dir in the test's HOME holding a fresh login of `account` (redeemed once at
@@ -20,65 +24,17 @@ use crate::support::wait_for;
 pub(crate) fn claude_dir(t: &Running, name: &str, account: &str) -> PathBuf {
     let dir = t.env.home().join(name);
     fs::create_dir_all(&dir).unwrap();
-    let grant = t.server.grant(account, &format!("{account}@example.com"));
-    let reply = t.server.refresh(&grant.refresh_token);
-    let expires_in = reply.body["expires_in"].as_i64().unwrap();
+    let (mut login, _) = fresh_login(t, account);
+    login["subscriptionType"] = "max".into();
+    login["rateLimitTier"] = "default_claude_max_20x".into();
     write_store(
         &dir,
         &json!({
-            "claudeAiOauth": {
-                "accessToken": reply.field("access_token"),
-                "refreshToken": reply.field("refresh_token"),
-                "expiresAt": now_ms() + expires_in * 1000,
-                "scopes": ["user:inference", "user:profile"],
-                "subscriptionType": "max",
-                "rateLimitTier": "default_claude_max_20x",
-            },
+            "claudeAiOauth": login,
             "mcpOAuth": {"some-server": {"accessToken": "not-ours"}},
         }),
     );
     dir
-}
-
-pub(crate) fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-pub(crate) fn store_path(dir: &Path) -> PathBuf {
-    dir.join(".credentials.json")
-}
-
-pub(crate) fn write_store(dir: &Path, doc: &Value) {
-    let path = store_path(dir);
-    fs::write(&path, serde_json::to_vec(doc).unwrap()).unwrap();
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
-}
-
-pub(crate) fn read_store(dir: &Path) -> Value {
-    serde_json::from_slice(&fs::read(store_path(dir)).unwrap()).unwrap()
-}
-
-pub(crate) fn refresh_token_in(dir: &Path) -> String {
-    read_store(dir)["claudeAiOauth"]["refreshToken"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-/// Asserts two tokens are equal without printing either (tokens never go to test output).
-pub(crate) fn assert_same_token(found: &str, expected: &str, what: &str) {
-    assert!(found == expected, "{what} is not the expected one");
-}
-
-pub(crate) fn adopt(t: &Running, slot: &str, dir: &Path) -> std::process::Output {
-    t.env.sessctl(&[
-        "adopt",
-        slot,
-        "--claude-code",
-        dir.to_str().unwrap(),
-        "--provider",
-        "test",
-    ])
 }
 
 #[test]
@@ -225,28 +181,7 @@ fn a_refresh_lands_in_claude_codes_store_keeping_its_fields_and_mode() {
 
 /// `node lock_peer.cjs hold DIR`: Claude Code holding its refresh locks, alive.
 pub(crate) fn hold_refresh_lock(dir: &Path) -> std::process::Child {
-    let mut child = Command::new("node")
-        .arg(script("lock_peer.cjs"))
-        .args(["hold", dir.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start node");
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "held");
-    child
-}
-
-pub(crate) fn script(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/claude-code");
-    assert!(
-        dir.join("node_modules/proper-lockfile").is_dir(),
-        "proper-lockfile is not installed: run scripts/test.sh (or `npm ci --prefix tests/claude-code`)"
-    );
-    dir.join(name)
+    lock_peer("hold", dir, &[])
 }
 
 #[test]

@@ -10,17 +10,18 @@
 //! back instead of waiting, and says so.
 
 use std::fs::{self, File};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
-use crate::claude_code_slots::{
-    adopt, assert_same_token, now_ms, read_store, refresh_token_in, script, write_store,
-};
 use crate::flows::{Running, assert_success, token_works};
+use crate::support::claude_code::{
+    access_token_in, adopt, assert_same_token, fresh_login, lock_peer, now_ms, read_store,
+    refresh_token_in, write_store,
+};
 use crate::support::wait_for;
 
 /// `<realpath of dir>.lock`, the lock 2.1.197 takes.
@@ -42,39 +43,16 @@ fn owner_file(dir: &Path) -> PathBuf {
 pub(crate) fn adopted(t: &Running, slot: &str) -> (PathBuf, String) {
     let dir = t.env.home().join(format!(".claude-{slot}"));
     fs::create_dir_all(&dir).unwrap();
-    let grant = t.server.grant(slot, &format!("{slot}@example.com"));
-    let reply = t.server.refresh(&grant.refresh_token);
-    let expires_in = reply.body["expires_in"].as_i64().unwrap();
-    write_store(
-        &dir,
-        &json!({"claudeAiOauth": {
-            "accessToken": reply.field("access_token"),
-            "refreshToken": reply.field("refresh_token"),
-            "expiresAt": now_ms() + expires_in * 1000,
-            "scopes": ["user:inference", "user:profile"],
-            "subscriptionType": "max",
-        }}),
-    );
+    let (mut login, grant_id) = fresh_login(t, slot);
+    login["subscriptionType"] = "max".into();
+    write_store(&dir, &json!({ "claudeAiOauth": login }));
     assert_success(&adopt(t, slot, &dir), "adopt");
-    (dir, grant.grant_id)
+    (dir, grant_id)
 }
 
 /// `node lock_peer.cjs MODE DIR ARGS…` once it says "held".
 fn hold(mode: &str, dir: &Path, args: &[&str]) -> Child {
-    let mut child = Command::new("node")
-        .arg(script("lock_peer.cjs"))
-        .args([mode, dir.to_str().unwrap()])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start node");
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "held");
-    child
+    lock_peer(mode, dir, args)
 }
 
 /// SIGKILL: the holder dies with its locks (and owner record) left behind.
@@ -92,10 +70,7 @@ fn assert_refreshed_once(t: &Running, dir: &Path, before: &str, requests: u64) {
         refresh_token_in(dir) != before,
         "the store still holds the old refresh token"
     );
-    let stored = read_store(dir)["claudeAiOauth"]["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let stored = access_token_in(dir);
     assert!(token_works(&t.server, &stored), "the store's token");
     assert_same_token(&t.token("work"), &stored, "the daemon's token");
     assert_eq!(t.state("work"), "active");

@@ -10,7 +10,7 @@ use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout};
 use std::time::{Duration, Instant, SystemTime};
 
 use sessctl::claude_code::locks::{REFRESH_LOCK_DIR, STORAGE_WRITE_LOCK_DIR, legacy_lock_path};
@@ -20,6 +20,8 @@ use sessctl::claude_code::{
     StoreWriteLock,
 };
 use sessctl::secret::Secret;
+
+use crate::support::claude_code::spawn_node;
 
 /// A temp dir holding a config dir (`claude/`), removed on drop. The parent matters: the
 /// legacy lock `<realpath of dir>.lock` lives beside the config dir.
@@ -56,24 +58,9 @@ struct Peer {
     stdout: BufReader<ChildStdout>,
 }
 
-fn peer_script() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/claude-code");
-    assert!(
-        dir.join("node_modules/proper-lockfile").is_dir(),
-        "proper-lockfile is not installed: run scripts/test.sh (or `npm ci --prefix tests/claude-code`)"
-    );
-    dir.join("lock_peer.cjs")
-}
-
 impl Peer {
     fn start(args: &[&str]) -> Self {
-        let mut child = Command::new("node")
-            .arg(peer_script())
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start node");
+        let mut child = spawn_node("lock_peer.cjs", args);
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().unwrap());
         Peer {

@@ -3,18 +3,16 @@
 //! gnome-keyring and Claude Code's lock protocol (`tests/claude-code/lock_peer.cjs`, the real
 //! `proper-lockfile`). Every config dir is in the test's temp HOME, never a real `~/.claude`.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
 
-use crate::claude_code_slots::{
-    adopt, assert_same_token, claude_dir, hold_refresh_lock, read_store, refresh_token_in, script,
-    write_store,
-};
+use crate::claude_code_slots::{claude_dir, hold_refresh_lock};
 use crate::flows::{Running, assert_success, code_and_stderr, token_works};
+use crate::support::claude_code::{
+    adopt, assert_same_token, lock_peer, read_store, refresh_token_in, release, write_store,
+};
 use crate::support::wait_for;
 
 /// The account (`sub`, else `email`) the server says `token` belongs to.
@@ -54,6 +52,34 @@ fn assert_in_dir(t: &Running, inside: &str, dir: &Path, outside: &str) {
     assert_eq!(account_of(t, &theirs), format!("{outside}@example.com"));
 }
 
+/// Slot `cc` adopted from `~/.claude` (in the test's HOME), and slot `own` logged in to
+/// sessctl's store: the two a `use` swaps. Returns the dir.
+fn cc_and_own(t: &Running) -> std::path::PathBuf {
+    let dir = claude_dir(t, ".claude", "cc");
+    assert_success(&adopt(t, "cc", &dir), "adopt");
+    t.login("own", "own");
+    dir
+}
+
+/// `sessctl use own` started while Claude Code (a lock peer) holds its refresh lock in
+/// `dir`, once the move waits for that lock: the peer and the `use` in the background.
+fn use_own_waiting_for_the_lock(
+    t: &Running,
+    dir: &Path,
+) -> (
+    std::process::Child,
+    std::thread::JoinHandle<std::process::Output>,
+) {
+    let peer = hold_refresh_lock(dir);
+    let waiting = sessctl_use_in_background(t, "own", dir);
+    wait_for(
+        "the move to wait for the lock",
+        Duration::from_secs(20),
+        || t.daemon.log().contains("holds Claude Code's refresh lock"),
+    );
+    (peer, waiting)
+}
+
 fn sessctl_use(t: &Running, slot: &str, dir: &Path) -> std::process::Output {
     t.env
         .sessctl(&["use", slot, "--claude-code", dir.to_str().unwrap()])
@@ -63,9 +89,7 @@ fn sessctl_use(t: &Running, slot: &str, dir: &Path) -> std::process::Output {
 fn use_swaps_two_accounts_through_one_claude_dir_back_and_forth() {
     let t = Running::start("");
     // The default dir, ~/.claude in the test's HOME.
-    let dir = claude_dir(&t, ".claude", "cc");
-    assert_success(&adopt(&t, "cc", &dir), "adopt");
-    t.login("own", "own");
+    let dir = cc_and_own(&t);
     for round in 0..3 {
         let out = t.env.sessctl(&["use", "own"]);
         assert_success(&out, &format!("use own, round {round}"));
@@ -165,7 +189,7 @@ fn use_refuses_what_it_cannot_move_and_changes_nothing() {
     let cc = claude_dir(&t, ".claude-cc", "cc");
     assert_success(&adopt(&t, "cc", &cc), "adopt");
     let before = std::fs::read(cc.join(".credentials.json")).unwrap();
-    let mut peer = hold_refresh_lock(&cc);
+    let peer = hold_refresh_lock(&cc);
     let moving = sessctl_use_in_background(&t, "own", &cc);
     let waiting = format!("holds Claude Code's refresh lock in {}", cc.display());
     wait_for(
@@ -189,8 +213,7 @@ fn use_refuses_what_it_cannot_move_and_changes_nothing() {
         called_off.is_some() && refreshed > called_off,
         "slot own was refreshed while its move ran"
     );
-    writeln!(peer.stdin.as_mut().unwrap(), "release").unwrap();
-    peer.wait().unwrap();
+    release(peer);
     assert_eq!(std::fs::read(cc.join(".credentials.json")).unwrap(), before);
     assert!(t.env.secret_lookup("sessctl", "cc").is_none());
     for slot in ["own", "cc", "other"] {
@@ -231,26 +254,7 @@ fn use_moves_into_a_missing_or_blanked_store_with_nothing_to_move_out() {
 
 /// `node lock_peer.cjs hold-write DIR`: Claude Code writing its store, alive.
 fn hold_write_lock(dir: &Path) -> std::process::Child {
-    let mut child = Command::new("node")
-        .arg(script("lock_peer.cjs"))
-        .args(["hold-write", dir.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start node");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line.trim(), "held");
-    child
-}
-
-fn release(mut peer: std::process::Child) {
-    writeln!(peer.stdin.as_mut().unwrap(), "release").unwrap();
-    peer.wait().unwrap();
+    lock_peer("hold-write", dir, &[])
 }
 
 /// A `use` killed (-9) while it waits for Claude Code's refresh lock, before it wrote
@@ -259,16 +263,8 @@ fn release(mut peer: std::process::Child) {
 #[test]
 fn a_use_killed_before_its_first_write_is_finished_with_claude_codes_newest_tokens() {
     let mut t = Running::start("");
-    let dir = claude_dir(&t, ".claude", "cc");
-    assert_success(&adopt(&t, "cc", &dir), "adopt");
-    t.login("own", "own");
-    let peer = hold_refresh_lock(&dir);
-    let waiting = sessctl_use_in_background(&t, "own", &dir);
-    wait_for(
-        "the move to wait for the lock",
-        Duration::from_secs(20),
-        || t.daemon.log().contains("holds Claude Code's refresh lock"),
-    );
+    let dir = cc_and_own(&t);
+    let (peer, waiting) = use_own_waiting_for_the_lock(&t, &dir);
     t.daemon.kill9();
     let _ = waiting.join();
     let rotated = t.server.refresh(&refresh_token_in(&dir));
@@ -304,9 +300,7 @@ fn a_use_killed_before_its_first_write_is_finished_with_claude_codes_newest_toke
 #[test]
 fn a_use_killed_between_its_two_writes_is_finished_after_a_restart() {
     let mut t = Running::start("");
-    let dir = claude_dir(&t, ".claude", "cc");
-    assert_success(&adopt(&t, "cc", &dir), "adopt");
-    t.login("own", "own");
+    let dir = cc_and_own(&t);
     let peer = hold_write_lock(&dir);
     let waiting = sessctl_use_in_background(&t, "own", &dir);
     wait_for(
@@ -360,9 +354,7 @@ fn sessctl_use_in_background(
 #[test]
 fn a_use_waits_for_a_refresh_in_flight_of_either_slot_and_moves_its_result() {
     let t = Running::start("");
-    let dir = claude_dir(&t, ".claude", "cc");
-    assert_success(&adopt(&t, "cc", &dir), "adopt");
-    t.login("own", "own");
+    let dir = cc_and_own(&t);
     for (refreshing, moving, outside) in [("own", "own", "cc"), ("own", "cc", "own")] {
         let requests = t.token_requests();
         let refresh = t.refresh_in_flight(refreshing, 3000);
@@ -422,4 +414,37 @@ fn use_refuses_an_account_of_a_provider_claude_code_does_not_use() {
         before
     );
     assert!(t.env.secret_lookup("sessctl", "alt").is_some());
+}
+
+/// A `use` waiting for Claude Code's refresh lock is shown by `status` (text, and
+/// `moving` in `status --json`) until it ends; then `moving` is null again.
+#[test]
+fn status_shows_a_use_in_progress_until_it_ends() {
+    let t = Running::start("");
+    let dir = cc_and_own(&t);
+    let status = |args: &[&str]| String::from_utf8(t.env.sessctl(args).stdout).unwrap();
+    let moving = || {
+        let json: serde_json::Value = serde_json::from_str(&status(&["status", "--json"])).unwrap();
+        json["moving"].clone()
+    };
+    assert!(moving().is_null());
+
+    let (peer, waiting) = use_own_waiting_for_the_lock(&t, &dir);
+    let shown = moving();
+    assert_eq!(shown["slot"], "own", "{shown}");
+    assert_eq!(shown["dir"].as_str(), dir.to_str(), "{shown}");
+    assert_eq!(shown["outgoing"], "cc", "{shown}");
+    assert_eq!(shown["attempts"], 0, "{shown}");
+    let text = status(&["status"]);
+    let line = format!(
+        "use in progress: slot own's login moving into Claude Code's store in {}, slot cc's login out of it into sessctl's store",
+        dir.display()
+    );
+    assert!(text.contains(&line), "{text}");
+
+    release(peer);
+    assert_success(&waiting.join().unwrap(), "use");
+    assert!(moving().is_null());
+    assert!(!status(&["status"]).contains("use in progress"));
+    assert_in_dir(&t, "own", &dir, "cc");
 }

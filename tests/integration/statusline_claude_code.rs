@@ -5,7 +5,6 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -13,6 +12,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::flows::{Running, assert_success};
+use crate::support::claude_code::{fresh_login, write_store};
 use crate::support::wait_for;
 
 /// The cached five-hour window's reset; Claude Code's figures below name the same window
@@ -24,18 +24,8 @@ const RESETS_AT: &str = "2100-01-01T00:00:00.500Z";
 fn adopted_dir(t: &Running, account: &str) -> PathBuf {
     let dir = t.env.home().join(format!(".claude-{account}"));
     fs::create_dir_all(&dir).unwrap();
-    let grant = t.server.grant(account, &format!("{account}@example.com"));
-    let reply = t.server.refresh(&grant.refresh_token);
-    let expires_in = reply.body["expires_in"].as_i64().unwrap();
-    let store = json!({"claudeAiOauth": {
-        "accessToken": reply.field("access_token"),
-        "refreshToken": reply.field("refresh_token"),
-        "expiresAt": chrono::Utc::now().timestamp_millis() + expires_in * 1000,
-        "scopes": ["user:inference", "user:profile"],
-    }});
-    let path = dir.join(".credentials.json");
-    fs::write(&path, serde_json::to_vec(&store).unwrap()).unwrap();
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    let (login, _) = fresh_login(t, account);
+    write_store(&dir, &json!({ "claudeAiOauth": login }));
     t.server.set_usage(
         account,
         json!({"five_hour": {"utilization": 16.0, "resets_at": RESETS_AT}}),

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::cli::fixes;
 use crate::cli::when::relative;
 use crate::config::CredentialStoreKind;
-use crate::protocol::{SlotStatus, StatusReport};
+use crate::protocol::{SlotStatus, StatusReport, UseInProgress};
 use crate::slot_reason::SlotReason;
 use crate::state::SlotState;
 
@@ -54,6 +54,9 @@ impl Advisor<'_> {
             ));
             lines.push(format!("  next: {}", fixes::PENDING_REVOCATIONS));
         }
+        if let Some(moving) = &report.moving {
+            lines.extend(self.moving(moving));
+        }
         if let Some(error) = &report.cache.error {
             lines.push(format!("quota cache problem: {error}"));
             lines.push(format!(
@@ -69,6 +72,29 @@ impl Advisor<'_> {
             ));
             lines.push(format!("  next: {}", fixes::SEE_LOGS));
         }
+        lines
+    }
+
+    /// Lines about a `use` under way: which login goes where, and whether it is retried.
+    fn moving(&self, moving: &UseInProgress) -> Vec<String> {
+        let outgoing = moving.outgoing.as_ref().map_or(String::new(), |out| {
+            format!(", slot {out}'s login out of it into sessctl's store")
+        });
+        let mut lines = vec![format!(
+            "use in progress: slot {}'s login moving into Claude Code's store in {}{outgoing}",
+            moving.slot,
+            moving.dir.display()
+        )];
+        let next = match moving.next_attempt_at {
+            Some(at) => format!(
+                "not finished after {} attempt(s); the daemon tries again {} ({})",
+                moving.attempts,
+                relative(Some(at), self.now),
+                fixes::SEE_LOGS
+            ),
+            None => "the daemon finishes it; until then neither slot refreshes".to_owned(),
+        };
+        lines.push(format!("  next: {next}"));
         lines
     }
 

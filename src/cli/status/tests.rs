@@ -85,6 +85,7 @@ fn report(slots: Vec<SlotStatus>) -> StatusReport {
         },
         slots,
         unplaced_credentials: Vec::new(),
+        moving: None,
     }
 }
 
@@ -398,5 +399,41 @@ fn a_pending_revocation_is_listed_with_its_attempts_and_next_try() {
     assert!(
         lines[1].starts_with("  next: nothing, the daemon retries"),
         "{lines:?}"
+    );
+}
+
+#[test]
+fn a_use_in_progress_says_what_moves_where_and_when_it_is_tried_again() {
+    let mut whole = report(Vec::new());
+    whole.moving = Some(crate::protocol::UseInProgress {
+        slot: "own".to_owned(),
+        dir: PathBuf::from("/h/.claude"),
+        outgoing: Some("cc".to_owned()),
+        resumed: false,
+        attempts: 0,
+        next_attempt_at: None,
+    });
+    let lines = advisor().report(&whole);
+    assert_eq!(
+        lines,
+        [
+            "use in progress: slot own's login moving into Claude Code's store in /h/.claude, slot cc's login out of it into sessctl's store",
+            "  next: the daemon finishes it; until then neither slot refreshes",
+        ]
+    );
+    whole.moving = Some(crate::protocol::UseInProgress {
+        outgoing: None,
+        resumed: true,
+        attempts: 2,
+        next_attempt_at: Some(at("2026-11-23T21:01:00Z")),
+        ..whole.moving.unwrap()
+    });
+    let lines = advisor().report(&whole);
+    assert_eq!(
+        lines,
+        [
+            "use in progress: slot own's login moving into Claude Code's store in /h/.claude",
+            "  next: not finished after 2 attempt(s); the daemon tries again in 1m (see why with `sessctl logs`)",
+        ]
     );
 }

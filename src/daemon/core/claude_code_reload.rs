@@ -7,18 +7,29 @@
 //! modification time or size changed since the last probe, a read. A login there whose
 //! refresh token is not the one that died makes the slot active again with it, unless the
 //! provider says it is another account's: then the slot stays inactive and `status` says
-//! so. Probes ride on the manager's existing wakeups (every event, and the timer, which
+//! so.
+//!
+//! Which refresh token died is remembered across restarts without keeping it: while the
+//! slot is inactive, the state file holds the token's keyed fingerprint
+//! (`crate::fingerprint`, `StateFile::dead_logins`), taken the first time the slot is
+//! looked at inactive, while its credentials are still the ones that died, and dropped
+//! when it is active again. So a `/login` made while no daemon ran is told from the dead
+//! login by the next daemon's first probe, although that daemon loads the new login as the
+//! slot's credentials. Without the key (keychain unreachable at start) the token held in
+//! memory is the dead one, as before. Probes ride on the manager's existing wakeups (every event, and the timer, which
 //! fires at least every `schedule::MAX_SLEEP`), at most one per slot per [`PROBE_EVERY`]:
 //! they add no wakeup of their own. Nothing here reads a file or a clock.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 
 use crate::account::{AccountKey, Identity, Match};
 use crate::config::Provider;
+use crate::fingerprint::FingerprintKey;
 use crate::secret::Secret;
 use crate::slot_reason::SlotReason;
 use crate::state::SlotState;
@@ -66,16 +77,56 @@ pub struct Probe {
     pub provider: Option<Provider>,
     /// The stamp of the last probe: an unchanged file is not read again.
     pub seen: Option<StoreStamp>,
-    /// The refresh token that died (the slot's), which a store still holding it still has.
-    pub dead: Option<Secret>,
+    /// How to know the refresh token that died, which a store still holding it still has.
+    pub dead: Option<Dead>,
     pub stamp: Option<StoreStamp>,
     pub found: Option<Found>,
 }
 
-/// Per slot: the last probe's stamp and time, and whether one is running.
-#[derive(Default)]
+/// The refresh token that died, as a probe recognises it.
+pub enum Dead {
+    /// Its keyed fingerprint, as the state file keeps it.
+    Print {
+        key: Arc<FingerprintKey>,
+        print: String,
+    },
+    /// The token itself, held in memory (no key this run).
+    Token(Secret),
+}
+
+impl Dead {
+    /// Whether `token` is the one that died.
+    pub fn is(&self, token: &Secret) -> bool {
+        match self {
+            Dead::Print { key, print } => key.of(token) == *print,
+            Dead::Token(dead) => dead == token,
+        }
+    }
+}
+
+/// Per slot: the last probe's stamp and time, and whether one is running; and the
+/// fingerprints of the refresh tokens seen die.
 pub(in crate::daemon) struct Watch {
     slots: BTreeMap<String, Watched>,
+    /// `StateFile::dead_logins`.
+    dead: BTreeMap<String, String>,
+    key: Option<Arc<FingerprintKey>>,
+}
+
+impl Watch {
+    /// Watching starts from the fingerprints the state file kept.
+    pub fn new(dead: BTreeMap<String, String>, key: Option<Arc<FingerprintKey>>) -> Self {
+        Watch {
+            slots: BTreeMap::new(),
+            dead,
+            key,
+        }
+    }
+
+    /// The fingerprints to save (`StateFile::dead_logins`).
+    pub fn dead_logins(&self) -> &BTreeMap<String, String> {
+        &self.dead
+    }
 }
 
 struct Watched {
@@ -95,8 +146,16 @@ impl Manager {
             .flatten()
             .flatten()
             .collect();
-        let watch = &mut self.claude_code_reload.slots;
+        let reload = &mut self.claude_code_reload;
+        let watch = &mut reload.slots;
         watch.retain(|name, _| self.slots.contains_key(name));
+        let before = reload.dead.len();
+        reload.dead.retain(|name, _| {
+            (self.slots.get(name)).is_some_and(|s| {
+                s.record.state == SlotState::Inactive && s.record.claude_code.is_some()
+            })
+        });
+        let mut remembered = reload.dead.len() != before;
         for slot in self.slots.values() {
             let Some(dir) = &slot.record.claude_code else {
                 continue;
@@ -114,6 +173,7 @@ impl Manager {
             ) {
                 continue;
             }
+            remembered |= remember_dead(&mut reload.dead, reload.key.as_deref(), slot);
             let entry = watch.entry(slot.name.clone()).or_insert(Watched {
                 seen: None,
                 last: DateTime::<Utc>::MIN_UTC,
@@ -130,10 +190,13 @@ impl Manager {
                 dir: dir.clone(),
                 provider: self.config.providers.get(&slot.record.provider).cloned(),
                 seen: entry.seen,
-                dead: slot.creds.tokens().map(|t| t.refresh_token.clone()),
+                dead: dead_of(&reload.dead, reload.key.as_ref(), slot),
                 stamp: None,
                 found: None,
             })));
+        }
+        if remembered {
+            self.persist();
         }
     }
 
@@ -188,6 +251,7 @@ impl Manager {
             }
             return;
         }
+        self.claude_code_reload.dead.remove(&probe.name);
         let generation = slot.record.generation;
         slot.creds = Creds::Present {
             tokens,
@@ -204,5 +268,39 @@ impl Manager {
             "Claude Code's store holds a new login: the slot is active again"
         );
         self.persist();
+    }
+}
+
+/// Keeps the fingerprint of `slot`'s refresh token as the one that died, unless one is
+/// kept already (after a restart the slot's credentials are whatever its store holds then,
+/// maybe a new login). True when it kept one.
+fn remember_dead(
+    dead: &mut BTreeMap<String, String>,
+    key: Option<&FingerprintKey>,
+    slot: &super::slot::Slot,
+) -> bool {
+    let (Some(key), Some(tokens)) = (key, slot.creds.tokens()) else {
+        return false;
+    };
+    if dead.contains_key(&slot.name) {
+        return false;
+    }
+    dead.insert(slot.name.clone(), key.of(&tokens.refresh_token));
+    true
+}
+
+/// How a probe of `slot` knows the dead refresh token: by its kept fingerprint, else by
+/// the token in memory.
+fn dead_of(
+    dead: &BTreeMap<String, String>,
+    key: Option<&Arc<FingerprintKey>>,
+    slot: &super::slot::Slot,
+) -> Option<Dead> {
+    match (key, dead.get(&slot.name)) {
+        (Some(key), Some(print)) => Some(Dead::Print {
+            key: Arc::clone(key),
+            print: print.clone(),
+        }),
+        _ => (slot.creds.tokens()).map(|t| Dead::Token(t.refresh_token.clone())),
     }
 }

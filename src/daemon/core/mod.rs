@@ -178,6 +178,8 @@ pub struct ManagerParts {
     /// Tokens the journal holds that the store could not take at start, by slot
     /// (`crate::daemon::start::journal`): those slots start from them.
     pub held: BTreeMap<String, crate::journal::Entry>,
+    /// Fingerprints the refresh tokens seen die (`claude_code_reload`); `None` without one.
+    pub fingerprint_key: Option<Arc<crate::fingerprint::FingerprintKey>>,
 }
 
 impl Manager {
@@ -252,7 +254,10 @@ impl Manager {
             store_probe: parts.store_probe,
             login_tickets: LoginTickets::default(),
             claude_code_logins: login::claude_code::ClaudeCodeLogins::default(),
-            claude_code_reload: claude_code_reload::Watch::default(),
+            claude_code_reload: claude_code_reload::Watch::new(
+                parts.state.dead_logins,
+                parts.fingerprint_key,
+            ),
             revocations,
             clock: ClockWatch::start(parts.clocks),
             saved_state: 0,
@@ -345,6 +350,7 @@ impl Manager {
             pending_revocations: self.revocations.entries.clone(),
             moving: self.moving.as_ref().map(|m| m.plan.clone()),
             claude_code_fields: self.claude_code_fields.clone(),
+            dead_logins: self.claude_code_reload.dead_logins().clone(),
         }
     }
 

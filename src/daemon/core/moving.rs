@@ -122,6 +122,19 @@ impl Move {
 }
 
 impl Manager {
+    /// The move under way, as `status` shows it.
+    pub(in crate::daemon) fn use_in_progress(&self) -> Option<crate::protocol::UseInProgress> {
+        let m = self.moving.as_ref()?;
+        Some(crate::protocol::UseInProgress {
+            slot: m.plan.slot.clone(),
+            dir: m.plan.dir.clone(),
+            outgoing: m.plan.outgoing.clone(),
+            resumed: m.resumed,
+            attempts: m.attempt,
+            next_attempt_at: (m.attempt > 0 && !m.started).then_some(m.retry_at),
+        })
+    }
+
     /// Whether slot `name` is part of a move: it starts no job of its own until it ends.
     pub(super) fn in_move(&self, name: &str) -> bool {
         self.moving

@@ -35,6 +35,8 @@ pub struct CodeLogin {
     pub state: Secret,
     /// Compared with logouts of the name (`crate::daemon::core::login::cancel`).
     pub ticket: u64,
+    /// The Claude Code config dir the login goes into, if any: a failure's advice names it.
+    pub claude_code: Option<std::path::PathBuf>,
 }
 
 /// A device login about to ask for its user code.
@@ -46,6 +48,8 @@ pub struct DeviceLogin {
     pub expires_at: chrono::DateTime<Utc>,
     /// Compared with logouts of the name (`crate::daemon::core::login::cancel`).
     pub ticket: u64,
+    /// The Claude Code config dir the login goes into, if any: a failure's advice names it.
+    pub claude_code: Option<std::path::PathBuf>,
 }
 
 /// Which waiting request goes first: an interactive login's, then any other a person waits

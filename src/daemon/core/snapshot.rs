@@ -27,6 +27,8 @@ pub struct StateSnapshot {
     pub pending_revocations: Vec<PendingRevocation>,
     pub moving: Option<PendingMove>,
     pub claude_code_fields: ClaudeCodeFields,
+    /// `StateFile::dead_logins`.
+    pub dead_logins: BTreeMap<String, String>,
 }
 
 impl StateSnapshot {
@@ -38,6 +40,7 @@ impl StateSnapshot {
             pending_revocations: state.pending_revocations.clone(),
             moving: state.moving.clone(),
             claude_code_fields: state.claude_code_fields.clone(),
+            dead_logins: state.dead_logins.clone(),
         }
     }
 
@@ -55,6 +58,7 @@ impl StateSnapshot {
             pending_revocations: self.pending_revocations.clone(),
             moving: self.moving.clone(),
             claude_code_fields: self.claude_code_fields.clone(),
+            dead_logins: self.dead_logins.clone(),
         }
     }
 
@@ -86,6 +90,7 @@ impl StateSnapshot {
             pending_revocations: &self.pending_revocations,
             moving: self.moving.as_ref(),
             claude_code_fields: &self.claude_code_fields,
+            dead_logins: &self.dead_logins,
         }
     }
 
@@ -107,6 +112,7 @@ impl StateSnapshot {
             pending_revocations: self.pending_revocations.clone(),
             moving: self.moving.clone(),
             claude_code_fields: self.claude_code_fields.clone(),
+            dead_logins: self.dead_logins.clone(),
         }
     }
 }
@@ -168,6 +174,8 @@ struct View<'a> {
     moving: Option<&'a PendingMove>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     claude_code_fields: &'a ClaudeCodeFields,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    dead_logins: &'a BTreeMap<String, String>,
 }
 
 /// Shared records serialised as the plain map of a [`StateFile`].
@@ -216,6 +224,7 @@ mod tests {
                     .clone(),
             )]
             .into(),
+            dead_logins: [("b".to_owned(), "cHJpbnQ".to_owned())].into(),
         }
     }
 
@@ -266,5 +275,17 @@ mod tests {
         assert_eq!(delta.slots["b"], Some(changed));
         assert_eq!((delta.base, delta.after), (7, 9));
         assert!(before.delta_since(&before, 0, 0).slots.is_empty());
+    }
+
+    #[test]
+    fn a_delta_applied_to_the_older_state_gives_the_newer_one_global_fields_too() {
+        let before = StateSnapshot::of(&state());
+        let mut now = before.clone();
+        now.next_generation += 1;
+        now.dead_logins.insert("c".to_owned(), "ZGVhZA".to_owned());
+        now.claude_code_fields.clear();
+        let mut file = before.to_file(3);
+        now.delta_since(&before, 3, 3).apply(&mut file);
+        assert_eq!(file, now.to_file(4));
     }
 }

@@ -41,7 +41,11 @@ impl JobContext {
             Ok(_) => return Found::Nothing,
             Err(e) => return Found::Failed(e),
         };
-        if probe.dead.as_ref() == Some(&tokens.refresh_token) {
+        if (probe.dead.as_ref()).is_some_and(|dead| dead.is(&tokens.refresh_token)) {
+            tracing::debug!(
+                slot = probe.name,
+                "Claude Code's store still holds the login that died"
+            );
             return Found::Nothing;
         }
         let tokens = from_store(&tokens, Utc::now());

@@ -6,6 +6,7 @@
 //! a graceful stop waits for it; a device login gives it up between polls.
 
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -50,7 +51,10 @@ impl JobContext {
                     &login.state,
                 )
                 .await;
-            let result = ctx.finish_flow(&login.name, &login.provider, grant).await;
+            let dir = login.claude_code.as_deref();
+            let result = ctx
+                .finish_flow(&login.name, &login.provider, dir, grant)
+                .await;
             ctx.report(JobResult::LoggedIn(Box::new(LoginResult {
                 name: login.name,
                 provider: login.provider.name.clone(),
@@ -96,7 +100,12 @@ impl JobContext {
             {
                 Ok(details) => details,
                 Err(failure) => {
-                    let error = flow_error(&login.provider, &login.name, failure);
+                    let error = flow_error(
+                        &login.provider,
+                        &login.name,
+                        login.claude_code.as_deref(),
+                        failure,
+                    );
                     tracing::warn!(slot = login.name, "device login failed: {}", error.message);
                     let _ = begun.send(Err(error.clone()));
                     done.send_replace(Some(Err(error)));
@@ -121,7 +130,10 @@ impl JobContext {
                 }
             };
             let in_flight = lock(&held).take();
-            let result = ctx.finish_flow(&login.name, &login.provider, polled).await;
+            let dir = login.claude_code.as_deref();
+            let result = ctx
+                .finish_flow(&login.name, &login.provider, dir, polled)
+                .await;
             let (reply, outcome) = oneshot::channel();
             ctx.report(JobResult::LoggedIn(Box::new(LoginResult {
                 name: login.name,
@@ -146,9 +158,10 @@ impl JobContext {
         &self,
         name: &str,
         provider: &Provider,
+        dir: Option<&Path>,
         grant: Result<TokenGrant, FlowFailure>,
     ) -> Result<LoginSuccess, ErrorReply> {
-        let grant = grant.map_err(|failure| flow_error(provider, name, failure))?;
+        let grant = grant.map_err(|failure| flow_error(provider, name, dir, failure))?;
         let Some(refresh_token) = grant.refresh_token.clone() else {
             return Err(ErrorReply::new(
                 ErrorCode::LoginFailed,
@@ -221,8 +234,13 @@ fn begun_reply(login: &DeviceLogin, details: &DeviceDetails) -> LoginBegun {
 }
 
 /// A failed flow as the CLI's error: what happened and what to do.
-fn flow_error(provider: &Provider, name: &str, failure: FlowFailure) -> ErrorReply {
-    let again = format!("run `{}` again", again_command(provider, name));
+fn flow_error(
+    provider: &Provider,
+    name: &str,
+    dir: Option<&Path>,
+    failure: FlowFailure,
+) -> ErrorReply {
+    let again = format!("run `{}` again", again_command(provider, name, dir));
     let message = match failure {
         FlowFailure::Denied => {
             "the login was refused at the provider (access_denied); nothing was changed".to_owned()
@@ -233,7 +251,7 @@ fn flow_error(provider: &Provider, name: &str, failure: FlowFailure) -> ErrorRep
             ..
         } => format!(
             "the provider refused the authorization code (invalid_grant): it expired or was already used; log in again: {}",
-            again_command(provider, name)
+            again_command(provider, name, dir)
         ),
         FlowFailure::Refused { error, .. } => format!(
             "the provider refuses this client ({error}): the client_id in the config (providers.{}.client_id) is wrong",
@@ -250,9 +268,17 @@ fn flow_error(provider: &Provider, name: &str, failure: FlowFailure) -> ErrorRep
     ErrorReply::new(ErrorCode::LoginFailed, message)
 }
 
-/// The command that starts this login again.
-fn again_command(provider: &Provider, name: &str) -> String {
-    format!("sessctl login {name} --provider {}", provider.name)
+/// The command that starts this login again: into the same Claude Code config dir, when it
+/// went into one (a login without `--claude-code` would go into sessctl's store instead).
+fn again_command(provider: &Provider, name: &str, dir: Option<&Path>) -> String {
+    let command = format!("sessctl login {name} --provider {}", provider.name);
+    match dir {
+        Some(dir) => format!(
+            "{command} --claude-code {}",
+            crate::relogin::shell_word(dir)
+        ),
+        None => command,
+    }
 }
 
 /// Why the provider refused a refresh token handed to `login`, and what to do.

@@ -188,6 +188,7 @@ fn garbage_and_a_log_of_another_state_file_are_reported_not_applied() {
         pending_revocations: Vec::new(),
         moving: None,
         claude_code_fields: BTreeMap::new(),
+        dead_logins: BTreeMap::new(),
     };
     let not_json = [4u8, 0, 0, 0]
         .into_iter()

@@ -66,6 +66,7 @@ impl Daemon {
             unplaced: Vec::new(),
             store_probe: StoreProbe::silent_for_tests(),
             held,
+            fingerprint_key: None,
         });
         manager.announce_start();
         Daemon {

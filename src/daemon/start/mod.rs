@@ -2,6 +2,7 @@
 //! reconciliation of the state file with the credential store, the replay of the previous
 //! daemon's journal, and the probe that tells whether there is a keychain at all.
 
+pub mod fingerprint_key;
 pub mod journal;
 pub mod lock;
 pub mod reconcile;

@@ -7,6 +7,7 @@
 // Each test module uses a subset of these helpers; the rest serve the tests still to be written.
 #![allow(dead_code, unused_imports)]
 
+pub mod claude_code;
 pub mod env;
 pub mod oauth_server;
 pub mod process;

@@ -87,7 +87,7 @@ impl Manager {
         let expires_at = now + delta(lifetime);
         let flow_id = new_flow_id();
         let ticket = self.login_tickets.issue();
-        self.note_claude_code_login(ticket, claude_code);
+        self.note_claude_code_login(ticket, claude_code.clone());
         let kind = match &begin.flow {
             LoginFlow::Browser { redirect_uri } => match loopback_redirect(redirect_uri) {
                 Ok(redirect_uri) => begin_code_flow(&provider, redirect_uri, &flow_id, expires_at),
@@ -109,6 +109,7 @@ impl Manager {
                     flow_id: flow_id.clone(),
                     expires_at,
                     ticket,
+                    claude_code,
                 };
                 // The job answers `reply` once the provider has given a user code.
                 self.jobs.push(JobOrder::DeviceLogin {
@@ -287,6 +288,7 @@ impl Manager {
             verifier,
             state,
             ticket,
+            claude_code: self.claude_code_logins.dir(ticket).cloned(),
         };
         self.jobs.push(JobOrder::CodeLogin { login, reply });
     }

@@ -51,6 +51,7 @@ impl Manager {
                 .collect(),
             unplaced_credentials: self.unplaced.clone(),
             pending_revocations: self.revocations.entries.clone(),
+            moving: self.use_in_progress(),
         }
     }
 

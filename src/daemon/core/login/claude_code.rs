@@ -43,6 +43,11 @@ impl ClaudeCodeLogins {
         self.dirs.insert(ticket, dir);
     }
 
+    /// The dir of login `ticket`, kept.
+    pub fn dir(&self, ticket: u64) -> Option<&PathBuf> {
+        self.dirs.get(&ticket)
+    }
+
     /// The dir of login `ticket`, forgotten: the login finished.
     pub fn take(&mut self, ticket: u64) -> Option<PathBuf> {
         self.dirs.remove(&ticket)
