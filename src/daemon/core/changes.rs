@@ -33,13 +33,16 @@ impl Manager {
         }
     }
 
-    /// Brings the deadline index up to date with the slots changed since the last call
-    /// (and keeps their names for the transition log and alerts).
+    /// Brings the deadline index and the set of inactive Claude Code slots up to date with
+    /// the slots changed since the last call (and keeps their names for the transition log
+    /// and alerts).
     pub(super) fn reindex(&mut self) {
         let changed = self.slots.take_touched();
         for name in &changed {
-            let deadlines = self.slots.get(name).map(|slot| self.slot_deadlines(slot));
+            let slot = self.slots.get(name);
+            let deadlines = slot.map(|slot| self.slot_deadlines(slot));
             self.due.set(name, deadlines);
+            self.claude_code_reload.track(name, slot);
         }
         self.unobserved.extend(changed);
     }

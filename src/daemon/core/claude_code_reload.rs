@@ -20,7 +20,7 @@
 //! fires at least every `schedule::MAX_SLEEP`), at most one per slot per [`PROBE_EVERY`]:
 //! they add no wakeup of their own. Nothing here reads a file or a clock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -39,7 +39,7 @@ use super::Manager;
 use super::orders::JobOrder;
 use super::results::schedule_next;
 use super::schedule::delta;
-use super::slot::{Creds, Stored};
+use super::slot::{Creds, Slot, Stored};
 
 /// Shortest time between two probes of one slot's store: a stat is cheap, and a user who
 /// just ran `/login` sees the slot back within seconds of their next `status`.
@@ -108,6 +108,9 @@ impl Dead {
 /// fingerprints of the refresh tokens seen die.
 pub(in crate::daemon) struct Watch {
     slots: BTreeMap<String, Watched>,
+    /// The inactive Claude Code slots, the only ones probed: kept up to date from the
+    /// slots each event changed ([`Watch::track`]), so a probe round does not walk every slot.
+    inactive: BTreeSet<String>,
     /// `StateFile::dead_logins`.
     dead: BTreeMap<String, String>,
     key: Option<Arc<FingerprintKey>>,
@@ -118,9 +121,31 @@ impl Watch {
     pub fn new(dead: BTreeMap<String, String>, key: Option<Arc<FingerprintKey>>) -> Self {
         Watch {
             slots: BTreeMap::new(),
+            inactive: BTreeSet::new(),
             dead,
             key,
         }
+    }
+
+    /// Slot `name` changed (`slot` is `None` when it was removed): whether it is an inactive
+    /// Claude Code slot now.
+    pub(super) fn track(&mut self, name: &str, slot: Option<&Slot>) {
+        let inactive = slot.is_some_and(|slot| {
+            slot.record.claude_code.is_some() && slot.record.state == SlotState::Inactive
+        });
+        if inactive {
+            if !self.inactive.contains(name) {
+                self.inactive.insert(name.to_owned());
+            }
+        } else {
+            self.inactive.remove(name);
+        }
+    }
+
+    /// The inactive Claude Code slots tracked (for the index check).
+    #[cfg(test)]
+    pub(super) fn inactive(&self) -> &BTreeSet<String> {
+        &self.inactive
     }
 
     /// The fingerprints to save (`StateFile::dead_logins`).
@@ -138,6 +163,8 @@ struct Watched {
 impl Manager {
     /// Starts a probe of every inactive Claude Code slot not probed for [`PROBE_EVERY`].
     pub(in crate::daemon) fn probe_inactive_claude_code(&mut self) {
+        // The set of inactive Claude Code slots follows every change made so far.
+        self.reindex();
         let now = self.now;
         // Slots in a `use` move: their store is being rewritten, and no job of theirs runs.
         let moving: Vec<String> = (self.moving.as_ref())
@@ -156,7 +183,10 @@ impl Manager {
             })
         });
         let mut remembered = reload.dead.len() != before;
-        for slot in self.slots.values() {
+        for name in &reload.inactive {
+            let Some(slot) = self.slots.get(name) else {
+                continue;
+            };
             let Some(dir) = &slot.record.claude_code else {
                 continue;
             };

@@ -101,6 +101,18 @@ impl Manager {
                 .collect();
             return Err(format!("the deadline index is out of step: {differ:?}"));
         }
+        let probed: std::collections::BTreeSet<String> = self
+            .slots
+            .values()
+            .filter(|s| s.record.claude_code.is_some() && s.record.state == SlotState::Inactive)
+            .map(|s| s.name.clone())
+            .collect();
+        if &probed != self.claude_code_reload.inactive() {
+            return Err(format!(
+                "the inactive Claude Code slots are out of step: scanned {probed:?}, tracked {:?}",
+                self.claude_code_reload.inactive()
+            ));
+        }
         let inactive: std::collections::BTreeSet<String> = self
             .slots
             .values()
